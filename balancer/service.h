@@ -1,0 +1,133 @@
+/* service.h - upstream services: their specification (from config) and the
+ * run-time state of their targets that all workers share.
+ *
+ * Threads: an lb_service_spec is immutable once built and may be read from any
+ * thread. lb_target_state fields are atomics written by workers (passive
+ * failures, in-flight counts, latency) and by the health checker (active
+ * health); readers never lock. The registry that hands out target states is
+ * locked, but is only used when a config snapshot is built, never per request.
+ */
+#ifndef GV_BALANCER_SERVICE_H
+#define GV_BALANCER_SERVICE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum lb_algo {
+    LB_ROUND_ROBIN,
+    LB_LEAST_CONNECTIONS,
+    LB_P2C_EWMA,
+    LB_CONSISTENT_HASH,
+    LB_RANDOM,
+};
+
+enum lb_hash_on {
+    LB_HASH_IP,
+    LB_HASH_PATH,
+    LB_HASH_HEADER, /* hash_key names the header */
+    LB_HASH_COOKIE, /* hash_key names the cookie */
+};
+
+struct lb_target_spec {
+    char *address;  /* as written: "10.0.0.5:9001" or "users-2:9001" */
+    char host[256]; /* split from address */
+    uint16_t port;
+    int weight; /* >= 1; 0 is rejected by the config loader */
+};
+
+struct lb_health_spec {
+    bool enabled;
+    char *path; /* e.g. "/healthz" */
+    uint64_t interval_ms;
+    uint64_t timeout_ms;
+    int healthy;   /* consecutive successes to become healthy */
+    int unhealthy; /* consecutive failures to become unhealthy */
+};
+
+struct lb_passive_spec {
+    int failures; /* consecutive failures that eject a target; 0 = off */
+    uint64_t eject_for_ms;
+};
+
+struct lb_sticky_spec {
+    bool enabled;
+    char *cookie;
+    uint64_t ttl_ms;
+};
+
+struct lb_timeouts {
+    uint64_t connect_ms;
+    uint64_t read_ms;
+    uint64_t write_ms;
+};
+
+struct lb_service_spec {
+    char *name;
+    struct lb_target_spec *targets;
+    size_t ntargets;
+    enum lb_algo algo;
+    enum lb_hash_on hash_on;
+    char *hash_key; /* header or cookie name, else NULL */
+    struct lb_health_spec health;
+    struct lb_passive_spec passive;
+    struct lb_sticky_spec sticky;
+    int retries;
+    struct lb_timeouts timeouts;
+};
+
+/* Fills a spec with the documented defaults (round_robin, hash_on ip, no
+ * health check, passive 5 failures / 30 s, retries 2, timeouts 1s/30s/30s). */
+void lb_service_spec_defaults(struct lb_service_spec *s);
+/* Frees what the spec owns (not the spec itself). */
+void lb_service_spec_free(struct lb_service_spec *s);
+/* Deep copy; returns 0 or GV_ENOMEM (dst untouched on failure). */
+int lb_service_spec_copy(struct lb_service_spec *dst, const struct lb_service_spec *src);
+
+const char *lb_algo_name(enum lb_algo a);
+/* Returns 0 and sets *out, or GV_EINVAL for an unknown name. */
+int lb_algo_parse(const char *name, enum lb_algo *out);
+
+/* Why a target is (not) taking traffic, as shown by GET /backends. */
+enum lb_reason {
+    LB_REASON_NONE = 0,     /* healthy */
+    LB_REASON_HEALTH_CHECK, /* failed active checks */
+    LB_REASON_PASSIVE,      /* ejected after consecutive request failures */
+    LB_REASON_UNCHECKED,    /* health checks configured, no verdict yet */
+};
+const char *lb_reason_name(enum lb_reason r);
+
+/* Shared run-time state of one target of one service. */
+struct lb_target_state {
+    _Atomic int active_healthy;        /* 1 unless active checks say otherwise */
+    _Atomic int reason;                /* enum lb_reason */
+    _Atomic uint64_t ejected_until_ms; /* passive ejection deadline (gv_now_ms) */
+    _Atomic int consecutive_failures;  /* passive */
+    _Atomic int64_t inflight;          /* requests in flight, all workers */
+    _Atomic uint64_t ewma_us;          /* latency EWMA in microseconds */
+    _Atomic uint64_t last_check_ms;    /* active health: last verdict time */
+    int check_successes;               /* health checker thread only */
+    int check_failures;                /* health checker thread only */
+};
+
+/* True when the target may take a new request now. */
+bool lb_target_available(const struct lb_target_state *st, uint64_t now_ms);
+
+/* Records the outcome of one proxied request (passive health + latency).
+ * ok=false counts toward ejection per the spec; ok=true resets the count. */
+void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
+                      uint64_t latency_us, uint64_t now_ms);
+
+/* The registry owns target states by (service name, target address), so that
+ * health and ejection survive a config change that keeps the target. */
+struct lb_registry;
+int lb_registry_new(struct lb_registry **out);
+void lb_registry_free(struct lb_registry *r);
+/* Returns the state for (service, address), creating it when new (healthy
+ * unless initially_unchecked). NULL only on allocation failure. Thread-safe.
+ * The pointer stays valid until lb_registry_free(). */
+struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *service,
+                                        const char *address, bool initially_unchecked);
+
+#endif

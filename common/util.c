@@ -1,0 +1,127 @@
+/* util.c - durations, addresses, hashing, time. */
+#include "common/util.h"
+#include "common/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int gv_parse_duration(const char *s, uint64_t *ms)
+{
+    if (s == NULL || !isdigit((unsigned char)s[0]))
+        return GV_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return GV_EINVAL;
+    uint64_t mult;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60 * 1000;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600 * 1000;
+    else
+        return GV_EINVAL;
+    if (v > UINT64_MAX / mult)
+        return GV_EINVAL;
+    *ms = v * mult;
+    return 0;
+}
+
+int gv_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon;
+    const char *hs = s;
+    size_t hl;
+    if (s == NULL || hostlen == 0)
+        return GV_EINVAL;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':')
+            return GV_EINVAL;
+        hs = s + 1;
+        hl = (size_t)(rb - hs);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return GV_EINVAL;
+        hl = (size_t)(colon - s);
+        if (memchr(s, ':', hl) != NULL) /* bare IPv6 needs brackets */
+            return GV_EINVAL;
+    }
+    if (hl == 0 || hl >= hostlen)
+        return GV_EINVAL;
+    const char *ps = colon + 1;
+    if (*ps == '\0' || strlen(ps) > 5)
+        return GV_EINVAL;
+    unsigned long p = 0;
+    for (const char *c = ps; *c; c++) {
+        if (!isdigit((unsigned char)*c))
+            return GV_EINVAL;
+        p = p * 10 + (unsigned long)(*c - '0');
+    }
+    if (p == 0 || p > 65535)
+        return GV_EINVAL;
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+uint64_t gv_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t gv_hash64(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL ^ gv_mix64(seed);
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return gv_mix64(h);
+}
+
+uint64_t gv_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t gv_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t gv_rand64(void)
+{
+    static _Thread_local uint64_t state;
+    if (state == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        state = gv_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+                         (uint64_t)(uintptr_t)&state) |
+                1;
+    }
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return state * 0x2545F4914F6CDD1DULL;
+}

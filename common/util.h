@@ -1,0 +1,34 @@
+/* util.h - small shared helpers: durations, host:port addresses, hashing, time. */
+#ifndef GV_COMMON_UTIL_H
+#define GV_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses "250ms", "2s", "1m", "1h" (a bare number means seconds) into
+ * milliseconds. Returns 0, or GV_EINVAL and leaves *ms unchanged. */
+int gv_parse_duration(const char *s, uint64_t *ms);
+
+/* Splits "host:port" or "[v6]:port" into host (NUL-terminated, at most
+ * hostlen-1 bytes) and port. Returns 0 or GV_EINVAL. */
+int gv_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+/* 64-bit hash of bytes (FNV-1a folded through a 64-bit finalizer); stable
+ * across runs and machines, so every node maps a key to the same target. */
+uint64_t gv_hash64(const void *p, size_t n, uint64_t seed);
+/* Mixes a 64-bit value (splitmix64 finalizer). */
+uint64_t gv_mix64(uint64_t x);
+
+/* Monotonic time in milliseconds / microseconds. */
+uint64_t gv_now_ms(void);
+uint64_t gv_now_us(void);
+
+/* Thread-local fast PRNG (xorshift*); seeded per thread from the clock. */
+uint64_t gv_rand64(void);
+
+#define GV_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
+#define GV_MIN(a, b)                       ((a) < (b) ? (a) : (b))
+#define GV_MAX(a, b)                       ((a) > (b) ? (a) : (b))
+#define GV_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#endif

@@ -1,0 +1,71 @@
+/* router.h - matching requests to routes.
+ *
+ * A router is compiled once from route specs and is immutable afterwards, so
+ * every worker may match against it concurrently without locks.
+ *
+ * Order (SPEC): a route whose hosts match beats a route with no hosts; within
+ * each of those two groups, exact paths first, then the longest matching
+ * prefix, then regexes in file order. Methods and headers must also match.
+ */
+#ifndef GV_GATEWAY_ROUTER_H
+#define GV_GATEWAY_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum gw_path_type { GW_PATH_PREFIX, GW_PATH_EXACT, GW_PATH_REGEX };
+
+struct gw_header_match {
+    char *name;  /* case-insensitive */
+    char *value; /* exact, case-sensitive */
+};
+
+struct gw_route_spec {
+    char *name;
+    char **hosts; /* lower-case; "*.example.com" matches one or more labels */
+    size_t nhosts;
+    char **paths; /* no paths = every path (a prefix of "/") */
+    size_t npaths;
+    enum gw_path_type path_type;
+    uint64_t methods; /* bit (1 << llhttp_method_t); 0 = any method */
+    struct gw_header_match *headers;
+    size_t nheaders;
+    char *service;
+    bool strip_prefix;
+};
+
+void gw_route_spec_free(struct gw_route_spec *r);
+/* Returns 0 and sets bit in *mask for a method name like "GET", or GV_EINVAL. */
+int gw_method_bit(const char *name, uint64_t *mask);
+
+/* What the router needs from a request. host has no port and is lower-case. */
+struct gw_request_view {
+    int method; /* llhttp_method_t */
+    const char *host;
+    size_t host_len;
+    const char *path; /* without the query */
+    size_t path_len;
+    /* Returns the value of the first header with that name (case-insensitive)
+     * and sets *len, or NULL. */
+    const char *(*header)(void *ctx, const char *name, size_t *len);
+    void *header_ctx;
+};
+
+struct gw_route_match {
+    size_t route;     /* index into the specs the router was built from */
+    size_t strip_len; /* bytes of path to strip (strip_prefix), else 0 */
+};
+
+struct gw_router;
+
+/* Compiles routes (borrowed; must outlive the router). On a bad regex returns
+ * GV_EINVAL with "routes[i].match.paths[j]: <why>" in err. */
+int gw_router_build(const struct gw_route_spec *routes, size_t n, struct gw_router **out, char *err,
+                    size_t errlen);
+void gw_router_free(struct gw_router *r);
+/* Returns true and fills *m for the best route, false when none matches. */
+bool gw_router_match(const struct gw_router *r, const struct gw_request_view *req,
+                     struct gw_route_match *m);
+
+#endif

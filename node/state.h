@@ -1,0 +1,48 @@
+/* state.h - the cluster state: services, routes, consumers and global plugins.
+ *
+ * This is what gets replicated between nodes. Its canonical form is JSON
+ * (jansson): the config file's YAML is converted to it, the admin API speaks
+ * it, and one validator (node_state_from_json) turns it into the typed specs
+ * the gateway and balancer use. A node_state is immutable once built.
+ */
+#ifndef GV_NODE_STATE_H
+#define GV_NODE_STATE_H
+
+#include "balancer/service.h"
+#include "gateway/router.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct node_state {
+    struct lb_service_spec *services;
+    size_t nservices;
+    struct gw_route_spec *routes;
+    size_t nroutes;
+    json_t **route_plugins; /* per route: the validated "plugins" list, or NULL */
+    json_t *consumers;      /* validated "consumers" array (may be empty) */
+    json_t *plugins;        /* validated global "plugins" array (may be empty) */
+};
+
+/* Where validation failed: path like "routes[0].service" and a message like
+ * "no service named \"users\"". */
+struct node_state_error {
+    char path[128];
+    char msg[256];
+};
+
+/* Validates and builds a state from JSON {"services":[...],"routes":[...],
+ * "consumers":[...],"plugins":[...]} (every key optional). Unknown keys,
+ * wrong types, bad durations, bad addresses, duplicate names, a route naming
+ * a missing service, bad regexes, bad CIDRs: GV_EINVAL with err filled and
+ * out untouched. */
+int node_state_from_json(const json_t *root, struct node_state *out, struct node_state_error *err);
+/* The canonical JSON of a state (sorted keys, defaults filled in): what
+ * GET /config shows and what the config digest is computed over. New ref. */
+json_t *node_state_to_json(const struct node_state *s);
+void node_state_free(struct node_state *s);
+
+/* Index of the service named name, or -1. */
+int node_state_find_service(const struct node_state *s, const char *name);
+
+#endif
