@@ -62,4 +62,15 @@ static inline int lb_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 /* For algorithms: true when target i is available and not in ctx->tried. */
 bool lb_candidate(const struct lb_balancer *b, int i, const struct lb_pick_ctx *ctx);
 
+/* For algorithms: the weight of target i, at least 1. */
+static inline int lb_weight(const struct lb_balancer *b, int i)
+{
+    int w = b->spec->targets[i].weight;
+    return w < 1 ? 1 : w;
+}
+
+/* Weighted random choice among the candidates (random.c); consistent_hash
+ * falls back to it when a request has no hash input. -1 when none. */
+int lb_pick_weighted_random(struct lb_balancer *b, const struct lb_pick_ctx *ctx);
+
 #endif

@@ -77,8 +77,19 @@ struct lb_service_spec {
     struct lb_timeouts timeouts;
 };
 
+/* Defaults that a spec carries even while the feature is off, so that turning
+ * it on only needs `enabled = true`. */
+#define LB_DEFAULT_HEALTH_PATH   "/healthz"
+#define LB_DEFAULT_STICKY_COOKIE "GV_STICKY"
+
 /* Fills a spec with the documented defaults (round_robin, hash_on ip, no
- * health check, passive 5 failures / 30 s, retries 2, timeouts 1s/30s/30s). */
+ * health check, passive 5 failures / 30 s, retries 2, timeouts 1s/30s/30s).
+ * Health check defaults for when it is enabled: path "/healthz", interval 2s,
+ * timeout 1s, healthy 2, unhealthy 3. Sticky (off): cookie "GV_STICKY", ttl
+ * 1h. The whole struct is overwritten (call it on uninitialised memory); the
+ * default path and cookie name are heap copies owned by the spec. Should
+ * those two tiny allocations fail they are left NULL, which every consumer
+ * in balancer/ reads as the default above. */
 void lb_service_spec_defaults(struct lb_service_spec *s);
 /* Frees what the spec owns (not the spec itself). */
 void lb_service_spec_free(struct lb_service_spec *s);
@@ -114,8 +125,19 @@ struct lb_target_state {
 /* True when the target may take a new request now. */
 bool lb_target_available(const struct lb_target_state *st, uint64_t now_ms);
 
+/* The reason to show for a target now (GET /backends): health_check while
+ * active checks hold it down, else passive while ejected, else unchecked
+ * while checks have not given their first verdict, else none. The stored
+ * `reason` field alone can be stale (an ejection that has run out). */
+enum lb_reason lb_target_reason(const struct lb_target_state *st, uint64_t now_ms);
+
 /* Records the outcome of one proxied request (passive health + latency).
- * ok=false counts toward ejection per the spec; ok=true resets the count. */
+ * ok=false counts toward ejection per the spec; ok=true resets the count.
+ * Latency feeds the EWMA (alpha 0.3, the first sample seeds it) that p2c_ewma
+ * reads; latency_us == 0 means "not measured" and leaves the EWMA alone. A
+ * failure never lowers the EWMA (a fast "connection refused" must not make a
+ * target look attractive), it only raises it when slower than the average.
+ * Safe from any thread. */
 void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
                       uint64_t latency_us, uint64_t now_ms);
 
@@ -124,9 +146,21 @@ void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *
 struct lb_registry;
 int lb_registry_new(struct lb_registry **out);
 void lb_registry_free(struct lb_registry *r);
-/* Returns the state for (service, address), creating it when new (healthy
- * unless initially_unchecked). NULL only on allocation failure. Thread-safe.
- * The pointer stays valid until lb_registry_free(). */
+/* Returns the state for (service, address), creating it when new. NULL only
+ * on allocation failure. Thread-safe. The pointer stays valid until
+ * lb_registry_free().
+ *
+ * initially_unchecked says the service has active health checks. Such a
+ * target starts usable (active_healthy = 1) with reason "unchecked" until the
+ * checker's first verdict, as HAProxy's default init-state and Envoy's
+ * "unchecked" hosts do: a config change that adds a target, or a node that
+ * restarts, must not answer 503 for a whole check interval. The first probe
+ * then decides at once (one failure marks it down); after that the
+ * healthy/unhealthy thresholds apply.
+ *
+ * For an existing state: with initially_unchecked, a target never checked
+ * before shows "unchecked"; without it (checks turned off) any verdict of
+ * the active checker is dropped and the target is usable again. */
 struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *service,
                                         const char *address, bool initially_unchecked);
 

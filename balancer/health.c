@@ -1,0 +1,664 @@
+/* health.c - active HTTP health checks on the control loop (see health.h). */
+#include "balancer/health.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <llhttp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What a probe is waiting for, to say what timed out. */
+enum hc_phase { HC_RESOLVE, HC_CONNECT, HC_RESPONSE };
+
+/* Copied settings of one checked target; replaced whole on lb_health_set. */
+struct hc_conf {
+    const char *service;
+    const char *address;
+    const char *host;
+    const char *path;
+    uint16_t port;
+    uint64_t interval_ms;
+    uint64_t timeout_ms;
+    int healthy;
+    int unhealthy;
+    char strings[]; /* the four strings above */
+};
+
+/* One checked target. Its two timers live as long as it does; the TCP
+ * handle and the resolver request live for one probe. `handles` counts what
+ * is open or in flight (timers, tcp, getaddrinfo), and the struct is freed
+ * when it is retired and that count reaches zero. */
+struct hc_target {
+    struct lb_health *h;
+    struct lb_target_state *st;
+    struct hc_conf *conf;
+    uv_timer_t tick;     /* every interval: start a probe */
+    uv_timer_t deadline; /* this probe's timeout */
+    uv_getaddrinfo_t gai;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    llhttp_t parser;
+    struct addrinfo *ai;     /* resolved addresses of this probe */
+    struct addrinfo *ai_cur; /* the one being tried */
+    char *req;               /* this probe's request text */
+    char rbuf[1024];
+    char last_err[96]; /* cause of the previous failed connect attempt */
+    int handles;
+    int status;
+    enum hc_phase phase;
+    bool probing;   /* a probe has started and has no verdict yet */
+    bool gai_busy;  /* getaddrinfo request in flight */
+    bool tcp_busy;  /* tcp initialised and not yet closed */
+    bool reconnect; /* connect to ai_cur once the tcp handle has closed */
+    bool got_status;
+    bool retired;
+};
+
+struct lb_health {
+    uv_loop_t *loop;
+    struct hc_target **targets; /* the checked set */
+    size_t ntargets;
+    size_t live;        /* allocated targets, retired ones included */
+    uv_timer_t anchor;  /* never started: closing it makes "done" async */
+    bool anchor_closed; /* its close callback has run */
+    bool stopping;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+static void probe_start(struct hc_target *t);
+static void probe_finish(struct hc_target *t, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Frees h after lb_health_stop once nothing it owns is open. */
+static void health_maybe_done(struct lb_health *h)
+{
+    if (!h->stopping || !h->anchor_closed || h->live > 0)
+        return;
+    void (*done)(void *) = h->done;
+    void *arg = h->done_arg;
+    free(h->targets);
+    free(h);
+    if (done != NULL)
+        done(arg);
+}
+
+static void target_maybe_free(struct hc_target *t)
+{
+    if (!t->retired || t->handles > 0)
+        return;
+    struct lb_health *h = t->h;
+    uv_freeaddrinfo(t->ai);
+    free(t->req);
+    free(t->conf);
+    free(t);
+    h->live--;
+    health_maybe_done(h);
+}
+
+static void timer_close_cb(uv_handle_t *handle)
+{
+    struct hc_target *t = handle->data;
+    t->handles--;
+    target_maybe_free(t);
+}
+
+static void tcp_close_cb(uv_handle_t *handle)
+{
+    struct hc_target *t = GV_CONTAINER_OF((uv_tcp_t *)handle, struct hc_target, tcp);
+    t->tcp_busy = false;
+    t->handles--;
+    if (t->reconnect && t->probing && !t->retired) {
+        t->reconnect = false;
+        probe_start(t);
+        return;
+    }
+    t->reconnect = false;
+    target_maybe_free(t);
+}
+
+static void tcp_close(struct hc_target *t)
+{
+    if (t->tcp_busy && !uv_is_closing((uv_handle_t *)&t->tcp))
+        uv_close((uv_handle_t *)&t->tcp, tcp_close_cb);
+}
+
+/* Applies one probe result to the shared state, logging transitions. */
+static void record(struct hc_target *t, bool ok, const char *why)
+{
+    struct lb_target_state *st = t->st;
+    const struct hc_conf *c = t->conf;
+    int healthy = atomic_load(&st->active_healthy);
+    int reason = atomic_load(&st->reason);
+
+    atomic_store(&st->last_check_ms, gv_now_ms());
+    if (ok) {
+        st->check_failures = 0;
+        if (st->check_successes < c->healthy)
+            st->check_successes++;
+        if (!healthy && st->check_successes >= c->healthy) {
+            atomic_store(&st->active_healthy, 1);
+            int r = LB_REASON_HEALTH_CHECK;
+            if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {
+                r = LB_REASON_UNCHECKED;
+                atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
+            }
+            gv_info("service %s target %s is now healthy", c->service, c->address);
+        } else if (healthy && reason == LB_REASON_UNCHECKED) {
+            int r = LB_REASON_UNCHECKED;
+            atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
+            gv_info("service %s target %s is healthy (first check passed)", c->service, c->address);
+        }
+        return;
+    }
+    st->check_successes = 0;
+    if (st->check_failures < c->unhealthy)
+        st->check_failures++;
+    if (healthy && (reason == LB_REASON_UNCHECKED || st->check_failures >= c->unhealthy)) {
+        atomic_store(&st->active_healthy, 0);
+        atomic_store(&st->reason, LB_REASON_HEALTH_CHECK);
+        gv_warn("service %s target %s is now unhealthy (%s)", c->service, c->address, why);
+    } else {
+        gv_debug("service %s target %s failed a health check (%s)", c->service, c->address, why);
+    }
+}
+
+/* Ends the current probe with a verdict: stops its timer, releases its
+ * handles (their callbacks then see !probing and do nothing). */
+static void probe_finish(struct hc_target *t, bool ok, const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+
+    if (!t->probing)
+        return;
+    t->probing = false;
+    t->reconnect = false;
+    uv_timer_stop(&t->deadline);
+    tcp_close(t);
+    if (t->gai_busy)
+        uv_cancel((uv_req_t *)&t->gai);
+    uv_freeaddrinfo(t->ai);
+    t->ai = t->ai_cur = NULL;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    record(t, ok, why);
+}
+
+/* Ends the current probe without a verdict (target retired). */
+static void probe_abort(struct hc_target *t)
+{
+    t->probing = false;
+    t->reconnect = false;
+    uv_timer_stop(&t->deadline);
+    tcp_close(t);
+    if (t->gai_busy)
+        uv_cancel((uv_req_t *)&t->gai);
+    uv_freeaddrinfo(t->ai);
+    t->ai = t->ai_cur = NULL;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct hc_target *t = p->data;
+    /* 1xx heads are interim; the real answer follows. */
+    if (p->status_code < 200)
+        return 0;
+    t->status = p->status_code;
+    t->got_status = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t hc_parser_settings = {
+    .on_headers_complete = on_headers_complete,
+};
+
+static void verdict_from_status(struct hc_target *t)
+{
+    if (t->status >= 200 && t->status < 400)
+        probe_finish(t, true, "status %d", t->status);
+    else
+        probe_finish(t, false, "status %d", t->status);
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct hc_target *t = GV_CONTAINER_OF((uv_tcp_t *)handle, struct hc_target, tcp);
+    *buf = uv_buf_init(t->rbuf, sizeof(t->rbuf));
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct hc_target *t = GV_CONTAINER_OF((uv_tcp_t *)stream, struct hc_target, tcp);
+
+    if (!t->probing || nread == 0)
+        return;
+    if (nread > 0) {
+        llhttp_errno_t err = llhttp_execute(&t->parser, buf->base, (size_t)nread);
+        if (t->got_status)
+            verdict_from_status(t);
+        else if (err != HPE_OK)
+            probe_finish(t, false, "bad response: %s", llhttp_errno_name(err));
+        return;
+    }
+    if (nread == UV_EOF) {
+        llhttp_finish(&t->parser);
+        if (t->got_status)
+            verdict_from_status(t);
+        else
+            probe_finish(t, false, "connection closed before a response");
+        return;
+    }
+    probe_finish(t, false, "read: %s", uv_strerror((int)nread));
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct hc_target *t = GV_CONTAINER_OF(req, struct hc_target, write);
+    if (t->probing && status < 0)
+        probe_finish(t, false, "write: %s", uv_strerror(status));
+}
+
+static int build_request(struct hc_target *t)
+{
+    struct gv_buf b;
+    gv_buf_init(&b);
+    if (gv_buf_printf(&b,
+                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: grapevine-health\r\n"
+                      "Connection: close\r\nAccept: */*\r\n\r\n",
+                      t->conf->path, t->conf->address) < 0) {
+        gv_buf_free(&b);
+        return GV_ENOMEM;
+    }
+    free(t->req);
+    t->req = gv_buf_steal(&b);
+    return t->req != NULL ? 0 : GV_ENOMEM;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct hc_target *t = GV_CONTAINER_OF(req, struct hc_target, connect);
+
+    if (!t->probing || status == UV_ECANCELED)
+        return;
+    if (status < 0) {
+        /* Try the resolver's next address, on a fresh handle. */
+        if (t->ai_cur != NULL && t->ai_cur->ai_next != NULL) {
+            snprintf(t->last_err, sizeof(t->last_err), "%s", uv_strerror(status));
+            t->ai_cur = t->ai_cur->ai_next;
+            t->reconnect = true;
+            tcp_close(t);
+            return;
+        }
+        probe_finish(t, false, "connect: %s", uv_strerror(status));
+        return;
+    }
+    t->phase = HC_RESPONSE;
+    llhttp_init(&t->parser, HTTP_RESPONSE, &hc_parser_settings);
+    t->parser.data = t;
+    uv_buf_t b = uv_buf_init(t->req, (unsigned int)strlen(t->req));
+    int rc = uv_write(&t->write, (uv_stream_t *)&t->tcp, &b, 1, write_cb);
+    if (rc < 0) {
+        probe_finish(t, false, "write: %s", uv_strerror(rc));
+        return;
+    }
+    rc = uv_read_start((uv_stream_t *)&t->tcp, alloc_cb, read_cb);
+    if (rc < 0)
+        probe_finish(t, false, "read: %s", uv_strerror(rc));
+}
+
+static void connect_to(struct hc_target *t, const struct sockaddr *sa)
+{
+    t->phase = HC_CONNECT;
+    int rc = uv_tcp_init(t->h->loop, &t->tcp);
+    if (rc < 0) {
+        probe_finish(t, false, "connect: %s", uv_strerror(rc));
+        return;
+    }
+    t->tcp_busy = true;
+    t->handles++;
+    uv_tcp_nodelay(&t->tcp, 1);
+    rc = uv_tcp_connect(&t->connect, &t->tcp, sa, connect_cb);
+    if (rc < 0)
+        probe_finish(t, false, "connect: %s", uv_strerror(rc));
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct hc_target *t = GV_CONTAINER_OF(req, struct hc_target, gai);
+
+    t->gai_busy = false;
+    t->handles--;
+    if (!t->probing || t->retired) {
+        uv_freeaddrinfo(res);
+        target_maybe_free(t);
+        return;
+    }
+    if (status < 0) {
+        uv_freeaddrinfo(res);
+        probe_finish(t, false, "resolve %s: %s", t->conf->host, uv_strerror(status));
+        return;
+    }
+    t->ai = t->ai_cur = res;
+    if (res == NULL) {
+        probe_finish(t, false, "resolve %s: no address", t->conf->host);
+        return;
+    }
+    connect_to(t, res->ai_addr);
+}
+
+/* Starts a probe, or (from tcp_close_cb) connects to the next address. */
+static void probe_start(struct hc_target *t)
+{
+    const struct hc_conf *c = t->conf;
+    struct sockaddr_storage ss;
+
+    if (t->ai_cur != NULL) {
+        connect_to(t, t->ai_cur->ai_addr);
+        return;
+    }
+    if (uv_ip4_addr(c->host, c->port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(c->host, c->port, (struct sockaddr_in6 *)&ss) == 0) {
+        connect_to(t, (const struct sockaddr *)&ss);
+        return;
+    }
+    char port[8];
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(port, sizeof(port), "%u", (unsigned)c->port);
+    t->phase = HC_RESOLVE;
+    int rc = uv_getaddrinfo(t->h->loop, &t->gai, gai_cb, c->host, port, &hints);
+    if (rc < 0) {
+        probe_finish(t, false, "resolve %s: %s", c->host, uv_strerror(rc));
+        return;
+    }
+    t->gai_busy = true;
+    t->handles++;
+}
+
+static void deadline_cb(uv_timer_t *timer)
+{
+    struct hc_target *t = timer->data;
+    static const char *const what[] = {
+        [HC_RESOLVE] = "resolve",
+        [HC_CONNECT] = "connect",
+        [HC_RESPONSE] = "response",
+    };
+    if (t->phase == HC_CONNECT && t->last_err[0] != '\0')
+        probe_finish(t, false, "connect: timed out (earlier address: %s)", t->last_err);
+    else
+        probe_finish(t, false, "%s: timed out after %llums", what[t->phase],
+                     (unsigned long long)t->conf->timeout_ms);
+}
+
+static void tick_cb(uv_timer_t *timer)
+{
+    struct hc_target *t = timer->data;
+
+    /* The previous probe is still running or its socket is still closing:
+     * its deadline will give the verdict. */
+    if (t->probing || t->tcp_busy)
+        return;
+    /* A resolver stuck past an earlier deadline still holds the request; a
+     * name that cannot be resolved in time counts as a failure each round. */
+    if (t->gai_busy) {
+        t->probing = true;
+        probe_finish(t, false, "resolve %s: timed out", t->conf->host);
+        return;
+    }
+    if (build_request(t) < 0)
+        return; /* out of memory is not the target's fault: no verdict */
+    t->probing = true;
+    t->got_status = false;
+    t->status = 0;
+    t->last_err[0] = '\0';
+    t->ai = t->ai_cur = NULL;
+    uv_timer_start(&t->deadline, deadline_cb, t->conf->timeout_ms, 0);
+    probe_start(t);
+}
+
+/* Starts (or restarts, for a new interval) the tick timer. The first probe
+ * comes soon, spread over a little jitter so many targets do not all connect
+ * in the same millisecond. */
+static void schedule(struct hc_target *t)
+{
+    uint64_t iv = t->conf->interval_ms;
+    uint64_t first = gv_rand64() % (GV_MIN(iv, 1000) / 4 + 1);
+    uv_timer_start(&t->tick, tick_cb, first, iv);
+}
+
+static void target_retire(struct hc_target *t)
+{
+    t->retired = true;
+    probe_abort(t);
+    uv_close((uv_handle_t *)&t->tick, timer_close_cb);
+    uv_close((uv_handle_t *)&t->deadline, timer_close_cb);
+}
+
+static bool path_ok(const char *p)
+{
+    if (p[0] != '/')
+        return false;
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Copies one target's check settings; GV_EINVAL / GV_ENOMEM. */
+static int conf_new(const struct lb_service_spec *s, const struct lb_target_spec *ts,
+                    struct hc_conf **out)
+{
+    const char *path = s->health.path != NULL ? s->health.path : LB_DEFAULT_HEALTH_PATH;
+    char host[256];
+    uint16_t port = ts->port;
+
+    if (s->name == NULL || ts->address == NULL || !path_ok(path) || s->health.interval_ms == 0 ||
+        s->health.timeout_ms == 0)
+        return GV_EINVAL;
+    if (ts->host[0] != '\0' && port != 0) {
+        snprintf(host, sizeof(host), "%s", ts->host);
+    } else if (gv_split_hostport(ts->address, host, sizeof(host), &port) < 0) {
+        return GV_EINVAL;
+    }
+    size_t ls = strlen(s->name) + 1, la = strlen(ts->address) + 1, lh = strlen(host) + 1,
+           lp = strlen(path) + 1;
+    struct hc_conf *c = malloc(sizeof(*c) + ls + la + lh + lp);
+    if (c == NULL)
+        return GV_ENOMEM;
+    char *w = c->strings;
+    c->service = memcpy(w, s->name, ls);
+    w += ls;
+    c->address = memcpy(w, ts->address, la);
+    w += la;
+    c->host = memcpy(w, host, lh);
+    w += lh;
+    c->path = memcpy(w, path, lp);
+    c->port = port;
+    c->interval_ms = s->health.interval_ms;
+    c->timeout_ms = s->health.timeout_ms;
+    c->healthy = GV_MAX(1, s->health.healthy);
+    c->unhealthy = GV_MAX(1, s->health.unhealthy);
+    *out = c;
+    return 0;
+}
+
+int lb_health_start(uv_loop_t *loop, struct lb_health **out)
+{
+    struct lb_health *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return GV_ENOMEM;
+    h->loop = loop;
+    uv_timer_init(loop, &h->anchor);
+    h->anchor.data = h;
+    *out = h;
+    return 0;
+}
+
+static struct hc_target *find_target(struct hc_target **v, size_t n,
+                                     const struct lb_target_state *st)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] != NULL && v[i]->st == st)
+            return v[i];
+    }
+    return NULL;
+}
+
+/* The new set is built aside (settings copied, new targets allocated but no
+ * handle started) so that any failure leaves the running set untouched; the
+ * commit after it cannot fail. */
+int lb_health_set(struct lb_health *h, const struct lb_service_spec *specs, size_t n,
+                  struct lb_target_state **const *states)
+{
+    struct hc_target **next = NULL;
+    struct hc_conf **confs = NULL;
+    bool *fresh = NULL;
+    size_t total = 0, k = 0;
+    int rc = GV_ENOMEM;
+
+    if (h->stopping)
+        return GV_EINVAL;
+    for (size_t s = 0; s < n; s++) {
+        if (specs[s].health.enabled)
+            total += specs[s].ntargets;
+    }
+    if (total > 0) {
+        next = calloc(total, sizeof(*next));
+        confs = calloc(total, sizeof(*confs));
+        fresh = calloc(total, sizeof(*fresh));
+        if (next == NULL || confs == NULL || fresh == NULL)
+            goto fail;
+    }
+    for (size_t s = 0; s < n; s++) {
+        const struct lb_service_spec *sp = &specs[s];
+        if (!sp->health.enabled)
+            continue;
+        if (sp->ntargets > 0 && states[s] == NULL) {
+            rc = GV_EINVAL;
+            goto fail;
+        }
+        for (size_t i = 0; i < sp->ntargets; i++) {
+            struct lb_target_state *st = states[s][i];
+            if (st == NULL) {
+                rc = GV_EINVAL;
+                goto fail;
+            }
+            /* The same state twice (a repeated address) is checked once. */
+            if (find_target(next, k, st) != NULL)
+                continue;
+            rc = conf_new(sp, &sp->targets[i], &confs[k]);
+            if (rc < 0)
+                goto fail;
+            struct hc_target *t = find_target(h->targets, h->ntargets, st);
+            if (t == NULL) {
+                t = calloc(1, sizeof(*t));
+                if (t == NULL) {
+                    rc = GV_ENOMEM;
+                    k++; /* so confs[k] is freed below */
+                    goto fail;
+                }
+                t->h = h;
+                t->st = st;
+                fresh[k] = true;
+            }
+            next[k++] = t;
+        }
+    }
+
+    /* Commit. */
+    for (size_t i = 0; i < h->ntargets; i++) {
+        if (find_target(next, k, h->targets[i]->st) == NULL)
+            target_retire(h->targets[i]);
+    }
+    for (size_t i = 0; i < k; i++) {
+        struct hc_target *t = next[i];
+        struct hc_conf *old = t->conf;
+        t->conf = confs[i];
+        confs[i] = NULL;
+        if (fresh[i]) {
+            uv_timer_init(h->loop, &t->tick);
+            uv_timer_init(h->loop, &t->deadline);
+            t->tick.data = t->deadline.data = t;
+            t->handles = 2;
+            h->live++;
+            t->st->check_successes = 0;
+            t->st->check_failures = 0;
+            int r = LB_REASON_NONE;
+            if (atomic_load(&t->st->active_healthy) && atomic_load(&t->st->last_check_ms) == 0)
+                atomic_compare_exchange_strong(&t->st->reason, &r, LB_REASON_UNCHECKED);
+            schedule(t);
+        } else if (old->interval_ms != t->conf->interval_ms) {
+            schedule(t);
+        }
+        free(old);
+    }
+    /* Targets whose service has no checks (any more) are not held down by
+     * an old verdict. */
+    for (size_t s = 0; s < n; s++) {
+        if (specs[s].health.enabled || states[s] == NULL)
+            continue;
+        for (size_t i = 0; i < specs[s].ntargets; i++) {
+            struct lb_target_state *st = states[s][i];
+            if (st == NULL || find_target(next, k, st) != NULL)
+                continue;
+            st->check_successes = 0;
+            st->check_failures = 0;
+            atomic_store(&st->last_check_ms, 0);
+            atomic_store(&st->active_healthy, 1);
+            int r = LB_REASON_HEALTH_CHECK;
+            if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {
+                r = LB_REASON_UNCHECKED;
+                atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
+            }
+        }
+    }
+    free(h->targets);
+    h->targets = next;
+    h->ntargets = k;
+    free(confs);
+    free(fresh);
+    return 0;
+
+fail:
+    for (size_t i = 0; i < k; i++) {
+        free(confs[i]);
+        if (fresh[i])
+            free(next[i]);
+    }
+    free(next);
+    free(confs);
+    free(fresh);
+    return rc;
+}
+
+static void anchor_close_cb(uv_handle_t *handle)
+{
+    struct lb_health *h = handle->data;
+    h->anchor_closed = true;
+    health_maybe_done(h);
+}
+
+void lb_health_stop(struct lb_health *h, void (*done)(void *arg), void *arg)
+{
+    if (h == NULL || h->stopping)
+        return;
+    h->stopping = true;
+    h->done = done;
+    h->done_arg = arg;
+    for (size_t i = 0; i < h->ntargets; i++)
+        target_retire(h->targets[i]);
+    h->ntargets = 0;
+    uv_close((uv_handle_t *)&h->anchor, anchor_close_cb);
+}

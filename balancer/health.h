@@ -1,0 +1,62 @@
+/* health.h - active HTTP health checks of the targets of every service.
+ *
+ * Threads: everything runs on one libuv loop, the node's control thread.
+ * lb_health_start/set/stop must be called on that loop's thread, and every
+ * callback runs there. Workers see the verdicts only through the atomic
+ * fields of lb_target_state (active_healthy, reason, last_check_ms); the
+ * check_successes/check_failures counters belong to this module alone.
+ *
+ * Memory: lb_health_set copies what it needs from the specs (service names,
+ * addresses, paths, timings), so they may be freed once it returns. Target
+ * states are borrowed: they come from an lb_registry, which must outlive the
+ * checker (free it after lb_health_stop's callback). The checker frees its
+ * memory in libuv close callbacks, so after lb_health_stop the loop must keep
+ * running until the done callback has been called.
+ *
+ * A probe: resolve the host (numeric addresses skip the resolver; names go
+ * through uv_getaddrinfo, trying each address in turn), connect, send
+ *   GET <path> HTTP/1.1, Host: <address>, User-Agent: grapevine-health,
+ *   Connection: close
+ * and read the status line and headers. 2xx and 3xx pass; any other status,
+ * a connect, write or read error, a malformed response, or no response head
+ * within timeout_ms fails. One probe per target at a time, every interval_ms
+ * (the first one shortly after the target appears, with a little jitter).
+ *
+ * Verdicts: a target with no verdict yet ("unchecked", usable) is decided by
+ * its first probe. After that `unhealthy` consecutive failures take it out
+ * (active_healthy = 0, reason health_check) and `healthy` consecutive
+ * successes bring it back (reason none). Transitions are logged at info
+ * (healthy) and warn (unhealthy) level, with the failure's cause.
+ */
+#ifndef GV_BALANCER_HEALTH_H
+#define GV_BALANCER_HEALTH_H
+
+#include "balancer/service.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+struct lb_health;
+
+/* Creates an idle checker on loop. Returns 0 or GV_ENOMEM (*out untouched). */
+int lb_health_start(uv_loop_t *loop, struct lb_health **out);
+
+/* Makes the checked set exactly the targets of specs[0..n) whose service has
+ * health.enabled; states[s][t] is the state of specs[s].targets[t] (a row
+ * may be NULL for a service without checks). Targets
+ * kept from the previous set (same state pointer) keep their counters and
+ * schedule, taking the new path/timings; targets that left are stopped;
+ * targets of services without checks get any old verdict dropped (usable
+ * again). Returns 0, or GV_EINVAL (a path that is not "/..." or holds
+ * spaces/control bytes, a zero interval or timeout, a target without a
+ * host) or GV_ENOMEM, with the checked set unchanged. GV_EINVAL after
+ * lb_health_stop. */
+int lb_health_set(struct lb_health *h, const struct lb_service_spec *specs, size_t n,
+                  struct lb_target_state **const *states);
+
+/* Stops every probe and frees the checker. done(arg) is called from a close
+ * callback on the loop once the last handle is closed (never from inside
+ * this call); h is gone by then. done may be NULL. */
+void lb_health_stop(struct lb_health *h, void (*done)(void *arg), void *arg);
+
+#endif
