@@ -6,6 +6,28 @@
  * Order (SPEC): a route whose hosts match beats a route with no hosts; within
  * each of those two groups, exact paths first, then the longest matching
  * prefix, then regexes in file order. Methods and headers must also match.
+ *
+ * The finer points, decided here:
+ * - Hosts: an exact host beats a wildcard, and a longer wildcard suffix beats
+ *   a shorter one ("*.api.example.com" over "*.example.com"); host comparison
+ *   ignores case, and a ":port" or trailing dot left on the request host is
+ *   ignored. "*.example.com" does not match "example.com" itself.
+ * - Prefixes are plain string prefixes, as in Envoy and Kong: "/users"
+ *   matches "/users", "/users/1" and also "/usersx". Write "/users/" to
+ *   require the segment boundary.
+ * - A regex (POSIX extended) must match the whole path, not a part of it.
+ * - A route without paths is a catch-all: it ranks below the regex routes of
+ *   its host group, and strips nothing.
+ * - Remaining ties (same rank and prefix length, or two regexes) go to the
+ *   route that comes first in the file.
+ * - strip_len is the matched prefix (prefix routes) or the whole path (exact
+ *   routes); regex and catch-all routes strip nothing. The stripped path may
+ *   be empty or lack its leading "/": the caller puts one back.
+ *
+ * Cost: gw_router_match never allocates; it is a linear scan over the routes
+ * doing O(hosts + paths + headers) byte comparisons per route, and regexec
+ * only for regex routes that could still beat the best match so far. Matching
+ * from many threads at once is safe (glibc regexec may share a compiled regex).
  */
 #ifndef GV_GATEWAY_ROUTER_H
 #define GV_GATEWAY_ROUTER_H

@@ -1,0 +1,373 @@
+/* router.c - compiles route specs into a read-only table and picks the best
+ * route for a request without allocating. */
+#include "gateway/router.h"
+#include "common/err.h"
+
+#include <llhttp.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* llhttp_method_t values are 0..HTTP_QUERY; all fit in the 64-bit mask. */
+#define METHOD_MAX HTTP_QUERY
+
+/* Path kinds in rank order: a higher value beats a lower one in a host group.
+ * A route without paths is a catch-all and ranks below regexes, so a catch-all
+ * never hides the regex routes of its group. */
+enum rt_kind { RT_ANY = 0, RT_REGEX = 1, RT_PREFIX = 2, RT_EXACT = 3 };
+
+/* Host ranks: an exact host beats any wildcard; a longer wildcard suffix
+ * beats a shorter one; a route with no hosts ranks 0. */
+#define HOST_RANK_EXACT ((size_t)-1)
+
+struct rt_str {
+    const char *s; /* borrowed from the spec */
+    size_t len;
+};
+
+struct rt_host {
+    const char *s; /* exact: the host; wildcard: the suffix from the dot */
+    size_t len;
+    bool wildcard;
+};
+
+struct rt_route {
+    uint64_t methods;
+    struct rt_host *hosts;
+    size_t nhosts;
+    struct rt_str *paths; /* prefix/exact */
+    regex_t *regexes;     /* regex; nregexes of them were compiled */
+    size_t npaths;
+    size_t nregexes;
+    size_t max_len; /* longest prefix/exact path: the best length it can score */
+    enum rt_kind kind;
+    struct rt_str *hdr_names;
+    struct rt_str *hdr_values;
+    size_t nheaders;
+    bool strip_prefix;
+};
+
+struct gw_router {
+    struct rt_route *routes;
+    size_t n;
+};
+
+struct rt_score {
+    size_t host;
+    enum rt_kind kind;
+    size_t len; /* matched prefix/exact length */
+};
+
+void gw_route_spec_free(struct gw_route_spec *r)
+{
+    if (r == NULL)
+        return;
+    free(r->name);
+    for (size_t i = 0; i < r->nhosts; i++)
+        free(r->hosts[i]);
+    free(r->hosts);
+    for (size_t i = 0; i < r->npaths; i++)
+        free(r->paths[i]);
+    free(r->paths);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->service);
+    memset(r, 0, sizeof(*r));
+}
+
+int gw_method_bit(const char *name, uint64_t *mask)
+{
+    if (name == NULL)
+        return GV_EINVAL;
+    for (int m = 0; m <= METHOD_MAX; m++) {
+        if (strcmp(name, llhttp_method_name((llhttp_method_t)m)) == 0) {
+            *mask |= (uint64_t)1 << m;
+            return 0;
+        }
+    }
+    return GV_EINVAL;
+}
+
+static void route_free(struct rt_route *rt)
+{
+    for (size_t i = 0; i < rt->nregexes; i++)
+        regfree(&rt->regexes[i]);
+    free(rt->regexes);
+    free(rt->paths);
+    free(rt->hosts);
+    free(rt->hdr_names);
+    free(rt->hdr_values);
+}
+
+void gw_router_free(struct gw_router *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        route_free(&r->routes[i]);
+    free(r->routes);
+    free(r);
+}
+
+static int route_compile(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
+                         char *err, size_t errlen)
+{
+    rt->methods = spec->methods;
+    rt->strip_prefix = spec->strip_prefix;
+
+    if (spec->nhosts > 0) {
+        rt->hosts = calloc(spec->nhosts, sizeof(*rt->hosts));
+        if (rt->hosts == NULL)
+            return GV_ENOMEM;
+    }
+    for (size_t j = 0; j < spec->nhosts; j++) {
+        const char *h = spec->hosts[j];
+        if (h == NULL || h[0] == '\0') {
+            snprintf(err, errlen, "routes[%zu].match.hosts[%zu]: empty host", idx, j);
+            return GV_EINVAL;
+        }
+        struct rt_host *rh = &rt->hosts[rt->nhosts++];
+        if (h[0] == '*' && h[1] == '.' && h[2] != '\0') {
+            rh->s = h + 1; /* keep the dot: "*.a.com" must not match "xa.com" */
+            rh->wildcard = true;
+        } else {
+            rh->s = h;
+        }
+        rh->len = strlen(rh->s);
+    }
+
+    if (spec->npaths == 0) {
+        rt->kind = RT_ANY;
+    } else if (spec->path_type == GW_PATH_REGEX) {
+        rt->kind = RT_REGEX;
+        rt->regexes = calloc(spec->npaths, sizeof(*rt->regexes));
+        if (rt->regexes == NULL)
+            return GV_ENOMEM;
+        for (size_t j = 0; j < spec->npaths; j++) {
+            if (spec->paths[j] == NULL) {
+                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: missing path", idx, j);
+                return GV_EINVAL;
+            }
+            int rc = regcomp(&rt->regexes[j], spec->paths[j], REG_EXTENDED);
+            if (rc != 0) {
+                char why[160];
+                regerror(rc, &rt->regexes[j], why, sizeof(why));
+                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: %s", idx, j, why);
+                return GV_EINVAL;
+            }
+            rt->nregexes++;
+        }
+    } else {
+        rt->kind = spec->path_type == GW_PATH_EXACT ? RT_EXACT : RT_PREFIX;
+        rt->paths = calloc(spec->npaths, sizeof(*rt->paths));
+        if (rt->paths == NULL)
+            return GV_ENOMEM;
+        for (size_t j = 0; j < spec->npaths; j++) {
+            if (spec->paths[j] == NULL) {
+                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: missing path", idx, j);
+                return GV_EINVAL;
+            }
+            rt->paths[j].s = spec->paths[j];
+            rt->paths[j].len = strlen(spec->paths[j]);
+            if (rt->paths[j].len > rt->max_len)
+                rt->max_len = rt->paths[j].len;
+        }
+    }
+    rt->npaths = spec->npaths;
+
+    if (spec->nheaders > 0) {
+        rt->hdr_names = calloc(spec->nheaders, sizeof(*rt->hdr_names));
+        rt->hdr_values = calloc(spec->nheaders, sizeof(*rt->hdr_values));
+        if (rt->hdr_names == NULL || rt->hdr_values == NULL)
+            return GV_ENOMEM;
+    }
+    for (size_t j = 0; j < spec->nheaders; j++) {
+        const struct gw_header_match *hm = &spec->headers[j];
+        if (hm->name == NULL || hm->name[0] == '\0' || hm->value == NULL) {
+            snprintf(err, errlen, "routes[%zu].match.headers[%zu]: missing name or value", idx, j);
+            return GV_EINVAL;
+        }
+        rt->hdr_names[j].s = hm->name;
+        rt->hdr_names[j].len = strlen(hm->name);
+        rt->hdr_values[j].s = hm->value;
+        rt->hdr_values[j].len = strlen(hm->value);
+    }
+    rt->nheaders = spec->nheaders;
+    return 0;
+}
+
+int gw_router_build(const struct gw_route_spec *routes, size_t n, struct gw_router **out, char *err,
+                    size_t errlen)
+{
+    char scratch[1];
+    if (err == NULL || errlen == 0) {
+        err = scratch;
+        errlen = sizeof(scratch);
+    }
+    err[0] = '\0';
+    int rc = GV_ENOMEM;
+    struct gw_router *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        goto fail;
+    if (n > 0) {
+        r->routes = calloc(n, sizeof(*r->routes));
+        if (r->routes == NULL)
+            goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        r->n = i + 1; /* so gw_router_free releases a half-built route too */
+        rc = route_compile(&routes[i], i, &r->routes[i], err, errlen);
+        if (rc != 0)
+            goto fail;
+    }
+    *out = r;
+    return 0;
+
+fail:
+    if (rc == GV_ENOMEM && err[0] == '\0')
+        snprintf(err, errlen, "out of memory");
+    gw_router_free(r);
+    return rc;
+}
+
+/* The request host without a ":port" (and without a trailing dot), so a
+ * caller that forgot to strip it still matches. "[v6]:port" keeps "[v6]". */
+static size_t host_len_without_port(const char *h, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && h[i - 1] >= '0' && h[i - 1] <= '9')
+        i--;
+    if (i > 0 && i < len && h[i - 1] == ':') {
+        size_t colon = i - 1;
+        /* A bare IPv6 literal has more colons and is not bracketed: keep it. */
+        if (h[0] == '[' ? (colon > 0 && h[colon - 1] == ']') : memchr(h, ':', colon) == NULL)
+            len = colon;
+    }
+    if (len > 1 && h[len - 1] == '.')
+        len--;
+    return len;
+}
+
+/* Rank of the best host of rt matching host, 0 when none does. */
+static size_t host_rank(const struct rt_route *rt, const char *host, size_t len)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < rt->nhosts; i++) {
+        const struct rt_host *h = &rt->hosts[i];
+        if (h->wildcard) {
+            /* One or more labels before the suffix: "a.b.example.com" too. */
+            if (len > h->len && strncasecmp(host + len - h->len, h->s, h->len) == 0 &&
+                host[len - h->len - 1] != '.' && h->len > best)
+                best = h->len;
+        } else if (len == h->len && strncasecmp(host, h->s, len) == 0) {
+            return HOST_RANK_EXACT;
+        }
+    }
+    return best;
+}
+
+static bool headers_match(const struct rt_route *rt, const struct gw_request_view *req)
+{
+    for (size_t i = 0; i < rt->nheaders; i++) {
+        if (req->header == NULL)
+            return false;
+        size_t vlen = 0;
+        const char *v = req->header(req->header_ctx, rt->hdr_names[i].s, &vlen);
+        if (v == NULL || vlen != rt->hdr_values[i].len || memcmp(v, rt->hdr_values[i].s, vlen) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Length of the longest matching path of a prefix/exact route, or -1. */
+static long literal_path_match(const struct rt_route *rt, const char *path, size_t len)
+{
+    long best = -1;
+    for (size_t i = 0; i < rt->npaths; i++) {
+        const struct rt_str *p = &rt->paths[i];
+        if (rt->kind == RT_EXACT ? len != p->len : len < p->len)
+            continue;
+        if (memcmp(path, p->s, p->len) == 0 && (long)p->len > best)
+            best = (long)p->len;
+    }
+    return best;
+}
+
+/* A regex must match the whole path; REG_STARTEND lets it run on the
+ * request's bytes in place, without a NUL-terminated copy. */
+static bool regex_path_match(const struct rt_route *rt, const char *path, size_t len)
+{
+    for (size_t i = 0; i < rt->nregexes; i++) {
+        regmatch_t m[1];
+        m[0].rm_so = 0;
+        m[0].rm_eo = (regoff_t)len;
+        if (regexec(&rt->regexes[i], path, 1, m, REG_STARTEND) == 0 && m[0].rm_so == 0 &&
+            (size_t)m[0].rm_eo == len)
+            return true;
+    }
+    return false;
+}
+
+static int score_cmp(const struct rt_score *a, const struct rt_score *b)
+{
+    if (a->host != b->host)
+        return a->host > b->host ? 1 : -1;
+    if (a->kind != b->kind)
+        return a->kind > b->kind ? 1 : -1;
+    if (a->len != b->len)
+        return a->len > b->len ? 1 : -1;
+    return 0;
+}
+
+bool gw_router_match(const struct gw_router *r, const struct gw_request_view *req,
+                     struct gw_route_match *m)
+{
+    const char *host = req->host != NULL ? req->host : "";
+    size_t hlen = req->host != NULL ? host_len_without_port(host, req->host_len) : 0;
+    const char *path = req->path != NULL ? req->path : "";
+    size_t plen = req->path != NULL ? req->path_len : 0;
+    uint64_t mbit = req->method >= 0 && req->method <= METHOD_MAX ? (uint64_t)1 << req->method : 0;
+
+    bool found = false;
+    struct rt_score best = {0, RT_ANY, 0};
+    for (size_t i = 0; i < r->n; i++) {
+        const struct rt_route *rt = &r->routes[i];
+        if (rt->methods != 0 && (rt->methods & mbit) == 0)
+            continue;
+        struct rt_score s = {0, rt->kind, 0};
+        if (rt->nhosts > 0) {
+            s.host = host_rank(rt, host, hlen);
+            if (s.host == 0)
+                continue;
+        }
+        /* Ties go to the earlier route, so only a strictly better score can
+         * win; the most a literal route can score is its longest path. */
+        if (found) {
+            struct rt_score ceiling = {s.host, rt->kind, rt->max_len};
+            if (score_cmp(&ceiling, &best) <= 0)
+                continue;
+        }
+        if (rt->kind == RT_EXACT || rt->kind == RT_PREFIX) {
+            long len = literal_path_match(rt, path, plen);
+            if (len < 0)
+                continue;
+            s.len = (size_t)len;
+            if (found && score_cmp(&s, &best) <= 0)
+                continue;
+        } else if (rt->kind == RT_REGEX && !regex_path_match(rt, path, plen)) {
+            continue;
+        }
+        if (!headers_match(rt, req))
+            continue;
+        best = s;
+        found = true;
+        m->route = i;
+        m->strip_len = rt->strip_prefix ? s.len : 0;
+    }
+    return found;
+}
