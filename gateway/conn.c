@@ -1,0 +1,756 @@
+/* conn.c - the client side of the pipeline: accepting, parsing requests with
+ * llhttp, enforcing limits and timeouts, routing, and writing responses in
+ * order on keep-alive and pipelined connections. */
+#include "gateway/http.h"
+#include "gateway/pipeline.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_URL_BYTES         8192
+#define ERR_URI_TOO_LONG      1
+#define ERR_HEADERS_TOO_LARGE 2
+
+struct conn_write {
+    uv_write_t req;
+    struct gw_conn *conn;
+    size_t len;
+    char data[];
+};
+
+static llhttp_settings_t req_settings;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+static void conn_feed(struct gw_conn *c, const char *data, size_t len);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* ---- requests ---------------------------------------------------------- */
+
+static struct gw_request *request_new(struct gw_conn *c)
+{
+    struct gw_request *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->conn = c;
+    r->start_us = gv_now_us();
+    r->route = -1;
+    r->service = -1;
+    r->target = -1;
+    gv_buf_init(&r->head);
+    gv_buf_init(&r->up_head);
+    gv_buf_init(&r->body_q);
+    gv_buf_init(&r->resp);
+    return r;
+}
+
+static void request_free(struct gw_request *r)
+{
+    gw_view_unref(r->view);
+    gv_buf_free(&r->head);
+    gv_buf_free(&r->up_head);
+    gv_buf_free(&r->body_q);
+    gv_buf_free(&r->resp);
+    free(r->hdrs);
+    free(r->rhdrs);
+    free(r);
+}
+
+const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len)
+{
+    for (uint32_t i = 0; i < r->nhdrs; i++) {
+        const struct gw_header *h = &r->hdrs[i];
+        if (gw_name_eq(r->head.data + h->name_off, h->name_len, name)) {
+            *len = h->value_len;
+            return r->head.data + h->value_off;
+        }
+    }
+    return NULL;
+}
+
+static void json_str(struct gv_buf *b, const char *s, size_t n)
+{
+    gv_buf_puts(b, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            gv_buf_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f)
+            gv_buf_printf(b, "\\u%04x", ch);
+        else
+            gv_buf_append(b, s + i, 1);
+    }
+    gv_buf_puts(b, "\"");
+}
+
+static void peer_text(const struct gw_conn *c, char *out, size_t len)
+{
+    if (inet_ntop(c->peer_family == AF_INET6 ? AF_INET6 : AF_INET, c->peer, out, (socklen_t)len) ==
+        NULL)
+        snprintf(out, len, "-");
+}
+
+static void access_log(struct gw_request *r, uint64_t dur_us)
+{
+    struct gw_worker *w = r->conn->w;
+    const struct gw_snapshot *s = r->view ? r->view->snap : NULL;
+    const char *route = (s && r->route >= 0) ? s->routes[r->route].name : "";
+    const char *service = (s && r->service >= 0) ? s->services[r->service].name : "";
+    gw_metrics_observe(w->cfg.metrics, route, service, r->status, dur_us);
+    if (!w->cfg.access_log)
+        return;
+    struct gv_buf b;
+    char peer[INET6_ADDRSTRLEN];
+    peer_text(r->conn, peer, sizeof(peer));
+    gv_buf_init(&b);
+    gv_buf_printf(&b, "{\"node\":");
+    json_str(&b, w->cfg.node_name, strlen(w->cfg.node_name));
+    gv_buf_printf(&b, ",\"client\":\"%s\",\"method\":\"%s\",\"url\":", peer,
+                  llhttp_method_name((llhttp_method_t)r->method));
+    json_str(&b, r->head.data ? r->head.data + r->url_off : "", r->url_len);
+    gv_buf_printf(&b, ",\"status\":%d,\"route\":", r->status);
+    json_str(&b, route, strlen(route));
+    gv_buf_puts(&b, ",\"service\":");
+    json_str(&b, service, strlen(service));
+    const char *target = (s && r->service >= 0 && r->target >= 0)
+                             ? s->services[r->service].targets[r->target].address
+                             : "";
+    gv_buf_puts(&b, ",\"target\":");
+    json_str(&b, target, strlen(target));
+    gv_buf_printf(
+        &b,
+        ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f,\"request_id\":\"%s\"}"
+        "\n",
+        (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, (double)dur_us / 1000.0,
+        r->request_id);
+    if (b.data != NULL)
+        gw_worker_log(w, b.data, b.len);
+    gv_buf_free(&b);
+}
+
+/* Takes the connection on to its next request, or closes it. */
+static void conn_next(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    if (c->closing)
+        return;
+    if (c->close_after_write || w->draining) {
+        c->close_after_write = true;
+        if (c->out_bytes == 0)
+            gw_conn_close(c);
+        return;
+    }
+    c->since_ms = gv_now_ms();
+    gw_link_remove(&c->link);
+    gw_link_append(&w->idle_conns, &c->link);
+    if (c->in_parse)
+        return; /* conn_feed goes on with the bytes after this request */
+    llhttp_resume(&c->parser);
+    if (c->pending != NULL) {
+        char *p = c->pending;
+        uint32_t n = c->pending_len;
+        c->pending = NULL;
+        c->pending_len = 0;
+        conn_feed(c, p, n);
+        free(p);
+        return;
+    }
+    if (!c->reading && !c->closing) {
+        c->reading = true;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+void gw_request_finish(struct gw_request *r, bool ok)
+{
+    struct gw_conn *c = r->conn;
+    if (r->finished)
+        return;
+    r->finished = true;
+    access_log(r, gv_now_us() - r->start_us);
+    if (!r->keep_alive || !ok || !r->body_done || (r->upgrade && !c->tunnel))
+        c->close_after_write = true;
+    c->req = NULL;
+    request_free(r);
+    conn_next(c);
+}
+
+void gw_request_fail(struct gw_request *r, int status, const char *msg)
+{
+    struct gw_conn *c = r->conn;
+    if (r->up != NULL)
+        gw_proxy_abort(r);
+    if (r->response_started) {
+        /* Part of a response is out: the only honest signal left is to
+         * close the connection mid-message. */
+        r->status = r->status ? r->status : status;
+        c->close_after_write = true;
+        gw_request_finish(r, false);
+        return;
+    }
+    bool close = !r->keep_alive || !r->body_done || c->w->draining;
+    struct gv_buf b;
+    gv_buf_init(&b);
+    if (gw_error_response(&b, status, msg, r->request_id, close) == 0) {
+        gw_conn_write(c, b.data, b.len);
+        r->bytes_out += b.len;
+    }
+    gv_buf_free(&b);
+    r->status = status;
+    r->response_started = true;
+    if (close)
+        c->close_after_write = true;
+    gw_request_finish(r, !close);
+}
+
+/* ---- parser callbacks -------------------------------------------------- */
+
+#define CONN(p) ((struct gw_conn *)(p)->data)
+
+static int head_append(struct gw_conn *c, const char *at, size_t len)
+{
+    c->head_bytes += (uint32_t)len;
+    if (c->head_bytes > c->w->cfg.max_header_bytes) {
+        c->error_status = ERR_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    return gv_buf_append(&c->req->head, at, len) == 0 ? 0 : -1;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct gw_conn *c = CONN(p);
+    if (c->close_after_write || c->closing)
+        return -1; /* nothing more is read on a connection that is ending */
+    c->req = request_new(c);
+    if (c->req == NULL)
+        return -1;
+    c->head_bytes = 0;
+    gw_link_remove(&c->link);
+    c->since_ms = gv_now_ms();
+    gw_link_append(&c->w->head_conns, &c->link);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_conn *c = CONN(p);
+    struct gw_request *r = c->req;
+    if (r->url_len == 0)
+        r->url_off = (uint32_t)r->head.len;
+    r->url_len += (uint32_t)len;
+    if (r->url_len > MAX_URL_BYTES) {
+        c->error_status = ERR_URI_TOO_LONG;
+        return -1;
+    }
+    return head_append(c, at, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_conn *c = CONN(p);
+    struct gw_request *r = c->req;
+    if (r->in_value) { /* a new header starts: close the previous one */
+        r->nhdrs++;
+        r->in_value = false;
+        r->hdr_open = false;
+    }
+    if (!r->hdr_open) {
+        if (r->nhdrs >= c->w->cfg.max_headers) {
+            c->error_status = ERR_HEADERS_TOO_LARGE;
+            return -1;
+        }
+        if (r->nhdrs == r->cap_hdrs) {
+            uint32_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
+            struct gw_header *h = realloc(r->hdrs, cap * sizeof(*h));
+            if (h == NULL)
+                return -1;
+            r->hdrs = h;
+            r->cap_hdrs = cap;
+        }
+        uint32_t off = (uint32_t)r->head.len;
+        r->hdrs[r->nhdrs] = (struct gw_header){off, 0, off, 0};
+        r->hdr_open = true;
+    }
+    r->hdrs[r->nhdrs].name_len += (uint32_t)len;
+    return head_append(c, at, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_conn *c = CONN(p);
+    struct gw_request *r = c->req;
+    struct gw_header *h = &r->hdrs[r->nhdrs];
+    if (!r->in_value) {
+        r->in_value = true;
+        h->value_off = (uint32_t)r->head.len;
+    }
+    h->value_len += (uint32_t)len;
+    return head_append(c, at, len);
+}
+
+static void make_request_id(struct gw_request *r)
+{
+    size_t n;
+    const char *v = gw_request_header(r, "x-request-id", &n);
+    if (v != NULL && n > 0 && n < sizeof(r->request_id)) {
+        bool ok = true;
+        for (size_t i = 0; i < n; i++)
+            if (!isalnum((unsigned char)v[i]) && v[i] != '-' && v[i] != '_' && v[i] != '.')
+                ok = false;
+        if (ok) {
+            memcpy(r->request_id, v, n);
+            r->request_id[n] = '\0';
+            return;
+        }
+    }
+    snprintf(r->request_id, sizeof(r->request_id), "%016llx%016llx",
+             (unsigned long long)gv_rand64(), (unsigned long long)gv_rand64());
+}
+
+static const char *view_header(void *ctx, const char *name, size_t *len)
+{
+    return gw_request_header(ctx, name, len);
+}
+
+/* Routes a request whose head is complete and hands it to the proxy. */
+static void request_dispatch(struct gw_request *r)
+{
+    struct gw_conn *c = r->conn;
+    struct gw_worker *w = c->w;
+    const char *url = r->head.data + r->url_off;
+    size_t hosts = 0, hlen = 0;
+    const char *host = NULL;
+
+    for (uint32_t i = 0; i < r->nhdrs; i++) {
+        const struct gw_header *h = &r->hdrs[i];
+        if (gw_name_eq(r->head.data + h->name_off, h->name_len, "host")) {
+            hosts++;
+            host = r->head.data + h->value_off;
+            hlen = h->value_len;
+        }
+    }
+    if (r->method == HTTP_CONNECT) {
+        gw_request_fail(r, 405, "CONNECT is not supported");
+        return;
+    }
+    if (hosts > 1 || (hosts == 0 && r->http_minor >= 1 && r->http_major == 1)) {
+        gw_request_fail(r, 400, hosts ? "more than one Host header" : "missing Host header");
+        return;
+    }
+    if (r->url_len == 0 || (url[0] != '/' && !(r->url_len == 1 && url[0] == '*'))) {
+        gw_request_fail(r, 400, "request target must be an absolute path");
+        return;
+    }
+    r->view = gw_worker_view(w);
+    if (r->view == NULL) {
+        gw_request_fail(r, 503, "no configuration loaded");
+        return;
+    }
+    /* Host without port, lower-cased, for matching. */
+    char hbuf[256];
+    size_t hn = 0;
+    for (size_t i = 0; host != NULL && i < hlen && hn < sizeof(hbuf) - 1; i++) {
+        if (host[i] == ':' && memchr(host, ']', hlen) == NULL)
+            break;
+        hbuf[hn++] = (char)tolower((unsigned char)host[i]);
+    }
+    hbuf[hn] = '\0';
+    const char *q = memchr(url, '?', r->url_len);
+    struct gw_request_view rv = {
+        .method = r->method,
+        .host = hbuf,
+        .host_len = hn,
+        .path = url,
+        .path_len = q ? (size_t)(q - url) : r->url_len,
+        .header = view_header,
+        .header_ctx = r,
+    };
+    struct gw_route_match m;
+    if (!gw_router_match(r->view->snap->router, &rv, &m)) {
+        gw_request_fail(r, 404, "no route matched");
+        return;
+    }
+    r->route = (int)m.route;
+    r->strip_len = m.strip_len;
+    r->service = r->view->snap->route_service[m.route];
+    /* The proxy starts once llhttp has checked everything that arrived with
+     * this head (see conn_feed): a request whose body framing turns out
+     * malformed in the same read never reaches an upstream. */
+    r->dispatch_pending = true;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct gw_conn *c = CONN(p);
+    struct gw_request *r = c->req;
+    if (r->hdr_open)
+        r->nhdrs++;
+    r->hdr_open = false;
+    r->in_value = false;
+    r->head_done = true;
+    r->method = llhttp_get_method(p);
+    r->http_major = llhttp_get_http_major(p);
+    r->http_minor = llhttp_get_http_minor(p);
+    r->keep_alive = llhttp_should_keep_alive(p);
+    r->upgrade = llhttp_get_upgrade(p);
+    r->body_chunked = (p->flags & F_CHUNKED) != 0;
+    r->has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    r->content_length = p->content_length;
+    r->has_body = r->body_chunked || (r->has_length && p->content_length > 0);
+    size_t n;
+    const char *e = gw_request_header(r, "expect", &n);
+    r->expect_continue = e != NULL && gw_name_eq(e, n, "100-continue") && r->has_body;
+    gw_link_remove(&c->link);
+    gw_link_append(&c->w->busy_conns, &c->link);
+    make_request_id(r);
+    request_dispatch(r);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_conn *c = CONN(p);
+    struct gw_request *r = c->req;
+    if (r == NULL)
+        return c->close_after_write ? -1 : 0;
+    r->bytes_in += len;
+    gw_proxy_body(r, at, len);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct gw_conn *c = CONN(p);
+    struct gw_request *r = c->req;
+    if (r == NULL) /* answered before its body ended */
+        return c->close_after_write ? -1 : 0;
+    r->body_done = true;
+    gw_proxy_body_done(r);
+    /* One request at a time: pause until its response is out. */
+    return c->req != NULL ? HPE_PAUSED : 0;
+}
+
+static void settings_init(void)
+{
+    llhttp_settings_init(&req_settings);
+    req_settings.on_message_begin = on_message_begin;
+    req_settings.on_url = on_url;
+    req_settings.on_header_field = on_header_field;
+    req_settings.on_header_value = on_header_value;
+    req_settings.on_headers_complete = on_headers_complete;
+    req_settings.on_body = on_body;
+    req_settings.on_message_complete = on_message_complete;
+}
+
+/* ---- connection I/O ---------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct gw_conn *c = h->data;
+    struct gw_worker *w = c->w;
+    free(c->pending);
+    free(c);
+    gw_worker_conn_gone(w);
+}
+
+void gw_conn_close(struct gw_conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->in_parse) {
+        c->close_pending = true;
+        return;
+    }
+    c->closing = true;
+    gw_link_remove(&c->link);
+    if (c->req != NULL) {
+        struct gw_request *r = c->req;
+        c->req = NULL;
+        if (r->up != NULL)
+            gw_proxy_abort(r);
+        if (!r->finished) {
+            if (r->status == 0)
+                r->status = 499; /* client went away first, as nginx logs it */
+            access_log(r, gv_now_us() - r->start_us);
+        }
+        request_free(r);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn_write *cw = (struct conn_write *)req;
+    struct gw_conn *c = cw->conn;
+    c->out_bytes -= (uint32_t)cw->len;
+    free(cw);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        gw_conn_close(c);
+        return;
+    }
+    if (c->req != NULL && c->out_bytes < GW_LOW_WATER)
+        gw_proxy_resume(c->req);
+    else if (c->req == NULL && c->close_after_write && c->out_bytes == 0)
+        gw_conn_close(c);
+}
+
+/* Never closes the connection itself: callers are often deep inside a
+ * request's processing. A failed write marks the connection to close once
+ * the request ends; a failure reported later arrives in on_write. */
+int gw_conn_write(struct gw_conn *c, const void *data, size_t len)
+{
+    if (c->closing || c->broken || len == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    if (c->out_bytes == 0) {
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0) {
+            if ((size_t)n == len)
+                return 0;
+            data = (const char *)data + n;
+            len -= (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            c->broken = true;
+            c->close_after_write = true;
+            return n;
+        }
+    }
+    struct conn_write *cw = malloc(sizeof(*cw) + len);
+    if (cw == NULL) {
+        c->broken = true;
+        c->close_after_write = true;
+        return GV_ENOMEM;
+    }
+    cw->conn = c;
+    cw->len = len;
+    memcpy(cw->data, data, len);
+    b = uv_buf_init(cw->data, (unsigned)len);
+    int rv = uv_write(&cw->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rv != 0) {
+        free(cw);
+        c->broken = true;
+        c->close_after_write = true;
+        return rv;
+    }
+    c->out_bytes += (uint32_t)len;
+    return 0;
+}
+
+static void parse_error(struct gw_conn *c, llhttp_errno_t err)
+{
+    struct gw_request *r = c->req;
+    int status = 400;
+    const char *msg = "malformed request";
+    if (c->error_status == ERR_URI_TOO_LONG) {
+        status = 414;
+        msg = "request line too long";
+    } else if (c->error_status == ERR_HEADERS_TOO_LARGE) {
+        status = 431;
+        msg = "request headers too large";
+    }
+    gv_debug("client parse error: %s (%s)", llhttp_errno_name(err),
+             llhttp_get_error_reason(&c->parser));
+    c->close_after_write = true;
+    if (r != NULL) {
+        r->keep_alive = false;
+        gw_request_fail(r, status, msg);
+    } else if (err != HPE_USER || c->error_status != 0) {
+        struct gv_buf b;
+        gv_buf_init(&b);
+        if (gw_error_response(&b, status, msg, "", true) == 0)
+            gw_conn_write(c, b.data, b.len);
+        gv_buf_free(&b);
+    }
+    if (c->req == NULL && c->out_bytes == 0)
+        gw_conn_close(c);
+}
+
+static void stop_reading(struct gw_conn *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static int keep_pending(struct gw_conn *c, const char *p, size_t n)
+{
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+    if (n == 0)
+        return 0;
+    c->pending = malloc(n);
+    if (c->pending == NULL)
+        return GV_ENOMEM;
+    memcpy(c->pending, p, n);
+    c->pending_len = (uint32_t)n;
+    return 0;
+}
+
+static void conn_feed(struct gw_conn *c, const char *data, size_t len)
+{
+    while (!c->closing) {
+        if (c->tunnel) {
+            if (c->req != NULL && len > 0)
+                gw_proxy_tunnel_write(c->req, data, len);
+            return;
+        }
+        c->in_parse = true;
+        llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+        c->in_parse = false;
+        if (c->close_pending) {
+            c->close_pending = false;
+            gw_conn_close(c);
+            return;
+        }
+        if (c->req != NULL && c->req->dispatch_pending &&
+            (err == HPE_OK || err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)) {
+            c->req->dispatch_pending = false;
+            gw_proxy_start(c->req);
+            if (c->closing)
+                return;
+        }
+        if (err == HPE_OK)
+            return;
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            size_t rest =
+                (pos != NULL && pos >= data && pos <= data + len) ? (size_t)(data + len - pos) : 0;
+            if (c->req == NULL && err == HPE_PAUSED) {
+                /* Already answered: go straight on with the next request. */
+                if (c->close_after_write) {
+                    stop_reading(c);
+                    return;
+                }
+                llhttp_resume(&c->parser);
+                data = pos;
+                len = rest;
+                continue;
+            }
+            /* Keep what follows for after the response (or for the tunnel). */
+            if (keep_pending(c, pos, rest) != 0) {
+                gw_conn_close(c);
+                return;
+            }
+            stop_reading(c);
+            return;
+        }
+        parse_error(c, err);
+        return;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct gw_conn *c = h->data;
+    (void)suggested;
+    /* Safe to share: libuv calls alloc, read and read_cb back to back on
+     * this thread, and read_cb copies whatever it keeps. */
+    buf->base = c->w->read_buf;
+    buf->len = sizeof(c->w->read_buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct gw_conn *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (c->req != NULL && c->tunnel) {
+            gw_proxy_abort(c->req);
+        }
+        gw_conn_close(c);
+        return;
+    }
+    conn_feed(c, buf->base, (size_t)nread);
+}
+
+void gw_conn_resume_body(struct gw_conn *c)
+{
+    if (!c->closing && !c->reading && c->req != NULL && (!c->req->body_done || c->tunnel)) {
+        c->reading = true;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+void gw_conn_accept(struct gw_worker *w)
+{
+    pthread_once(&settings_once, settings_init);
+    struct gw_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->w = w;
+    gw_link_init(&c->link);
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    w->nconns++;
+    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        c->peer_family = (uint8_t)ss.ss_family;
+        if (ss.ss_family == AF_INET6)
+            memcpy(c->peer, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        else
+            memcpy(c->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+    c->parser.data = c;
+    c->since_ms = gv_now_ms();
+    gw_link_append(&w->idle_conns, &c->link);
+    c->reading = true;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+void gw_conn_close_idle(struct gw_worker *w)
+{
+    while (!gw_link_empty(&w->idle_conns)) {
+        struct gw_conn *c = GV_CONTAINER_OF(w->idle_conns.next, struct gw_conn, link);
+        gw_conn_close(c);
+    }
+}
+
+void gw_conn_tick(struct gw_worker *w, uint64_t now_ms)
+{
+    if (w->draining && now_ms >= w->drain_deadline_ms) {
+        /* Past the drain deadline: cut what is still open (long polls,
+         * WebSocket tunnels) so the process can exit. */
+        while (!gw_link_empty(&w->busy_conns))
+            gw_conn_close(GV_CONTAINER_OF(w->busy_conns.next, struct gw_conn, link));
+        while (!gw_link_empty(&w->head_conns))
+            gw_conn_close(GV_CONTAINER_OF(w->head_conns.next, struct gw_conn, link));
+    }
+    while (!gw_link_empty(&w->head_conns)) {
+        struct gw_conn *c = GV_CONTAINER_OF(w->head_conns.next, struct gw_conn, link);
+        if (now_ms - c->since_ms < w->cfg.header_timeout_ms)
+            break;
+        gw_link_remove(&c->link);
+        if (c->req != NULL) {
+            c->req->keep_alive = false;
+            gw_request_fail(c->req, 408, "request head not received in time");
+        } else {
+            gw_conn_close(c);
+        }
+    }
+    while (!gw_link_empty(&w->idle_conns)) {
+        struct gw_conn *c = GV_CONTAINER_OF(w->idle_conns.next, struct gw_conn, link);
+        if (now_ms - c->since_ms < w->cfg.idle_timeout_ms)
+            break;
+        gw_conn_close(c);
+    }
+}

@@ -1,0 +1,153 @@
+/* http.c - HTTP/1.x helpers shared by the client and upstream sides. */
+#include "gateway/http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+bool gw_name_eq(const char *name, size_t len, const char *lit)
+{
+    return strlen(lit) == len && strncasecmp(name, lit, len) == 0;
+}
+
+bool gw_is_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const hop[] = {"connection",
+                                      "keep-alive",
+                                      "proxy-connection",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade",
+                                      "proxy-authenticate",
+                                      "proxy-authorization"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (gw_name_eq(name, len, hop[i]))
+            return true;
+    return false;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+bool gw_token_list_has(const char *list, size_t len, const char *token)
+{
+    size_t tl = strlen(token);
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (is_ows(list[i]) || list[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && list[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && is_ows(list[end - 1]))
+            end--;
+        if (end - start == tl && strncasecmp(list + start, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *gw_cookie_find(const char *hdr, size_t len, const char *name, size_t *vlen)
+{
+    size_t nl = strlen(name);
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (hdr[i] == ' ' || hdr[i] == ';'))
+            i++;
+        size_t start = i;
+        while (i < len && hdr[i] != ';')
+            i++;
+        const char *eq = memchr(hdr + start, '=', i - start);
+        if (eq != NULL && (size_t)(eq - (hdr + start)) == nl &&
+            memcmp(hdr + start, name, nl) == 0) {
+            const char *v = eq + 1;
+            size_t n = (size_t)((hdr + i) - v);
+            while (n > 0 && v[n - 1] == ' ')
+                n--;
+            *vlen = n;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+const char *gw_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
+    }
+}
+
+int gw_error_response(struct gv_buf *out, int status, const char *msg, const char *request_id,
+                      bool close)
+{
+    char body[512];
+    /* msg and request_id are ours (fixed texts, hex ids or a validated header),
+     * but escape quotes and backslashes anyway so the body is always JSON. */
+    char esc_id[130];
+    size_t j = 0;
+    for (const char *p = request_id; *p && j + 2 < sizeof(esc_id); p++) {
+        if (*p == '"' || *p == '\\')
+            esc_id[j++] = '\\';
+        esc_id[j++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+    }
+    esc_id[j] = '\0';
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"request_id\":\"%s\"}\n", msg, esc_id);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = (int)strlen(body);
+    return gv_buf_printf(out,
+                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %d\r\n%s\r\n%s",
+                         status, gw_reason(status), n, close ? "Connection: close\r\n" : "", body);
+}

@@ -1,0 +1,49 @@
+/* metrics.h - per-worker request counters and latency histogram.
+ *
+ * Threads: each gw_metrics belongs to one worker, which is the only writer;
+ * the admin thread reads all of them when rendering /metrics. Entries are
+ * published with release stores and never removed or moved, counters are
+ * relaxed atomics: no lock on the request path.
+ */
+#ifndef GV_GATEWAY_METRICS_H
+#define GV_GATEWAY_METRICS_H
+
+#include "common/buf.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_METRICS_SLOTS 1024 /* distinct (route, service, code) per worker */
+#define GW_HIST_BUCKETS  12
+
+struct gw_metric_entry {
+    uint64_t hash;
+    int code;
+    char *route;
+    char *service;
+    _Atomic uint64_t count;
+};
+
+struct gw_metrics {
+    _Atomic(struct gw_metric_entry *) slots[GW_METRICS_SLOTS];
+    _Atomic uint64_t dropped;                     /* observations that found the table full */
+    _Atomic uint64_t bucket[GW_HIST_BUCKETS + 1]; /* last = +Inf */
+    _Atomic uint64_t sum_us;
+    _Atomic uint64_t count;
+};
+
+/* Upper bounds of the histogram buckets, in seconds. */
+extern const double gw_hist_bounds[GW_HIST_BUCKETS];
+
+int gw_metrics_new(struct gw_metrics **out);
+/* Only once no thread uses it any more. */
+void gw_metrics_free(struct gw_metrics *m);
+/* Worker thread only. route/service may be "" (no route, no service). */
+void gw_metrics_observe(struct gw_metrics *m, const char *route, const char *service, int code,
+                        uint64_t duration_us);
+/* Appends the Prometheus text of grapevine_http_requests_total and
+ * grapevine_http_request_duration_seconds summed over n workers. */
+int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out);
+
+#endif

@@ -1,0 +1,219 @@
+/* pipeline.h - the request pipeline inside one worker, shared by worker.c
+ * (loop, listener, views, timeouts), conn.c (client side) and proxy.c
+ * (upstream side). Everything here runs on the worker's thread only.
+ *
+ * Ownership: a gw_conn owns at most one gw_request (requests on a connection
+ * are served one at a time, in order, which is what answers pipelined requests
+ * in order). A request owns at most one gw_upstream while it is being served;
+ * when the response ends, a reusable upstream goes back to the worker's pool.
+ * A request holds a reference on the gw_view (config generation) it started
+ * with, so a config change never affects a request in flight.
+ */
+#ifndef GV_GATEWAY_PIPELINE_H
+#define GV_GATEWAY_PIPELINE_H
+
+#include "balancer/lb.h"
+#include "common/buf.h"
+#include "gateway/worker.h"
+
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define GW_MAX_TRIES     8            /* 1 + retries, at most */
+#define GW_HIGH_WATER    (256 * 1024) /* stop reading the other side above this */
+#define GW_LOW_WATER     (64 * 1024)  /* resume below this */
+#define GW_POOL_MAX_IDLE 128          /* idle upstream connections per target */
+#define GW_POOL_IDLE_MS  60000        /* idle upstream connections closed after */
+#define GW_DRAIN_MS      30000        /* SIGTERM: connections still busy after this are cut */
+
+/* One config generation as this worker sees it: the shared snapshot plus this
+ * worker's balancer instances (lock-free because they are per worker). */
+struct gw_view {
+    struct gw_snapshot *snap;
+    struct lb_balancer **balancers; /* per service */
+    int refs;                       /* worker thread only */
+};
+
+/* Intrusive doubly linked list. */
+struct gw_link {
+    struct gw_link *prev, *next;
+};
+
+struct gw_upstream;
+
+struct gw_worker {
+    struct gw_worker_config cfg;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t wakeup;
+    uv_timer_t ticker; /* drives client timeouts and pool expiry */
+    pthread_t thread;
+    _Atomic int drain_requested;
+    bool draining;
+    int nconns;
+    struct gw_view *view;
+    struct gw_link idle_conns; /* waiting for a request; oldest first */
+    struct gw_link head_conns; /* receiving a request head; oldest first */
+    struct gw_link busy_conns; /* serving a request or tunnelling */
+    uint64_t drain_deadline_ms;
+    struct gw_link pool;      /* idle upstream connections; oldest first */
+    char read_buf[64 * 1024]; /* every client read lands here, then is parsed */
+    bool read_buf_busy;
+    struct gv_buf log; /* access log lines waiting to be written */
+};
+
+/* Response framing towards the client. */
+enum gw_framing { GW_FRAME_NONE, GW_FRAME_LENGTH, GW_FRAME_CHUNKED, GW_FRAME_CLOSE };
+
+struct gw_header {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
+struct gw_request {
+    struct gw_conn *conn;
+    struct gw_view *view;
+    uint64_t start_us;
+    /* Parsed head: all strings live in `head`, referenced by offsets. */
+    struct gv_buf head;
+    struct gw_header *hdrs;
+    uint32_t nhdrs, cap_hdrs;
+    uint32_t url_off, url_len;
+    bool in_value; /* parser is inside header value hdrs[nhdrs] */
+    bool hdr_open; /* hdrs[nhdrs] has been started */
+    uint8_t method;
+    uint8_t http_major, http_minor;
+    bool keep_alive; /* client wants the connection kept */
+    bool expect_continue;
+    bool upgrade;      /* WebSocket (or other) upgrade requested */
+    bool body_chunked; /* request body is chunked */
+    bool has_body;
+    bool head_done;        /* on_headers_complete seen */
+    bool dispatch_pending; /* routed; the proxy starts after this parse */
+    bool body_done;        /* on_message_complete seen */
+    bool response_started; /* first response byte sent to the client */
+    bool finished;
+    /* Routing and balancing. */
+    int route, service;
+    size_t strip_len;
+    int tried[GW_MAX_TRIES];
+    int ntried;
+    int target;
+    uint64_t content_length; /* request Content-Length when given */
+    bool has_length;
+    bool sticky_set; /* a Set-Cookie for stickiness goes into the response */
+    struct gw_upstream *up;
+    struct gv_buf up_head; /* the request head as sent upstream */
+    struct gv_buf body_q;  /* body bytes received before upstream was ready */
+    uint64_t body_sent;    /* body bytes handed to an upstream */
+    /* Response. */
+    int status;
+    struct gv_buf resp; /* response head being assembled */
+    struct gw_header *rhdrs;
+    uint32_t nrhdrs, cap_rhdrs;
+    bool rin_value;
+    bool rhdr_open;
+    enum gw_framing framing;
+    uint64_t bytes_in, bytes_out;
+    char request_id[33];
+};
+
+struct gw_conn {
+    uv_tcp_t tcp; /* first: the handle's memory is the connection's */
+    llhttp_t parser;
+    struct gw_worker *w;
+    struct gw_request *req;
+    struct gw_link link; /* in idle_conns, head_conns or busy_conns */
+    uint64_t since_ms;
+    char *pending; /* unparsed bytes kept while a request is served */
+    uint32_t pending_len;
+    uint32_t out_bytes;  /* bytes written to the client not yet flushed */
+    uint32_t head_bytes; /* size of the request head so far */
+    uint8_t peer_family; /* AF_INET or AF_INET6 */
+    uint8_t peer[16];
+    uint8_t error_status; /* set by a parser callback before failing: 1=414, 2=431 */
+    bool closing;
+    bool in_parse;      /* inside llhttp_execute: closing is deferred */
+    bool close_pending; /* close once in_parse ends */
+    bool close_after_write;
+    bool broken; /* a write failed: nothing more is sent */
+    bool reading;
+    bool tunnel; /* upgraded: bytes pass through untouched */
+};
+
+enum gw_up_state { GW_UP_CONNECTING, GW_UP_ACTIVE, GW_UP_IDLE, GW_UP_CLOSING };
+
+struct gw_upstream {
+    uv_tcp_t tcp;
+    llhttp_t parser;
+    uv_timer_t timer;
+    uv_connect_t connect_req;
+    struct gw_worker *w;
+    struct gw_request *req; /* NULL while idle in the pool */
+    struct gw_link link;    /* in the pool while idle */
+    enum gw_up_state state;
+    char address[262]; /* pool key: the target's address */
+    uint64_t idle_since_ms;
+    uint64_t out_bytes; /* bytes written upstream not yet flushed */
+    bool reused;        /* came from the pool */
+    bool got_bytes;     /* any response byte seen */
+    bool in_parse;
+    bool close_pending;
+    bool reading;
+    bool tunnel;
+    bool done;     /* response complete: release after the parser returns */
+    bool skip_1xx; /* an interim response is being dropped */
+    bool counted;  /* holds one in-flight count on its target */
+    int service;   /* attempt's service and target, for passive health */
+    int target;
+    uint64_t attempt_us;
+    int handles; /* open libuv handles (tcp, timer) until freed */
+};
+
+/* worker.c */
+void gw_link_init(struct gw_link *l);
+void gw_link_remove(struct gw_link *l);
+void gw_link_append(struct gw_link *head, struct gw_link *l);
+bool gw_link_empty(const struct gw_link *head);
+struct gw_view *gw_worker_view(struct gw_worker *w); /* current view, new ref */
+void gw_view_unref(struct gw_view *v);
+void gw_worker_log(struct gw_worker *w, const char *line, size_t len);
+void gw_worker_conn_gone(struct gw_worker *w);
+
+/* conn.c */
+void gw_conn_accept(struct gw_worker *w);
+/* Writes bytes to the client (copied). Returns 0 or a negative error. */
+int gw_conn_write(struct gw_conn *c, const void *data, size_t len);
+void gw_conn_close(struct gw_conn *c);
+/* Sends an error response for the current request and ends it. */
+void gw_request_fail(struct gw_request *r, int status, const char *msg);
+/* The response has been fully written to the client (or abandoned). */
+void gw_request_finish(struct gw_request *r, bool ok);
+/* Upstream side has drained below the low-water mark: resume the client. */
+void gw_conn_resume_body(struct gw_conn *c);
+void gw_conn_close_idle(struct gw_worker *w);
+void gw_conn_tick(struct gw_worker *w, uint64_t now_ms);
+/* Header lookup over a request's parsed headers. */
+const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len);
+
+/* proxy.c */
+/* Picks a target and sends the request head to it (from the pool or a new
+ * connection). On no available target answers 503 itself. */
+void gw_proxy_start(struct gw_request *r);
+/* Hands request body bytes to the upstream side (copied). */
+void gw_proxy_body(struct gw_request *r, const char *data, size_t len);
+/* The client finished sending the request. */
+void gw_proxy_body_done(struct gw_request *r);
+/* The client went away: abandon the upstream exchange. */
+void gw_proxy_abort(struct gw_request *r);
+/* Client writes drained: resume reading the upstream response. */
+void gw_proxy_resume(struct gw_request *r);
+/* Tunnel bytes client -> upstream. */
+void gw_proxy_tunnel_write(struct gw_request *r, const char *data, size_t len);
+void gw_pool_tick(struct gw_worker *w, uint64_t now_ms);
+void gw_pool_close_all(struct gw_worker *w);
+
+#endif

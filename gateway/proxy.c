@@ -1,0 +1,942 @@
+/* proxy.c - the upstream side of the pipeline: picking a target, the per-worker
+ * keep-alive pool, connecting with timeouts, rewriting and streaming the request,
+ * relaying the response with backpressure, retries and WebSocket tunnels. */
+#include "balancer/sticky.h"
+#include "gateway/http.h"
+#include "gateway/pipeline.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct up_write {
+    uv_write_t req;
+    struct gw_upstream *up;
+    size_t len;
+    char data[];
+};
+
+static llhttp_settings_t resp_settings;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+static void attempt(struct gw_request *r);
+static void up_close(struct gw_upstream *up);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const struct lb_service_spec *req_service(const struct gw_request *r)
+{
+    return &r->view->snap->services[r->service];
+}
+
+static bool idempotent(uint8_t method)
+{
+    switch (method) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_TRACE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Releases the attempt's in-flight count and records its outcome. */
+static void up_account(struct gw_upstream *up, bool ok)
+{
+    struct gw_request *r = up->req;
+    if (!up->counted || r == NULL)
+        return;
+    up->counted = false;
+    struct lb_target_state *st = r->view->snap->states[up->service][up->target];
+    atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+    lb_target_report(st, &r->view->snap->services[up->service].passive, ok,
+                     gv_now_us() - up->attempt_us, gv_now_ms());
+}
+
+/* ---- writes upstream ----------------------------------------------------- */
+
+static void on_up_write(uv_write_t *req, int status)
+{
+    struct up_write *uw = (struct up_write *)req;
+    struct gw_upstream *up = uw->up;
+    up->out_bytes -= uw->len;
+    free(uw);
+    if (up->state == GW_UP_CLOSING || up->req == NULL)
+        return;
+    if (status < 0) {
+        /* The read side reports the failure (EOF/reset) with its context. */
+        return;
+    }
+    if (up->out_bytes < GW_LOW_WATER)
+        gw_conn_resume_body(up->req->conn);
+}
+
+static int up_write(struct gw_upstream *up, const void *data, size_t len)
+{
+    if (len == 0 || up->state == GW_UP_CLOSING)
+        return 0;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    if (up->out_bytes == 0) {
+        int n = uv_try_write((uv_stream_t *)&up->tcp, &b, 1);
+        if (n > 0) {
+            if ((size_t)n == len)
+                return 0;
+            data = (const char *)data + n;
+            len -= (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            return n;
+        }
+    }
+    struct up_write *uw = malloc(sizeof(*uw) + len);
+    if (uw == NULL)
+        return GV_ENOMEM;
+    uw->up = up;
+    uw->len = len;
+    memcpy(uw->data, data, len);
+    b = uv_buf_init(uw->data, (unsigned)len);
+    int rv = uv_write(&uw->req, (uv_stream_t *)&up->tcp, &b, 1, on_up_write);
+    if (rv != 0) {
+        free(uw);
+        return rv;
+    }
+    up->out_bytes += len;
+    if (up->out_bytes > GW_HIGH_WATER && up->req != NULL) {
+        struct gw_conn *c = up->req->conn;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+    }
+    return 0;
+}
+
+/* Sends body bytes with the framing the upstream request announced. */
+static int send_body(struct gw_request *r, const char *data, size_t len)
+{
+    struct gw_upstream *up = r->up;
+    int rv = 0;
+    if (len == 0)
+        return 0;
+    if (r->body_chunked) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "%zx\r\n", len);
+        rv = up_write(up, line, (size_t)n);
+        rv = rv ? rv : up_write(up, data, len);
+        rv = rv ? rv : up_write(up, "\r\n", 2);
+    } else {
+        rv = up_write(up, data, len);
+    }
+    r->body_sent += len;
+    return rv;
+}
+
+/* ---- request head ------------------------------------------------------- */
+
+static bool listed_in_connection(const struct gw_request *r, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < r->nhdrs; i++) {
+        const struct gw_header *h = &r->hdrs[i];
+        if (gw_name_eq(r->head.data + h->name_off, h->name_len, "connection")) {
+            char tok[64];
+            if (len >= sizeof(tok))
+                return false;
+            memcpy(tok, name, len);
+            tok[len] = '\0';
+            if (gw_token_list_has(r->head.data + h->value_off, h->value_len, tok))
+                return true;
+        }
+    }
+    return false;
+}
+
+static int build_up_head(struct gw_request *r)
+{
+    struct gv_buf *b = &r->up_head;
+    const char *h = r->head.data;
+    const char *url = h + r->url_off;
+    size_t ulen = r->url_len;
+    struct gw_worker *w = r->conn->w;
+    char peer[INET6_ADDRSTRLEN];
+    bool have_xff = false, have_via = false, have_xfh = false;
+    size_t hostlen = 0;
+    const char *host = gw_request_header(r, "host", &hostlen);
+
+    gv_buf_reset(b);
+    if (inet_ntop(r->conn->peer_family == AF_INET6 ? AF_INET6 : AF_INET, r->conn->peer, peer,
+                  sizeof(peer)) == NULL)
+        strcpy(peer, "unknown");
+    if (r->strip_len > 0 && r->strip_len <= ulen) {
+        url += r->strip_len;
+        ulen -= r->strip_len;
+    }
+    int rv = gv_buf_printf(b, "%s ", llhttp_method_name((llhttp_method_t)r->method));
+    if (ulen == 0 || url[0] != '/')
+        rv = rv ? rv : gv_buf_puts(b, "/");
+    rv = rv ? rv : gv_buf_append(b, url, ulen);
+    rv = rv ? rv : gv_buf_puts(b, " HTTP/1.1\r\n");
+    for (uint32_t i = 0; i < r->nhdrs && rv == 0; i++) {
+        const struct gw_header *x = &r->hdrs[i];
+        const char *name = h + x->name_off, *val = h + x->value_off;
+        size_t nl = x->name_len, vl = x->value_len;
+        if (gw_is_hop_by_hop(name, nl) || gw_name_eq(name, nl, "content-length") ||
+            gw_name_eq(name, nl, "expect") || gw_name_eq(name, nl, "x-forwarded-proto") ||
+            listed_in_connection(r, name, nl))
+            continue;
+        if (gw_name_eq(name, nl, "x-forwarded-for")) {
+            have_xff = true;
+            rv = gv_buf_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)vl, val, peer);
+            continue;
+        }
+        if (gw_name_eq(name, nl, "via")) {
+            have_via = true;
+            rv = gv_buf_printf(b, "Via: %.*s, 1.1 %s\r\n", (int)vl, val, w->cfg.node_name);
+            continue;
+        }
+        if (gw_name_eq(name, nl, "x-forwarded-host"))
+            have_xfh = true;
+        rv = gv_buf_append(b, name, nl);
+        rv = rv ? rv : gv_buf_puts(b, ": ");
+        rv = rv ? rv : gv_buf_append(b, val, vl);
+        rv = rv ? rv : gv_buf_puts(b, "\r\n");
+    }
+    if (!have_xff)
+        rv = rv ? rv : gv_buf_printf(b, "X-Forwarded-For: %s\r\n", peer);
+    if (!have_via)
+        rv = rv ? rv : gv_buf_printf(b, "Via: 1.1 %s\r\n", w->cfg.node_name);
+    rv = rv ? rv : gv_buf_puts(b, "X-Forwarded-Proto: http\r\n");
+    if (!have_xfh && host != NULL)
+        rv = rv ? rv : gv_buf_printf(b, "X-Forwarded-Host: %.*s\r\n", (int)hostlen, host);
+    if (r->upgrade) {
+        size_t ul;
+        const char *u = gw_request_header(r, "upgrade", &ul);
+        if (u != NULL)
+            rv = rv ? rv : gv_buf_printf(b, "Upgrade: %.*s\r\nConnection: upgrade\r\n", (int)ul, u);
+    }
+    if (r->body_chunked)
+        rv = rv ? rv : gv_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    else if (r->has_length)
+        rv = rv ? rv
+                : gv_buf_printf(b, "Content-Length: %llu\r\n",
+                                (unsigned long long)r->content_length);
+    rv = rv ? rv : gv_buf_puts(b, "\r\n");
+    return rv;
+}
+
+/* ---- response relay ------------------------------------------------------ */
+
+#define UP(p) ((struct gw_upstream *)(p)->data)
+
+static int resp_append(struct gw_request *r, const char *at, size_t len)
+{
+    if (r->resp.len + len > 64 * 1024)
+        return -1; /* an upstream head this large is treated as invalid */
+    return gv_buf_append(&r->resp, at, len) == 0 ? 0 : -1;
+}
+
+static int on_resp_begin(llhttp_t *p)
+{
+    struct gw_request *r = UP(p)->req;
+    if (r == NULL)
+        return -1;
+    gv_buf_reset(&r->resp);
+    r->nrhdrs = 0;
+    r->rin_value = false;
+    r->rhdr_open = false;
+    r->status = 0;
+    return 0;
+}
+
+static int on_resp_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_request *r = UP(p)->req;
+    if (r->rin_value) {
+        r->nrhdrs++;
+        r->rin_value = false;
+        r->rhdr_open = false;
+    }
+    if (!r->rhdr_open) {
+        if (r->nrhdrs >= 256)
+            return -1;
+        if (r->nrhdrs == r->cap_rhdrs) {
+            uint32_t cap = r->cap_rhdrs ? r->cap_rhdrs * 2 : 16;
+            struct gw_header *hh = realloc(r->rhdrs, cap * sizeof(*hh));
+            if (hh == NULL)
+                return -1;
+            r->rhdrs = hh;
+            r->cap_rhdrs = cap;
+        }
+        uint32_t off = (uint32_t)r->resp.len;
+        r->rhdrs[r->nrhdrs] = (struct gw_header){off, 0, off, 0};
+        r->rhdr_open = true;
+    }
+    r->rhdrs[r->nrhdrs].name_len += (uint32_t)len;
+    return resp_append(r, at, len);
+}
+
+static int on_resp_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_request *r = UP(p)->req;
+    struct gw_header *h = &r->rhdrs[r->nrhdrs];
+    if (!r->rin_value) {
+        r->rin_value = true;
+        h->value_off = (uint32_t)r->resp.len;
+    }
+    h->value_len += (uint32_t)len;
+    return resp_append(r, at, len);
+}
+
+static bool resp_listed_in_connection(const struct gw_request *r, const char *name, size_t len)
+{
+    char tok[64];
+    if (len >= sizeof(tok))
+        return false;
+    memcpy(tok, name, len);
+    tok[len] = '\0';
+    for (uint32_t i = 0; i < r->nrhdrs; i++) {
+        const struct gw_header *h = &r->rhdrs[i];
+        if (gw_name_eq(r->resp.data + h->name_off, h->name_len, "connection") &&
+            gw_token_list_has(r->resp.data + h->value_off, h->value_len, tok))
+            return true;
+    }
+    return false;
+}
+
+static int write_client_head(struct gw_request *r, llhttp_t *p)
+{
+    struct gw_conn *c = r->conn;
+    struct gw_worker *w = c->w;
+    const char *d = r->resp.data;
+    int status = r->status;
+    bool upgrade = status == 101;
+    bool bodyless = r->method == HTTP_HEAD || status == 204 || status == 304 || upgrade;
+    bool have_via = false;
+    struct gv_buf b;
+    gv_buf_init(&b);
+    int rv = gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_reason(status));
+    for (uint32_t i = 0; i < r->nrhdrs && rv == 0; i++) {
+        const struct gw_header *x = &r->rhdrs[i];
+        const char *name = d + x->name_off, *val = d + x->value_off;
+        size_t nl = x->name_len, vl = x->value_len;
+        if (upgrade && gw_name_eq(name, nl, "upgrade")) {
+            rv = gv_buf_printf(&b, "Upgrade: %.*s\r\n", (int)vl, val);
+            continue;
+        }
+        if (gw_is_hop_by_hop(name, nl) || resp_listed_in_connection(r, name, nl))
+            continue;
+        if (gw_name_eq(name, nl, "content-length") && !(r->method == HTTP_HEAD))
+            continue;
+        if (gw_name_eq(name, nl, "via")) {
+            have_via = true;
+            rv = gv_buf_printf(&b, "Via: %.*s, 1.1 %s\r\n", (int)vl, val, w->cfg.node_name);
+            continue;
+        }
+        rv = gv_buf_append(&b, name, nl);
+        rv = rv ? rv : gv_buf_puts(&b, ": ");
+        rv = rv ? rv : gv_buf_append(&b, val, vl);
+        rv = rv ? rv : gv_buf_puts(&b, "\r\n");
+    }
+    if (!have_via)
+        rv = rv ? rv : gv_buf_printf(&b, "Via: 1.1 %s\r\n", w->cfg.node_name);
+    if (r->sticky_set) {
+        const struct lb_service_spec *svc = req_service(r);
+        char cookie[256];
+        uint64_t expires = (uint64_t)time(NULL) + svc->sticky.ttl_ms / 1000;
+        if (lb_sticky_encode(w->cfg.sticky_key, svc->targets[r->target].address, expires, cookie,
+                             sizeof(cookie)) == 0)
+            rv = rv ? rv
+                    : gv_buf_printf(&b, "Set-Cookie: %s=%s; Path=/; Max-Age=%llu; HttpOnly\r\n",
+                                    svc->sticky.cookie, cookie,
+                                    (unsigned long long)(svc->sticky.ttl_ms / 1000));
+    }
+    bool close = !r->keep_alive || w->draining || c->close_after_write;
+    if (upgrade) {
+        r->framing = GW_FRAME_NONE;
+        rv = rv ? rv : gv_buf_puts(&b, "Connection: upgrade\r\n");
+    } else if (bodyless) {
+        r->framing = GW_FRAME_NONE;
+    } else if (p->flags & F_CONTENT_LENGTH) {
+        r->framing = GW_FRAME_LENGTH;
+        rv = rv ? rv
+                : gv_buf_printf(&b, "Content-Length: %llu\r\n",
+                                (unsigned long long)p->content_length);
+    } else if (r->http_major == 1 && r->http_minor >= 1) {
+        r->framing = GW_FRAME_CHUNKED;
+        rv = rv ? rv : gv_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
+    } else {
+        r->framing = GW_FRAME_CLOSE;
+        close = true;
+    }
+    if (!upgrade) {
+        if (close) {
+            c->close_after_write = true;
+            rv = rv ? rv : gv_buf_puts(&b, "Connection: close\r\n");
+        } else if (r->http_minor == 0) {
+            rv = rv ? rv : gv_buf_puts(&b, "Connection: keep-alive\r\n");
+        }
+    }
+    rv = rv ? rv : gv_buf_puts(&b, "\r\n");
+    if (rv == 0) {
+        r->response_started = true;
+        r->bytes_out += b.len;
+        gw_conn_write(c, b.data, b.len);
+    }
+    gv_buf_free(&b);
+    return rv;
+}
+
+static int on_resp_headers_complete(llhttp_t *p)
+{
+    struct gw_upstream *up = UP(p);
+    struct gw_request *r = up->req;
+    if (r->rhdr_open)
+        r->nrhdrs++;
+    r->rhdr_open = false;
+    r->rin_value = false;
+    r->status = llhttp_get_status_code(p);
+    if (r->status >= 100 && r->status < 200 && !(r->status == 101 && r->upgrade)) {
+        up->skip_1xx = true; /* we answered 100 Continue ourselves */
+        return 1;
+    }
+    if (write_client_head(r, p) != 0)
+        return -1;
+    if (r->status == 101) {
+        up->tunnel = true;
+        return 2;
+    }
+    return r->method == HTTP_HEAD ? 1 : 0;
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_upstream *up = UP(p);
+    struct gw_request *r = up->req;
+    struct gw_conn *c = r->conn;
+    if (r->framing == GW_FRAME_CHUNKED) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "%zx\r\n", len);
+        gw_conn_write(c, line, (size_t)n);
+        gw_conn_write(c, at, len);
+        gw_conn_write(c, "\r\n", 2);
+    } else {
+        gw_conn_write(c, at, len);
+    }
+    r->bytes_out += len;
+    if (c->out_bytes > GW_HIGH_WATER && up->reading) {
+        uv_read_stop((uv_stream_t *)&up->tcp);
+        up->reading = false;
+    }
+    return 0;
+}
+
+static int on_resp_complete(llhttp_t *p)
+{
+    struct gw_upstream *up = UP(p);
+    if (up->skip_1xx) {
+        up->skip_1xx = false;
+        return 0;
+    }
+    if (up->tunnel)
+        return 0; /* llhttp_execute returns HPE_PAUSED_UPGRADE */
+    up->done = true;
+    return HPE_PAUSED;
+}
+
+static void settings_init(void)
+{
+    llhttp_settings_init(&resp_settings);
+    resp_settings.on_message_begin = on_resp_begin;
+    resp_settings.on_header_field = on_resp_header_field;
+    resp_settings.on_header_value = on_resp_header_value;
+    resp_settings.on_headers_complete = on_resp_headers_complete;
+    resp_settings.on_body = on_resp_body;
+    resp_settings.on_message_complete = on_resp_complete;
+}
+
+/* ---- upstream connection life -------------------------------------------- */
+
+static void on_up_handle_closed(uv_handle_t *h)
+{
+    struct gw_upstream *up = h->data;
+    if (--up->handles == 0)
+        free(up);
+}
+
+static void up_close(struct gw_upstream *up)
+{
+    if (up->state == GW_UP_CLOSING)
+        return;
+    up->state = GW_UP_CLOSING;
+    gw_link_remove(&up->link);
+    up_account(up, false);
+    if (up->req != NULL && up->req->up == up)
+        up->req->up = NULL;
+    up->req = NULL;
+    uv_close((uv_handle_t *)&up->tcp, on_up_handle_closed);
+    uv_close((uv_handle_t *)&up->timer, on_up_handle_closed);
+}
+
+static void up_stop_reading(struct gw_upstream *up)
+{
+    if (up->reading) {
+        uv_read_stop((uv_stream_t *)&up->tcp);
+        up->reading = false;
+    }
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct gw_upstream *up = h->data;
+    (void)suggested;
+    buf->base = up->w->read_buf;
+    buf->len = sizeof(up->w->read_buf);
+}
+
+static void up_start_reading(struct gw_upstream *up)
+{
+    if (!up->reading && up->state != GW_UP_CLOSING) {
+        up->reading = true;
+        uv_read_start((uv_stream_t *)&up->tcp, on_up_alloc, on_up_read);
+    }
+}
+
+/* Drops the attempt's in-flight count without judging the target. */
+static void up_release(struct gw_upstream *up)
+{
+    struct gw_request *r = up->req;
+    if (!up->counted || r == NULL)
+        return;
+    up->counted = false;
+    atomic_fetch_sub_explicit(&r->view->snap->states[up->service][up->target]->inflight, 1,
+                              memory_order_relaxed);
+}
+
+/* An attempt failed before a response started: retry elsewhere or answer. */
+static void attempt_failed(struct gw_request *r, int status, const char *why, bool blame)
+{
+    struct gw_upstream *up = r->up;
+    bool stale = up != NULL && up->reused && !up->got_bytes;
+    if (up != NULL) {
+        if (!blame || stale)
+            up_release(up);
+        up_close(up); /* counts a failure if still counted */
+    }
+    r->up = NULL;
+    const struct lb_service_spec *svc = req_service(r);
+    bool can_retry = !r->response_started && r->body_sent == 0 && !r->upgrade &&
+                     (idempotent(r->method) || stale);
+    if (can_retry && stale) {
+        /* A pooled connection the upstream had already closed: not the
+         * target's fault, and not a try. */
+        r->ntried--;
+        attempt(r);
+        return;
+    }
+    gv_debug("upstream %s: %s", svc->targets[r->target].address, why);
+    if (can_retry && r->ntried <= svc->retries && r->ntried < GW_MAX_TRIES) {
+        attempt(r);
+        return;
+    }
+    gw_request_fail(r, status, why);
+}
+
+static void response_done(struct gw_upstream *up, const char *rest, size_t rest_len)
+{
+    struct gw_request *r = up->req;
+    struct gw_conn *c = r->conn;
+    bool reusable = llhttp_should_keep_alive(&up->parser) && r->body_done && rest_len == 0;
+    up->done = false;
+    up_account(up, r->status < 500 || r->status > 504);
+    if (r->framing == GW_FRAME_CHUNKED)
+        gw_conn_write(c, "0\r\n\r\n", 5);
+    r->up = NULL;
+    up->req = NULL;
+    if (reusable && !c->w->draining) {
+        uv_timer_stop(&up->timer);
+        up->state = GW_UP_IDLE;
+        up->reused = false;
+        up->idle_since_ms = gv_now_ms();
+        gw_link_append(&c->w->pool, &up->link);
+        up_start_reading(up); /* to notice the upstream closing it */
+    } else {
+        up_close(up);
+    }
+    gw_request_finish(r, true);
+}
+
+static void start_tunnel(struct gw_upstream *up, const char *rest, size_t rest_len)
+{
+    struct gw_request *r = up->req;
+    struct gw_conn *c = r->conn;
+    uv_timer_stop(&up->timer);
+    c->tunnel = true;
+    up_account(up, true);
+    if (rest_len > 0)
+        gw_conn_write(c, rest, rest_len);
+    if (c->pending != NULL) {
+        up_write(up, c->pending, c->pending_len);
+        free(c->pending);
+        c->pending = NULL;
+        c->pending_len = 0;
+    }
+    gw_conn_resume_body(c);
+}
+
+static void on_up_timeout(uv_timer_t *t)
+{
+    struct gw_upstream *up = t->data;
+    struct gw_request *r = up->req;
+    if (r == NULL)
+        return;
+    if (r->response_started) {
+        gw_request_fail(r, 504, "upstream timed out");
+        return;
+    }
+    attempt_failed(
+        r, 504, up->state == GW_UP_CONNECTING ? "upstream connect timed out" : "upstream timed out",
+        true);
+}
+
+static void up_feed(struct gw_upstream *up, const char *data, size_t len)
+{
+    struct gw_request *r = up->req;
+    if (up->tunnel) {
+        gw_conn_write(r->conn, data, len);
+        r->bytes_out += len;
+        if (r->conn->out_bytes > GW_HIGH_WATER)
+            up_stop_reading(up);
+        return;
+    }
+    up->in_parse = true;
+    llhttp_errno_t err = llhttp_execute(&up->parser, data, len);
+    up->in_parse = false;
+    if (up->req == NULL) /* the client went away meanwhile */
+        return;
+    const char *pos = llhttp_get_error_pos(&up->parser);
+    size_t rest =
+        (pos != NULL && pos >= data && pos <= data + len) ? (size_t)(data + len - pos) : 0;
+    if (err == HPE_PAUSED_UPGRADE || (err == HPE_OK && up->tunnel)) {
+        start_tunnel(up, err == HPE_OK ? NULL : pos, err == HPE_OK ? 0 : rest);
+        return;
+    }
+    if (err == HPE_PAUSED && up->done) {
+        response_done(up, pos, rest);
+        return;
+    }
+    if (err != HPE_OK) {
+        gv_debug("upstream parse error: %s", llhttp_get_error_reason(&up->parser));
+        if (r->response_started)
+            gw_request_fail(r, 502, "invalid response from upstream");
+        else
+            attempt_failed(r, 502, "invalid response from upstream", true);
+        return;
+    }
+    /* Progress: the read timeout starts again. */
+    uv_timer_start(&up->timer, on_up_timeout, req_service(r)->timeouts.read_ms, 0);
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct gw_upstream *up = s->data;
+    struct gw_request *r = up->req;
+    if (nread == 0)
+        return;
+    if (up->state == GW_UP_IDLE || r == NULL) {
+        up_close(up); /* closed (or spoke out of turn) while pooled */
+        return;
+    }
+    if (nread > 0) {
+        up->got_bytes = true;
+        up_feed(up, buf->base, (size_t)nread);
+        return;
+    }
+    /* EOF or error. */
+    if (up->tunnel) {
+        r->up = NULL;
+        up->req = NULL;
+        up_close(up);
+        gw_request_finish(r, false);
+        return;
+    }
+    if (nread == UV_EOF && up->got_bytes && llhttp_message_needs_eof(&up->parser)) {
+        up->in_parse = true;
+        llhttp_finish(&up->parser);
+        up->in_parse = false;
+        if (up->done) {
+            response_done(up, NULL, 0);
+            return;
+        }
+    }
+    if (r->response_started)
+        gw_request_fail(r, 502, "upstream closed mid-response");
+    else
+        attempt_failed(
+            r, 502,
+            nread == UV_EOF ? "upstream closed the connection" : "upstream connection reset", true);
+}
+
+/* The connection is ready: send the head and whatever body is queued. */
+static void up_send_request(struct gw_upstream *up)
+{
+    struct gw_request *r = up->req;
+    up->state = GW_UP_ACTIVE;
+    llhttp_init(&up->parser, HTTP_RESPONSE, &resp_settings);
+    up->parser.data = up;
+    up_start_reading(up);
+    uv_timer_start(&up->timer, on_up_timeout, req_service(r)->timeouts.read_ms, 0);
+    int rv = up_write(up, r->up_head.data, r->up_head.len);
+    if (rv == 0 && r->body_q.len > 0) {
+        rv = send_body(r, r->body_q.data, r->body_q.len);
+        gv_buf_free(&r->body_q);
+    }
+    if (rv == 0 && r->body_done && r->body_chunked)
+        rv = up_write(up, "0\r\n\r\n", 5);
+    if (rv != 0) {
+        attempt_failed(r, 502, "upstream write failed", true);
+        return;
+    }
+    /* The queued body may have gone out without a write callback to come:
+     * take the client's body again from here. */
+    gw_conn_resume_body(r->conn);
+}
+
+static void on_up_connect(uv_connect_t *req, int status)
+{
+    struct gw_upstream *up = req->data;
+    if (up->state == GW_UP_CLOSING)
+        return;
+    struct gw_request *r = up->req;
+    if (status < 0) {
+        char why[96];
+        snprintf(why, sizeof(why), "upstream connect failed: %s", uv_strerror(status));
+        attempt_failed(r, 502, status == UV_ETIMEDOUT ? "upstream connect timed out" : why, true);
+        return;
+    }
+    uv_tcp_nodelay(&up->tcp, 1);
+    up_send_request(up);
+}
+
+static struct gw_upstream *pool_take(struct gw_worker *w, const char *address)
+{
+    for (struct gw_link *l = w->pool.prev; l != &w->pool; l = l->prev) {
+        struct gw_upstream *up = GV_CONTAINER_OF(l, struct gw_upstream, link);
+        if (strcmp(up->address, address) == 0) {
+            gw_link_remove(&up->link);
+            return up;
+        }
+    }
+    return NULL;
+}
+
+/* Picks a target (sticky cookie first) that this request has not tried. */
+static int pick_target(struct gw_request *r)
+{
+    const struct lb_service_spec *svc = req_service(r);
+    struct lb_balancer *bal = r->view->balancers[r->service];
+    struct lb_pick_ctx ctx = {
+        .tried = r->tried,
+        .ntried = r->ntried,
+        .now_ms = gv_now_ms(),
+    };
+    if (svc->sticky.enabled && r->ntried == 0) {
+        size_t n, vl;
+        const char *ck = gw_request_header(r, "cookie", &n);
+        const char *v = ck ? gw_cookie_find(ck, n, svc->sticky.cookie, &vl) : NULL;
+        if (v != NULL && vl < 256) {
+            char val[256];
+            int idx;
+            memcpy(val, v, vl);
+            val[vl] = '\0';
+            if (lb_sticky_decode(r->conn->w->cfg.sticky_key, val, (uint64_t)time(NULL), svc,
+                                 &idx) == 0 &&
+                lb_candidate(bal, idx, &ctx))
+                return idx;
+        }
+        r->sticky_set = true;
+    }
+    if (svc->algo == LB_CONSISTENT_HASH) {
+        const char *key = NULL;
+        size_t kl = 0, n;
+        switch (svc->hash_on) {
+        case LB_HASH_IP:
+            key = (const char *)r->conn->peer;
+            kl = r->conn->peer_family == AF_INET6 ? 16 : 4;
+            break;
+        case LB_HASH_PATH: {
+            const char *url = r->head.data + r->url_off;
+            const char *q = memchr(url, '?', r->url_len);
+            key = url;
+            kl = q ? (size_t)(q - url) : r->url_len;
+            break;
+        }
+        case LB_HASH_HEADER:
+            key = gw_request_header(r, svc->hash_key, &kl);
+            break;
+        case LB_HASH_COOKIE: {
+            const char *ck = gw_request_header(r, "cookie", &n);
+            key = ck ? gw_cookie_find(ck, n, svc->hash_key, &kl) : NULL;
+            break;
+        }
+        }
+        if (key != NULL) {
+            ctx.hash = gv_hash64(key, kl, 0);
+            ctx.has_hash = true;
+        }
+    }
+    return lb_pick(bal, &ctx);
+}
+
+static void attempt(struct gw_request *r)
+{
+    struct gw_worker *w = r->conn->w;
+    const struct gw_snapshot *snap = r->view->snap;
+    const struct lb_service_spec *svc = req_service(r);
+    int t = pick_target(r);
+    if (t < 0) {
+        if (r->ntried == 0)
+            gw_request_fail(r, 503, "no healthy target");
+        else
+            gw_request_fail(r, 502, "upstream failed and no other target is available");
+        return;
+    }
+    r->target = t;
+    r->tried[r->ntried++] = t;
+    struct lb_target_state *st = snap->states[r->service][t];
+    const char *address = svc->targets[t].address;
+    struct gw_upstream *up = pool_take(w, address);
+    if (up == NULL) {
+        up = calloc(1, sizeof(*up));
+        if (up == NULL) {
+            gw_request_fail(r, 502, "out of memory");
+            return;
+        }
+        up->w = w;
+        snprintf(up->address, sizeof(up->address), "%s", address);
+        gw_link_init(&up->link);
+        uv_tcp_init(&w->loop, &up->tcp);
+        uv_timer_init(&w->loop, &up->timer);
+        up->tcp.data = up->timer.data = up->connect_req.data = up;
+        up->handles = 2;
+        up->state = GW_UP_CONNECTING;
+    } else {
+        up->reused = true;
+    }
+    pthread_once(&settings_once, settings_init);
+    up->req = r;
+    up->service = r->service;
+    up->target = t;
+    up->got_bytes = false;
+    up->done = false;
+    up->tunnel = false;
+    up->skip_1xx = false;
+    up->attempt_us = gv_now_us();
+    up->counted = true;
+    atomic_fetch_add_explicit(&st->inflight, 1, memory_order_relaxed);
+    r->up = up;
+    if (up->reused) {
+        up_send_request(up);
+        return;
+    }
+    const struct sockaddr_storage *sa = &snap->addrs[r->service][t];
+    int rv = sa->ss_family == AF_UNSPEC
+                 ? UV_EAI_NONAME
+                 : uv_tcp_connect(&up->connect_req, &up->tcp, (const struct sockaddr *)sa,
+                                  on_up_connect);
+    if (rv != 0) {
+        char why[96];
+        snprintf(why, sizeof(why), "upstream connect failed: %s", uv_strerror(rv));
+        attempt_failed(r, 502, why, true);
+        return;
+    }
+    uv_timer_start(&up->timer, on_up_timeout, svc->timeouts.connect_ms, 0);
+}
+
+/* ---- entry points from conn.c ---------------------------------------------- */
+
+void gw_proxy_start(struct gw_request *r)
+{
+    if (build_up_head(r) != 0) {
+        gw_request_fail(r, 500, "out of memory");
+        return;
+    }
+    if (r->expect_continue)
+        gw_conn_write(r->conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    attempt(r);
+}
+
+void gw_proxy_body(struct gw_request *r, const char *data, size_t len)
+{
+    struct gw_upstream *up = r->up;
+    if (up != NULL && up->state == GW_UP_ACTIVE) {
+        if (send_body(r, data, len) != 0)
+            attempt_failed(r, 502, "upstream write failed", true);
+        return;
+    }
+    if (r->finished)
+        return;
+    /* Not connected yet: queue, and stop reading above the high-water mark. */
+    if (gv_buf_append(&r->body_q, data, len) != 0) {
+        gw_request_fail(r, 500, "out of memory");
+        return;
+    }
+    if (r->body_q.len > GW_HIGH_WATER && r->conn->reading) {
+        uv_read_stop((uv_stream_t *)&r->conn->tcp);
+        r->conn->reading = false;
+    }
+}
+
+void gw_proxy_body_done(struct gw_request *r)
+{
+    struct gw_upstream *up = r->up;
+    if (up != NULL && up->state == GW_UP_ACTIVE && r->body_chunked)
+        up_write(up, "0\r\n\r\n", 5);
+}
+
+void gw_proxy_abort(struct gw_request *r)
+{
+    if (r->up != NULL) {
+        struct gw_upstream *up = r->up;
+        r->up = NULL;
+        up_close(up);
+    }
+}
+
+void gw_proxy_resume(struct gw_request *r)
+{
+    if (r->up != NULL && r->up->state == GW_UP_ACTIVE)
+        up_start_reading(r->up);
+}
+
+void gw_proxy_tunnel_write(struct gw_request *r, const char *data, size_t len)
+{
+    if (r->up != NULL) {
+        r->bytes_in += len;
+        up_write(r->up, data, len);
+    }
+}
+
+void gw_pool_tick(struct gw_worker *w, uint64_t now_ms)
+{
+    while (!gw_link_empty(&w->pool)) {
+        struct gw_upstream *up = GV_CONTAINER_OF(w->pool.next, struct gw_upstream, link);
+        if (now_ms - up->idle_since_ms < GW_POOL_IDLE_MS)
+            break;
+        up_close(up);
+    }
+}
+
+void gw_pool_close_all(struct gw_worker *w)
+{
+    while (!gw_link_empty(&w->pool))
+        up_close(GV_CONTAINER_OF(w->pool.next, struct gw_upstream, link));
+}
