@@ -1,6 +1,7 @@
-/* chash_test.c - consistent hashing: stable mapping, ~1/N keys moved when a
- * target leaves and none between survivors, skipping of non-candidates,
- * fallback without a hash input. */
+/* chash_test.c - consistent hashing (Maglev): stable mapping whatever the
+ * config order, shares within 2% of the weights, ~1/N keys moved when a
+ * target leaves, only a down target's keys moved while it is down, skipping
+ * of non-candidates, fallback without a hash input. */
 #include "lb_fixture.h"
 
 #define KEYS 100000
@@ -23,6 +24,34 @@ static void test_same_hash_same_target(void)
     fx_free(&g);
 }
 
+/* A node whose config lists the same targets in another order maps every key
+ * to the same address. */
+static void test_config_order_does_not_matter(void)
+{
+    static const int w[] = {1, 2, 3, 1, 2};
+    struct fx f, g;
+    fx_init(&f, LB_CONSISTENT_HASH, w, 5);
+    fx_init(&g, LB_CONSISTENT_HASH, w, 5);
+    for (int i = 0; i < 2; i++) { /* reverse g's targets */
+        struct lb_target_spec t = g.spec.targets[i];
+        g.spec.targets[i] = g.spec.targets[4 - i];
+        g.spec.targets[4 - i] = t;
+    }
+    lb_balancer_free(g.b);
+    CHECK_INT(lb_balancer_new(&g.spec, g.states, &g.b), 0);
+    struct lb_pick_ctx c = {.now_ms = 1, .has_hash = true};
+    long differ = 0;
+    for (int k = 0; k < KEYS; k++) {
+        c.hash = gv_hash64(&k, sizeof(k), 3);
+        int a = lb_pick(f.b, &c), b = lb_pick(g.b, &c);
+        differ +=
+            a < 0 || b < 0 || strcmp(f.spec.targets[a].address, g.spec.targets[b].address) != 0;
+    }
+    CHECK_INT(differ, 0);
+    fx_free(&f);
+    fx_free(&g);
+}
+
 static void test_distribution(void)
 {
     static const int w[] = {1, 2, 3};
@@ -30,7 +59,6 @@ static void test_distribution(void)
     struct fx f;
     fx_init(&f, LB_CONSISTENT_HASH, w, 3);
     struct lb_pick_ctx c = {.now_ms = 1, .has_hash = true};
-    long wsum = 6;
     for (int k = 0; k < KEYS; k++) {
         c.hash = gv_hash64(&k, sizeof(k), 1);
         int i = lb_pick(f.b, &c);
@@ -38,14 +66,11 @@ static void test_distribution(void)
         if (i >= 0)
             counts[i]++;
     }
-    /* The ring's arcs, not the keys, make the error: about 1/sqrt(160*w)
-     * relative per target (ketama's trade-off between ring size and
-     * balance). Ring and keys are fixed, so the result is too: within 2
-     * points of share, and within 12% of the weight. */
-    double err = fx_shares("consistent_hash {1,2,3}", counts, w, 3);
-    CHECK(err < 0.12);
-    for (int i = 0; i < 3; i++)
-        CHECK(fabs((double)counts[i] / KEYS - (double)w[i] / (double)wsum) < 0.02);
+    /* The table holds each target's share to within one slot in 65537, so
+     * what is left is the keys' own sampling noise (about 0.7% relative for
+     * the 1/6 share over 100k keys). Table and keys are fixed, so the result
+     * is too. */
+    CHECK(fx_shares("consistent_hash {1,2,3}", counts, w, 3) < 0.02);
     fx_free(&f);
 }
 
@@ -105,23 +130,57 @@ static void test_removal_moves_one_nth(void)
             between_survivors++;
     }
     double frac = (double)moved / KEYS;
-    printf("  consistent_hash: removing 1 of 5 moved %.4f of keys, %ld between survivors\n", frac,
-           between_survivors);
+    printf("  consistent_hash: removing 1 of 5 moved %.4f of keys, %ld (%.4f) between survivors\n",
+           frac, between_survivors, (double)between_survivors / KEYS);
     CHECK(frac > 0.15 && frac < 0.25);
-    CHECK_INT(between_survivors, 0);
-
-    /* Marking the target down rather than removing it moves the same keys
-     * to the same places. */
-    atomic_store(&f.st[2].active_healthy, 0);
-    static const char *down[KEYS];
-    map_keys(&f, down);
-    long differ = 0;
-    for (int k = 0; k < KEYS; k++)
-        differ += down[k] == NULL || after[k] == NULL || strcmp(down[k], after[k]) != 0;
-    CHECK_INT(differ, 0);
+    /* Unlike a ring, Maglev moves a few keys between survivors: the slots the
+     * removed target held are refilled by the others' turns, which shifts
+     * where some of their later turns land. The paper measures this as small
+     * when the table is far larger than the number of targets. */
+    CHECK(between_survivors < KEYS / 50);
     fx_free(&f);
     fx_free(&g);
     free(gone);
+}
+
+/* Marking a target down (not removing it) moves only its keys, spread over
+ * the others, and they all come back with it. */
+static void test_down_moves_only_its_keys(void)
+{
+    static const int w[] = {1, 1, 1, 1, 1};
+    static const char *before[KEYS], *down[KEYS], *back[KEYS];
+    struct fx f;
+    fx_init(&f, LB_CONSISTENT_HASH, w, 5);
+    const char *gone = f.spec.targets[2].address;
+    map_keys(&f, before);
+    atomic_store(&f.st[2].active_healthy, 0);
+    map_keys(&f, down);
+    atomic_store(&f.st[2].active_healthy, 1);
+    map_keys(&f, back);
+
+    long moved = 0, wrongly_moved = 0, differ_back = 0, to[5] = {0};
+    for (int k = 0; k < KEYS; k++) {
+        CHECK(before[k] != NULL && down[k] != NULL && back[k] != NULL);
+        if (before[k] == NULL || down[k] == NULL || back[k] == NULL)
+            continue;
+        differ_back += strcmp(before[k], back[k]) != 0;
+        CHECK(strcmp(down[k], gone) != 0);
+        if (strcmp(before[k], gone) != 0) {
+            wrongly_moved += strcmp(before[k], down[k]) != 0;
+            continue;
+        }
+        moved++;
+        for (int i = 0; i < 5; i++)
+            to[i] += strcmp(down[k], f.spec.targets[i].address) == 0;
+    }
+    printf("  consistent_hash: target down moved %.4f of keys\n", (double)moved / KEYS);
+    CHECK(moved > KEYS * 15 / 100 && moved < KEYS * 25 / 100);
+    CHECK_INT(wrongly_moved, 0);
+    CHECK_INT(differ_back, 0);
+    /* Each survivor takes about a quarter of them. */
+    for (int i = 0; i < 5; i++)
+        CHECK(i == 2 || (to[i] > moved / 5 && to[i] < moved * 3 / 10));
+    fx_free(&f);
 }
 
 static void test_exclusion(void)
@@ -129,9 +188,8 @@ static void test_exclusion(void)
     fx_check_exclusion(LB_CONSISTENT_HASH);
 }
 
-/* A tried target sends the retry to the next one on the ring, the same for
- * every worker. */
-static void test_retry_goes_clockwise(void)
+/* A tried target sends the retry to the same next target on every worker. */
+static void test_retry_is_the_same_everywhere(void)
 {
     static const int w[] = {1, 1, 1};
     struct fx f, g;
@@ -150,6 +208,30 @@ static void test_retry_goes_clockwise(void)
     fx_free(&g);
 }
 
-TEST_MAIN(TEST(test_same_hash_same_target), TEST(test_distribution),
-          TEST(test_fallback_without_hash), TEST(test_removal_moves_one_nth), TEST(test_exclusion),
-          TEST(test_retry_goes_clockwise))
+/* A target whose weight is too small for a slot of its own still takes the
+ * keys when it is the only one left (the scan after the rehashes). */
+static void test_target_without_slots(void)
+{
+    static const int w[] = {1, 1000000};
+    struct fx f;
+    fx_init(&f, LB_CONSISTENT_HASH, w, 2);
+    struct lb_pick_ctx c = {.now_ms = 1, .has_hash = true};
+    long to0 = 0;
+    for (int k = 0; k < 1000; k++) {
+        c.hash = gv_hash64(&k, sizeof(k), 5);
+        to0 += lb_pick(f.b, &c) == 0;
+    }
+    CHECK_INT(to0, 0);
+    atomic_store(&f.st[1].active_healthy, 0);
+    for (int k = 0; k < 1000; k++) {
+        c.hash = gv_hash64(&k, sizeof(k), 5);
+        CHECK_INT(lb_pick(f.b, &c), 0);
+    }
+    fx_free(&f);
+}
+
+TEST_MAIN(TEST(test_same_hash_same_target), TEST(test_config_order_does_not_matter),
+          TEST(test_distribution), TEST(test_fallback_without_hash),
+          TEST(test_removal_moves_one_nth), TEST(test_down_moves_only_its_keys),
+          TEST(test_exclusion), TEST(test_retry_is_the_same_everywhere),
+          TEST(test_target_without_slots))
