@@ -1,0 +1,380 @@
+/* node.c - wiring one grapevine process: config, snapshot, workers, health
+ * checks, admin API, signals and graceful drain. */
+#include "node/node.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A snapshot built from a node_state, which it owns. */
+struct node_snap {
+    struct gw_snapshot base;
+    struct node_state state;
+    int *route_service;
+    struct sockaddr_storage **addrs;
+};
+
+static void snap_release(struct gw_snapshot *s)
+{
+    struct node_snap *ns = (struct node_snap *)s;
+    for (size_t i = 0; i < ns->state.nservices; i++) {
+        free(ns->addrs ? ns->addrs[i] : NULL);
+        free(s->states ? s->states[i] : NULL);
+    }
+    free(ns->addrs);
+    free(s->states);
+    free(ns->route_service);
+    gw_router_free(s->router);
+    node_state_free(&ns->state);
+    free(ns);
+}
+
+/* Resolves host:port at snapshot build. Runs on the control thread before or
+ * between loop iterations, never on a worker loop. */
+static void resolve(const struct lb_target_spec *t, struct sockaddr_storage *out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char port[8];
+    memset(out, 0, sizeof(*out));
+    out->ss_family = AF_UNSPEC;
+    snprintf(port, sizeof(port), "%u", t->port);
+    int rv = getaddrinfo(t->host, port, &hints, &res);
+    if (rv != 0 || res == NULL) {
+        gv_warn("target %s does not resolve: %s", t->address, gai_strerror(rv));
+        return;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+}
+
+/* Builds a snapshot, taking over *state (zeroed on success). */
+static int snap_build(struct node *n, struct node_state *state, struct gw_snapshot **out)
+{
+    char err[256];
+    struct node_snap *ns = calloc(1, sizeof(*ns));
+    int rv = GV_ENOMEM;
+    if (ns == NULL)
+        return GV_ENOMEM;
+    ns->state = *state;
+    memset(state, 0, sizeof(*state));
+    struct gw_snapshot *s = &ns->base;
+    s->release = snap_release;
+    s->user = &ns->state;
+    atomic_store(&s->refs, 1);
+    size_t nsvc = ns->state.nservices;
+    ns->route_service = calloc(ns->state.nroutes + 1, sizeof(int));
+    s->states = calloc(nsvc + 1, sizeof(*s->states));
+    ns->addrs = calloc(nsvc + 1, sizeof(*ns->addrs));
+    if (ns->route_service == NULL || s->states == NULL || ns->addrs == NULL)
+        goto fail;
+    for (size_t i = 0; i < nsvc; i++) {
+        const struct lb_service_spec *svc = &ns->state.services[i];
+        s->states[i] = calloc(svc->ntargets + 1, sizeof(**s->states));
+        ns->addrs[i] = calloc(svc->ntargets + 1, sizeof(**ns->addrs));
+        if (s->states[i] == NULL || ns->addrs[i] == NULL)
+            goto fail;
+        for (size_t t = 0; t < svc->ntargets; t++) {
+            s->states[i][t] = lb_registry_get(n->registry, svc->name, svc->targets[t].address,
+                                              svc->health.enabled);
+            if (s->states[i][t] == NULL)
+                goto fail;
+            resolve(&svc->targets[t], &ns->addrs[i][t]);
+        }
+    }
+    for (size_t r = 0; r < ns->state.nroutes; r++)
+        ns->route_service[r] = node_state_find_service(&ns->state, ns->state.routes[r].service);
+    rv = gw_router_build(ns->state.routes, ns->state.nroutes, &s->router, err, sizeof(err));
+    if (rv != 0) {
+        gv_error("router: %s", err);
+        goto fail;
+    }
+    s->routes = ns->state.routes;
+    s->nroutes = ns->state.nroutes;
+    s->route_service = ns->route_service;
+    s->services = ns->state.services;
+    s->nservices = nsvc;
+    s->addrs = (const struct sockaddr_storage *const *)ns->addrs;
+    *out = s;
+    return 0;
+fail:
+    snap_release(s);
+    return rv;
+}
+
+struct gw_snapshot *node_snapshot(struct node *n)
+{
+    return gw_snapshot_acquire(&n->slot);
+}
+
+/* The digest of the canonical JSON of a state: what two converged nodes
+ * share. */
+static void state_digest(const struct node_state *st, char out[65])
+{
+    json_t *j = node_state_to_json(st);
+    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    out[0] = '\0';
+    if (text != NULL && EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) == 1) {
+        for (unsigned i = 0; i < mdlen; i++)
+            snprintf(out + 2 * i, 3, "%02x", md[i]);
+    }
+    free(text);
+    json_decref(j);
+}
+
+static int publish(struct node *n, struct node_state *state)
+{
+    char digest[65];
+    state_digest(state, digest);
+    struct gw_snapshot *s;
+    int rv = snap_build(n, state, &s);
+    if (rv != 0)
+        return rv;
+    if (n->health != NULL) {
+        rv = lb_health_set(n->health, s->services, s->nservices,
+                           (struct lb_target_state * *const *)s->states);
+        if (rv != 0)
+            gv_warn("health checks: %s", gv_strerror(rv));
+    }
+    memcpy(n->config_digest, digest, sizeof(digest));
+    gw_snapshot_publish(&n->slot, s);
+    return 0;
+}
+
+/* ---- signals and shutdown ------------------------------------------------ */
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void begin_stop(struct node *n, const char *why)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    gv_info("%s: draining %d workers", why, n->nworkers);
+    for (int i = 0; i < n->nworkers; i++)
+        gw_worker_drain(n->workers[i]);
+    if (n->admin != NULL) {
+        node_admin_stop(n->admin);
+        n->admin = NULL;
+    }
+    if (n->health != NULL) {
+        lb_health_stop(n->health, NULL, NULL);
+        n->health = NULL;
+    }
+    uv_close((uv_handle_t *)&n->sig_term, on_closed);
+    uv_close((uv_handle_t *)&n->sig_int, on_closed);
+    uv_close((uv_handle_t *)&n->sig_hup, on_closed);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct node *n = s->data;
+    if (signum == SIGHUP) {
+        if (n->cfg.path == NULL)
+            return;
+        struct node_config fresh;
+        struct node_config_error err;
+        if (node_config_load_file(n->cfg.path, &fresh, &err) != 0) {
+            gv_error("SIGHUP: %s (nothing changed)", err.text);
+            return;
+        }
+        enum gv_log_level lvl;
+        if (fresh.node.log_level != NULL && gv_log_parse_level(fresh.node.log_level, &lvl) == 0) {
+            gv_log_set_level(lvl);
+            gv_info("SIGHUP: log level is now %s", fresh.node.log_level);
+        }
+        node_config_free(&fresh);
+        return;
+    }
+    begin_stop(n, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+static int set_str(char **dst, const char *v)
+{
+    if (v == NULL)
+        return 0;
+    char *d = strdup(v);
+    if (d == NULL)
+        return GV_ENOMEM;
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+static int apply_opts(struct node_settings *s, const struct node_run_opts *o)
+{
+    int rv = 0;
+    rv = rv ? rv : set_str(&s->name, o->name);
+    rv = rv ? rv : set_str(&s->listen, o->listen);
+    rv = rv ? rv : set_str(&s->admin, o->admin);
+    rv = rv ? rv : set_str(&s->gossip, o->gossip);
+    rv = rv ? rv : set_str(&s->advertise, o->advertise);
+    rv = rv ? rv : set_str(&s->data_dir, o->data_dir);
+    rv = rv ? rv : set_str(&s->log_level, o->log_level);
+    if (rv == 0 && o->workers != NULL) {
+        if (strcmp(o->workers, "auto") == 0) {
+            s->workers = 0;
+        } else {
+            char *end;
+            long w = strtol(o->workers, &end, 10);
+            if (*end != '\0' || w < 1 || w > 256) {
+                fprintf(stderr, "grapevine: --workers must be a number 1..256 or auto\n");
+                return GV_EINVAL;
+            }
+            s->workers = (int)w;
+        }
+    }
+    if (rv == 0 && s->name == NULL) {
+        char host[256];
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "grapevine");
+        host[sizeof(host) - 1] = '\0';
+        rv = set_str(&s->name, host);
+    }
+    return rv;
+}
+
+static int start_workers(struct node *n)
+{
+    const struct node_settings *s = &n->cfg.node;
+    int count = s->workers > 0 ? s->workers : (int)uv_available_parallelism();
+    n->workers = calloc((size_t)count, sizeof(*n->workers));
+    n->metrics = calloc((size_t)count, sizeof(*n->metrics));
+    if (n->workers == NULL || n->metrics == NULL)
+        return GV_ENOMEM;
+    n->nmetrics = count;
+    for (int i = 0; i < count; i++) {
+        int fd, rv;
+        if ((rv = gw_metrics_new(&n->metrics[i])) != 0)
+            return rv;
+        if ((rv = gw_listen_socket(s->listen, &fd)) != 0) {
+            gv_error("cannot listen on %s: %s", s->listen, gv_strerror(rv));
+            return rv;
+        }
+        struct gw_worker_config wc = {
+            .id = i,
+            .listen_fd = fd,
+            .node_name = s->name,
+            .access_log = s->access_log,
+            .header_timeout_ms = s->header_timeout_ms,
+            .idle_timeout_ms = s->idle_timeout_ms,
+            .max_header_bytes = s->max_header_bytes,
+            .max_headers = s->max_headers,
+            .slot = &n->slot,
+            .metrics = n->metrics[i],
+            .sticky_key = n->sticky_key,
+        };
+        if ((rv = gw_worker_start(&wc, &n->workers[i])) != 0) {
+            close(fd);
+            gv_error("cannot start worker %d: %s", i, gv_strerror(rv));
+            return rv;
+        }
+        n->nworkers++;
+    }
+    gv_info("proxy listening on %s with %d workers", s->listen, n->nworkers);
+    return 0;
+}
+
+static int load_config(struct node *n, const struct node_run_opts *o)
+{
+    struct node_config_error err;
+    if (o->config != NULL) {
+        if (node_config_load_file(o->config, &n->cfg, &err) != 0) {
+            fprintf(stderr, "%s\n", err.text);
+            return GV_EINVAL;
+        }
+    } else {
+        memset(&n->cfg, 0, sizeof(n->cfg));
+        node_settings_defaults(&n->cfg.node);
+    }
+    return apply_opts(&n->cfg.node, o);
+}
+
+int node_run(const struct node_run_opts *o)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    int code = 1;
+    if (n == NULL)
+        return 1;
+    if (load_config(n, o) != 0) {
+        code = 2;
+        goto out_free;
+    }
+    enum gv_log_level lvl = GV_LOG_INFO;
+    if (n->cfg.node.log_level != NULL && gv_log_parse_level(n->cfg.node.log_level, &lvl) != 0) {
+        fprintf(stderr, "grapevine: unknown log level \"%s\"\n", n->cfg.node.log_level);
+        code = 2;
+        goto out_cfg;
+    }
+    gv_log_set_level(lvl);
+    n->started_ms = gv_now_ms();
+    if (RAND_bytes(n->sticky_key, sizeof(n->sticky_key)) != 1)
+        goto out_cfg;
+    gw_snapshot_slot_init(&n->slot);
+    if (uv_loop_init(&n->loop) != 0 || lb_registry_new(&n->registry) != 0)
+        goto out_slot;
+    if (lb_health_start(&n->loop, &n->health) != 0)
+        goto out_loop;
+    if (publish(n, &n->cfg.state) != 0)
+        goto out_health;
+    n->config_version = 0;
+    if (start_workers(n) != 0)
+        goto out_workers;
+    if (node_admin_start(n, n->cfg.node.admin, &n->admin) != 0)
+        goto out_workers;
+    uv_signal_init(&n->loop, &n->sig_term);
+    uv_signal_init(&n->loop, &n->sig_int);
+    uv_signal_init(&n->loop, &n->sig_hup);
+    n->sig_term.data = n->sig_int.data = n->sig_hup.data = n;
+    uv_signal_start(&n->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&n->sig_int, on_signal, SIGINT);
+    uv_signal_start(&n->sig_hup, on_signal, SIGHUP);
+    gv_info("node %s started (grapevine %s)", n->cfg.node.name, GV_VERSION);
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    code = 0;
+    goto out_join;
+
+out_workers:
+    for (int i = 0; i < n->nworkers; i++)
+        gw_worker_drain(n->workers[i]);
+out_health:
+    if (n->health != NULL)
+        lb_health_stop(n->health, NULL, NULL);
+    n->health = NULL;
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+out_join:
+    for (int i = 0; i < n->nworkers; i++)
+        gw_worker_join(n->workers[i]);
+    if (code == 0)
+        gv_info("node %s stopped", n->cfg.node.name);
+out_loop:
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&n->loop);
+out_slot:
+    gw_snapshot_slot_fini(&n->slot);
+    for (int i = 0; i < n->nmetrics; i++)
+        gw_metrics_free(n->metrics[i]);
+    free(n->metrics);
+    free(n->workers);
+    lb_registry_free(n->registry);
+out_cfg:
+    node_config_free(&n->cfg);
+out_free:
+    free(n);
+    return code;
+}

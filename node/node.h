@@ -1,0 +1,55 @@
+/* node.h - one grapevine process: config, workers, health checks, admin API.
+ *
+ * Threads: the node's main thread runs the control loop (admin API, health
+ * checker, signals). Proxy workers run on their own threads and only see the
+ * node through the published config snapshot and their metrics.
+ */
+#ifndef GV_NODE_NODE_H
+#define GV_NODE_NODE_H
+
+#include "balancer/health.h"
+#include "gateway/metrics.h"
+#include "gateway/snapshot.h"
+#include "gateway/worker.h"
+#include "node/config.h"
+
+#include <uv.h>
+
+struct node_admin;
+
+struct node {
+    struct node_config cfg;
+    uv_loop_t loop;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    struct lb_registry *registry;
+    struct gw_snapshot_slot slot;
+    struct lb_health *health;
+    struct node_admin *admin;
+    struct gw_worker **workers;
+    struct gw_metrics **metrics;
+    int nworkers;
+    int nmetrics; /* allocated metrics (>= nworkers if start-up failed) */
+    uint8_t sticky_key[32];
+    char config_digest[65];
+    uint64_t config_version;
+    uint64_t started_ms;
+    bool stopping;
+};
+
+/* Flags from the command line or GRAPEVINE_* environment; NULL = not given. */
+struct node_run_opts {
+    const char *config;
+    const char *name, *listen, *admin, *gossip, *advertise, *join, *workers, *data_dir, *log_level;
+};
+
+/* Runs a node until SIGTERM/SIGINT; returns the process exit code. */
+int node_run(const struct node_run_opts *opts);
+
+/* The snapshot currently published (new reference) - for the admin API. */
+struct gw_snapshot *node_snapshot(struct node *n);
+
+/* admin.c: the admin API on the node's control loop. */
+int node_admin_start(struct node *n, const char *addr, struct node_admin **out);
+void node_admin_stop(struct node_admin *a);
+
+#endif
