@@ -33,33 +33,85 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* Finished requests are kept on a small per-worker free list with their
+ * buffers, so a steady stream of requests allocates nothing. */
+#define REQ_CACHE_MAX  64
+#define REQ_KEEP_BYTES (16 * 1024) /* larger buffers go back to malloc */
+
+static void buf_trim(struct gv_buf *b)
+{
+    if (b->cap > REQ_KEEP_BYTES)
+        gv_buf_free(b);
+    else
+        gv_buf_reset(b);
+}
+
 static struct gw_request *request_new(struct gw_conn *c)
 {
-    struct gw_request *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return NULL;
+    struct gw_worker *w = c->w;
+    struct gw_request *r = w->req_cache;
+    if (r != NULL) {
+        w->req_cache = r->next_free;
+        w->nreq_cache--;
+        struct gv_buf head = r->head, up_head = r->up_head, resp = r->resp;
+        struct gw_header *hdrs = r->hdrs, *rhdrs = r->rhdrs;
+        uint32_t cap_hdrs = r->cap_hdrs, cap_rhdrs = r->cap_rhdrs;
+        memset(r, 0, sizeof(*r));
+        r->head = head;
+        r->up_head = up_head;
+        r->resp = resp;
+        r->hdrs = hdrs;
+        r->rhdrs = rhdrs;
+        r->cap_hdrs = cap_hdrs;
+        r->cap_rhdrs = cap_rhdrs;
+    } else {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return NULL;
+    }
     r->conn = c;
     r->start_us = gv_now_us();
     r->route = -1;
     r->service = -1;
     r->target = -1;
-    gv_buf_init(&r->head);
-    gv_buf_init(&r->up_head);
-    gv_buf_init(&r->body_q);
-    gv_buf_init(&r->resp);
     return r;
 }
 
 static void request_free(struct gw_request *r)
 {
+    struct gw_worker *w = r->conn->w;
     gw_view_unref(r->view);
+    gv_buf_free(&r->body_q);
+    if (w->nreq_cache < REQ_CACHE_MAX && !w->draining) {
+        buf_trim(&r->head);
+        buf_trim(&r->up_head);
+        buf_trim(&r->resp);
+        r->next_free = w->req_cache;
+        w->req_cache = r;
+        w->nreq_cache++;
+        return;
+    }
     gv_buf_free(&r->head);
     gv_buf_free(&r->up_head);
-    gv_buf_free(&r->body_q);
     gv_buf_free(&r->resp);
     free(r->hdrs);
     free(r->rhdrs);
     free(r);
+}
+
+void gw_request_cache_clear(struct gw_worker *w)
+{
+    while (w->req_cache != NULL) {
+        struct gw_request *r = w->req_cache;
+        w->req_cache = r->next_free;
+        gv_buf_free(&r->head);
+        gv_buf_free(&r->up_head);
+        gv_buf_free(&r->resp);
+        free(r->hdrs);
+        free(r->rhdrs);
+        free(r);
+    }
+    w->nreq_cache = 0;
 }
 
 const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len)
@@ -134,6 +186,13 @@ static void access_log(struct gw_request *r, uint64_t dur_us)
     gv_buf_free(&b);
 }
 
+/* Nothing is waiting to go out to the client, neither in libuv's write
+ * queue nor gathered under a cork. */
+static bool conn_flushed(const struct gw_conn *c)
+{
+    return c->out_bytes == 0 && !(c->w->corked == c && c->w->cork.len > 0);
+}
+
 /* Takes the connection on to its next request, or closes it. */
 static void conn_next(struct gw_conn *c)
 {
@@ -142,7 +201,7 @@ static void conn_next(struct gw_conn *c)
         return;
     if (c->close_after_write || w->draining) {
         c->close_after_write = true;
-        if (c->out_bytes == 0)
+        if (conn_flushed(c))
             gw_conn_close(c);
         return;
     }
@@ -510,6 +569,8 @@ int gw_conn_write(struct gw_conn *c, const void *data, size_t len)
 {
     if (c->closing || c->broken || len == 0)
         return 0;
+    if (c->w->corked == c)
+        return gv_buf_append(&c->w->cork, data, len);
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (c->out_bytes == 0) {
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -545,6 +606,28 @@ int gw_conn_write(struct gw_conn *c, const void *data, size_t len)
     return 0;
 }
 
+void gw_conn_cork(struct gw_conn *c)
+{
+    c->w->corked = c;
+}
+
+void gw_conn_uncork(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    if (w->corked != c)
+        return;
+    w->corked = NULL;
+    if (w->cork.len > 0) {
+        gw_conn_write(c, w->cork.data, w->cork.len);
+        if (w->cork.cap > 256 * 1024)
+            gv_buf_free(&w->cork);
+        else
+            gv_buf_reset(&w->cork);
+    }
+    if (!c->closing && c->req == NULL && c->close_after_write && c->out_bytes == 0)
+        gw_conn_close(c);
+}
+
 static void parse_error(struct gw_conn *c, llhttp_errno_t err)
 {
     struct gw_request *r = c->req;
@@ -570,7 +653,7 @@ static void parse_error(struct gw_conn *c, llhttp_errno_t err)
             gw_conn_write(c, b.data, b.len);
         gv_buf_free(&b);
     }
-    if (c->req == NULL && c->out_bytes == 0)
+    if (c->req == NULL && conn_flushed(c))
         gw_conn_close(c);
 }
 

@@ -63,7 +63,11 @@ struct gw_worker {
     struct gw_link pool;      /* idle upstream connections; oldest first */
     char read_buf[64 * 1024]; /* every client read lands here, then is parsed */
     bool read_buf_busy;
-    struct gv_buf log; /* access log lines waiting to be written */
+    struct gv_buf log;            /* access log lines waiting to be written */
+    struct gw_request *req_cache; /* finished requests kept for reuse */
+    int nreq_cache;
+    struct gw_conn *corked; /* writes to this connection are gathered... */
+    struct gv_buf cork;     /* ...here, and sent in one write on uncork */
 };
 
 /* Response framing towards the client. */
@@ -75,6 +79,7 @@ struct gw_header {
 
 struct gw_request {
     struct gw_conn *conn;
+    struct gw_request *next_free; /* in the worker's request cache */
     struct gw_view *view;
     uint64_t start_us;
     /* Parsed head: all strings live in `head`, referenced by offsets. */
@@ -195,6 +200,11 @@ void gw_request_finish(struct gw_request *r, bool ok);
 /* Upstream side has drained below the low-water mark: resume the client. */
 void gw_conn_resume_body(struct gw_conn *c);
 void gw_conn_close_idle(struct gw_worker *w);
+void gw_request_cache_clear(struct gw_worker *w);
+/* Gathers writes to c until gw_conn_uncork(), so a response head and body
+ * parsed from one upstream read leave in one system call. */
+void gw_conn_cork(struct gw_conn *c);
+void gw_conn_uncork(struct gw_conn *c);
 void gw_conn_tick(struct gw_worker *w, uint64_t now_ms);
 /* Header lookup over a request's parsed headers. */
 const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len);

@@ -607,7 +607,7 @@ static void on_up_timeout(uv_timer_t *t)
         true);
 }
 
-static void up_feed(struct gw_upstream *up, const char *data, size_t len)
+static void up_feed_parse(struct gw_upstream *up, const char *data, size_t len)
 {
     struct gw_request *r = up->req;
     if (up->tunnel) {
@@ -643,6 +643,14 @@ static void up_feed(struct gw_upstream *up, const char *data, size_t len)
     }
     /* Progress: the read timeout starts again. */
     uv_timer_start(&up->timer, on_up_timeout, req_service(r)->timeouts.read_ms, 0);
+}
+
+static void up_feed(struct gw_upstream *up, const char *data, size_t len)
+{
+    struct gw_conn *c = up->req->conn;
+    gw_conn_cork(c);
+    up_feed_parse(up, data, len);
+    gw_conn_uncork(c);
 }
 
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

@@ -218,6 +218,8 @@ static void *worker_main(void *arg)
     struct gw_worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
     log_flush(w);
+    gw_request_cache_clear(w);
+    gv_buf_free(&w->cork);
     gw_view_unref(w->view);
     w->view = NULL;
     /* Close whatever is left (nothing, normally) so the loop can close. */
