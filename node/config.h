@@ -57,7 +57,15 @@ struct node_config_error {
     char text[512];
 };
 
+/* Fills s with the defaults above; strings are malloc'd, name is the host name. */
 void node_settings_defaults(struct node_settings *s);
+/* Frees what the settings own (not the struct itself). */
+void node_settings_free(struct node_settings *s);
+/* Checks the settings as a whole (addresses, admin token rule); returns 0 or
+ * GV_EINVAL with a message in err, like "node.admin: admin_token_file is
+ * required when admin is not on loopback" (no FILE:LINE). The loader runs it;
+ * run it again after command-line and environment overrides. */
+int node_settings_check(const struct node_settings *s, struct node_config_error *err);
 
 /* Loads and validates a YAML file. Returns 0, or GV_EINVAL / GV_ENOENT with a
  * "FILE:LINE: message" in err (out is then untouched). */

@@ -302,7 +302,12 @@ static int load_config(struct node *n, const struct node_run_opts *o)
         memset(&n->cfg, 0, sizeof(n->cfg));
         node_settings_defaults(&n->cfg.node);
     }
-    return apply_opts(&n->cfg.node, o);
+    int rv = apply_opts(&n->cfg.node, o);
+    if (rv == 0 && node_settings_check(&n->cfg.node, &err) != 0) {
+        fprintf(stderr, "grapevine: %s\n", err.text);
+        return GV_EINVAL;
+    }
+    return rv;
 }
 
 int node_run(const struct node_run_opts *o)

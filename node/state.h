@@ -27,7 +27,8 @@ struct node_state {
 /* Where validation failed: path like "routes[0].service" and a message like
  * "no service named \"users\"". */
 struct node_state_error {
-    char path[128];
+    char path[128];  /* the value the message is about */
+    char where[128]; /* the most precise path to point at (a key inside path) */
     char msg[256];
 };
 
@@ -41,6 +42,12 @@ int node_state_from_json(const json_t *root, struct node_state *out, struct node
  * GET /config shows and what the config digest is computed over. New ref. */
 json_t *node_state_to_json(const struct node_state *s);
 void node_state_free(struct node_state *s);
+
+/* A duration as JSON: a string like "250ms"/"2s"/"1m" or an integer number of
+ * seconds. Returns 0 or GV_EINVAL (*ms unchanged). */
+int node_json_duration(const json_t *v, uint64_t *ms);
+/* Renders ms with the largest unit that divides it exactly ("2s", "250ms"). */
+void node_format_duration(uint64_t ms, char *buf, size_t len);
 
 /* Index of the service named name, or -1. */
 int node_state_find_service(const struct node_state *s, const char *name);
