@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# demo.sh - sets up the machine, builds a release grapevine (build-release/)
+# and runs a local demo until Ctrl-C: two `grapevine echo` upstreams and one
+# node balancing over them, all on 127.0.0.1.
+#
+# Env: DEMO_PROXY_PORT (8080), DEMO_ADMIN_PORT (9901), DEMO_GOSSIP_PORT (7946),
+# DEMO_ECHO1_PORT (9001), DEMO_ECHO2_PORT (9002); GRAPEVINE_BIN=path uses that
+# binary and skips the build; GV_SKIP_SETUP=1 skips scripts/setup.sh.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+readonly ROOT=$PWD
+readonly PROXY_PORT=${DEMO_PROXY_PORT:-8080}
+readonly ADMIN_PORT=${DEMO_ADMIN_PORT:-9901}
+readonly GOSSIP_PORT=${DEMO_GOSSIP_PORT:-7946}
+readonly ECHO1_PORT=${DEMO_ECHO1_PORT:-9001}
+readonly ECHO2_PORT=${DEMO_ECHO2_PORT:-9002}
+
+log() { printf 'demo: %s\n' "$*"; }
+die() {
+    printf 'demo: error: %s\n' "$*" >&2
+    exit 1
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [[ ${GV_SKIP_SETUP:-0} != 1 ]]; then
+    "$ROOT/scripts/setup.sh"
+fi
+
+if [[ -n ${GRAPEVINE_BIN:-} ]]; then
+    BIN=$GRAPEVINE_BIN
+else
+    log "building a release binary in build-release/"
+    cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$ROOT/build-release" -j "${JOBS:-2}" --target grapevine
+    BIN=$ROOT/build-release/grapevine
+fi
+[[ -x $BIN ]] || die "no grapevine binary at $BIN"
+
+for p in "$PROXY_PORT" "$ADMIN_PORT" "$ECHO1_PORT" "$ECHO2_PORT"; do
+    if port_busy "$p"; then
+        die "port $p on 127.0.0.1 is in use (see the DEMO_*_PORT variables at the top of $0)"
+    fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/grapevine-demo.XXXXXX")
+pids=()
+names=()
+
+cleanup() {
+    local pid i
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # Give them a few seconds to drain, then make sure.
+    for i in $(seq 50); do
+        local alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [[ $alive -eq 0 ]] && break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+    log "stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME LOGFILE ARGS... : runs the binary in the background.
+start() {
+    local name=$1 logfile=$2
+    shift 2
+    if [[ $logfile == - ]]; then
+        "$BIN" "$@" &
+    else
+        "$BIN" "$@" >"$logfile" 2>&1 &
+    fi
+    pids+=("$!")
+    names+=("$name")
+}
+
+# wait_port PORT NAME LOGFILE: polls until the port accepts, with a deadline.
+wait_port() {
+    local port=$1 name=$2 logfile=$3 deadline=$((SECONDS + 20)) i
+    until port_busy "$port"; do
+        for i in "${!pids[@]}"; do
+            if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+                [[ -f $logfile ]] && cat "$logfile" >&2
+                die "${names[$i]} exited during start-up"
+            fi
+        done
+        ((SECONDS < deadline)) || die "$name did not listen on 127.0.0.1:$port within 20s"
+        sleep 0.05
+    done
+}
+
+start echo-1 "$WORK/echo-1.log" echo --listen "127.0.0.1:$ECHO1_PORT" --name echo-1
+start echo-2 "$WORK/echo-2.log" echo --listen "127.0.0.1:$ECHO2_PORT" --name echo-2
+wait_port "$ECHO1_PORT" echo-1 "$WORK/echo-1.log"
+wait_port "$ECHO2_PORT" echo-2 "$WORK/echo-2.log"
+
+mkdir -p "$WORK/data"
+cat >"$WORK/grapevine.yaml" <<EOF
+node:
+  name: demo
+  listen: 127.0.0.1:$PROXY_PORT
+  admin: 127.0.0.1:$ADMIN_PORT
+  gossip: 127.0.0.1:$GOSSIP_PORT
+  data_dir: $WORK/data
+services:
+  - name: demo
+    balancer: round_robin
+    targets:
+      - address: 127.0.0.1:$ECHO1_PORT
+      - address: 127.0.0.1:$ECHO2_PORT
+    health_check:
+      path: /healthz
+      interval: 2s
+      timeout: 1s
+routes:
+  - name: root
+    match:
+      paths: ["/"]
+    service: demo
+EOF
+
+# The node logs (one JSON line per request) go to this terminal.
+start node - run -c "$WORK/grapevine.yaml"
+wait_port "$PROXY_PORT" node /dev/null
+wait_port "$ADMIN_PORT" node /dev/null
+
+cat <<EOF
+
+grapevine demo is running (config: $WORK/grapevine.yaml)
+  proxy  http://127.0.0.1:$PROXY_PORT   -> service "demo" (round_robin over echo-1, echo-2)
+  admin  http://127.0.0.1:$ADMIN_PORT   (dashboard at /)
+
+Try:
+  curl -s localhost:$PROXY_PORT/hello
+  curl localhost:$ADMIN_PORT/backends
+  curl localhost:$ADMIN_PORT/metrics
+  curl -X POST localhost:$ECHO1_PORT/fail      # echo-1 turns unhealthy; /recover brings it back
+
+Ctrl-C stops everything.
+
+EOF
+
+# Wait until interrupted, or until one of the processes dies on its own.
+while true; do
+    wait -n "${pids[@]}" || true
+    for i in "${!pids[@]}"; do
+        if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+            log "${names[$i]} exited unexpectedly"
+            [[ -f $WORK/${names[$i]}.log ]] && tail -n 20 "$WORK/${names[$i]}.log" >&2
+            exit 1
+        fi
+    done
+done
