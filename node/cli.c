@@ -1,6 +1,7 @@
 /* cli.c - command-line parsing and subcommand dispatch. */
 #include "node/cli.h"
 #include "node/config.h"
+#include "node/ctl.h"
 #include "node/echo.h"
 #include "node/node.h"
 #include "common/err.h"
@@ -143,6 +144,8 @@ int node_cli_main(int argc, char **argv)
         return cmd_validate(argc - 1, argv + 1);
     if (strcmp(cmd, "echo") == 0)
         return node_echo_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "ctl") == 0)
+        return node_ctl_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("grapevine %s\n", GV_VERSION);
         return 0;
