@@ -1,0 +1,44 @@
+/* transport.h - how the gossip layer sends and receives datagrams.
+ *
+ * Variation is a table: the real transport is nng (push/pull over tcp://,
+ * sealed with AES-256-GCM when a cluster key is set, see nng_transport.c);
+ * simulations and unit tests plug in an in-memory transport with loss and
+ * partitions. Membership code only ever sees this interface.
+ *
+ * Semantics are datagram-like: send() is best effort and never blocks; a
+ * message to an unreachable peer is dropped, never queued without bound.
+ * Threads: send() is called on the cluster loop's thread. A transport delivers
+ * received messages by calling the receive callback on that same thread
+ * (an nng transport hands messages over with uv_async_send). The data passed
+ * to receive is only valid during the call.
+ */
+#ifndef GV_CLUSTER_TRANSPORT_H
+#define GV_CLUSTER_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*cl_receive_fn)(void *arg, const uint8_t *data, size_t len);
+
+struct cl_transport_ops {
+    const char *name;
+    /* Sends len bytes to the peer at addr ("host:port"). Returns 0 when the
+     * message was handed over, or a negative error when it was dropped. */
+    int (*send)(void *transport, const char *addr, const uint8_t *data, size_t len);
+};
+
+struct cl_transport {
+    const struct cl_transport_ops *ops;
+    void *impl;
+};
+
+static inline int cl_transport_send(struct cl_transport *t, const char *addr, const uint8_t *data,
+                                    size_t len)
+{
+    return t->ops->send(t->impl, addr, data, len);
+}
+
+/* Largest message any transport carries (before sealing). */
+#define CL_MAX_MESSAGE (64 * 1024)
+
+#endif
