@@ -1,6 +1,7 @@
 /* admin.c - the admin API (JSON over HTTP/1.1) on the node's control loop:
  * /health, /status, /backends, /config and /metrics. */
 #include "node/node.h"
+#include "node/gossip.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -128,13 +129,107 @@ static void metrics(struct admin_conn *c)
     gw_snapshot_unref(s);
     gv_buf_printf(&b,
                   "# HELP grapevine_config_version Version of the applied cluster config.\n"
-                  "# TYPE grapevine_config_version gauge\ngrapevine_config_version %llu\n"
-                  "# HELP grapevine_cluster_members Cluster members by state.\n"
-                  "# TYPE grapevine_cluster_members gauge\n"
-                  "grapevine_cluster_members{state=\"alive\"} 1\n",
+                  "# TYPE grapevine_config_version gauge\ngrapevine_config_version %llu\n",
                   (unsigned long long)n->config_version);
+    if (n->gossip != NULL)
+        node_gossip_metrics(n->gossip, &b);
     reply(c, 200, "text/plain; version=0.0.4", b.data, b.len);
     gv_buf_free(&b);
+}
+
+/* Parses the request body as a JSON object; answers 400 itself on failure. */
+static json_t *body_object(struct admin_conn *c)
+{
+    json_error_t e;
+    json_t *j = c->body.len ? json_loadb(c->body.data, c->body.len, 0, &e) : NULL;
+    if (!json_is_object(j)) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "body must be a JSON object%s%s", j ? "" : ": ",
+                 j ? "" : (c->body.len ? e.text : "empty body"));
+        reply_error(c, 400, msg);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* The keyring (GET/POST /cluster/keys, POST /cluster/keys/ID/use,
+ * DELETE /cluster/keys/ID) and the test-only fault switch
+ * (POST /debug/block {"peers": [...]}). */
+static void cluster_write(struct admin_conn *c, int method, const char *path)
+{
+    struct node_gossip *g = c->admin->node->gossip;
+    char err[256] = "";
+    char id[64];
+    int rv;
+    if (g == NULL) {
+        reply_error(c, 503, "not in a cluster (stopping)");
+        return;
+    }
+    if (strcmp(path, "/debug/block") == 0) {
+        if (method != HTTP_POST) {
+            reply_error(c, 405, "method not allowed");
+            return;
+        }
+        json_t *j = body_object(c);
+        if (j == NULL)
+            return;
+        json_t *peers = json_object_get(j, "peers");
+        const char *addrs[64];
+        size_t n = 0, i;
+        json_t *p;
+        bool ok = json_is_array(peers) && json_array_size(peers) <= 64;
+        json_array_foreach(peers, i, p)
+        {
+            if (!json_is_string(p))
+                ok = false;
+            else if (n < 64)
+                addrs[n++] = json_string_value(p);
+        }
+        if (!ok)
+            reply_error(c, 400, "peers must be a list of at most 64 \"host:port\" strings");
+        else if (node_gossip_block(g, addrs, n) != 0)
+            reply_error(c, 403, "test faults are off (GRAPEVINE_TEST_FAULTS=1 enables them)");
+        else
+            reply_json(c, 200, json_pack("{s:O}", "blocked", peers));
+        json_decref(j);
+        return;
+    }
+    if (strcmp(path, "/cluster/keys") == 0 && (method == HTTP_GET || method == HTTP_HEAD)) {
+        reply_json(c, 200, node_gossip_keys_json(g));
+        return;
+    }
+    if (strcmp(path, "/cluster/keys") == 0 && method == HTTP_POST) {
+        json_t *j = body_object(c);
+        if (j == NULL)
+            return;
+        const char *key = json_string_value(json_object_get(j, "key"));
+        if (key == NULL || json_object_size(j) != 1)
+            rv = (snprintf(err, sizeof(err), "body must be {\"key\": \"<base64 of 32 bytes>\"}"),
+                  GV_EINVAL);
+        else
+            rv = node_gossip_key_install(g, key, err, sizeof(err));
+        json_decref(j);
+        if (rv != 0)
+            reply_error(c, 400, err);
+        else
+            reply_json(c, 200, node_gossip_keys_json(g));
+        return;
+    }
+    if (sscanf(path, "/cluster/keys/%63[0-9a-f]/use", id) == 1 && method == HTTP_POST &&
+        strlen(path) == strlen("/cluster/keys//use") + strlen(id)) {
+        rv = node_gossip_key_use(g, id, err, sizeof(err));
+    } else if (sscanf(path, "/cluster/keys/%63[0-9a-f]", id) == 1 && method == HTTP_DELETE &&
+               strlen(path) == strlen("/cluster/keys/") + strlen(id)) {
+        rv = node_gossip_key_remove(g, id, err, sizeof(err));
+    } else {
+        reply_error(c, 404, "not found");
+        return;
+    }
+    if (rv != 0)
+        reply_error(c, rv == GV_ENOENT ? 404 : 400, err);
+    else
+        reply_json(c, 200, node_gossip_keys_json(g));
 }
 
 static void route_request(struct admin_conn *c)
@@ -155,6 +250,10 @@ static void route_request(struct admin_conn *c)
             return;
         }
     }
+    if (strncmp(path, "/cluster/keys", 13) == 0 || strcmp(path, "/debug/block") == 0) {
+        cluster_write(c, method, path);
+        return;
+    }
     if (method != HTTP_GET && method != HTTP_HEAD) {
         reply_error(c, 405, "method not allowed");
         return;
@@ -163,12 +262,19 @@ static void route_request(struct admin_conn *c)
         reply_json(c, n->stopping ? 503 : 200,
                    json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
     } else if (strcmp(path, "/status") == 0) {
+        json_t *members = n->gossip ? node_gossip_counts_json(n->gossip)
+                                    : json_pack("{s:i,s:i,s:i,s:i}", "alive", 1, "suspect", 0,
+                                                "dead", 0, "left", 0);
         reply_json(c, 200,
-                   json_pack("{s:s,s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i},s:i,s:I}", "node",
-                             n->cfg.node.name, "version", GV_VERSION, "config_digest",
-                             n->config_digest, "config_version", (json_int_t)n->config_version,
-                             "members", "alive", 1, "suspect", 0, "dead", 0, "left", 0, "workers",
+                   json_pack("{s:s,s:s,s:s,s:I,s:o,s:i,s:I}", "node", n->cfg.node.name, "version",
+                             GV_VERSION, "config_digest", n->config_digest, "config_version",
+                             (json_int_t)n->config_version, "members", members, "workers",
                              n->nworkers, "uptime_ms", (json_int_t)(gv_now_ms() - n->started_ms)));
+    } else if (strcmp(path, "/cluster/members") == 0) {
+        if (n->gossip == NULL)
+            reply_error(c, 503, "not in a cluster (stopping)");
+        else
+            reply_json(c, 200, node_gossip_members_json(n->gossip));
     } else if (strcmp(path, "/backends") == 0) {
         reply_json(c, 200, backends_json(n));
     } else if (strcmp(path, "/config") == 0) {

@@ -486,6 +486,7 @@ void node_settings_free(struct node_settings *s)
     free(s->join);
     free(s->cluster_key_file);
     free(s->data_dir);
+    free(s->gossip_profile);
     free(s->log_level);
     memset(s, 0, sizeof(*s));
 }
@@ -767,6 +768,7 @@ static int parse_node(struct loader *ld, const json_t *node, struct node_setting
                                        "join",
                                        "cluster_key_file",
                                        "data_dir",
+                                       "gossip_profile",
                                        "workers",
                                        "log_level",
                                        "access_log",
@@ -797,8 +799,13 @@ static int parse_node(struct loader *ld, const json_t *node, struct node_setting
         (rc = set_addr(ld, node, "node", "gossip", &s->gossip)) != 0 ||
         (rc = set_addr(ld, node, "node", "advertise", &s->advertise)) != 0 ||
         (rc = set_str(ld, node, "node", "cluster_key_file", &s->cluster_key_file)) != 0 ||
-        (rc = set_str(ld, node, "node", "data_dir", &s->data_dir)) != 0)
+        (rc = set_str(ld, node, "node", "data_dir", &s->data_dir)) != 0 ||
+        (rc = set_str(ld, node, "node", "gossip_profile", &s->gossip_profile)) != 0)
         return rc;
+    if (s->gossip_profile != NULL && strcmp(s->gossip_profile, "lan") != 0 &&
+        strcmp(s->gossip_profile, "local") != 0 && strcmp(s->gossip_profile, "wan") != 0)
+        return fail(ld, "node.gossip_profile", "unknown gossip_profile \"%s\" (lan, local or wan)",
+                    s->gossip_profile);
     if ((v = field(node, "tls")) != NULL && (rc = parse_tls(ld, v, s)) != 0)
         return rc;
     if ((v = field(node, "join")) != NULL && (rc = parse_join(ld, v, s)) != 0)

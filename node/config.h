@@ -36,9 +36,10 @@ struct node_settings {
     size_t njoin;
     char *cluster_key_file;
     char *data_dir;
-    int workers;     /* 0 = auto (one per core) */
-    char *log_level; /* "info" */
-    bool access_log; /* JSON line per request on stdout; default true */
+    char *gossip_profile; /* "lan" (default), "local" or "wan": memberlist's timings */
+    int workers;          /* 0 = auto (one per core) */
+    char *log_level;      /* "info" */
+    bool access_log;      /* JSON line per request on stdout; default true */
     /* Client-side limits (HAProxy/nginx-like defaults). */
     uint64_t header_timeout_ms; /* whole request head must arrive: 10s */
     uint64_t idle_timeout_ms;   /* keep-alive idle client: 60s */

@@ -1,6 +1,7 @@
 /* node.c - wiring one grapevine process: config, snapshot, workers, health
  * checks, admin API, signals and graceful drain. */
 #include "node/node.h"
+#include "node/gossip.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -148,6 +149,8 @@ static int publish(struct node *n, struct node_state *state)
     }
     memcpy(n->config_digest, digest, sizeof(digest));
     gw_snapshot_publish(&n->slot, s);
+    if (n->gossip != NULL)
+        node_gossip_set_config(n->gossip, n->config_digest, n->config_version);
     return 0;
 }
 
@@ -173,6 +176,11 @@ static void begin_stop(struct node *n, const char *why)
     if (n->health != NULL) {
         lb_health_stop(n->health, NULL, NULL);
         n->health = NULL;
+    }
+    if (n->gossip != NULL) {
+        /* Leaves the cluster ("left", not "dead") while the workers drain. */
+        node_gossip_stop(n->gossip, NULL, NULL);
+        n->gossip = NULL;
     }
     uv_close((uv_handle_t *)&n->sig_term, on_closed);
     uv_close((uv_handle_t *)&n->sig_int, on_closed);
@@ -226,6 +234,30 @@ static int apply_opts(struct node_settings *s, const struct node_run_opts *o)
     rv = rv ? rv : set_str(&s->advertise, o->advertise);
     rv = rv ? rv : set_str(&s->data_dir, o->data_dir);
     rv = rv ? rv : set_str(&s->log_level, o->log_level);
+    if (rv == 0 && o->join != NULL) {
+        /* --join a:1,b:2 replaces the file's list. */
+        for (size_t i = 0; i < s->njoin; i++)
+            free(s->join[i]);
+        free(s->join);
+        s->join = NULL;
+        s->njoin = 0;
+        char *copy = strdup(o->join), *save = NULL;
+        if (copy == NULL)
+            return GV_ENOMEM;
+        for (char *t = strtok_r(copy, ", ", &save); t != NULL && rv == 0;
+             t = strtok_r(NULL, ", ", &save)) {
+            char **j = realloc(s->join, (s->njoin + 1) * sizeof(*j));
+            if (j == NULL || (j[s->njoin] = strdup(t)) == NULL) {
+                if (j != NULL)
+                    s->join = j;
+                rv = GV_ENOMEM;
+                break;
+            }
+            s->join = j;
+            s->njoin++;
+        }
+        free(copy);
+    }
     if (rv == 0 && o->workers != NULL) {
         if (strcmp(o->workers, "auto") == 0) {
             s->workers = 0;
@@ -342,6 +374,23 @@ int node_run(const struct node_run_opts *o)
         goto out_workers;
     if (node_admin_start(n, n->cfg.node.admin, &n->admin) != 0)
         goto out_workers;
+    const char *faults = getenv("GRAPEVINE_TEST_FAULTS");
+    struct node_gossip_config gc = {
+        .name = n->cfg.node.name,
+        .listen = n->cfg.node.gossip,
+        .advertise = n->cfg.node.advertise,
+        .join = (const char *const *)n->cfg.node.join,
+        .njoin = n->cfg.node.njoin,
+        .key_file = n->cfg.node.cluster_key_file,
+        .profile = n->cfg.node.gossip_profile,
+        .test_faults = faults != NULL && strcmp(faults, "1") == 0,
+    };
+    if (node_gossip_start(&n->loop, &gc, &n->gossip) != 0) {
+        node_admin_stop(n->admin);
+        n->admin = NULL;
+        goto out_workers;
+    }
+    node_gossip_set_config(n->gossip, n->config_digest, n->config_version);
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 struct node_admin;
+struct node_gossip;
 
 struct node {
     struct node_config cfg;
@@ -25,6 +26,7 @@ struct node {
     struct gw_snapshot_slot slot;
     struct lb_health *health;
     struct node_admin *admin;
+    struct node_gossip *gossip;
     struct gw_worker **workers;
     struct gw_metrics **metrics;
     int nworkers;

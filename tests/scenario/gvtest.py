@@ -643,6 +643,14 @@ class Node(Proc):
         kw.setdefault("timeout", HTTP_TIMEOUT)
         return requests.get(self.admin_url(path), **kw)
 
+    def admin_post(self, path: str, **kw: Any):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.post(self.admin_url(path), **kw)
+
+    def admin_delete(self, path: str, **kw: Any):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.delete(self.admin_url(path), **kw)
+
     def raw(self, timeout: float = HTTP_TIMEOUT) -> "RawConn":
         return RawConn(self._connect_host(self.listen), self.port, timeout)
 
