@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # demo.sh - sets up the machine, builds a release grapevine (build-release/)
-# and runs a local demo until Ctrl-C: two `grapevine echo` upstreams and one
-# node balancing over them, all on 127.0.0.1.
+# and runs a local demo until Ctrl-C: two `grapevine echo` upstreams and a
+# three-node cluster (gw1, gw2, gw3) balancing over them, all on 127.0.0.1.
+# gw2 and gw3 join through gw1's gossip address.
 #
-# Env: DEMO_PROXY_PORT (8080), DEMO_ADMIN_PORT (9901), DEMO_GOSSIP_PORT (7946),
-# DEMO_ECHO1_PORT (9001), DEMO_ECHO2_PORT (9002); GRAPEVINE_BIN=path uses that
-# binary and skips the build; GV_SKIP_SETUP=1 skips scripts/setup.sh.
+# Env: DEMO_PROXY_PORT (8080; gw2 and gw3 use the next two), DEMO_ADMIN_PORT
+# (9901, +1, +2), DEMO_GOSSIP_PORT (7946, +1, +2), DEMO_ECHO1_PORT (9001),
+# DEMO_ECHO2_PORT (9002); GRAPEVINE_BIN=path uses that binary and skips the
+# build; GV_SKIP_SETUP=1 skips scripts/setup.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,7 +40,9 @@ else
 fi
 [[ -x $BIN ]] || die "no grapevine binary at $BIN"
 
-for p in "$PROXY_PORT" "$ADMIN_PORT" "$ECHO1_PORT" "$ECHO2_PORT"; do
+for p in "$PROXY_PORT" $((PROXY_PORT + 1)) $((PROXY_PORT + 2)) "$ADMIN_PORT" \
+    $((ADMIN_PORT + 1)) $((ADMIN_PORT + 2)) "$GOSSIP_PORT" $((GOSSIP_PORT + 1)) \
+    $((GOSSIP_PORT + 2)) "$ECHO1_PORT" "$ECHO2_PORT"; do
     if port_busy "$p"; then
         die "port $p on 127.0.0.1 is in use (see the DEMO_*_PORT variables at the top of $0)"
     fi
@@ -107,14 +111,18 @@ start echo-2 "$WORK/echo-2.log" echo --listen "127.0.0.1:$ECHO2_PORT" --name ech
 wait_port "$ECHO1_PORT" echo-1 "$WORK/echo-1.log"
 wait_port "$ECHO2_PORT" echo-2 "$WORK/echo-2.log"
 
-mkdir -p "$WORK/data"
-cat >"$WORK/grapevine.yaml" <<EOF
+# The cluster state (services, routes) is the same for every node; the node:
+# section differs by name and ports.
+for i in 1 2 3; do
+    mkdir -p "$WORK/gw$i.data"
+    cat >"$WORK/gw$i.yaml" <<EOF
 node:
-  name: demo
-  listen: 127.0.0.1:$PROXY_PORT
-  admin: 127.0.0.1:$ADMIN_PORT
-  gossip: 127.0.0.1:$GOSSIP_PORT
-  data_dir: $WORK/data
+  name: gw$i
+  listen: 127.0.0.1:$((PROXY_PORT + i - 1))
+  admin: 127.0.0.1:$((ADMIN_PORT + i - 1))
+  gossip: 127.0.0.1:$((GOSSIP_PORT + i - 1))
+  data_dir: $WORK/gw$i.data
+  access_log: false
 services:
   - name: demo
     balancer: round_robin
@@ -131,23 +139,33 @@ routes:
       paths: ["/"]
     service: demo
 EOF
+done
 
-# The node logs (one JSON line per request) go to this terminal.
-start node - run -c "$WORK/grapevine.yaml"
-wait_port "$PROXY_PORT" node /dev/null
-wait_port "$ADMIN_PORT" node /dev/null
+start gw1 "$WORK/gw1.log" run -c "$WORK/gw1.yaml"
+wait_port "$PROXY_PORT" gw1 "$WORK/gw1.log"
+for i in 2 3; do
+    start "gw$i" "$WORK/gw$i.log" run -c "$WORK/gw$i.yaml" --join "127.0.0.1:$GOSSIP_PORT"
+done
+for i in 1 2 3; do
+    wait_port $((PROXY_PORT + i - 1)) "gw$i" "$WORK/gw$i.log"
+    wait_port $((ADMIN_PORT + i - 1)) "gw$i" "$WORK/gw$i.log"
+done
 
 cat <<EOF
 
-grapevine demo is running (config: $WORK/grapevine.yaml)
-  proxy  http://127.0.0.1:$PROXY_PORT   -> service "demo" (round_robin over echo-1, echo-2)
-  admin  http://127.0.0.1:$ADMIN_PORT   (dashboard at /)
+grapevine demo is running: a three-node cluster (configs and logs in $WORK)
+  gw1  proxy http://127.0.0.1:$PROXY_PORT  admin http://127.0.0.1:$ADMIN_PORT
+  gw2  proxy http://127.0.0.1:$((PROXY_PORT + 1))  admin http://127.0.0.1:$((ADMIN_PORT + 1))
+  gw3  proxy http://127.0.0.1:$((PROXY_PORT + 2))  admin http://127.0.0.1:$((ADMIN_PORT + 2))
+  every node: service "demo" (round_robin over echo-1 :$ECHO1_PORT, echo-2 :$ECHO2_PORT)
 
 Try:
-  curl -s localhost:$PROXY_PORT/hello
-  curl localhost:$ADMIN_PORT/backends
+  curl -s localhost:$PROXY_PORT/hello     # any node answers: also :$((PROXY_PORT + 1)), :$((PROXY_PORT + 2))
+  $BIN ctl --admin 127.0.0.1:$ADMIN_PORT members
+  $BIN ctl --admin 127.0.0.1:$((ADMIN_PORT + 2)) backends
   curl localhost:$ADMIN_PORT/metrics
   curl -X POST localhost:$ECHO1_PORT/fail      # echo-1 turns unhealthy; /recover brings it back
+  kill gw3 (pkill -f gw3.yaml) and watch 'ctl members' on gw1 mark it dead
 
 Ctrl-C stops everything.
 
