@@ -172,6 +172,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: grapevine ctl [--admin HOST:PORT] [--token T] COMMAND\n"
                "  status | members | backends | get [KIND [NAME]]\n"
+               "  keys [list | install KEY | use ID | remove ID]   (gossip encryption keys)\n"
                "The admin address and token may also come from GRAPEVINE_ADMIN and\n"
                "GRAPEVINE_TOKEN.\n");
 }
@@ -214,7 +215,9 @@ int node_ctl_main(int argc, char **argv)
     int nargs = argc - optind - 1;
     char **args = argv + optind + 1;
     char path[512];
-    enum { SHOW_JSON, SHOW_MEMBERS, SHOW_BACKENDS } show = SHOW_JSON;
+    enum { SHOW_JSON, SHOW_MEMBERS, SHOW_BACKENDS, SHOW_KEYS } show = SHOW_JSON;
+    const char *method = "GET";
+    char *body = NULL;
 
     if (strcmp(cmd, "status") == 0 && nargs == 0) {
         snprintf(path, sizeof(path), "/status");
@@ -227,6 +230,27 @@ int node_ctl_main(int argc, char **argv)
     } else if (strcmp(cmd, "get") == 0 && nargs <= 2) {
         snprintf(path, sizeof(path), "/config%s%s%s%s", nargs > 0 ? "/" : "",
                  nargs > 0 ? args[0] : "", nargs > 1 ? "/" : "", nargs > 1 ? args[1] : "");
+    } else if (strcmp(cmd, "keys") == 0 &&
+               (nargs == 0 || (nargs == 1 && !strcmp(args[0], "list")))) {
+        snprintf(path, sizeof(path), "/cluster/keys");
+        show = SHOW_KEYS;
+    } else if (strcmp(cmd, "keys") == 0 && nargs == 2 && strcmp(args[0], "install") == 0) {
+        json_t *b = json_pack("{s:s}", "key", args[1]);
+        body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+        json_decref(b);
+        snprintf(path, sizeof(path), "/cluster/keys");
+        method = "POST";
+        show = SHOW_KEYS;
+    } else if (strcmp(cmd, "keys") == 0 && nargs == 2 && strcmp(args[0], "use") == 0 &&
+               strspn(args[1], "0123456789abcdef") == strlen(args[1])) {
+        snprintf(path, sizeof(path), "/cluster/keys/%.64s/use", args[1]);
+        method = "POST";
+        show = SHOW_KEYS;
+    } else if (strcmp(cmd, "keys") == 0 && nargs == 2 && strcmp(args[0], "remove") == 0 &&
+               strspn(args[1], "0123456789abcdef") == strlen(args[1])) {
+        snprintf(path, sizeof(path), "/cluster/keys/%.64s", args[1]);
+        method = "DELETE";
+        show = SHOW_KEYS;
     } else {
         fprintf(stderr, "grapevine ctl: unknown command or wrong arguments: %s\n", cmd);
         usage(stderr);
@@ -235,7 +259,9 @@ int node_ctl_main(int argc, char **argv)
 
     struct reply r = {0};
     gv_buf_init(&r.body);
-    if (request(admin, token, "GET", path, NULL, &r) != 0) {
+    int rq = request(admin, token, method, path, body, &r);
+    free(body);
+    if (rq != 0) {
         gv_buf_free(&r.body);
         return 1;
     }
@@ -254,6 +280,15 @@ int node_ctl_main(int argc, char **argv)
         print_members(j);
     } else if (show == SHOW_BACKENDS) {
         print_backends(j);
+    } else if (show == SHOW_KEYS) {
+        size_t i;
+        const json_t *k;
+        printf("%-10s %s\n", "ID", "PRIMARY");
+        json_array_foreach(j, i, k)
+        {
+            printf("%-10s %s\n", str(k, "id"),
+                   json_is_true(json_object_get(k, "primary")) ? "yes" : "no");
+        }
     } else {
         char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (text != NULL)
