@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,45 +237,79 @@ static void recent_push(struct cl_nng_transport *t, struct cl_nng_peer *p)
     t->recent = p;
 }
 
-static void close_handles(struct cl_nng_transport *t);
-
-/* Sockets closed on libuv's thread pool: nng_close() waits for nng's threads
- * to let go of the socket (its dialer, timers, buffered messages), which
- * takes about a millisecond and far longer when nng is busy with many
- * dialers; a loop callback must not wait for that. */
+/* Sockets are closed by one background thread per process. nng_close()
+ * waits for nng's threads to let go of the socket, which takes about a
+ * millisecond and far longer when nng is busy with many dialers; and in nng
+ * 1.5.2 closing a pull socket while a message is arriving can leak that
+ * message and wedge nng's reaper, so that close (and every later one) never
+ * returns (the pull protocol was rewritten upstream since). Neither the loop
+ * nor stop() may wait for that, and libuv's thread pool must not be pinned
+ * by it either. */
 struct cl_nng_closer {
-    uv_work_t req;
-    struct cl_nng_transport *t; /* stopping transport to finish, or NULL */
+    struct cl_nng_closer *next;
     size_t n;
     nng_socket socks[];
 };
 
-static void closer_work(uv_work_t *req)
-{
-    struct cl_nng_closer *c = GV_CONTAINER_OF(req, struct cl_nng_closer, req);
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct cl_nng_closer *head, *tail;
+    int running;
+} closer = {
+    .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-    for (size_t i = 0; i < c->n; i++)
-        nng_close(c->socks[i]);
+static void *closer_main(void *arg)
+{
+    for (;;) {
+        struct cl_nng_closer *c;
+
+        pthread_mutex_lock(&closer.lock);
+        while (closer.head == NULL)
+            pthread_cond_wait(&closer.wake, &closer.lock);
+        c = closer.head;
+        closer.head = c->next;
+        if (closer.head == NULL)
+            closer.tail = NULL;
+        pthread_mutex_unlock(&closer.lock);
+        for (size_t i = 0; i < c->n; i++)
+            nng_close(c->socks[i]);
+        free(c);
+    }
+    return NULL;
 }
 
-static void closer_done(uv_work_t *req, int status)
+static void closer_init(void)
 {
-    struct cl_nng_closer *c = GV_CONTAINER_OF(req, struct cl_nng_closer, req);
-    struct cl_nng_transport *t = c->t;
+    pthread_t thread;
 
-    free(c);
-    if (t)
-        close_handles(t);
+    if (pthread_create(&thread, NULL, closer_main, NULL) == 0) {
+        pthread_detach(thread);
+        closer.running = 1;
+    }
 }
 
-/* Takes c (n sockets filled in) and closes them off the loop; when that is
- * impossible, closes them here. Then finishes c->t's stop when set. */
-static void closer_start(uv_loop_t *loop, struct cl_nng_closer *c)
+/* Takes c (n sockets filled in) and has them closed in the background, or
+ * here when no thread could be started. */
+static void close_later(struct cl_nng_closer *c)
 {
-    if (uv_queue_work(loop, &c->req, closer_work, closer_done) == 0)
+    pthread_once(&closer.once, closer_init);
+    if (!closer.running) {
+        for (size_t i = 0; i < c->n; i++)
+            nng_close(c->socks[i]);
+        free(c);
         return;
-    closer_work(&c->req);
-    closer_done(&c->req, 0);
+    }
+    c->next = NULL;
+    pthread_mutex_lock(&closer.lock);
+    if (closer.tail)
+        closer.tail->next = c;
+    else
+        closer.head = c;
+    closer.tail = c;
+    pthread_cond_signal(&closer.wake);
+    pthread_mutex_unlock(&closer.lock);
 }
 
 /* Forgets a peer without closing its socket. */
@@ -290,21 +325,25 @@ static void peer_unlink(struct cl_nng_transport *t, struct cl_nng_peer *p)
     atomic_store_explicit(&t->c.peers, t->npeers, memory_order_relaxed);
 }
 
+static void close_socket_later(nng_socket sock)
+{
+    struct cl_nng_closer *c = malloc(sizeof(*c) + sizeof(nng_socket));
+
+    if (c == NULL) {
+        nng_close(sock);
+        return;
+    }
+    c->n = 1;
+    c->socks[0] = sock;
+    close_later(c);
+}
+
 /* Forgets a peer and closes its socket, discarding what is still buffered
  * for it. */
 static void peer_close(struct cl_nng_transport *t, struct cl_nng_peer *p)
 {
-    struct cl_nng_closer *c = malloc(sizeof(*c) + sizeof(nng_socket));
-
     peer_unlink(t, p);
-    if (c == NULL) {
-        nng_close(p->sock);
-    } else {
-        c->t = NULL;
-        c->n = 1;
-        c->socks[0] = p->sock;
-        closer_start(t->loop, c);
-    }
+    close_socket_later(p->sock);
     free(p);
 }
 
@@ -355,7 +394,7 @@ static int peer_open(struct cl_nng_transport *t, const char *addr, struct cl_nng
     return 0;
 
 fail:
-    nng_close(p->sock);
+    close_socket_later(p->sock);
     free(p);
     return nng_to_gv(rv);
 }
@@ -707,8 +746,8 @@ void cl_nng_transport_stop(struct cl_nng_transport *t, cl_nng_stopped_fn done, v
         t->qcount--;
     }
 
-    /* The listener and every peer close together off the loop; the handles
-     * close (and the transport is freed) once they have. */
+    /* The listener and every peer close in the background; nothing here
+     * waits for them (see close_later()). */
     c = malloc(sizeof(*c) + (t->npeers + 1) * sizeof(nng_socket));
     if (c)
         c->socks[n++] = t->pull;
@@ -723,13 +762,11 @@ void cl_nng_transport_stop(struct cl_nng_transport *t, cl_nng_stopped_fn done, v
             nng_close(p->sock);
         free(p);
     }
-    if (c == NULL) {
-        close_handles(t);
-        return;
+    if (c) {
+        c->n = n;
+        close_later(c);
     }
-    c->t = t;
-    c->n = n;
-    closer_start(t->loop, c);
+    close_handles(t);
 }
 
 int cl_nng_transport_set_advertise(struct cl_nng_transport *t, const char *addr)

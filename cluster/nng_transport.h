@@ -24,9 +24,9 @@
  *   - nng calls back on its own threads: the receive aio callback only moves
  *     the nng message into a mutex-protected bounded queue and calls
  *     uv_async_send(); it never decrypts, decodes or calls user code.
- *   - nng_close() waits for nng's threads, so evicted peers and, at stop,
- *     all sockets are closed on libuv's thread pool (uv_queue_work), never
- *     on the loop.
+ *   - nng_close() waits for nng's threads (and can hang in nng 1.5.2, see
+ *     nng_transport.c), so evicted peers and, at stop, all sockets are
+ *     closed by a background thread; nothing on the loop waits for it.
  *   - set_blocked and stats may be called from any thread.
  *   - The keyring is borrowed: the caller keeps it alive until the stop
  *     callback and may rotate its keys at any time (the keyring locks).
@@ -87,9 +87,9 @@ int cl_nng_transport_start(uv_loop_t *loop, const char *listen_addr, struct cl_k
                            cl_receive_fn receive, void *arg, struct cl_nng_transport **out);
 
 /* Stops receiving at once (no receive callback runs after it, and it is
- * safe to call from one), closes every socket on libuv's thread pool, then
- * closes the loop handles, frees the transport and calls done(arg) on the
- * loop (done may be NULL). The loop must run until then. */
+ * safe to call from one), hands every socket to the background closer,
+ * closes the loop handles and, once the loop has run their close callbacks,
+ * frees the transport and calls done(arg) on the loop (done may be NULL). */
 void cl_nng_transport_stop(struct cl_nng_transport *t, cl_nng_stopped_fn done, void *arg);
 
 /* Sets the address sent as "from" (node.advertise). The default is the

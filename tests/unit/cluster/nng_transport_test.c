@@ -8,11 +8,13 @@
 #include "common/util.h"
 #include "test.h"
 
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/push.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
 
-#define DEADLINE_MS 60000
+#define DEADLINE_MS 5000
 
 struct inbox {
     int count;
@@ -90,6 +92,27 @@ static struct cl_nng_transport *start(uv_loop_t *loop, struct cl_keyring *kr, st
     CHECK(t != NULL);
     CHECK(cl_nng_transport_port(t) != 0);
     return t;
+}
+
+/* A loopback port nobody listens on: bound (never listening) and released.
+ * Transports close their sockets in the background, so stopping one does
+ * not free its port at once. */
+static uint16_t dead_port(uv_loop_t *loop)
+{
+    uv_tcp_t tcp;
+    struct sockaddr_in sin;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uint16_t port = 0;
+
+    uv_ip4_addr("127.0.0.1", 0, &sin);
+    CHECK_INT(uv_tcp_init(loop, &tcp), 0);
+    CHECK_INT(uv_tcp_bind(&tcp, (const struct sockaddr *)&sin, 0), 0);
+    CHECK_INT(uv_tcp_getsockname(&tcp, (struct sockaddr *)&ss, &len), 0);
+    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    uv_close((uv_handle_t *)&tcp, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return port;
 }
 
 static const char *addr_of(struct cl_nng_transport *t, char *buf, size_t len)
@@ -214,18 +237,15 @@ static void test_host_name(void)
 static void test_unreachable(void)
 {
     uv_loop_t loop;
-    struct inbox ia = {0}, ib = {0};
-    struct cl_nng_transport *a, *b;
+    struct inbox ia = {0};
+    struct cl_nng_transport *a;
     struct cl_nng_stats st;
     char dead[64];
     int accepted = 0, dropped = 0;
     uint64_t t0, took;
 
     uv_loop_init(&loop);
-    /* A port that was just free: start a listener, note its port, stop it. */
-    b = start(&loop, NULL, &ib);
-    addr_of(b, dead, sizeof(dead));
-    stop_and_wait(&loop, b);
+    snprintf(dead, sizeof(dead), "127.0.0.1:%u", (unsigned)dead_port(&loop));
     a = start(&loop, NULL, &ia);
 
     t0 = gv_now_us();
@@ -275,19 +295,28 @@ static void test_peer_comes_up(void)
     char baddr[64];
 
     uv_loop_init(&loop);
-    b = start(&loop, NULL, &ib);
-    addr_of(b, baddr, sizeof(baddr));
-    stop_and_wait(&loop, b);
+    snprintf(baddr, sizeof(baddr), "127.0.0.1:%u", (unsigned)dead_port(&loop));
     a = start(&loop, NULL, &ia);
     CHECK_INT(cl_nng_transport_send(a, baddr, (const uint8_t *)"early", 5), 0);
     /* Let the first dial fail, then bring the peer up on that port. */
     CHECK(!run_until(&loop, got_one, &ib, 150));
+    /* The port can be briefly taken by one of a's own redials (or another
+     * process's connection), so listening is retried for a while. */
     b = NULL;
-    CHECK_INT(cl_nng_transport_start(&loop, baddr, NULL, on_receive, &ib, &b), 0);
+    for (int i = 0; i < 50; i++) {
+        int rc = cl_nng_transport_start(&loop, baddr, NULL, on_receive, &ib, &b);
+        if (rc != -EADDRINUSE) {
+            CHECK_INT(rc, 0);
+            break;
+        }
+        run_until(&loop, got_one, &ib, 20);
+    }
+    CHECK(b != NULL);
     CHECK(run_until(&loop, got_one, &ib, DEADLINE_MS));
     CHECK(memcmp(ib.last, "early", 5) == 0);
     stop_and_wait(&loop, a);
-    stop_and_wait(&loop, b);
+    if (b)
+        stop_and_wait(&loop, b);
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
@@ -295,17 +324,15 @@ static void test_peer_comes_up(void)
 static void test_peer_cap(void)
 {
     uv_loop_t loop;
-    struct inbox ia = {0}, ib = {0};
-    struct cl_nng_transport *a, *b;
+    struct inbox ia = {0};
+    struct cl_nng_transport *a;
     struct cl_nng_stats st;
     char addr[64], first[64];
     uint16_t port;
 
     uv_loop_init(&loop);
     /* Distinct loopback addresses on a port nobody listens on. */
-    b = start(&loop, NULL, &ib);
-    port = cl_nng_transport_port(b);
-    stop_and_wait(&loop, b);
+    port = dead_port(&loop);
     a = start(&loop, NULL, &ia);
     cl_nng_transport_set_max_peers(a, 8);
     for (int i = 0; i < 12; i++) {
@@ -429,6 +456,81 @@ static void test_sealed(void)
 
 static uint64_t want_blocked;
 
+struct wanted {
+    struct cl_nng_transport *t;
+    uint64_t malformed, auth_failed, replayed;
+};
+
+static int counted(void *arg)
+{
+    struct wanted *w = arg;
+    struct cl_nng_stats st;
+    cl_nng_transport_stats(w->t, &st);
+    return st.in.malformed >= w->malformed && st.in.auth_failed >= w->auth_failed &&
+           st.in.replayed >= w->replayed;
+}
+
+/* Raw bytes from a hostile or broken peer: garbage, truncated and tampered
+ * seals, a replay and a stale message are dropped and counted; only the one
+ * genuine message is delivered. */
+static void test_hostile_input(void)
+{
+    uv_loop_t loop;
+    uint8_t key[CL_KEY_LEN], frame[64], sealed[64 + CL_SEAL_OVERHEAD], bad[sizeof(sealed)];
+    struct cl_keyring *kr;
+    struct inbox ib = {0};
+    struct cl_nng_transport *b;
+    struct cl_nng_stats st;
+    struct wanted w = {0};
+    nng_socket raw;
+    char url[64];
+    size_t slen, n;
+    int flen;
+
+    CHECK_INT(cl_key_generate(key), 0);
+    CHECK_INT(cl_keyring_new(key, &kr), 0);
+    uv_loop_init(&loop);
+    b = start(&loop, kr, &ib);
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned)cl_nng_transport_port(b));
+    CHECK_INT(nng_push0_open(&raw), 0);
+    CHECK_INT(nng_dial(raw, url, NULL, 0), 0);
+
+    flen = cl_nng_frame_encode("evil:1", (const uint8_t *)"genuine", 7, frame, sizeof(frame));
+    CHECK(flen > 0);
+    CHECK_INT(cl_seal(kr, frame, (size_t)flen, sealed, sizeof(sealed), &slen), 0);
+
+    CHECK_INT(nng_send(raw, "garbage!", 8, 0), 0);    /* malformed */
+    CHECK_INT(nng_send(raw, sealed, 3, 0), 0);        /* malformed */
+    CHECK_INT(nng_send(raw, sealed, slen - 1, 0), 0); /* auth */
+    memcpy(bad, sealed, slen);
+    bad[slen / 2] ^= 0x20;
+    CHECK_INT(nng_send(raw, bad, slen, 0), 0);           /* auth */
+    CHECK_INT(nng_send(raw, frame, (size_t)flen, 0), 0); /* auth: plain */
+    CHECK_INT(nng_send(raw, sealed, slen, 0), 0);        /* delivered */
+    CHECK_INT(nng_send(raw, sealed, slen, 0), 0);        /* replayed */
+    CHECK_INT(cl_seal_at(kr, cl_seal_clock_ms() - 2 * CL_REPLAY_WINDOW_MS, frame, (size_t)flen,
+                         sealed, sizeof(sealed), &n),
+              0);
+    CHECK_INT(nng_send(raw, sealed, n, 0), 0); /* replayed: stale */
+    w.t = b;
+    w.malformed = 2;
+    w.auth_failed = 3;
+    w.replayed = 2;
+    CHECK(run_until(&loop, counted, &w, DEADLINE_MS));
+    cl_nng_transport_stats(b, &st);
+    CHECK_INT(st.in.malformed, 2);
+    CHECK_INT(st.in.auth_failed, 3);
+    CHECK_INT(st.in.replayed, 2);
+    CHECK_INT(st.in.messages, 1);
+    CHECK_INT(ib.count, 1);
+    CHECK(memcmp(ib.last, "genuine", 7) == 0);
+
+    nng_close(raw);
+    stop_and_wait(&loop, b);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    cl_keyring_free(kr);
+}
+
 static int blocked_in_seen(void *arg)
 {
     struct cl_nng_stats st;
@@ -511,17 +613,13 @@ static void test_lifecycle(void)
     CHECK_INT(cl_nng_transport_set_advertise(a, "gw1:7946"), 0);
     CHECK_STR(cl_nng_transport_advertise(a), "gw1:7946");
 
-    /* Stopping from inside the receive callback: no callback after it.
-     * (Messages still arriving while a pull socket closes can leak one
-     * message inside nng 1.5.2 itself, so later ones are sent only after the
-     * stop, where they wait in a's buffer for a peer that is gone.) */
+    /* Stopping from inside the receive callback. (Only one message: one
+     * arriving while a pull socket closes can leak inside nng 1.5.2.) */
     ib.stop_me = b;
     CHECK_INT(cl_nng_transport_send(a, baddr, (const uint8_t *)"bye", 3), 0);
     CHECK(run_until(&loop, got_one, &ib, DEADLINE_MS));
-    CHECK_INT(ib.count, 1);
-    for (int i = 0; i < 4; i++)
-        CHECK_INT(cl_nng_transport_send(a, baddr, (const uint8_t *)"bye", 3), 0);
     CHECK(run_until(&loop, flag_set, &ib.stopped, DEADLINE_MS));
+    CHECK_INT(ib.count, 1);
     /* Sends after stop are refused. */
     cl_nng_transport_stop(a, on_stopped, &done);
     CHECK_INT(cl_nng_transport_send(a, baddr, (const uint8_t *)"x", 1), -ESHUTDOWN);
@@ -559,5 +657,6 @@ static void test_frame_codec(void)
 }
 
 TEST_MAIN(TEST(test_exchange), TEST(test_burst), TEST(test_host_name), TEST(test_unreachable),
-          TEST(test_peer_comes_up), TEST(test_peer_cap), TEST(test_sealed), TEST(test_blocked),
-          TEST(test_lifecycle), TEST(test_frame_codec))
+          TEST(test_peer_comes_up), TEST(test_peer_cap), TEST(test_sealed),
+          TEST(test_hostile_input), TEST(test_blocked), TEST(test_lifecycle),
+          TEST(test_frame_codec))
