@@ -112,6 +112,7 @@ else
     # Sanitizer reports abort the process, so a leak or UB in a grapevine
     # started by a scenario test fails that test (the harness checks exit codes).
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     build_and_test "asan+ubsan" build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGV_SANITIZE=ON
 fi
