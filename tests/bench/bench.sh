@@ -267,14 +267,16 @@ backend be
     server up1 127.0.0.1:$UP1
     server up2 127.0.0.1:$UP2
 EOF
-    local dir=$WORK/nginx
+    # nginx closes idle keep-alive connections once fewer than 1/16 of its
+    # worker_connections are free: leave room so that none is closed.
+    local dir=$WORK/nginx NGX_CONNS=$((MAXCONN + MAXCONN / 8 + 256))
     cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 worker_rlimit_nofile $NOFILE;
-events { worker_connections $MAXCONN; }
+events { worker_connections $NGX_CONNS; }
 http {
     access_log off;
     client_body_temp_path $dir/tmp/body;
@@ -445,6 +447,7 @@ bench_idle() {
 log "proxies: ${proxies[*]}; upstream: $UPSTREAM; $ROUNDS round(s) of ${DURATION}s; $IDLE_CONNS idle conns"
 log "versions: $(haproxy -v | head -n 1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3)$(
     [[ -n $BIN ]] && printf '; grapevine %s' "$("$BIN" version 2>/dev/null | head -n 1)")"
+log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews the numbers)"
 write_configs
 start_upstreams
 
@@ -458,6 +461,7 @@ for p in "${proxies[@]}"; do
     bench_idle "$p"
 done
 
+log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n'
 python3 "$HERE/bench_tool.py" report "$RESULTS" "${proxies[@]}"
 printf '(proxy pinned to core %s; wrk and upstreams share core %s: when the proxy CPU row is\n' \
