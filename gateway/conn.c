@@ -54,16 +54,15 @@ static struct gw_request *request_new(struct gw_conn *c)
         w->req_cache = r->next_free;
         w->nreq_cache--;
         struct gv_buf head = r->head, up_head = r->up_head, resp = r->resp;
-        struct gw_header *hdrs = r->hdrs, *rhdrs = r->rhdrs;
-        uint32_t cap_hdrs = r->cap_hdrs, cap_rhdrs = r->cap_rhdrs;
+        struct gw_headers hdrs = r->hdrs, rhdrs = r->rhdrs;
         memset(r, 0, sizeof(*r));
         r->head = head;
         r->up_head = up_head;
         r->resp = resp;
         r->hdrs = hdrs;
         r->rhdrs = rhdrs;
-        r->cap_hdrs = cap_hdrs;
-        r->cap_rhdrs = cap_rhdrs;
+        gw_headers_reset(&r->hdrs);
+        gw_headers_reset(&r->rhdrs);
     } else {
         r = calloc(1, sizeof(*r));
         if (r == NULL)
@@ -94,8 +93,8 @@ static void request_free(struct gw_request *r)
     gv_buf_free(&r->head);
     gv_buf_free(&r->up_head);
     gv_buf_free(&r->resp);
-    free(r->hdrs);
-    free(r->rhdrs);
+    gw_headers_free(&r->hdrs);
+    gw_headers_free(&r->rhdrs);
     free(r);
 }
 
@@ -107,8 +106,8 @@ void gw_request_cache_clear(struct gw_worker *w)
         gv_buf_free(&r->head);
         gv_buf_free(&r->up_head);
         gv_buf_free(&r->resp);
-        free(r->hdrs);
-        free(r->rhdrs);
+        gw_headers_free(&r->hdrs);
+        gw_headers_free(&r->rhdrs);
         free(r);
     }
     w->nreq_cache = 0;
@@ -116,8 +115,8 @@ void gw_request_cache_clear(struct gw_worker *w)
 
 const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len)
 {
-    for (uint32_t i = 0; i < r->nhdrs; i++) {
-        const struct gw_header *h = &r->hdrs[i];
+    for (uint32_t i = 0; i < r->hdrs.n; i++) {
+        const struct gw_header *h = &r->hdrs.v[i];
         if (gw_name_eq(r->head.data + h->name_off, h->name_len, name)) {
             *len = h->value_len;
             return r->head.data + h->value_off;
@@ -315,42 +314,17 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct gw_conn *c = CONN(p);
     struct gw_request *r = c->req;
-    if (r->in_value) { /* a new header starts: close the previous one */
-        r->nhdrs++;
-        r->in_value = false;
-        r->hdr_open = false;
-    }
-    if (!r->hdr_open) {
-        if (r->nhdrs >= c->w->cfg.max_headers) {
-            c->error_status = ERR_HEADERS_TOO_LARGE;
-            return -1;
-        }
-        if (r->nhdrs == r->cap_hdrs) {
-            uint32_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
-            struct gw_header *h = realloc(r->hdrs, cap * sizeof(*h));
-            if (h == NULL)
-                return -1;
-            r->hdrs = h;
-            r->cap_hdrs = cap;
-        }
-        uint32_t off = (uint32_t)r->head.len;
-        r->hdrs[r->nhdrs] = (struct gw_header){off, 0, off, 0};
-        r->hdr_open = true;
-    }
-    r->hdrs[r->nhdrs].name_len += (uint32_t)len;
-    return head_append(c, at, len);
+    int rv = gw_headers_on_field(&r->hdrs, (uint32_t)r->head.len, len, c->w->cfg.max_headers);
+    if (rv == GV_ERANGE)
+        c->error_status = ERR_HEADERS_TOO_LARGE;
+    return rv == 0 ? head_append(c, at, len) : -1;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct gw_conn *c = CONN(p);
     struct gw_request *r = c->req;
-    struct gw_header *h = &r->hdrs[r->nhdrs];
-    if (!r->in_value) {
-        r->in_value = true;
-        h->value_off = (uint32_t)r->head.len;
-    }
-    h->value_len += (uint32_t)len;
+    gw_headers_on_value(&r->hdrs, (uint32_t)r->head.len, len);
     return head_append(c, at, len);
 }
 
@@ -387,8 +361,8 @@ static void request_dispatch(struct gw_request *r)
     size_t hosts = 0, hlen = 0;
     const char *host = NULL;
 
-    for (uint32_t i = 0; i < r->nhdrs; i++) {
-        const struct gw_header *h = &r->hdrs[i];
+    for (uint32_t i = 0; i < r->hdrs.n; i++) {
+        const struct gw_header *h = &r->hdrs.v[i];
         if (gw_name_eq(r->head.data + h->name_off, h->name_len, "host")) {
             hosts++;
             host = r->head.data + h->value_off;
@@ -449,10 +423,7 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct gw_conn *c = CONN(p);
     struct gw_request *r = c->req;
-    if (r->hdr_open)
-        r->nhdrs++;
-    r->hdr_open = false;
-    r->in_value = false;
+    gw_headers_done(&r->hdrs);
     r->head_done = true;
     r->method = llhttp_get_method(p);
     r->http_major = llhttp_get_http_major(p);

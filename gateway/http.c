@@ -1,9 +1,68 @@
 /* http.c - HTTP/1.x helpers shared by the client and upstream sides. */
 #include "gateway/http.h"
+#include "common/err.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+int gw_headers_on_field(struct gw_headers *h, uint32_t off, size_t len, uint32_t max)
+{
+    if (h->in_value) { /* a new header starts: close the previous one */
+        h->n++;
+        h->in_value = false;
+        h->open = false;
+    }
+    if (!h->open) {
+        if (h->n >= max)
+            return GV_ERANGE;
+        if (h->n == h->cap) {
+            uint32_t cap = h->cap ? h->cap * 2 : 16;
+            struct gw_header *v = realloc(h->v, cap * sizeof(*v));
+            if (v == NULL)
+                return GV_ENOMEM;
+            h->v = v;
+            h->cap = cap;
+        }
+        h->v[h->n] = (struct gw_header){off, 0, off, 0};
+        h->open = true;
+    }
+    h->v[h->n].name_len += (uint32_t)len;
+    return 0;
+}
+
+void gw_headers_on_value(struct gw_headers *h, uint32_t off, size_t len)
+{
+    struct gw_header *x = &h->v[h->n];
+    if (!h->in_value) {
+        h->in_value = true;
+        x->value_off = off;
+    }
+    x->value_len += (uint32_t)len;
+}
+
+void gw_headers_done(struct gw_headers *h)
+{
+    if (h->open)
+        h->n++;
+    h->open = false;
+    h->in_value = false;
+}
+
+void gw_headers_reset(struct gw_headers *h)
+{
+    h->n = 0;
+    h->open = false;
+    h->in_value = false;
+}
+
+void gw_headers_free(struct gw_headers *h)
+{
+    free(h->v);
+    h->v = NULL;
+    h->n = h->cap = 0;
+}
 
 bool gw_name_eq(const char *name, size_t len, const char *lit)
 {
@@ -86,6 +145,8 @@ const char *gw_reason(int status)
         return "OK";
     case 201:
         return "Created";
+    case 202:
+        return "Accepted";
     case 204:
         return "No Content";
     case 301:

@@ -14,6 +14,7 @@
 
 #include "balancer/lb.h"
 #include "common/buf.h"
+#include "gateway/http.h"
 #include "gateway/worker.h"
 
 #include <llhttp.h>
@@ -73,10 +74,6 @@ struct gw_worker {
 /* Response framing towards the client. */
 enum gw_framing { GW_FRAME_NONE, GW_FRAME_LENGTH, GW_FRAME_CHUNKED, GW_FRAME_CLOSE };
 
-struct gw_header {
-    uint32_t name_off, name_len, value_off, value_len;
-};
-
 struct gw_request {
     struct gw_conn *conn;
     struct gw_request *next_free; /* in the worker's request cache */
@@ -84,11 +81,8 @@ struct gw_request {
     uint64_t start_us;
     /* Parsed head: all strings live in `head`, referenced by offsets. */
     struct gv_buf head;
-    struct gw_header *hdrs;
-    uint32_t nhdrs, cap_hdrs;
+    struct gw_headers hdrs; /* request headers, in head */
     uint32_t url_off, url_len;
-    bool in_value; /* parser is inside header value hdrs[nhdrs] */
-    bool hdr_open; /* hdrs[nhdrs] has been started */
     uint8_t method;
     uint8_t http_major, http_minor;
     bool keep_alive; /* client wants the connection kept */
@@ -116,11 +110,8 @@ struct gw_request {
     uint64_t body_sent;    /* body bytes handed to an upstream */
     /* Response. */
     int status;
-    struct gv_buf resp; /* response head being assembled */
-    struct gw_header *rhdrs;
-    uint32_t nrhdrs, cap_rhdrs;
-    bool rin_value;
-    bool rhdr_open;
+    struct gv_buf resp;      /* response head being assembled */
+    struct gw_headers rhdrs; /* response headers, in resp */
     enum gw_framing framing;
     uint64_t bytes_in, bytes_out;
     char request_id[33];

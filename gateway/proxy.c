@@ -143,8 +143,8 @@ static int send_body(struct gw_request *r, const char *data, size_t len)
 
 static bool listed_in_connection(const struct gw_request *r, const char *name, size_t len)
 {
-    for (uint32_t i = 0; i < r->nhdrs; i++) {
-        const struct gw_header *h = &r->hdrs[i];
+    for (uint32_t i = 0; i < r->hdrs.n; i++) {
+        const struct gw_header *h = &r->hdrs.v[i];
         if (gw_name_eq(r->head.data + h->name_off, h->name_len, "connection")) {
             char tok[64];
             if (len >= sizeof(tok))
@@ -183,8 +183,8 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gv_buf_puts(b, "/");
     rv = rv ? rv : gv_buf_append(b, url, ulen);
     rv = rv ? rv : gv_buf_puts(b, " HTTP/1.1\r\n");
-    for (uint32_t i = 0; i < r->nhdrs && rv == 0; i++) {
-        const struct gw_header *x = &r->hdrs[i];
+    for (uint32_t i = 0; i < r->hdrs.n && rv == 0; i++) {
+        const struct gw_header *x = &r->hdrs.v[i];
         const char *name = h + x->name_off, *val = h + x->value_off;
         size_t nl = x->name_len, vl = x->value_len;
         if (gw_is_hop_by_hop(name, nl) || gw_name_eq(name, nl, "content-length") ||
@@ -248,9 +248,7 @@ static int on_resp_begin(llhttp_t *p)
     if (r == NULL)
         return -1;
     gv_buf_reset(&r->resp);
-    r->nrhdrs = 0;
-    r->rin_value = false;
-    r->rhdr_open = false;
+    gw_headers_reset(&r->rhdrs);
     r->status = 0;
     return 0;
 }
@@ -258,39 +256,15 @@ static int on_resp_begin(llhttp_t *p)
 static int on_resp_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct gw_request *r = UP(p)->req;
-    if (r->rin_value) {
-        r->nrhdrs++;
-        r->rin_value = false;
-        r->rhdr_open = false;
-    }
-    if (!r->rhdr_open) {
-        if (r->nrhdrs >= 256)
-            return -1;
-        if (r->nrhdrs == r->cap_rhdrs) {
-            uint32_t cap = r->cap_rhdrs ? r->cap_rhdrs * 2 : 16;
-            struct gw_header *hh = realloc(r->rhdrs, cap * sizeof(*hh));
-            if (hh == NULL)
-                return -1;
-            r->rhdrs = hh;
-            r->cap_rhdrs = cap;
-        }
-        uint32_t off = (uint32_t)r->resp.len;
-        r->rhdrs[r->nrhdrs] = (struct gw_header){off, 0, off, 0};
-        r->rhdr_open = true;
-    }
-    r->rhdrs[r->nrhdrs].name_len += (uint32_t)len;
+    if (gw_headers_on_field(&r->rhdrs, (uint32_t)r->resp.len, len, 256) != 0)
+        return -1;
     return resp_append(r, at, len);
 }
 
 static int on_resp_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct gw_request *r = UP(p)->req;
-    struct gw_header *h = &r->rhdrs[r->nrhdrs];
-    if (!r->rin_value) {
-        r->rin_value = true;
-        h->value_off = (uint32_t)r->resp.len;
-    }
-    h->value_len += (uint32_t)len;
+    gw_headers_on_value(&r->rhdrs, (uint32_t)r->resp.len, len);
     return resp_append(r, at, len);
 }
 
@@ -301,8 +275,8 @@ static bool resp_listed_in_connection(const struct gw_request *r, const char *na
         return false;
     memcpy(tok, name, len);
     tok[len] = '\0';
-    for (uint32_t i = 0; i < r->nrhdrs; i++) {
-        const struct gw_header *h = &r->rhdrs[i];
+    for (uint32_t i = 0; i < r->rhdrs.n; i++) {
+        const struct gw_header *h = &r->rhdrs.v[i];
         if (gw_name_eq(r->resp.data + h->name_off, h->name_len, "connection") &&
             gw_token_list_has(r->resp.data + h->value_off, h->value_len, tok))
             return true;
@@ -322,8 +296,8 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
     struct gv_buf b;
     gv_buf_init(&b);
     int rv = gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_reason(status));
-    for (uint32_t i = 0; i < r->nrhdrs && rv == 0; i++) {
-        const struct gw_header *x = &r->rhdrs[i];
+    for (uint32_t i = 0; i < r->rhdrs.n && rv == 0; i++) {
+        const struct gw_header *x = &r->rhdrs.v[i];
         const char *name = d + x->name_off, *val = d + x->value_off;
         size_t nl = x->name_len, vl = x->value_len;
         if (upgrade && gw_name_eq(name, nl, "upgrade")) {
@@ -397,10 +371,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 {
     struct gw_upstream *up = UP(p);
     struct gw_request *r = up->req;
-    if (r->rhdr_open)
-        r->nrhdrs++;
-    r->rhdr_open = false;
-    r->rin_value = false;
+    gw_headers_done(&r->rhdrs);
     r->status = llhttp_get_status_code(p);
     if (r->status >= 100 && r->status < 200 && !(r->status == 101 && r->upgrade)) {
         up->skip_1xx = true; /* we answered 100 Continue ourselves */

@@ -38,38 +38,6 @@ struct loader {
  * Paths, lines and messages
  */
 
-/* Appends s to the string in dst (size n), cutting it short if need be. */
-static void append(char *dst, size_t n, const char *s)
-{
-    size_t used = strlen(dst), len = strlen(s);
-    if (used + 1 >= n)
-        return;
-    if (len > n - used - 1)
-        len = n - used - 1;
-    memcpy(dst + used, s, len);
-    dst[used + len] = '\0';
-}
-
-/* "base.key" ("key" at the top); a cut-short path only loses its line, and the nearest parent is
- * used. */
-static void join_key(char *dst, size_t n, const char *base, const char *key)
-{
-    dst[0] = '\0';
-    append(dst, n, base);
-    if (base[0] != '\0')
-        append(dst, n, ".");
-    append(dst, n, key);
-}
-
-static void join_index(char *dst, size_t n, const char *base, size_t i)
-{
-    char idx[32];
-    snprintf(idx, sizeof(idx), "[%zu]", i);
-    dst[0] = '\0';
-    append(dst, n, base);
-    append(dst, n, idx);
-}
-
 static int record_line(struct loader *ld, const char *path, int line)
 {
     if (ld->nlines == ld->caplines) {
@@ -126,13 +94,13 @@ __attribute__((format(printf, 5, 6))) static int report(struct loader *ld, int r
     char *t = ld->err->text;
     snprintf(num, sizeof(num), ":%d: ", line);
     t[0] = '\0';
-    append(t, sizeof(ld->err->text), ld->name);
-    append(t, sizeof(ld->err->text), num);
+    node_path_append(t, sizeof(ld->err->text), ld->name);
+    node_path_append(t, sizeof(ld->err->text), num);
     if (path[0] != '\0') {
-        append(t, sizeof(ld->err->text), path);
-        append(t, sizeof(ld->err->text), ": ");
+        node_path_append(t, sizeof(ld->err->text), path);
+        node_path_append(t, sizeof(ld->err->text), ": ");
     }
-    append(t, sizeof(ld->err->text), msg);
+    node_path_append(t, sizeof(ld->err->text), msg);
     return rc;
 }
 
@@ -286,7 +254,7 @@ static int yaml_to_json(struct loader *ld, struct fy_node *n, const char *path, 
         while ((item = fy_node_sequence_iterate(n, &it)) != NULL) {
             json_t *v = NULL;
             int l = node_line(item);
-            join_index(p, sizeof(p), path, i++);
+            node_path_index(p, sizeof(p), path, i++);
             if ((rc = yaml_to_json(ld, item, p, l ? l : line, &v)) != 0)
                 goto fail;
             if (json_array_append_new(j, v) != 0) {
@@ -314,7 +282,7 @@ static int yaml_to_json(struct loader *ld, struct fy_node *n, const char *path, 
             }
             memcpy(key, ks, klen);
             key[klen] = '\0';
-            join_key(p, sizeof(p), path, key);
+            node_path_key(p, sizeof(p), path, key);
             if (json_object_get(j, key) != NULL) {
                 rc = report(ld, GV_EINVAL, kl, path, "duplicate key \"%s\"", key);
                 goto fail;
@@ -551,9 +519,9 @@ int node_settings_check(const struct node_settings *s, struct node_config_error 
     if (why == NULL)
         return 0;
     err->text[0] = '\0';
-    append(err->text, sizeof(err->text), path);
-    append(err->text, sizeof(err->text), ": ");
-    append(err->text, sizeof(err->text), why);
+    node_path_append(err->text, sizeof(err->text), path);
+    node_path_append(err->text, sizeof(err->text), ": ");
+    node_path_append(err->text, sizeof(err->text), why);
     return GV_EINVAL;
 }
 
@@ -570,7 +538,7 @@ static int set_str(struct loader *ld, const json_t *obj, const char *path, const
 {
     const json_t *v = field(obj, key);
     char p[PATH_LEN];
-    join_key(p, sizeof(p), path, key);
+    node_path_key(p, sizeof(p), path, key);
     if (v == NULL)
         return 0;
     if (!json_is_string(v) || json_string_length(v) == 0 ||
@@ -598,7 +566,7 @@ static int set_addr(struct loader *ld, const json_t *obj, const char *path, cons
 {
     char p[PATH_LEN];
     int rc;
-    join_key(p, sizeof(p), path, key);
+    node_path_key(p, sizeof(p), path, key);
     if (field(obj, key) == NULL)
         return 0;
     if ((rc = set_str(ld, obj, path, key, dst)) != 0)
@@ -612,7 +580,7 @@ static int set_duration(struct loader *ld, const json_t *obj, const char *path, 
     const json_t *v = field(obj, key);
     uint64_t ms;
     char p[PATH_LEN];
-    join_key(p, sizeof(p), path, key);
+    node_path_key(p, sizeof(p), path, key);
     if (v == NULL)
         return 0;
     if (node_json_duration(v, &ms) != 0) {
@@ -632,7 +600,7 @@ static int set_uint(struct loader *ld, const json_t *obj, const char *path, cons
 {
     const json_t *v = field(obj, key);
     char p[PATH_LEN];
-    join_key(p, sizeof(p), path, key);
+    node_path_key(p, sizeof(p), path, key);
     if (v == NULL)
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
@@ -654,7 +622,7 @@ static int check_keys(struct loader *ld, const json_t *obj, const char *path,
         while (keys[i] != NULL && strcmp(keys[i], k) != 0)
             i++;
         if (keys[i] == NULL) {
-            join_key(p, sizeof(p), path, k);
+            node_path_key(p, sizeof(p), path, k);
             return report(ld, GV_EINVAL, line_of(ld, p), path, "unknown key \"%s\"", k);
         }
     }
@@ -681,7 +649,7 @@ static int parse_tls(struct loader *ld, const json_t *tls, struct node_settings 
         return nomem(ld);
     for (size_t i = 0; i < json_array_size(certs); i++) {
         const json_t *c = json_array_get(certs, i);
-        join_index(p, sizeof(p), "node.tls.certificates", i);
+        node_path_index(p, sizeof(p), "node.tls.certificates", i);
         s->ncerts = i + 1;
         if (!json_is_object(c))
             return fail(ld, p, "must be an object {cert, key}");
@@ -747,7 +715,7 @@ static int parse_join(struct loader *ld, const json_t *v, struct node_settings *
         return nomem(ld);
     for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *a = json_array_get(v, i);
-        join_index(p, sizeof(p), "node.join", i);
+        node_path_index(p, sizeof(p), "node.join", i);
         if (!json_is_string(a))
             return fail(ld, p, "must be a string HOST:PORT");
         if ((rc = add_join(ld, s, p, json_string_value(a), json_string_length(a))) != 0)

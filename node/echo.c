@@ -1,6 +1,7 @@
 /* echo.c - `grapevine echo`: a single-threaded libuv + llhttp server that
  * answers each request with a JSON description of it (see echo.h). */
 #include "node/echo.h"
+#include "gateway/http.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -116,57 +117,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- small helpers ---- */
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Payload Too Large";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Status";
-    }
-}
 
 /* A JSON string from bytes that may not be UTF-8: invalid input is retried
  * with every non-ASCII byte replaced by '?', so an answer is always built. */
@@ -406,7 +356,7 @@ static int put_head(struct echo_conn *c, int status, const char *type, int64_t c
 {
     struct gv_buf *o = &c->out;
     int rc = gv_buf_printf(o, "HTTP/1.1 %d %s\r\nServer: grapevine-echo\r\nX-Echo-Name: %s\r\n",
-                           status, reason_phrase(status), c->srv->name);
+                           status, gw_reason(status), c->srv->name);
     bool bodiless = status == 204 || status == 304;
     if (rc == 0 && type != NULL && !bodiless)
         rc = gv_buf_printf(o, "Content-Type: %s\r\n", type);

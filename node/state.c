@@ -28,8 +28,7 @@
  * Errors and paths
  */
 
-/* Appends s to the string in dst (size n), cutting it short if need be. */
-static void append(char *dst, size_t n, const char *s)
+void node_path_append(char *dst, size_t n, const char *s)
 {
     size_t used = strlen(dst), len = strlen(s);
     if (used + 1 >= n)
@@ -44,8 +43,8 @@ __attribute__((format(printf, 4, 0))) static int
 verr(struct node_state_error *err, const char *path, const char *where, const char *fmt, va_list ap)
 {
     err->path[0] = err->where[0] = '\0';
-    append(err->path, sizeof(err->path), path);
-    append(err->where, sizeof(err->where), where);
+    node_path_append(err->path, sizeof(err->path), path);
+    node_path_append(err->where, sizeof(err->where), where);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     return GV_EINVAL;
 }
@@ -61,23 +60,22 @@ __attribute__((format(printf, 3, 4))) static int fail(struct node_state_error *e
     return rc;
 }
 
-/* "base.key" ("key" at the top); a cut-short path only shortens the message. */
-static void join_key(char *dst, size_t n, const char *base, const char *key)
+void node_path_key(char *dst, size_t n, const char *base, const char *key)
 {
     dst[0] = '\0';
-    append(dst, n, base);
+    node_path_append(dst, n, base);
     if (base[0] != '\0')
-        append(dst, n, ".");
-    append(dst, n, key);
+        node_path_append(dst, n, ".");
+    node_path_append(dst, n, key);
 }
 
-static void join_index(char *dst, size_t n, const char *base, size_t i)
+void node_path_index(char *dst, size_t n, const char *base, size_t i)
 {
     char idx[32];
     snprintf(idx, sizeof(idx), "[%zu]", i);
     dst[0] = '\0';
-    append(dst, n, base);
-    append(dst, n, idx);
+    node_path_append(dst, n, base);
+    node_path_append(dst, n, idx);
 }
 
 /* Like fail() for the object at path, pointing the reader at its key. */
@@ -85,7 +83,7 @@ __attribute__((format(printf, 4, 5))) static int
 fail_at_key(struct node_state_error *err, const char *path, const char *key, const char *fmt, ...)
 {
     char where[PATH_LEN];
-    join_key(where, sizeof(where), path, key);
+    node_path_key(where, sizeof(where), path, key);
     va_list ap;
     va_start(ap, fmt);
     int rc = verr(err, path, where, fmt, ap);
@@ -98,7 +96,7 @@ __attribute__((format(printf, 4, 5))) static int
 fail_field(struct node_state_error *err, const char *path, const char *key, const char *fmt, ...)
 {
     char p[PATH_LEN];
-    join_key(p, sizeof(p), path, key);
+    node_path_key(p, sizeof(p), path, key);
     va_list ap;
     va_start(ap, fmt);
     int rc = verr(err, p, p, fmt, ap);
@@ -278,7 +276,7 @@ static int list_str(const json_t *list, const char *path, size_t i, const char *
 {
     const json_t *v = json_array_get(list, i);
     char p[PATH_LEN];
-    join_index(p, sizeof(p), path, i);
+    node_path_index(p, sizeof(p), path, i);
     if (!json_is_string(v))
         return fail(err, p, "must be a string");
     if (json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v))
@@ -454,12 +452,12 @@ static int check_cidr_list(const json_t *conf, const char *path, const char *key
     int rc;
     if ((rc = get_list(conf, path, key, &list, err)) != 0 || list == NULL)
         return rc;
-    join_key(p, sizeof(p), path, key);
+    node_path_key(p, sizeof(p), path, key);
     for (size_t i = 0; i < json_array_size(list); i++) {
         if ((rc = list_str(list, p, i, &s, err)) != 0)
             return rc;
         if (!is_cidr(s)) {
-            join_index(q, sizeof(q), p, i);
+            node_path_index(q, sizeof(q), p, i);
             return fail(err, q, "bad CIDR \"%s\"", s);
         }
     }
@@ -488,7 +486,7 @@ static int check_header_map(json_t *obj, const char *path, struct node_state_err
     for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
         const char *name = json_object_iter_key(it);
         json_t *v = json_object_iter_value(it);
-        join_key(p, sizeof(p), path, name);
+        node_path_key(p, sizeof(p), path, name);
         if (!is_token(name))
             return fail(err, p, "bad header name \"%s\"", name);
         if (json_is_integer(v)) {
@@ -517,18 +515,18 @@ static int check_header_edits(json_t *conf, const char *path, struct node_state_
         json_t *m = json_object_get(conf, maps[i]);
         if (json_is_null(m) || m == NULL)
             continue;
-        join_key(p, sizeof(p), path, maps[i]);
+        node_path_key(p, sizeof(p), path, maps[i]);
         if ((rc = check_header_map(m, p, err)) != 0)
             return rc;
     }
     if ((rc = get_list(conf, path, "remove", &list, err)) != 0 || list == NULL)
         return rc;
-    join_key(p, sizeof(p), path, "remove");
+    node_path_key(p, sizeof(p), path, "remove");
     for (size_t i = 0; i < json_array_size(list); i++) {
         if ((rc = list_str(list, p, i, &s, err)) != 0)
             return rc;
         if (!is_token(s)) {
-            join_index(q, sizeof(q), p, i);
+            node_path_index(q, sizeof(q), p, i);
             return fail(err, q, "bad header name \"%s\"", s);
         }
     }
@@ -574,7 +572,7 @@ static int check_plugins(const json_t *list, const char *path, json_t **out,
         return nomem(err);
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *item = json_array_get(list, i);
-        join_index(p, sizeof(p), path, i);
+        node_path_index(p, sizeof(p), path, i);
         if (!json_is_object(item) || json_object_size(item) != 1) {
             rc = fail(err, p, "a plugin is an object with one key, its name");
             goto fail;
@@ -589,7 +587,7 @@ static int check_plugins(const json_t *list, const char *path, json_t **out,
             rc = fail_at_key(err, p, name, "unknown plugin \"%s\"", name);
             goto fail;
         }
-        join_key(q, sizeof(q), p, name);
+        node_path_key(q, sizeof(q), p, name);
         if (!json_is_null(v) && !json_is_object(v)) {
             rc = fail(err, q, "must be an object");
             goto fail;
@@ -637,7 +635,7 @@ static int parse_targets(const json_t *svc, const char *path, struct lb_service_
     int rc;
     if (list == NULL)
         return fail(err, path, "missing \"targets\"");
-    join_key(p, sizeof(p), path, "targets");
+    node_path_key(p, sizeof(p), path, "targets");
     if (!json_is_array(list) || json_array_size(list) == 0)
         return fail(err, p, "must be a non-empty list of {address, weight}");
     size_t n = json_array_size(list);
@@ -647,7 +645,7 @@ static int parse_targets(const json_t *svc, const char *path, struct lb_service_
     for (size_t i = 0; i < n; i++) {
         const json_t *t = json_array_get(list, i);
         struct lb_target_spec *ts = &s->targets[i];
-        join_index(q, sizeof(q), p, i);
+        node_path_index(q, sizeof(q), p, i);
         if ((rc = want_object(t, q, err)) != 0 || (rc = check_keys(t, q, keys, err)) != 0 ||
             (rc = get_str(t, q, "address", true, &addr, err)) != 0)
             return rc;
@@ -676,7 +674,7 @@ static int parse_health(const json_t *svc, const char *path, struct lb_service_s
     int rc;
     if (h == NULL)
         return 0;
-    join_key(p, sizeof(p), path, "health_check");
+    node_path_key(p, sizeof(p), path, "health_check");
     if ((rc = want_object(h, p, err)) != 0 || (rc = check_keys(h, p, keys, err)) != 0)
         return rc;
     s->health.enabled = true;
@@ -717,7 +715,7 @@ static int parse_service(const json_t *v, const char *path, struct lb_service_sp
     if ((rc = want_object(v, path, err)) != 0 || (rc = check_keys(v, path, keys, err)) != 0 ||
         (rc = get_str(v, path, "name", true, &name, err)) != 0)
         return rc;
-    join_key(p, sizeof(p), path, "name");
+    node_path_key(p, sizeof(p), path, "name");
     if ((rc = check_name(name, p, err)) != 0)
         return rc;
     if (set_str(&s->name, name) != 0)
@@ -753,7 +751,7 @@ static int parse_service(const json_t *v, const char *path, struct lb_service_sp
         return rc;
 
     if ((o = field(v, "passive")) != NULL) {
-        join_key(p, sizeof(p), path, "passive");
+        node_path_key(p, sizeof(p), path, "passive");
         if ((rc = want_object(o, p, err)) != 0 || (rc = check_keys(o, p, passive_keys, err)) != 0 ||
             (rc = get_int(o, p, "failures", 0, 1000, &s->passive.failures, err)) != 0 ||
             (rc = get_duration(o, p, "eject_for", 1, &s->passive.eject_for_ms, err)) != 0)
@@ -762,7 +760,7 @@ static int parse_service(const json_t *v, const char *path, struct lb_service_sp
 
     if ((o = field(v, "sticky")) != NULL) {
         const char *cookie = s->sticky.cookie ? s->sticky.cookie : LB_DEFAULT_STICKY_COOKIE;
-        join_key(p, sizeof(p), path, "sticky");
+        node_path_key(p, sizeof(p), path, "sticky");
         s->sticky.enabled = true;
         if ((rc = want_object(o, p, err)) != 0 || (rc = check_keys(o, p, sticky_keys, err)) != 0 ||
             (rc = get_str(o, p, "cookie", false, &cookie, err)) != 0 ||
@@ -778,7 +776,7 @@ static int parse_service(const json_t *v, const char *path, struct lb_service_sp
         return rc;
 
     if ((o = field(v, "timeouts")) != NULL) {
-        join_key(p, sizeof(p), path, "timeouts");
+        node_path_key(p, sizeof(p), path, "timeouts");
         if ((rc = want_object(o, p, err)) != 0 || (rc = check_keys(o, p, timeout_keys, err)) != 0 ||
             (rc = get_duration(o, p, "connect", 1, &s->timeouts.connect_ms, err)) != 0 ||
             (rc = get_duration(o, p, "read", 1, &s->timeouts.read_ms, err)) != 0 ||
@@ -821,14 +819,14 @@ static int parse_match(const json_t *m, const char *path, struct gw_route_spec *
     if ((rc = get_list(m, path, "hosts", &list, err)) != 0)
         return rc;
     if (list != NULL && json_array_size(list) > 0) {
-        join_key(p, sizeof(p), path, "hosts");
+        node_path_key(p, sizeof(p), path, "hosts");
         if ((r->hosts = calloc(json_array_size(list), sizeof(char *))) == NULL)
             return nomem(err);
         for (size_t i = 0; i < json_array_size(list); i++) {
             if ((rc = list_str(list, p, i, &s, err)) != 0)
                 return rc;
             if (!is_host(s)) {
-                join_index(q, sizeof(q), p, i);
+                node_path_index(q, sizeof(q), p, i);
                 return fail(err, q,
                             "bad host \"%s\" (a name like api.example.com or "
                             "*.example.com, no port)",
@@ -845,13 +843,13 @@ static int parse_match(const json_t *m, const char *path, struct gw_route_spec *
     if ((rc = get_list(m, path, "paths", &list, err)) != 0)
         return rc;
     if (list != NULL && json_array_size(list) > 0) {
-        join_key(p, sizeof(p), path, "paths");
+        node_path_key(p, sizeof(p), path, "paths");
         if ((r->paths = calloc(json_array_size(list), sizeof(char *))) == NULL)
             return nomem(err);
         for (size_t i = 0; i < json_array_size(list); i++) {
             if ((rc = list_str(list, p, i, &s, err)) != 0)
                 return rc;
-            join_index(q, sizeof(q), p, i);
+            node_path_index(q, sizeof(q), p, i);
             if (r->path_type == GW_PATH_REGEX) {
                 regex_t re;
                 int e = regcomp(&re, s, REG_EXTENDED | REG_NOSUB);
@@ -872,7 +870,7 @@ static int parse_match(const json_t *m, const char *path, struct gw_route_spec *
 
     if ((rc = get_list(m, path, "methods", &list, err)) != 0)
         return rc;
-    join_key(p, sizeof(p), path, "methods");
+    node_path_key(p, sizeof(p), path, "methods");
     for (size_t i = 0; list != NULL && i < json_array_size(list); i++) {
         char up[32];
         size_t n;
@@ -882,7 +880,7 @@ static int parse_match(const json_t *m, const char *path, struct gw_route_spec *
             up[n] = (char)toupper((unsigned char)s[n]);
         up[n] = '\0';
         if (s[n] != '\0' || gw_method_bit(up, &r->methods) != 0) {
-            join_index(q, sizeof(q), p, i);
+            node_path_index(q, sizeof(q), p, i);
             return fail(err, q, "unknown method \"%s\"", s);
         }
     }
@@ -890,7 +888,7 @@ static int parse_match(const json_t *m, const char *path, struct gw_route_spec *
     if ((hdrs = field(m, "headers")) != NULL) {
         const char *name;
         json_t *hv;
-        join_key(p, sizeof(p), path, "headers");
+        node_path_key(p, sizeof(p), path, "headers");
         if (!json_is_object(hdrs))
             return fail(err, p, "must be an object of header: value");
         size_t n = json_object_size(hdrs);
@@ -901,7 +899,7 @@ static int parse_match(const json_t *m, const char *path, struct gw_route_spec *
             struct gw_header_match *h = &r->headers[r->nheaders];
             char num[32];
             const char *val = num;
-            join_key(q, sizeof(q), p, name);
+            node_path_key(q, sizeof(q), p, name);
             if (!is_token(name))
                 return fail(err, q, "bad header name \"%s\"", name);
             if (json_is_integer(hv))
@@ -932,13 +930,13 @@ static int parse_route(const json_t *v, const char *path, const struct node_stat
     if ((rc = want_object(v, path, err)) != 0 || (rc = check_keys(v, path, keys, err)) != 0 ||
         (rc = get_str(v, path, "name", true, &name, err)) != 0)
         return rc;
-    join_key(p, sizeof(p), path, "name");
+    node_path_key(p, sizeof(p), path, "name");
     if ((rc = check_name(name, p, err)) != 0)
         return rc;
     if ((r->name = strdup(name)) == NULL)
         return nomem(err);
     if ((o = field(v, "match")) != NULL) {
-        join_key(p, sizeof(p), path, "match");
+        node_path_key(p, sizeof(p), path, "match");
         if ((rc = parse_match(o, p, r, err)) != 0)
             return rc;
     }
@@ -952,7 +950,7 @@ static int parse_route(const json_t *v, const char *path, const struct node_stat
         return rc;
     if ((o = field(v, "plugins")) != NULL) {
         json_t *copy = NULL;
-        join_key(p, sizeof(p), path, "plugins");
+        node_path_key(p, sizeof(p), path, "plugins");
         if ((rc = check_plugins(o, p, &copy, err)) != 0)
             return rc;
         if (json_array_size(copy) == 0)
@@ -1003,19 +1001,19 @@ static int check_jwt(json_t *c, const char *path, const char *consumer, struct c
     int rc;
     if (json_is_null(list) || list == NULL)
         return 0;
-    join_key(p, sizeof(p), path, "jwt");
+    node_path_key(p, sizeof(p), path, "jwt");
     if (!json_is_array(list))
         return fail(err, p, "must be a list");
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *j = json_array_get(list, i);
         const char *alg = "HS256", *iss = NULL;
-        join_index(q, sizeof(q), p, i);
+        node_path_index(q, sizeof(q), p, i);
         if ((rc = want_object(j, q, err)) != 0 || (rc = check_keys(j, q, keys, err)) != 0 ||
             (rc = get_str(j, q, "issuer", true, &iss, err)) != 0 ||
             (rc = get_str(j, q, "algorithm", false, &alg, err)) != 0)
             return rc;
         char ip[PATH_LEN];
-        join_key(ip, sizeof(ip), q, "issuer");
+        node_path_key(ip, sizeof(ip), q, "issuer");
         if ((rc = claim(ix->issuer, iss, consumer, ip, "issuer", true, err)) != 0)
             return rc;
         if (strcmp(alg, "HS256") == 0) {
@@ -1048,7 +1046,7 @@ static int check_consumer(json_t *c, const char *path, size_t index, struct cons
     if ((rc = want_object(c, path, err)) != 0 || (rc = check_keys(c, path, keys, err)) != 0 ||
         (rc = get_str(c, path, "name", true, &name, err)) != 0)
         return rc;
-    join_key(p, sizeof(p), path, "name");
+    node_path_key(p, sizeof(p), path, "name");
     if ((rc = check_name(name, p, err)) != 0)
         return rc;
     if ((prev = json_object_get(ix->names, name)) != NULL)
@@ -1059,9 +1057,9 @@ static int check_consumer(json_t *c, const char *path, size_t index, struct cons
 
     if ((rc = get_list(c, path, "key_auth", &list, err)) != 0)
         return rc;
-    join_key(p, sizeof(p), path, "key_auth");
+    node_path_key(p, sizeof(p), path, "key_auth");
     for (size_t i = 0; list != NULL && i < json_array_size(list); i++) {
-        join_index(q, sizeof(q), p, i);
+        node_path_index(q, sizeof(q), p, i);
         if ((rc = list_str(list, p, i, &s, err)) != 0 ||
             (rc = claim(ix->keys, s, name, q, "key", false, err)) != 0)
             return rc;
@@ -1072,17 +1070,17 @@ static int check_consumer(json_t *c, const char *path, size_t index, struct cons
 
     if ((rc = get_list(c, path, "basic_auth", &list, err)) != 0)
         return rc;
-    join_key(p, sizeof(p), path, "basic_auth");
+    node_path_key(p, sizeof(p), path, "basic_auth");
     for (size_t i = 0; list != NULL && i < json_array_size(list); i++) {
         const json_t *b = json_array_get(list, i);
         const char *user = NULL, *pass = NULL;
         char up[PATH_LEN];
-        join_index(q, sizeof(q), p, i);
+        node_path_index(q, sizeof(q), p, i);
         if ((rc = want_object(b, q, err)) != 0 || (rc = check_keys(b, q, basic_keys, err)) != 0 ||
             (rc = get_str(b, q, "username", true, &user, err)) != 0 ||
             (rc = get_str(b, q, "password", true, &pass, err)) != 0)
             return rc;
-        join_key(up, sizeof(up), q, "username");
+        node_path_key(up, sizeof(up), q, "username");
         if (strchr(user, ':') != NULL)
             return fail(err, up, "must not contain \":\"");
         if ((rc = claim(ix->users, user, name, up, "username", true, err)) != 0)
@@ -1108,7 +1106,7 @@ static int check_consumers(const json_t *list, json_t **out, struct node_state_e
         goto fail;
     }
     for (size_t i = 0; i < json_array_size(copy); i++) {
-        join_index(p, sizeof(p), "consumers", i);
+        node_path_index(p, sizeof(p), "consumers", i);
         if ((rc = check_consumer(json_array_get(copy, i), p, i, &ix, err)) != 0)
             goto fail;
     }
@@ -1168,14 +1166,14 @@ static int parse_services(const json_t *list, struct node_state *st, struct node
     if ((st->services = calloc(n, sizeof(*st->services))) == NULL)
         return nomem(err);
     for (size_t i = 0; i < n; i++) {
-        join_index(p, sizeof(p), "services", i);
+        node_path_index(p, sizeof(p), "services", i);
         lb_service_spec_defaults(&st->services[i]);
         st->nservices = i + 1;
         if ((rc = parse_service(json_array_get(list, i), p, &st->services[i], err)) != 0)
             return rc;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(st->services[j].name, st->services[i].name) == 0) {
-                join_key(q, sizeof(q), p, "name");
+                node_path_key(q, sizeof(q), p, "name");
                 return fail(err, q, "duplicate name \"%s\" (also services[%zu])",
                             st->services[i].name, j);
             }
@@ -1200,14 +1198,14 @@ static int parse_routes(const json_t *list, struct node_state *st, struct node_s
     if (st->routes == NULL || st->route_plugins == NULL)
         return nomem(err);
     for (size_t i = 0; i < n; i++) {
-        join_index(p, sizeof(p), "routes", i);
+        node_path_index(p, sizeof(p), "routes", i);
         st->nroutes = i + 1;
         if ((rc = parse_route(json_array_get(list, i), p, st, &st->routes[i], &st->route_plugins[i],
                               err)) != 0)
             return rc;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(st->routes[j].name, st->routes[i].name) == 0) {
-                join_key(q, sizeof(q), p, "name");
+                node_path_key(q, sizeof(q), p, "name");
                 return fail(err, q, "duplicate name \"%s\" (also routes[%zu])", st->routes[i].name,
                             j);
             }

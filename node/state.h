@@ -49,6 +49,14 @@ int node_json_duration(const json_t *v, uint64_t *ms);
 /* Renders ms with the largest unit that divides it exactly ("2s", "250ms"). */
 void node_format_duration(uint64_t ms, char *buf, size_t len);
 
+/* Path building shared by the validator and the config loader; each cuts
+ * the result short to fit n bytes (a shortened path only shortens a message).
+ * node_path_append appends s to dst; node_path_key writes "base.key" ("key"
+ * when base is empty); node_path_index writes "base[i]". */
+void node_path_append(char *dst, size_t n, const char *s);
+void node_path_key(char *dst, size_t n, const char *base, const char *key);
+void node_path_index(char *dst, size_t n, const char *base, size_t i);
+
 /* Index of the service named name, or -1. */
 int node_state_find_service(const struct node_state *s, const char *name);
 
