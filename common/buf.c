@@ -23,6 +23,8 @@ void gv_buf_free(struct gv_buf *b)
 void gv_buf_reset(struct gv_buf *b)
 {
     b->len = 0;
+    if (b->data != NULL)
+        b->data[0] = '\0';
 }
 
 int gv_buf_reserve(struct gv_buf *b, size_t extra)
@@ -77,14 +79,40 @@ int gv_buf_printf(struct gv_buf *b, const char *fmt, ...)
     return 0;
 }
 
+int gv_buf_put_u64(struct gv_buf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return gv_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+int gv_buf_put2(struct gv_buf *b, const char *a, size_t alen, const char *c, size_t clen)
+{
+    int rv = gv_buf_reserve(b, alen + clen);
+    if (rv != 0)
+        return rv;
+    if (alen > 0)
+        memcpy(b->data + b->len, a, alen);
+    if (clen > 0)
+        memcpy(b->data + b->len + alen, c, clen);
+    b->len += alen + clen;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 void gv_buf_consume(struct gv_buf *b, size_t n)
 {
     if (n >= b->len) {
-        b->len = 0;
+        gv_buf_reset(b);
         return;
     }
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
+    b->data[b->len] = '\0';
 }
 
 char *gv_buf_steal(struct gv_buf *b)

@@ -21,6 +21,10 @@ int gv_buf_reserve(struct gv_buf *b, size_t extra);
 int gv_buf_append(struct gv_buf *b, const void *p, size_t n);
 int gv_buf_puts(struct gv_buf *b, const char *s);
 int gv_buf_printf(struct gv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends the decimal digits of v (no printf on hot paths). */
+int gv_buf_put_u64(struct gv_buf *b, unsigned long long v);
+/* Appends a, then b (either may be NULL); for "Name: " value pairs. */
+int gv_buf_put2(struct gv_buf *b, const char *a, size_t alen, const char *c, size_t clen);
 /* Drops the first n bytes. */
 void gv_buf_consume(struct gv_buf *b, size_t n);
 /* Hands the memory to the caller (NUL-terminated), leaving b empty. */

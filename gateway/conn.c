@@ -651,12 +651,40 @@ static int keep_pending(struct gw_conn *c, const char *p, size_t n)
     return 0;
 }
 
+/* Bytes that arrive while a request is being answered wait in c->pending;
+ * past this much, the client is not read until the response is out. */
+#define PENDING_MAX (64 * 1024)
+
+static int append_pending(struct gw_conn *c, const char *p, size_t n)
+{
+    char *q = realloc(c->pending, c->pending_len + n);
+    if (q == NULL)
+        return GV_ENOMEM;
+    memcpy(q + c->pending_len, p, n);
+    c->pending = q;
+    c->pending_len += (uint32_t)n;
+    return 0;
+}
+
 static void conn_feed(struct gw_conn *c, const char *data, size_t len)
 {
     while (!c->closing) {
         if (c->tunnel) {
             if (c->req != NULL && len > 0)
                 gw_proxy_tunnel_write(c->req, data, len);
+            return;
+        }
+        if (c->req != NULL && c->req->body_done) {
+            /* The parser is paused on this request: the client sent more
+             * (a pipelined request) before the response was out. Reading
+             * goes on, without an epoll change per request, until this much
+             * waits. */
+            if (len > 0 && append_pending(c, data, len) != 0) {
+                gw_conn_close(c);
+                return;
+            }
+            if (c->pending_len > PENDING_MAX)
+                stop_reading(c);
             return;
         }
         c->in_parse = true;
@@ -691,12 +719,15 @@ static void conn_feed(struct gw_conn *c, const char *data, size_t len)
                 len = rest;
                 continue;
             }
-            /* Keep what follows for after the response (or for the tunnel). */
+            /* Keep what follows for after the response (or for the tunnel).
+             * The common case, nothing after a request, keeps reading so a
+             * keep-alive request costs no epoll change. */
             if (keep_pending(c, pos, rest) != 0) {
                 gw_conn_close(c);
                 return;
             }
-            stop_reading(c);
+            if (rest > 0 || err == HPE_PAUSED_UPGRADE)
+                stop_reading(c);
             return;
         }
         parse_error(c, err);
@@ -720,9 +751,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        if (c->req != NULL && c->tunnel) {
-            gw_proxy_abort(c->req);
+        if (nread == UV_EOF && c->req != NULL && c->req->body_done && !c->tunnel) {
+            /* Half-close after a complete request: answer, then close. */
+            stop_reading(c);
+            c->close_after_write = true;
+            return;
         }
+        if (c->req != NULL && c->tunnel)
+            gw_proxy_abort(c->req);
         gw_conn_close(c);
         return;
     }

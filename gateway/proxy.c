@@ -178,7 +178,8 @@ static int build_up_head(struct gw_request *r)
         url += r->strip_len;
         ulen -= r->strip_len;
     }
-    int rv = gv_buf_printf(b, "%s ", llhttp_method_name((llhttp_method_t)r->method));
+    const char *mname = llhttp_method_name((llhttp_method_t)r->method);
+    int rv = gv_buf_put2(b, mname, strlen(mname), " ", 1);
     if (ulen == 0 || url[0] != '/')
         rv = rv ? rv : gv_buf_puts(b, "/");
     rv = rv ? rv : gv_buf_append(b, url, ulen);
@@ -193,12 +194,16 @@ static int build_up_head(struct gw_request *r)
             continue;
         if (gw_name_eq(name, nl, "x-forwarded-for")) {
             have_xff = true;
-            rv = gv_buf_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)vl, val, peer);
+            rv = gv_buf_put2(b, "X-Forwarded-For: ", 17, val, vl);
+            rv = rv ? rv : gv_buf_put2(b, ", ", 2, peer, strlen(peer));
+            rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
             continue;
         }
         if (gw_name_eq(name, nl, "via")) {
             have_via = true;
-            rv = gv_buf_printf(b, "Via: %.*s, 1.1 %s\r\n", (int)vl, val, w->cfg.node_name);
+            rv = gv_buf_put2(b, "Via: ", 5, val, vl);
+            rv = rv ? rv : gv_buf_put2(b, ", 1.1 ", 6, w->cfg.node_name, strlen(w->cfg.node_name));
+            rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
             continue;
         }
         if (gw_name_eq(name, nl, "x-forwarded-host"))
@@ -208,13 +213,19 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gv_buf_append(b, val, vl);
         rv = rv ? rv : gv_buf_puts(b, "\r\n");
     }
-    if (!have_xff)
-        rv = rv ? rv : gv_buf_printf(b, "X-Forwarded-For: %s\r\n", peer);
-    if (!have_via)
-        rv = rv ? rv : gv_buf_printf(b, "Via: 1.1 %s\r\n", w->cfg.node_name);
+    if (!have_xff) {
+        rv = rv ? rv : gv_buf_put2(b, "X-Forwarded-For: ", 17, peer, strlen(peer));
+        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
+    }
+    if (!have_via) {
+        rv = rv ? rv : gv_buf_put2(b, "Via: 1.1 ", 9, w->cfg.node_name, strlen(w->cfg.node_name));
+        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
+    }
     rv = rv ? rv : gv_buf_puts(b, "X-Forwarded-Proto: http\r\n");
-    if (!have_xfh && host != NULL)
-        rv = rv ? rv : gv_buf_printf(b, "X-Forwarded-Host: %.*s\r\n", (int)hostlen, host);
+    if (!have_xfh && host != NULL) {
+        rv = rv ? rv : gv_buf_put2(b, "X-Forwarded-Host: ", 18, host, hostlen);
+        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
+    }
     if (r->upgrade) {
         size_t ul;
         const char *u = gw_request_header(r, "upgrade", &ul);
@@ -223,10 +234,11 @@ static int build_up_head(struct gw_request *r)
     }
     if (r->body_chunked)
         rv = rv ? rv : gv_buf_puts(b, "Transfer-Encoding: chunked\r\n");
-    else if (r->has_length)
-        rv = rv ? rv
-                : gv_buf_printf(b, "Content-Length: %llu\r\n",
-                                (unsigned long long)r->content_length);
+    else if (r->has_length) {
+        rv = rv ? rv : gv_buf_append(b, "Content-Length: ", 16);
+        rv = rv ? rv : gv_buf_put_u64(b, (unsigned long long)r->content_length);
+        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
+    }
     rv = rv ? rv : gv_buf_puts(b, "\r\n");
     return rv;
 }
@@ -295,7 +307,11 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
     bool have_via = false;
     struct gv_buf b;
     gv_buf_init(&b);
-    int rv = gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_reason(status));
+    const char *reason = gw_reason(status);
+    int rv = gv_buf_append(&b, "HTTP/1.1 ", 9);
+    rv = rv ? rv : gv_buf_put_u64(&b, (unsigned long long)status);
+    rv = rv ? rv : gv_buf_put2(&b, " ", 1, reason, strlen(reason));
+    rv = rv ? rv : gv_buf_append(&b, "\r\n", 2);
     for (uint32_t i = 0; i < r->rhdrs.n && rv == 0; i++) {
         const struct gw_header *x = &r->rhdrs.v[i];
         const char *name = d + x->name_off, *val = d + x->value_off;
@@ -318,8 +334,10 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
         rv = rv ? rv : gv_buf_append(&b, val, vl);
         rv = rv ? rv : gv_buf_puts(&b, "\r\n");
     }
-    if (!have_via)
-        rv = rv ? rv : gv_buf_printf(&b, "Via: 1.1 %s\r\n", w->cfg.node_name);
+    if (!have_via) {
+        rv = rv ? rv : gv_buf_put2(&b, "Via: 1.1 ", 9, w->cfg.node_name, strlen(w->cfg.node_name));
+        rv = rv ? rv : gv_buf_append(&b, "\r\n", 2);
+    }
     if (r->sticky_set) {
         const struct lb_service_spec *svc = req_service(r);
         char cookie[256];
@@ -339,9 +357,9 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
         r->framing = GW_FRAME_NONE;
     } else if (p->flags & F_CONTENT_LENGTH) {
         r->framing = GW_FRAME_LENGTH;
-        rv = rv ? rv
-                : gv_buf_printf(&b, "Content-Length: %llu\r\n",
-                                (unsigned long long)p->content_length);
+        rv = rv ? rv : gv_buf_append(&b, "Content-Length: ", 16);
+        rv = rv ? rv : gv_buf_put_u64(&b, (unsigned long long)p->content_length);
+        rv = rv ? rv : gv_buf_append(&b, "\r\n", 2);
     } else if (r->http_major == 1 && r->http_minor >= 1) {
         r->framing = GW_FRAME_CHUNKED;
         rv = rv ? rv : gv_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
