@@ -2,6 +2,7 @@
  * checks, admin API, signals and graceful drain. */
 #include "node/node.h"
 #include "node/gossip.h"
+#include "cluster/seal.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -9,6 +10,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +345,29 @@ static int load_config(struct node *n, const struct node_run_opts *o)
     return rv;
 }
 
+/* The key that signs sticky-session cookies. With a cluster key every node
+ * derives the same one (HMAC-SHA256 of a fixed label under the cluster key),
+ * so a cookie set by one node pins the client on every node; without one it
+ * is random per process and stickiness holds per node. It is derived from
+ * the key in the file at start-up and does not follow later rotations. */
+static int sticky_key(struct node *n)
+{
+    static const char label[] = "grapevine sticky-session cookie key v1";
+    uint8_t key[CL_KEY_LEN];
+    char err[256];
+    unsigned int len = sizeof(n->sticky_key);
+    if (n->cfg.node.cluster_key_file == NULL)
+        return RAND_bytes(n->sticky_key, sizeof(n->sticky_key)) == 1 ? 0 : GV_EIO;
+    if (cl_key_load_file(n->cfg.node.cluster_key_file, key, err, sizeof(err)) != 0) {
+        fprintf(stderr, "grapevine: cluster key %s: %s\n", n->cfg.node.cluster_key_file, err);
+        return GV_EINVAL;
+    }
+    bool ok = HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *)label, sizeof(label) - 1,
+                   n->sticky_key, &len) != NULL;
+    OPENSSL_cleanse(key, sizeof(key));
+    return ok ? 0 : GV_EIO;
+}
+
 int node_run(const struct node_run_opts *o)
 {
     struct node *n = calloc(1, sizeof(*n));
@@ -360,8 +386,10 @@ int node_run(const struct node_run_opts *o)
     }
     gv_log_set_level(lvl);
     n->started_ms = gv_now_ms();
-    if (RAND_bytes(n->sticky_key, sizeof(n->sticky_key)) != 1)
+    if (sticky_key(n) != 0) {
+        code = 2;
         goto out_cfg;
+    }
     gw_snapshot_slot_init(&n->slot);
     if (uv_loop_init(&n->loop) != 0 || lb_registry_new(&n->registry) != 0)
         goto out_slot;

@@ -121,3 +121,35 @@ def test_passive_ejection_after_consecutive_failures():
     # ... and after two failures the dead target is ejected.
     t = [t for t in node.admin_get("/backends").json()[0]["targets"] if t["address"] == dead][0]
     assert t["healthy"] is False and t["reason"] == "passive", t
+
+
+def test_sticky_cookie_holds_across_nodes_sharing_the_cluster_key(tmp_path):
+    import base64
+    import os
+
+    echos = [Echo(f"e{i}") for i in range(3)]
+    key = tmp_path / "cluster.key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    targets = ", ".join(f"{{address: {e.address}}}" for e in echos)
+    cfg = f"""
+        services:
+          - name: s
+            targets: [{targets}]
+            sticky: {{cookie: GV_STICKY, ttl: 1h}}
+        routes:
+          - name: all
+            match: {{paths: [/]}}
+            service: s
+        """
+    a = Node(name="gw1", config=cfg, node_extra=f"cluster_key_file: {key}")
+    b = Node(name="gw2", config=cfg, node_extra=f"cluster_key_file: {key}")
+    other = Node(name="gw3", config=cfg)  # no cluster key: its own signing key
+    first = requests.get(a.url("/"), timeout=5)
+    cookie = first.cookies.get("GV_STICKY")
+    pinned = first.json()["name"]
+    for _ in range(10):
+        r = requests.get(b.url("/"), cookies={"GV_STICKY": cookie}, timeout=5)
+        assert r.json()["name"] == pinned
+        assert "GV_STICKY" not in r.cookies  # accepted, not re-issued
+    r = requests.get(other.url("/"), cookies={"GV_STICKY": cookie}, timeout=5)
+    assert r.cookies.get("GV_STICKY") not in (None, cookie)  # foreign signature: re-issued
