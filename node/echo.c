@@ -117,7 +117,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- small helpers ---- */
 
-
 /* A JSON string from bytes that may not be UTF-8: invalid input is retried
  * with every non-ASCII byte replaced by '?', so an answer is always built. */
 static json_t *json_bytes(const char *p, size_t n)
