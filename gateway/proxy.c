@@ -141,20 +141,32 @@ static int send_body(struct gw_request *r, const char *data, size_t len)
 
 /* ---- request head ------------------------------------------------------- */
 
-static bool listed_in_connection(const struct gw_request *r, const char *name, size_t len)
+/* True when some Connection header of the message (headers hs over bytes
+ * base) lists name: such a header is hop-by-hop too (RFC 9110 7.6.1). */
+static bool listed_in_connection(const struct gw_headers *hs, const char *base, const char *name,
+                                 size_t len)
 {
-    for (uint32_t i = 0; i < r->hdrs.n; i++) {
-        const struct gw_header *h = &r->hdrs.v[i];
-        if (gw_name_eq(r->head.data + h->name_off, h->name_len, "connection")) {
-            char tok[64];
-            if (len >= sizeof(tok))
-                return false;
-            memcpy(tok, name, len);
-            tok[len] = '\0';
-            if (gw_token_list_has(r->head.data + h->value_off, h->value_len, tok))
-                return true;
-        }
+    char tok[64];
+    if (len >= sizeof(tok))
+        return false;
+    memcpy(tok, name, len);
+    tok[len] = '\0';
+    for (uint32_t i = 0; i < hs->n; i++) {
+        const struct gw_header *h = &hs->v[i];
+        if (gw_name_eq(base + h->name_off, h->name_len, "connection") &&
+            gw_token_list_has(base + h->value_off, h->value_len, tok))
+            return true;
     }
+    return false;
+}
+
+/* Whether the message has a Connection header at all: checked once, so the
+ * common message pays nothing per header for the rule above. */
+static bool has_connection_header(const struct gw_headers *hs, const char *base)
+{
+    for (uint32_t i = 0; i < hs->n; i++)
+        if (gw_name_eq(base + hs->v[i].name_off, hs->v[i].name_len, "connection"))
+            return true;
     return false;
 }
 
@@ -162,6 +174,7 @@ static int build_up_head(struct gw_request *r)
 {
     struct gv_buf *b = &r->up_head;
     const char *h = r->head.data;
+    bool conn_listed = has_connection_header(&r->hdrs, h);
     const char *url = h + r->url_off;
     size_t ulen = r->url_len;
     struct gw_worker *w = r->conn->w;
@@ -190,7 +203,7 @@ static int build_up_head(struct gw_request *r)
         size_t nl = x->name_len, vl = x->value_len;
         if (gw_is_hop_by_hop(name, nl) || gw_name_eq(name, nl, "content-length") ||
             gw_name_eq(name, nl, "expect") || gw_name_eq(name, nl, "x-forwarded-proto") ||
-            listed_in_connection(r, name, nl))
+            (conn_listed && listed_in_connection(&r->hdrs, h, name, nl)))
             continue;
         if (gw_name_eq(name, nl, "x-forwarded-for")) {
             have_xff = true;
@@ -280,27 +293,12 @@ static int on_resp_header_value(llhttp_t *p, const char *at, size_t len)
     return resp_append(r, at, len);
 }
 
-static bool resp_listed_in_connection(const struct gw_request *r, const char *name, size_t len)
-{
-    char tok[64];
-    if (len >= sizeof(tok))
-        return false;
-    memcpy(tok, name, len);
-    tok[len] = '\0';
-    for (uint32_t i = 0; i < r->rhdrs.n; i++) {
-        const struct gw_header *h = &r->rhdrs.v[i];
-        if (gw_name_eq(r->resp.data + h->name_off, h->name_len, "connection") &&
-            gw_token_list_has(r->resp.data + h->value_off, h->value_len, tok))
-            return true;
-    }
-    return false;
-}
-
 static int write_client_head(struct gw_request *r, llhttp_t *p)
 {
     struct gw_conn *c = r->conn;
     struct gw_worker *w = c->w;
     const char *d = r->resp.data;
+    bool conn_listed = has_connection_header(&r->rhdrs, d);
     int status = r->status;
     bool upgrade = status == 101;
     bool bodyless = r->method == HTTP_HEAD || status == 204 || status == 304 || upgrade;
@@ -320,7 +318,8 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
             rv = gv_buf_printf(&b, "Upgrade: %.*s\r\n", (int)vl, val);
             continue;
         }
-        if (gw_is_hop_by_hop(name, nl) || resp_listed_in_connection(r, name, nl))
+        if (gw_is_hop_by_hop(name, nl) ||
+            (conn_listed && listed_in_connection(&r->rhdrs, d, name, nl)))
             continue;
         if (gw_name_eq(name, nl, "content-length") && !(r->method == HTTP_HEAD))
             continue;
