@@ -2,7 +2,7 @@
  *
  * msgpack-c allocates an array's element table from the declared count before
  * reading the elements, so a forged count could ask for gigabytes. Before
- * msgpack-c sees a body, skim() walks its tokens and checks that every
+ * msgpack-c sees a body, cl_wire_skim() walks its tokens and checks that every
  * container's count fits in the bytes that remain (each element takes at
  * least one byte), which bounds what msgpack-c may allocate by the input size.
  */
@@ -29,7 +29,7 @@ static int read_be(const uint8_t *p, size_t avail, size_t n, uint64_t *v)
 
 /* Walks one msgpack object at p[0..len) without building it. Returns 0 and
  * the object's end in *end, or GV_EPROTO when a length or count cannot fit. */
-static int skim(const uint8_t *p, size_t len, size_t *end)
+int cl_wire_skim(const uint8_t *p, size_t len, size_t *end)
 {
     size_t off = 0, pending = 1;
     while (pending > 0) {
@@ -346,7 +346,7 @@ int cl_wire_decode(const uint8_t *data, size_t len, struct cl_wire_msg *m)
     m->type = (enum cl_msg_type)data[3];
     const uint8_t *body = data + CL_WIRE_HEADER;
     size_t blen = len - CL_WIRE_HEADER, end;
-    if (skim(body, blen, &end) < 0 || end != blen)
+    if (cl_wire_skim(body, blen, &end) < 0 || end != blen)
         return GV_EPROTO;
 
     msgpack_unpacked up;

@@ -137,6 +137,12 @@ int cl_wire_encode(const struct cl_wire_msg *m, const uint8_t *raw, size_t raw_l
 /* Encodes one update (for the broadcast queue). Same returns as above. */
 int cl_wire_encode_update(const struct cl_wire_update *u, uint8_t *out, size_t cap, size_t *len);
 
+/* Walks one msgpack object at p[0..len) without building it, checking that
+ * every length and count fits in the bytes that remain, so msgpack-c cannot be
+ * made to allocate more than the input's size. Returns 0 and the object's end
+ * in *end, or GV_EPROTO. Every msgpack decoder runs this first. */
+int cl_wire_skim(const uint8_t *p, size_t len, size_t *end);
+
 /* Makes a view of a NUL-terminated string. */
 struct cl_bytes cl_bytes_str(const char *s);
 /* Copies a string view into dst[0..cap) NUL-terminated; returns 0 or GV_ERANGE. */
