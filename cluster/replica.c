@@ -1,0 +1,495 @@
+/* replica.c - spreading store changes over a swim channel, and the
+ * anti-entropy exchange that repairs whatever the broadcasts missed. */
+#include "cluster/replica.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum msg_type {
+    MSG_CHANGE = 1,
+    MSG_NOTICE = 2,
+    MSG_FETCH = 3,
+    MSG_ROOT = 4,
+    MSG_SUMMARY = 5,
+    MSG_ENTRIES = 6,
+};
+
+#define SUMMARY_BYTES (CL_STORE_BUCKETS * 8)
+/* Room for the message around the entries of one batch. */
+#define BATCH_BUDGET (CL_SWIM_MAX_PAYLOAD - 256)
+#define MAX_FETCH    256
+
+struct cl_replica {
+    uv_loop_t *loop;
+    uv_timer_t tick;
+    struct cl_swim *swim;
+    struct cl_store *store;
+    struct cl_hlc *clock;
+    struct cl_replica_config cfg;
+    struct cl_replica_stats stats;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+void cl_replica_config_init(struct cl_replica_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->channel = 1;
+    c->tick_ms = 1000;
+    c->inline_max = 4096;
+    c->tombstone_ttl_ms = 30ULL * 24 * 3600 * 1000;
+}
+
+static int buf_write(void *data, const char *p, size_t len)
+{
+    return gv_buf_append(data, p, len) == 0 ? 0 : -1;
+}
+
+/* ---- sending ---- */
+
+static int send_to(struct cl_replica *r, const char *member, const struct gv_buf *b)
+{
+    return cl_swim_send_to(r->swim, member, r->cfg.channel, (const uint8_t *)b->data, b->len);
+}
+
+static void pack_summary(struct cl_replica *r, msgpack_packer *pk, bool reply)
+{
+    uint64_t buckets[CL_STORE_BUCKETS];
+    uint8_t raw[SUMMARY_BYTES];
+    cl_store_buckets(r->store, buckets);
+    for (size_t i = 0; i < CL_STORE_BUCKETS; i++)
+        for (int k = 0; k < 8; k++)
+            raw[i * 8 + k] = (uint8_t)(buckets[i] >> (8 * k));
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint8(pk, MSG_SUMMARY);
+    reply ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    msgpack_pack_bin_with_body(pk, raw, sizeof(raw));
+}
+
+static void send_summary(struct cl_replica *r, const char *member, bool reply)
+{
+    struct gv_buf b;
+    msgpack_packer pk;
+    gv_buf_init(&b);
+    msgpack_packer_init(&pk, &b, buf_write);
+    pack_summary(r, &pk, reply);
+    if (b.len > 0 && send_to(r, member, &b) == 0)
+        r->stats.summaries_sent++;
+    gv_buf_free(&b);
+}
+
+static size_t entry_size(const struct cl_entry *e)
+{
+    return e->value_len + strlen(e->name) + strlen(e->origin) + 40;
+}
+
+/* Sends entries[0..n) to member in ENTRIES messages that each fit a payload. */
+static void send_entries(struct cl_replica *r, const char *member, const struct cl_entry **entries,
+                         size_t n)
+{
+    struct gv_buf b;
+    gv_buf_init(&b);
+    for (size_t i = 0; i < n;) {
+        size_t j = i, bytes = 0;
+        while (j < n && (j == i || bytes + entry_size(entries[j]) <= BATCH_BUDGET))
+            bytes += entry_size(entries[j++]);
+        msgpack_packer pk;
+        gv_buf_reset(&b);
+        msgpack_packer_init(&pk, &b, buf_write);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint8(&pk, MSG_ENTRIES);
+        msgpack_pack_array(&pk, (uint32_t)(j - i));
+        bool ok = true;
+        for (size_t k = i; k < j && ok; k++)
+            ok = cl_entry_pack(&pk, entries[k]) == 0;
+        if (ok && send_to(r, member, &b) == 0)
+            r->stats.entries_pushed += j - i;
+        i = j;
+    }
+    gv_buf_free(&b);
+}
+
+struct collect {
+    const uint8_t *differ; /* per bucket: 1 when it differs */
+    const struct cl_entry **v;
+    size_t n;
+};
+
+static int collect_one(void *arg, const struct cl_entry *e)
+{
+    struct collect *c = arg;
+    if (c->differ[cl_entry_bucket(e->kind, e->name)])
+        c->v[c->n++] = e;
+    return 0;
+}
+
+/* Pushes to member every entry in the buckets where its summary differs from
+ * ours; returns how many buckets differ. */
+static size_t push_differences(struct cl_replica *r, const char *member, const uint8_t *raw)
+{
+    uint64_t mine[CL_STORE_BUCKETS];
+    uint8_t differ[CL_STORE_BUCKETS];
+    size_t ndiff = 0;
+    cl_store_buckets(r->store, mine);
+    for (size_t i = 0; i < CL_STORE_BUCKETS; i++) {
+        uint64_t theirs = 0;
+        for (int k = 0; k < 8; k++)
+            theirs |= (uint64_t)raw[i * 8 + k] << (8 * k);
+        differ[i] = theirs != mine[i];
+        ndiff += differ[i];
+    }
+    if (ndiff == 0)
+        return 0;
+    struct collect c = {differ, malloc((cl_store_count(r->store) + 1) * sizeof(*c.v)), 0};
+    if (c.v == NULL)
+        return ndiff;
+    cl_store_foreach(r->store, collect_one, &c);
+    if (c.n > 0)
+        send_entries(r, member, c.v, c.n);
+    free(c.v);
+    return ndiff;
+}
+
+int cl_replica_publish(struct cl_replica *r, const struct cl_entry *e)
+{
+    struct gv_buf b;
+    msgpack_packer pk;
+    char key[CL_WIRE_MAX_KEY + 1];
+    int rv = 0;
+    gv_buf_init(&b);
+    msgpack_packer_init(&pk, &b, buf_write);
+    if (e->value_len <= r->cfg.inline_max) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint8(&pk, MSG_CHANGE);
+        rv = cl_entry_pack(&pk, e);
+    } else {
+        msgpack_pack_array(&pk, 5);
+        msgpack_pack_uint8(&pk, MSG_NOTICE);
+        msgpack_pack_uint8(&pk, e->kind);
+        msgpack_pack_str_with_body(&pk, e->name, strlen(e->name));
+        msgpack_pack_uint64(&pk, e->stamp);
+        msgpack_pack_str_with_body(&pk, e->origin, strlen(e->origin));
+    }
+    /* the key makes a newer write replace an older one still queued */
+    snprintf(key, sizeof(key), "%u/%.120s", e->kind, e->name);
+    if (rv == 0)
+        rv = b.len ? cl_swim_broadcast(r->swim, r->cfg.channel, key, (const uint8_t *)b.data, b.len)
+                   : GV_ENOMEM;
+    if (rv == 0)
+        r->stats.published++;
+    gv_buf_free(&b);
+    return rv;
+}
+
+/* ---- receiving ---- */
+
+/* Tombstones older than the TTL are not taken back (they were, or are about
+ * to be, dropped everywhere). */
+static bool too_old(struct cl_replica *r, const struct cl_entry *e)
+{
+    uint64_t wall = cl_hlc_wall_ms();
+    if (!e->deleted || wall < CL_HLC_EPOCH_MS + r->cfg.tombstone_ttl_ms)
+        return false;
+    return e->stamp < (wall - r->cfg.tombstone_ttl_ms - CL_HLC_EPOCH_MS) << CL_HLC_LOGICAL_BITS;
+}
+
+static void take(struct cl_replica *r, const struct cl_entry *e, const char *from)
+{
+    r->stats.received++;
+    if (too_old(r, e))
+        return;
+    int rv = cl_store_merge(r->store, e);
+    if (rv <= 0) {
+        if (rv < 0)
+            r->stats.malformed++;
+        return;
+    }
+    r->stats.applied++;
+    cl_hlc_observe(r->clock, e->stamp);
+    if (r->cfg.on_change != NULL)
+        r->cfg.on_change(r->cfg.arg, cl_store_get(r->store, e->kind, e->name), from);
+}
+
+static bool newer_than_held(struct cl_replica *r, uint8_t kind, const char *name, uint64_t stamp,
+                            const char *origin)
+{
+    const struct cl_entry *cur = cl_store_get(r->store, kind, name);
+    if (cur == NULL || stamp > cur->stamp)
+        return true;
+    return stamp == cur->stamp && strcmp(origin, cur->origin) > 0;
+}
+
+static void reply_fetch(struct cl_replica *r, const msgpack_object_array *list, const char *from)
+{
+    const struct cl_entry *found[MAX_FETCH];
+    size_t n = 0;
+    for (uint32_t i = 0; i < list->size && n < MAX_FETCH; i++) {
+        const msgpack_object *k = &list->ptr[i];
+        char name[CL_STORE_MAX_NAME + 1];
+        if (k->type != MSGPACK_OBJECT_ARRAY || k->via.array.size != 2 ||
+            k->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            k->via.array.ptr[0].via.u64 >= CL_KIND_COUNT ||
+            k->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
+            k->via.array.ptr[1].via.str.size > CL_STORE_MAX_NAME) {
+            r->stats.malformed++;
+            return;
+        }
+        memcpy(name, k->via.array.ptr[1].via.str.ptr, k->via.array.ptr[1].via.str.size);
+        name[k->via.array.ptr[1].via.str.size] = '\0';
+        const struct cl_entry *e =
+            cl_store_get(r->store, (uint8_t)k->via.array.ptr[0].via.u64, name);
+        if (e != NULL)
+            found[n++] = e;
+    }
+    if (n > 0)
+        send_entries(r, from, found, n);
+}
+
+static void send_fetch(struct cl_replica *r, uint8_t kind, const char *name, const char *member)
+{
+    struct gv_buf b;
+    msgpack_packer pk;
+    gv_buf_init(&b);
+    msgpack_packer_init(&pk, &b, buf_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, MSG_FETCH);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, kind);
+    msgpack_pack_str_with_body(&pk, name, strlen(name));
+    if (b.len > 0 && send_to(r, member, &b) == 0)
+        r->stats.fetches++;
+    gv_buf_free(&b);
+}
+
+static int handle(struct cl_replica *r, const msgpack_object *m, const char *from,
+                  bool in_push_pull)
+{
+    if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size < 2 ||
+        m->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return GV_EPROTO;
+    const msgpack_object *a = m->via.array.ptr;
+    uint32_t n = m->via.array.size;
+    struct cl_entry e;
+    switch (a[0].via.u64) {
+    case MSG_CHANGE:
+        if (n != 2 || in_push_pull || cl_entry_unpack(&a[1], &e) < 0)
+            return GV_EPROTO;
+        take(r, &e, from);
+        return 0;
+    case MSG_NOTICE: {
+        char name[CL_STORE_MAX_NAME + 1], origin[CL_WIRE_MAX_NAME + 1];
+        if (n != 5 || in_push_pull || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            a[1].via.u64 >= CL_KIND_COUNT || a[2].type != MSGPACK_OBJECT_STR ||
+            a[2].via.str.size == 0 || a[2].via.str.size > CL_STORE_MAX_NAME ||
+            a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[4].type != MSGPACK_OBJECT_STR ||
+            a[4].via.str.size == 0 || a[4].via.str.size > CL_WIRE_MAX_NAME)
+            return GV_EPROTO;
+        memcpy(name, a[2].via.str.ptr, a[2].via.str.size);
+        name[a[2].via.str.size] = '\0';
+        memcpy(origin, a[4].via.str.ptr, a[4].via.str.size);
+        origin[a[4].via.str.size] = '\0';
+        if (newer_than_held(r, (uint8_t)a[1].via.u64, name, a[3].via.u64, origin))
+            send_fetch(r, (uint8_t)a[1].via.u64, name, origin);
+        return 0;
+    }
+    case MSG_FETCH:
+        if (n != 2 || in_push_pull || a[1].type != MSGPACK_OBJECT_ARRAY)
+            return GV_EPROTO;
+        reply_fetch(r, &a[1].via.array, from);
+        return 0;
+    case MSG_ROOT:
+        if (n != 2 || in_push_pull || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return GV_EPROTO;
+        if (a[1].via.u64 != cl_store_root(r->store))
+            send_summary(r, from, true);
+        return 0;
+    case MSG_SUMMARY:
+        if (n != 3 || a[1].type != MSGPACK_OBJECT_BOOLEAN || a[2].type != MSGPACK_OBJECT_BIN ||
+            a[2].via.bin.size != SUMMARY_BYTES)
+            return GV_EPROTO;
+        if (push_differences(r, from, (const uint8_t *)a[2].via.bin.ptr) > 0 && a[1].via.boolean &&
+            !in_push_pull)
+            send_summary(r, from, false);
+        return 0;
+    case MSG_ENTRIES:
+        if (n != 2 || in_push_pull || a[1].type != MSGPACK_OBJECT_ARRAY)
+            return GV_EPROTO;
+        for (uint32_t i = 0; i < a[1].via.array.size; i++)
+            if (cl_entry_unpack(&a[1].via.array.ptr[i], &e) < 0)
+                return GV_EPROTO; /* nothing is taken from a damaged batch */
+        for (uint32_t i = 0; i < a[1].via.array.size; i++) {
+            cl_entry_unpack(&a[1].via.array.ptr[i], &e);
+            take(r, &e, from);
+        }
+        return 0;
+    default:
+        return GV_EPROTO;
+    }
+}
+
+static void receive(struct cl_replica *r, const uint8_t *p, size_t len, const char *from,
+                    bool in_push_pull)
+{
+    size_t end, off = 0;
+    if (cl_wire_skim(p, len, &end) < 0 || end != len) {
+        r->stats.malformed++;
+        return;
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, (const char *)p, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != len || handle(r, &up.data, from, in_push_pull) < 0)
+        r->stats.malformed++;
+    msgpack_unpacked_destroy(&up);
+}
+
+static void on_message(void *arg, uint8_t channel, const uint8_t *payload, size_t len,
+                       const char *origin)
+{
+    (void)channel;
+    receive(arg, payload, len, origin, false);
+}
+
+static int local_state(void *arg, uint8_t channel, struct gv_buf *out)
+{
+    struct cl_replica *r = arg;
+    msgpack_packer pk;
+    (void)channel;
+    msgpack_packer_init(&pk, out, buf_write);
+    size_t before = out->len;
+    pack_summary(r, &pk, false);
+    if (out->len == before)
+        return GV_ENOMEM;
+    r->stats.summaries_sent++;
+    return 0;
+}
+
+static void merge_remote_state(void *arg, uint8_t channel, const uint8_t *state, size_t len,
+                               const char *from, bool join)
+{
+    (void)channel;
+    (void)join;
+    /* The peer gets our summary in the same exchange and pushes its side. */
+    receive(arg, state, len, from, true);
+}
+
+static const struct cl_channel_ops replica_ops = {
+    .on_message = on_message,
+    .local_state = local_state,
+    .merge_remote_state = merge_remote_state,
+};
+
+/* ---- the anti-entropy tick ---- */
+
+struct pick {
+    const char *chosen;
+    char name[CL_WIRE_MAX_NAME + 1];
+    uint64_t seen;
+};
+
+/* Reservoir sampling: one alive member other than this node, uniformly. */
+static int pick_one(void *arg, const struct cl_member_info *m)
+{
+    struct pick *p = arg;
+    if (m->is_self || m->state != CL_STATE_ALIVE)
+        return 0;
+    if (gv_rand64() % ++p->seen == 0) {
+        snprintf(p->name, sizeof(p->name), "%s", m->name);
+        p->chosen = p->name;
+    }
+    return 0;
+}
+
+static void send_root(struct cl_replica *r, const char *member)
+{
+    struct gv_buf b;
+    msgpack_packer pk;
+    gv_buf_init(&b);
+    msgpack_packer_init(&pk, &b, buf_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, MSG_ROOT);
+    msgpack_pack_uint64(&pk, cl_store_root(r->store));
+    if (b.len > 0 && send_to(r, member, &b) == 0)
+        r->stats.roots_sent++;
+    gv_buf_free(&b);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct cl_replica *r = t->data;
+    struct pick p = {0};
+    cl_swim_members(r->swim, pick_one, &p);
+    if (p.chosen != NULL)
+        send_root(r, p.chosen);
+}
+
+int cl_replica_sync_with(struct cl_replica *r, const char *member)
+{
+    struct cl_member_info m;
+    if (cl_swim_member(r->swim, member, &m) != 0 || m.is_self)
+        return GV_ENOENT;
+    send_summary(r, member, true);
+    return 0;
+}
+
+/* ---- life ---- */
+
+static void on_closed(uv_handle_t *h)
+{
+    struct cl_replica *r = h->data;
+    void (*done)(void *) = r->done;
+    void *arg = r->done_arg;
+    free(r);
+    if (done != NULL)
+        done(arg);
+}
+
+int cl_replica_new(uv_loop_t *loop, struct cl_swim *swim, struct cl_store *store,
+                   struct cl_hlc *clock, const struct cl_replica_config *cfg,
+                   struct cl_replica **out)
+{
+    struct cl_replica *r = calloc(1, sizeof(*r));
+    int rv;
+    if (r == NULL)
+        return GV_ENOMEM;
+    r->loop = loop;
+    r->swim = swim;
+    r->store = store;
+    r->clock = clock;
+    r->cfg = *cfg;
+    if (r->cfg.tick_ms == 0)
+        r->cfg.tick_ms = 1000;
+    if ((rv = uv_timer_init(loop, &r->tick)) != 0) {
+        free(r);
+        return rv;
+    }
+    r->tick.data = r;
+    if ((rv = cl_swim_register_channel(swim, cfg->channel, &replica_ops, r)) != 0) {
+        uv_close((uv_handle_t *)&r->tick, on_closed); /* frees r; done is NULL */
+        return rv;
+    }
+    /* jitter the first tick so members do not probe in lockstep */
+    uv_timer_start(&r->tick, on_tick, r->cfg.tick_ms / 2 + gv_rand64() % r->cfg.tick_ms,
+                   r->cfg.tick_ms);
+    *out = r;
+    return 0;
+}
+
+const struct cl_replica_stats *cl_replica_stats(const struct cl_replica *r)
+{
+    return &r->stats;
+}
+
+void cl_replica_close(struct cl_replica *r, void (*done)(void *arg), void *arg)
+{
+    r->done = done;
+    r->done_arg = arg;
+    cl_swim_unregister_channel(r->swim, r->cfg.channel);
+    uv_timer_stop(&r->tick);
+    uv_close((uv_handle_t *)&r->tick, on_closed);
+}
