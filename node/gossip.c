@@ -52,6 +52,11 @@ static void meta_decode(const uint8_t *meta, size_t len, char digest[65], uint64
     json_decref(j);
 }
 
+struct cl_swim *node_gossip_swim(struct node_gossip *g)
+{
+    return g->swim;
+}
+
 /* ---- life ---------------------------------------------------------------- */
 
 static void on_member(void *arg, struct cl_swim *s, const struct cl_member_info *m,

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 struct node_gossip;
+struct cl_swim;
 
 struct node_gossip_config {
     const char *name;
@@ -35,6 +36,10 @@ int node_gossip_start(uv_loop_t *loop, const struct node_gossip_config *cfg,
 /* Announces "left", flushes for a moment, stops everything, then calls
  * done(arg) from the loop. */
 void node_gossip_stop(struct node_gossip *g, void (*done)(void *arg), void *arg);
+
+/* The membership, for modules that plug a channel into it (the replicated
+ * config). Valid until node_gossip_stop. */
+struct cl_swim *node_gossip_swim(struct node_gossip *g);
 
 /* This node's applied config, carried in its membership meta. */
 void node_gossip_set_config(struct node_gossip *g, const char *digest, uint64_t version);

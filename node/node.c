@@ -1,6 +1,7 @@
 /* node.c - wiring one grapevine process: config, snapshot, workers, health
  * checks, admin API, signals and graceful drain. */
 #include "node/node.h"
+#include "node/cstate.h"
 #include "node/gossip.h"
 #include "cluster/seal.h"
 #include "common/err.h"
@@ -136,7 +137,7 @@ static void state_digest(const struct node_state *st, char out[65])
     json_decref(j);
 }
 
-static int publish(struct node *n, struct node_state *state)
+int node_publish(struct node *n, struct node_state *state, uint64_t version)
 {
     char digest[65];
     state_digest(state, digest);
@@ -151,6 +152,7 @@ static int publish(struct node *n, struct node_state *state)
             gv_warn("health checks: %s", gv_strerror(rv));
     }
     memcpy(n->config_digest, digest, sizeof(digest));
+    n->config_version = version;
     gw_snapshot_publish(&n->slot, s);
     if (n->gossip != NULL)
         node_gossip_set_config(n->gossip, n->config_digest, n->config_version);
@@ -179,6 +181,11 @@ static void begin_stop(struct node *n, const char *why)
     if (n->health != NULL) {
         lb_health_stop(n->health, NULL, NULL);
         n->health = NULL;
+    }
+    if (n->cstate != NULL) {
+        /* before the gossip: replication rides the swim; pending saves finish */
+        node_cstate_close(n->cstate, NULL, NULL);
+        n->cstate = NULL;
     }
     if (n->gossip != NULL) {
         /* Leaves the cluster ("left", not "dead") while the workers drain. */
@@ -395,9 +402,8 @@ int node_run(const struct node_run_opts *o)
         goto out_slot;
     if (lb_health_start(&n->loop, &n->health) != 0)
         goto out_loop;
-    if (publish(n, &n->cfg.state) != 0)
+    if (node_cstate_open(n, &n->cstate) != 0)
         goto out_health;
-    n->config_version = 0;
     if (start_workers(n) != 0)
         goto out_workers;
     if (node_admin_start(n, n->cfg.node.admin, &n->admin) != 0)
@@ -419,6 +425,8 @@ int node_run(const struct node_run_opts *o)
         goto out_workers;
     }
     node_gossip_set_config(n->gossip, n->config_digest, n->config_version);
+    if (node_cstate_attach(n->cstate, node_gossip_swim(n->gossip)) != 0)
+        gv_error("config: cannot replicate through the cluster channel");
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);
@@ -434,6 +442,8 @@ int node_run(const struct node_run_opts *o)
 out_workers:
     for (int i = 0; i < n->nworkers; i++)
         gw_worker_drain(n->workers[i]);
+    node_cstate_close(n->cstate, NULL, NULL);
+    n->cstate = NULL;
 out_health:
     if (n->health != NULL)
         lb_health_stop(n->health, NULL, NULL);

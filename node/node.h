@@ -17,6 +17,7 @@
 
 struct node_admin;
 struct node_gossip;
+struct node_cstate;
 
 struct node {
     struct node_config cfg;
@@ -27,6 +28,7 @@ struct node {
     struct lb_health *health;
     struct node_admin *admin;
     struct node_gossip *gossip;
+    struct node_cstate *cstate;
     struct gw_worker **workers;
     struct gw_metrics **metrics;
     int nworkers;
@@ -49,6 +51,12 @@ int node_run(const struct node_run_opts *opts);
 
 /* The snapshot currently published (new reference) - for the admin API. */
 struct gw_snapshot *node_snapshot(struct node *n);
+
+/* Makes state (taken over: zeroed on success) the served config: builds and
+ * publishes a snapshot, points the health checks at its targets and announces
+ * digest and version to the cluster. Returns 0 or a negative error (nothing
+ * changed then). Control loop only. */
+int node_publish(struct node *n, struct node_state *state, uint64_t version);
 
 /* admin.c: the admin API on the node's control loop. */
 int node_admin_start(struct node *n, const char *addr, struct node_admin **out);

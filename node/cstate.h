@@ -1,0 +1,79 @@
+/* cstate.h - the node's replicated cluster state: the store and its copy in
+ * node.data_dir, validation of every change, spreading through the mesh, and
+ * applying each new valid state to the data plane.
+ *
+ * Every state this node applies is validated by node_state_from_json, the
+ * same code as the config file: a change made here that would not validate is
+ * refused with a path and a reason; a state that arrives from peers and does
+ * not validate (two concurrent changes that conflict) is kept in the store
+ * but not applied, and the node serves the last good one until a later change
+ * fixes it.
+ *
+ * Threads: the node's control loop only. Memory: JSON handed in is borrowed;
+ * JSON handed out is a new reference.
+ */
+#ifndef GV_NODE_CSTATE_H
+#define GV_NODE_CSTATE_H
+
+#include "node/state.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct node;
+struct node_cstate;
+struct cl_swim;
+
+/* status: 0 once the change is on disk (fsync'd), or a negative error when
+ * the write failed (the change is applied and spreading, but a restart of
+ * this node alone could lose it). Called once, from the loop, never before
+ * the call that took it returned; immediately when there is no data_dir. */
+typedef void (*node_cstate_done_fn)(void *arg, int status);
+
+/* Loads node.data_dir (if set), seeds the config file's objects with stamp 0,
+ * and publishes the resulting state. Returns 0, GV_EINVAL when nothing valid
+ * can be applied (logged), GV_EIO when data_dir is unusable. */
+int node_cstate_open(struct node *n, struct node_cstate **out);
+/* Starts replicating through swim (after the gossip has started). */
+int node_cstate_attach(struct node_cstate *cs, struct cl_swim *swim);
+/* Stops replicating (before the swim stops) and flushes pending writes;
+ * done(arg) is called when everything is closed and freed. */
+void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *arg);
+
+/* Changes from the admin API. kind is an enum cl_kind. Each validates the
+ * whole state the change would make; on failure it returns GV_EINVAL with err
+ * filled (path relative to the request body: "service", "match.paths[0]",
+ * "routes[2].service" for PUT /config, or the other object's path such as
+ * "routes[api].service" when the change breaks another object) and changes
+ * nothing. On success it stamps the change, stores it, applies it here,
+ * starts spreading it, returns 0 and later calls done.
+ *
+ * put: obj is the object; its "name" may be left out (name is used) but must
+ * equal name when present. For kind plugins the object is the plugin's
+ * config and name the plugin's name. *stored gets the object as now served
+ * (defaults filled in) and whether it was created ("created": true/false is
+ * not part of the object: *created). */
+int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
+                    json_t **stored, bool *created, struct node_state_error *err,
+                    node_cstate_done_fn done, void *arg);
+/* GV_ENOENT when there is no such object. */
+int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
+                       struct node_state_error *err, node_cstate_done_fn done, void *arg);
+/* Replaces the whole state ({"services":[...],"routes":[...],...}, every key
+ * optional: a missing key means none). *changes gets
+ * {"created":["routes/a",...],"updated":[...],"deleted":[...]}. */
+int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **changes,
+                        struct node_state_error *err, node_cstate_done_fn done, void *arg);
+
+/* Reads the applied state: kind < 0 gives the whole state with "digest" and
+ * "version"; name NULL gives the list of kind; else the one object, or NULL
+ * when absent. */
+json_t *node_cstate_get(struct node_cstate *cs, int kind, const char *name);
+
+/* For /status, /metrics and the membership meta. */
+const char *node_cstate_digest(const struct node_cstate *cs);
+uint64_t node_cstate_version(const struct node_cstate *cs);
+json_t *node_cstate_stats_json(const struct node_cstate *cs);
+
+#endif
