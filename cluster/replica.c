@@ -175,7 +175,8 @@ int cl_replica_publish(struct cl_replica *r, const struct cl_entry *e)
         msgpack_pack_str_with_body(&pk, e->origin, strlen(e->origin));
     }
     /* the key makes a newer write replace an older one still queued */
-    snprintf(key, sizeof(key), "%u/%.120s", e->kind, e->name);
+    snprintf(key, sizeof(key), "%u/%016llx", e->kind,
+             (unsigned long long)gv_hash64(e->name, strlen(e->name), 0));
     if (rv == 0)
         rv = b.len ? cl_swim_broadcast(r->swim, r->cfg.channel, key, (const uint8_t *)b.data, b.len)
                    : GV_ENOMEM;
@@ -197,11 +198,28 @@ static bool too_old(struct cl_replica *r, const struct cl_entry *e)
     return e->stamp < (wall - r->cfg.tombstone_ttl_ms - CL_HLC_EPOCH_MS) << CL_HLC_LOGICAL_BITS;
 }
 
+/* A stamp from a clock far ahead of ours would win over every later write of
+ * the object and drag our clock along: refused (and counted) until our wall
+ * clock catches up. */
+static bool too_new(struct cl_replica *r, const struct cl_entry *e)
+{
+    uint64_t limit = cl_hlc_wall_ms() + CL_HLC_MAX_AHEAD_MS;
+    return e->stamp >= CL_HLC_MAX || cl_hlc_unix_ms(e->stamp) > limit;
+}
+
 static void take(struct cl_replica *r, const struct cl_entry *e, const char *from)
 {
     r->stats.received++;
     if (too_old(r, e))
         return;
+    if (too_new(r, e)) {
+        if (r->stats.from_future++ == 0)
+            gv_warn("replica: %s/%s from %s is stamped %llu ms ahead of this clock; refused "
+                    "(check NTP)",
+                    cl_kind_name(e->kind), e->name, e->origin,
+                    (unsigned long long)(cl_hlc_unix_ms(e->stamp) - cl_hlc_wall_ms()));
+        return;
+    }
     int rv = cl_store_merge(r->store, e);
     if (rv <= 0) {
         if (rv < 0)
@@ -234,6 +252,7 @@ static void reply_fetch(struct cl_replica *r, const msgpack_object_array *list, 
             k->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
             k->via.array.ptr[0].via.u64 >= CL_KIND_COUNT ||
             k->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
+            k->via.array.ptr[1].via.str.size == 0 ||
             k->via.array.ptr[1].via.str.size > CL_STORE_MAX_NAME) {
             r->stats.malformed++;
             return;

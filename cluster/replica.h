@@ -55,6 +55,7 @@ struct cl_replica_stats {
     uint64_t summaries_sent; /* bucket summaries sent */
     uint64_t entries_pushed; /* entries sent point to point */
     uint64_t malformed;      /* messages dropped as malformed */
+    uint64_t from_future;    /* entries refused: stamped too far ahead */
 };
 
 void cl_replica_config_init(struct cl_replica_config *c);

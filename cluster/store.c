@@ -98,8 +98,10 @@ static uint64_t entry_id(const struct cl_entry *e)
     uint8_t head[14];
     head[0] = e->kind;
     head[1] = e->deleted;
-    memcpy(head + 2, &e->rank, 4);
-    memcpy(head + 6, &e->stamp, 8);
+    for (int i = 0; i < 4; i++) /* little-endian: the same on every node */
+        head[2 + i] = (uint8_t)(e->rank >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        head[6 + i] = (uint8_t)(e->stamp >> (8 * i));
     uint64_t h = gv_hash64(head, sizeof(head), 1);
     h = gv_hash64(e->name, strlen(e->name) + 1, h);
     h = gv_hash64(e->origin, strlen(e->origin) + 1, h);
@@ -353,9 +355,10 @@ static int obj_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
 static int obj_str(const msgpack_object *o, char *dst, size_t max)
 {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+        (o->via.str.size > 0 && memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL))
         return GV_EPROTO;
-    memcpy(dst, o->via.str.ptr, o->via.str.size);
+    if (o->via.str.size > 0) /* msgpack-c gives "" as NULL */
+        memcpy(dst, o->via.str.ptr, o->via.str.size);
     dst[o->via.str.size] = '\0';
     return 0;
 }

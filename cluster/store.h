@@ -3,7 +3,7 @@
  *
  * Each entry carries the hybrid-logical-clock stamp of its write and the name
  * of the node that wrote it; of two versions of an object the one with the
- * larger (stamp, origin, deleted, value) wins, so every node that has seen
+ * larger (stamp, origin, deleted, rank, value) wins, so every node that has seen
  * the same writes holds the same state whatever the order they arrived in.
  * Seeds from a config file have stamp 0 and origin "" and lose to any write.
  * Values are opaque bytes (the object's JSON text): the store does not judge
