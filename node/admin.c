@@ -1,7 +1,10 @@
 /* admin.c - the admin API (JSON over HTTP/1.1) on the node's control loop:
- * /health, /status, /backends, /config and /metrics. */
-#include "node/node.h"
+ * connections, the token check, /health, /status, /backends, /metrics and
+ * the cluster keyring; /config is in admin_config.c. */
+#include "node/admin_int.h"
+#include "node/cstate.h"
 #include "node/gossip.h"
+#include "node/node.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -13,63 +16,44 @@
 #include <jansson.h>
 #include <llhttp.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ADMIN_MAX_HEAD (16 * 1024)
 #define ADMIN_MAX_BODY (4 * 1024 * 1024)
-
-struct node_admin {
-    struct node *node;
-    uv_tcp_t listener;
-    char *token; /* NULL: no token required */
-    int conns;
-    bool stopping;
-};
-
-struct admin_conn {
-    uv_tcp_t tcp;
-    llhttp_t parser;
-    struct node_admin *admin;
-    struct gv_buf url;
-    struct gv_buf field;
-    struct gv_buf auth;
-    struct gv_buf body;
-    bool in_auth;
-    bool closing;
-    bool too_big;
-};
+#define ADMIN_MAX_PATH 1024
 
 static llhttp_settings_t admin_settings;
 
-static void reply(struct admin_conn *c, int status, const char *ctype, const char *body,
-                  size_t len);
-
 /* ---- handlers ------------------------------------------------------------ */
 
-static void reply_json(struct admin_conn *c, int status, json_t *j)
+void admin_reply_json(struct admin_conn *c, int status, json_t *j)
 {
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     if (text == NULL) {
-        reply(c, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
+        admin_reply(c, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
     } else {
-        size_t len = strlen(text);
-        text[len] = '\0';
         struct gv_buf b;
         gv_buf_init(&b);
-        gv_buf_append(&b, text, len);
+        gv_buf_puts(&b, text);
         gv_buf_puts(&b, "\n");
-        reply(c, status, "application/json", b.data, b.len);
+        admin_reply(c, status, "application/json", b.data, b.len);
         gv_buf_free(&b);
     }
     free(text);
     json_decref(j);
 }
 
-static void reply_error(struct admin_conn *c, int status, const char *msg)
+void admin_reply_error(struct admin_conn *c, int status, const char *msg)
 {
-    reply_json(c, status, json_pack("{s:s}", "error", msg));
+    admin_reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+void admin_reply_invalid(struct admin_conn *c, const char *path, const char *msg)
+{
+    admin_reply_json(c, 400, json_pack("{s:s,s:s}", "error", msg, "path", path));
 }
 
 static json_t *backends_json(struct node *n)
@@ -98,17 +82,36 @@ static json_t *backends_json(struct node *n)
     return arr;
 }
 
-static json_t *config_json(struct node *n)
+/* The replicated state's counters (node_cstate_stats_json) in Prometheus
+ * form. */
+static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
 {
-    struct gw_snapshot *s = node_snapshot(n);
-    json_t *j = NULL;
-    if (s != NULL) {
-        j = node_state_to_json((const struct node_state *)s->user);
-        if (j != NULL)
-            json_object_set_new(j, "digest", json_string(n->config_digest));
-    }
-    gw_snapshot_unref(s);
-    return j;
+    json_t *st = node_cstate_stats_json(cs);
+#define STAT(k) ((long long)json_integer_value(json_object_get(st, k)))
+    gv_buf_printf(b,
+                  "# HELP grapevine_config_objects Objects in the replicated store (deletes "
+                  "included until collected).\n# TYPE grapevine_config_objects gauge\n"
+                  "grapevine_config_objects %lld\n"
+                  "# HELP grapevine_config_changes_applied_total Changes applied, made here "
+                  "(local) or by peers (remote).\n"
+                  "# TYPE grapevine_config_changes_applied_total counter\n"
+                  "grapevine_config_changes_applied_total{origin=\"local\"} %lld\n"
+                  "grapevine_config_changes_applied_total{origin=\"remote\"} %lld\n"
+                  "# HELP grapevine_config_states_rejected_total Merged states that did not "
+                  "validate and were not served.\n"
+                  "# TYPE grapevine_config_states_rejected_total counter\n"
+                  "grapevine_config_states_rejected_total %lld\n"
+                  "# HELP grapevine_config_save_errors_total Failed writes of data_dir.\n"
+                  "# TYPE grapevine_config_save_errors_total counter\n"
+                  "grapevine_config_save_errors_total %lld\n"
+                  "# HELP grapevine_config_invalid Whether the store's state does not validate "
+                  "and the last good one is served (1).\n"
+                  "# TYPE grapevine_config_invalid gauge\ngrapevine_config_invalid %d\n",
+                  STAT("objects"), STAT("applied_local"), STAT("applied_remote"),
+                  STAT("states_rejected"), STAT("save_errors"),
+                  json_is_true(json_object_get(st, "invalid")) ? 1 : 0);
+#undef STAT
+    json_decref(st);
 }
 
 static void metrics(struct admin_conn *c)
@@ -127,28 +130,35 @@ static void metrics(struct admin_conn *c)
                           s->services[i].name, s->services[i].targets[t].address,
                           lb_target_available(s->states[i][t], now) ? 1 : 0);
     gw_snapshot_unref(s);
-    gv_buf_printf(&b,
-                  "# HELP grapevine_config_version Version of the applied cluster config.\n"
-                  "# TYPE grapevine_config_version gauge\ngrapevine_config_version %llu\n",
-                  (unsigned long long)n->config_version);
+    gv_buf_printf(
+        &b,
+        "# HELP grapevine_config_version Version of the applied cluster config.\n"
+        "# TYPE grapevine_config_version gauge\ngrapevine_config_version %llu\n",
+        (unsigned long long)(n->cstate ? node_cstate_version(n->cstate) : n->config_version));
+    if (n->cstate != NULL)
+        cstate_metrics(n->cstate, &b);
     if (n->gossip != NULL)
         node_gossip_metrics(n->gossip, &b);
-    reply(c, 200, "text/plain; version=0.0.4", b.data, b.len);
+    admin_reply(c, 200, "text/plain; version=0.0.4", b.data, b.len);
     gv_buf_free(&b);
 }
 
-/* Parses the request body as a JSON object; answers 400 itself on failure. */
-static json_t *body_object(struct admin_conn *c)
+json_t *admin_body_object(struct admin_conn *c)
 {
     json_error_t e;
+    char msg[300];
     json_t *j = c->body.len ? json_loadb(c->body.data, c->body.len, 0, &e) : NULL;
-    if (!json_is_object(j)) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "body must be a JSON object%s%s", j ? "" : ": ",
-                 j ? "" : (c->body.len ? e.text : "empty body"));
-        reply_error(c, 400, msg);
+    if (j == NULL && c->body.len > 0) {
+        snprintf(msg, sizeof(msg), "invalid JSON at line %d, column %d: %s", e.line, e.column,
+                 e.text);
+        admin_reply_invalid(c, "", msg);
+    } else if (!json_is_object(j)) {
+        admin_reply_invalid(c, "",
+                            j ? "body must be a JSON object"
+                              : "body must be a JSON object "
+                                "(the body is empty)");
         json_decref(j);
-        return NULL;
+        j = NULL;
     }
     return j;
 }
@@ -163,15 +173,15 @@ static void cluster_write(struct admin_conn *c, int method, const char *path)
     char id[64];
     int rv;
     if (g == NULL) {
-        reply_error(c, 503, "not in a cluster (stopping)");
+        admin_reply_error(c, 503, "not in a cluster (stopping)");
         return;
     }
     if (strcmp(path, "/debug/block") == 0) {
         if (method != HTTP_POST) {
-            reply_error(c, 405, "method not allowed");
+            admin_reply_error(c, 405, "method not allowed");
             return;
         }
-        json_t *j = body_object(c);
+        json_t *j = admin_body_object(c);
         if (j == NULL)
             return;
         json_t *peers = json_object_get(j, "peers");
@@ -187,20 +197,20 @@ static void cluster_write(struct admin_conn *c, int method, const char *path)
                 addrs[n++] = json_string_value(p);
         }
         if (!ok)
-            reply_error(c, 400, "peers must be a list of at most 64 \"host:port\" strings");
+            admin_reply_error(c, 400, "peers must be a list of at most 64 \"host:port\" strings");
         else if (node_gossip_block(g, addrs, n) != 0)
-            reply_error(c, 403, "test faults are off (GRAPEVINE_TEST_FAULTS=1 enables them)");
+            admin_reply_error(c, 403, "test faults are off (GRAPEVINE_TEST_FAULTS=1 enables them)");
         else
-            reply_json(c, 200, json_pack("{s:O}", "blocked", peers));
+            admin_reply_json(c, 200, json_pack("{s:O}", "blocked", peers));
         json_decref(j);
         return;
     }
     if (strcmp(path, "/cluster/keys") == 0 && (method == HTTP_GET || method == HTTP_HEAD)) {
-        reply_json(c, 200, node_gossip_keys_json(g));
+        admin_reply_json(c, 200, node_gossip_keys_json(g));
         return;
     }
     if (strcmp(path, "/cluster/keys") == 0 && method == HTTP_POST) {
-        json_t *j = body_object(c);
+        json_t *j = admin_body_object(c);
         if (j == NULL)
             return;
         const char *key = json_string_value(json_object_get(j, "key"));
@@ -211,9 +221,9 @@ static void cluster_write(struct admin_conn *c, int method, const char *path)
             rv = node_gossip_key_install(g, key, err, sizeof(err));
         json_decref(j);
         if (rv != 0)
-            reply_error(c, 400, err);
+            admin_reply_error(c, 400, err);
         else
-            reply_json(c, 200, node_gossip_keys_json(g));
+            admin_reply_json(c, 200, node_gossip_keys_json(g));
         return;
     }
     if (sscanf(path, "/cluster/keys/%63[0-9a-f]/use", id) == 1 && method == HTTP_POST &&
@@ -223,13 +233,29 @@ static void cluster_write(struct admin_conn *c, int method, const char *path)
                strlen(path) == strlen("/cluster/keys/") + strlen(id)) {
         rv = node_gossip_key_remove(g, id, err, sizeof(err));
     } else {
-        reply_error(c, 404, "not found");
+        admin_reply_error(c, 404, "not found");
         return;
     }
     if (rv != 0)
-        reply_error(c, rv == GV_ENOENT ? 404 : 400, err);
+        admin_reply_error(c, rv == GV_ENOENT ? 404 : 400, err);
     else
-        reply_json(c, 200, node_gossip_keys_json(g));
+        admin_reply_json(c, 200, node_gossip_keys_json(g));
+}
+
+static json_t *status_json(struct node *n)
+{
+    json_t *members =
+        n->gossip ? node_gossip_counts_json(n->gossip)
+                  : json_pack("{s:i,s:i,s:i,s:i}", "alive", 1, "suspect", 0, "dead", 0, "left", 0);
+    const char *digest = n->cstate ? node_cstate_digest(n->cstate) : n->config_digest;
+    uint64_t version = n->cstate ? node_cstate_version(n->cstate) : n->config_version;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:o,s:i,s:I}", "node", n->cfg.node.name, "version",
+                          GV_VERSION, "config_digest", digest, "config_version",
+                          (json_int_t)version, "members", members, "workers", n->nworkers,
+                          "uptime_ms", (json_int_t)(gv_now_ms() - n->started_ms));
+    if (j != NULL && n->cstate != NULL)
+        json_object_set_new(j, "config_state", node_cstate_stats_json(n->cstate));
+    return j;
 }
 
 static void route_request(struct admin_conn *c)
@@ -237,70 +263,85 @@ static void route_request(struct admin_conn *c)
     struct node *n = c->admin->node;
     const char *url = c->url.data ? c->url.data : "/";
     size_t ul = strcspn(url, "?");
-    char path[256];
-    snprintf(path, sizeof(path), "%.*s", (int)GV_MIN(ul, sizeof(path) - 1), url);
-    int method = llhttp_get_method(&c->parser);
+    char path[ADMIN_MAX_PATH];
+    int method = c->method;
 
     if (c->admin->token != NULL) {
         const char *a = c->auth.data ? c->auth.data : "";
         size_t tl = strlen(c->admin->token);
         if (strncmp(a, "Bearer ", 7) != 0 || strlen(a + 7) != tl ||
             CRYPTO_memcmp(a + 7, c->admin->token, tl) != 0) {
-            reply_error(c, 401, "missing or invalid admin token");
+            admin_reply_error(c, 401, "missing or invalid admin token");
             return;
         }
     }
+    if (ul >= sizeof(path)) {
+        admin_reply_error(c, 414, "path too long");
+        return;
+    }
+    memcpy(path, url, ul);
+    path[ul] = '\0';
     if (strncmp(path, "/cluster/keys", 13) == 0 || strcmp(path, "/debug/block") == 0) {
         cluster_write(c, method, path);
         return;
     }
+    if (strcmp(path, "/config") == 0 || strncmp(path, "/config/", 8) == 0) {
+        admin_config_request(c, method, path);
+        return;
+    }
     if (method != HTTP_GET && method != HTTP_HEAD) {
-        reply_error(c, 405, "method not allowed");
+        admin_reply_error(c, 405, "method not allowed");
         return;
     }
     if (strcmp(path, "/health") == 0) {
-        reply_json(c, n->stopping ? 503 : 200,
-                   json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
+        admin_reply_json(c, n->stopping ? 503 : 200,
+                         json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
     } else if (strcmp(path, "/status") == 0) {
-        json_t *members = n->gossip ? node_gossip_counts_json(n->gossip)
-                                    : json_pack("{s:i,s:i,s:i,s:i}", "alive", 1, "suspect", 0,
-                                                "dead", 0, "left", 0);
-        reply_json(c, 200,
-                   json_pack("{s:s,s:s,s:s,s:I,s:o,s:i,s:I}", "node", n->cfg.node.name, "version",
-                             GV_VERSION, "config_digest", n->config_digest, "config_version",
-                             (json_int_t)n->config_version, "members", members, "workers",
-                             n->nworkers, "uptime_ms", (json_int_t)(gv_now_ms() - n->started_ms)));
+        admin_reply_json(c, 200, status_json(n));
     } else if (strcmp(path, "/cluster/members") == 0) {
         if (n->gossip == NULL)
-            reply_error(c, 503, "not in a cluster (stopping)");
+            admin_reply_error(c, 503, "not in a cluster (stopping)");
         else
-            reply_json(c, 200, node_gossip_members_json(n->gossip));
+            admin_reply_json(c, 200, node_gossip_members_json(n->gossip));
     } else if (strcmp(path, "/backends") == 0) {
-        reply_json(c, 200, backends_json(n));
-    } else if (strcmp(path, "/config") == 0) {
-        reply_json(c, 200, config_json(n));
+        admin_reply_json(c, 200, backends_json(n));
     } else if (strcmp(path, "/metrics") == 0) {
         metrics(c);
     } else {
-        reply_error(c, 404, "not found");
+        admin_reply_error(c, 404, "not found");
     }
 }
 
 /* ---- connection plumbing ------------------------------------------------- */
 
-static void on_conn_closed(uv_handle_t *h)
+static void free_conn(struct admin_conn *c)
 {
-    struct admin_conn *c = h->data;
-    c->admin->conns--;
+    struct node_admin *a = c->admin;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        a->first = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    a->conns--;
     gv_buf_free(&c->url);
     gv_buf_free(&c->field);
     gv_buf_free(&c->auth);
     gv_buf_free(&c->body);
-    struct node_admin *a = c->admin;
+    gv_buf_free(&c->unparsed);
+    json_decref(c->answer);
     free(c);
     if (a->stopping && a->conns == 0 && uv_is_closing((uv_handle_t *)&a->listener) &&
         a->listener.data == NULL)
         free(a);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct admin_conn *c = h->data;
+    c->closed = true;
+    if (!c->held) /* else admin_change_done frees it */
+        free_conn(c);
 }
 
 static void conn_close(struct admin_conn *c)
@@ -321,19 +362,28 @@ struct admin_write {
 static void on_written(uv_write_t *w, int status)
 {
     struct admin_write *aw = (struct admin_write *)w;
-    if (status < 0 || aw->close)
-        conn_close(aw->conn);
+    struct admin_conn *c = aw->conn;
+    c->writes--;
+    /* stopping: keep-alive ends with the answers already on their way */
+    if (status < 0 || aw->close || (c->admin->stopping && c->writes == 0 && !c->held))
+        conn_close(c);
     free(aw);
 }
 
-static void reply(struct admin_conn *c, int status, const char *ctype, const char *body, size_t len)
+void admin_reply(struct admin_conn *c, int status, const char *ctype, const char *body, size_t len)
 {
-    bool close = !llhttp_should_keep_alive(&c->parser) || c->admin->stopping;
+    bool close = !c->keep_alive || c->admin->stopping;
     struct gv_buf b;
+    if (c->closing)
+        return;
     gv_buf_init(&b);
-    gv_buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-                  gw_reason(status), ctype, len, close ? "Connection: close\r\n" : "");
-    if (llhttp_get_method(&c->parser) != HTTP_HEAD)
+    gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_reason(status));
+    if (status == 204) /* no body, so no Content-Type or Content-Length (RFC 9110) */
+        len = 0;
+    else
+        gv_buf_printf(&b, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
+    gv_buf_printf(&b, "%s\r\n", close ? "Connection: close\r\n" : "");
+    if (c->method != HTTP_HEAD)
         gv_buf_append(&b, body, len);
     struct admin_write *aw = malloc(sizeof(*aw) + b.len);
     if (aw == NULL) {
@@ -349,7 +399,9 @@ static void reply(struct admin_conn *c, int status, const char *ctype, const cha
     if (uv_write(&aw->req, (uv_stream_t *)&c->tcp, &ub, 1, on_written) != 0) {
         free(aw);
         conn_close(c);
+        return;
     }
+    c->writes++;
 }
 
 #define ACONN(p) ((struct admin_conn *)(p)->data)
@@ -409,10 +461,36 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return gv_buf_append(&c->body, at, len) ? -1 : 0;
 }
 
+/* A held request pauses the parser right after itself: what the client
+ * pipelined behind it waits in c->unparsed until it is answered. */
 static int on_complete(llhttp_t *p)
 {
-    route_request(ACONN(p));
-    return 0;
+    struct admin_conn *c = ACONN(p);
+    c->method = llhttp_get_method(p);
+    c->keep_alive = llhttp_should_keep_alive(p);
+    route_request(c);
+    return c->held ? HPE_PAUSED : 0;
+}
+
+/* Parses data; stops reading when a request is held, keeping what is left. */
+static void feed(struct admin_conn *c, const char *data, size_t len)
+{
+    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    if (err == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos != NULL && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        if (gv_buf_append(&c->unparsed, data + used, len - used) != 0)
+            conn_close(c);
+    } else if (err != HPE_OK) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: "
+                                  "application/json\r\nContent-Length: 31\r\nConnection: "
+                                  "close\r\n\r\n{\"error\":\"malformed request\"}\n\n";
+        uv_buf_t b = uv_buf_init((char *)bad, sizeof(bad) - 1);
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        conn_close(c);
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -425,21 +503,52 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct admin_conn *c = s->data;
-    if (nread < 0) {
+    if (nread < 0)
         conn_close(c);
-    } else if (nread > 0 && !c->closing) {
-        llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
-        if (err != HPE_OK) {
-            uv_read_stop(s);
-            static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: "
-                                      "application/json\r\nContent-Length: 31\r\nConnection: "
-                                      "close\r\n\r\n{\"error\":\"malformed request\"}\n\n";
-            uv_buf_t b = uv_buf_init((char *)bad, sizeof(bad) - 1);
-            uv_try_write(s, &b, 1);
-            conn_close(c);
-        }
-    }
+    else if (nread > 0 && !c->closing)
+        feed(c, buf->base, (size_t)nread);
     free(buf->base);
+}
+
+void admin_hold(struct admin_conn *c, int status, json_t *answer)
+{
+    c->held = true;
+    c->answer_status = status;
+    c->answer = answer;
+}
+
+void admin_change_done(void *arg, int status)
+{
+    struct admin_conn *c = arg;
+    json_t *answer = c->answer;
+    c->answer = NULL;
+    c->held = false;
+    if (c->closed) {
+        json_decref(answer);
+        free_conn(c);
+        return;
+    }
+    if (status < 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "change applied but not saved to disk: %s", gv_strerror(status));
+        json_decref(answer);
+        admin_reply_error(c, 500, msg);
+    } else if (c->answer_status == 204) {
+        json_decref(answer);
+        admin_reply(c, 204, "application/json", "", 0);
+    } else {
+        admin_reply_json(c, c->answer_status, answer);
+    }
+    if (c->closing || !c->keep_alive || c->admin->stopping)
+        return; /* closed once the answer is written */
+    struct gv_buf rest = c->unparsed;
+    gv_buf_init(&c->unparsed);
+    llhttp_resume(&c->parser);
+    if (rest.len > 0)
+        feed(c, rest.data, rest.len);
+    gv_buf_free(&rest);
+    if (!c->held && !c->closing)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -454,6 +563,10 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_init(server->loop, &c->tcp);
     c->tcp.data = c;
     a->conns++;
+    c->next = a->first;
+    if (a->first != NULL)
+        a->first->prev = c;
+    a->first = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
@@ -551,8 +664,14 @@ static void on_listener_closed(uv_handle_t *h)
         free(a);
 }
 
+/* Idle keep-alive connections (a dashboard, a metrics scraper) must not keep
+ * the node from exiting: they are closed now; those writing an answer or
+ * holding a change close once it is written. */
 void node_admin_stop(struct node_admin *a)
 {
     a->stopping = true;
+    for (struct admin_conn *c = a->first; c != NULL; c = c->next)
+        if (c->writes == 0 && !c->held)
+            conn_close(c);
     uv_close((uv_handle_t *)&a->listener, on_listener_closed);
 }

@@ -20,6 +20,9 @@ static void usage(FILE *f)
            "                     [--data-dir DIR] [--log-level debug|info|warn|error]\n"
            "       grapevine validate -c FILE\n"
            "       grapevine echo [--listen ADDR:PORT] [--name NAME]\n"
+           "       grapevine ctl [--admin HOST:PORT] [--token T] status [--watch] | members\n"
+           "                     | backends | get [KIND [NAME]] | apply [-f] FILE\n"
+           "                     | delete KIND NAME | keys ...   (grapevine ctl --help)\n"
            "       grapevine version\n"
            "Every run flag may also come from GRAPEVINE_<FLAG> (GRAPEVINE_JOIN, ...);\n"
            "flags beat the environment, which beats the config file.\n");

@@ -651,6 +651,14 @@ class Node(Proc):
         kw.setdefault("timeout", HTTP_TIMEOUT)
         return requests.delete(self.admin_url(path), **kw)
 
+    def admin_put(self, path: str, **kw: Any):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.put(self.admin_url(path), **kw)
+
+    def admin_raw(self, timeout: float = HTTP_TIMEOUT) -> "RawConn":
+        """A raw connection to the admin API (pipelining, hanging up early)."""
+        return RawConn(self._connect_host(self.admin), self.admin_port, timeout)
+
     def raw(self, timeout: float = HTTP_TIMEOUT) -> "RawConn":
         return RawConn(self._connect_host(self.listen), self.port, timeout)
 

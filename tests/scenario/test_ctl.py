@@ -18,7 +18,7 @@ def test_ctl_status_backends_and_get():
             service: s
         """)
     admin = f"127.0.0.1:{node.admin_port}"
-    r = run_cli("ctl", "--admin", admin, "status")
+    r = run_cli("ctl", "--admin", admin, "status", "--json")
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
     assert st["node"] == node.name and len(st["config_digest"]) == 64
