@@ -239,23 +239,28 @@ static void start_write(struct node_cstate *cs)
     }
 }
 
-/* Asks for the store to be saved; done (if any) is called once it is. */
+/* Makes room for one more waiter, so that queueing it later cannot fail:
+ * every change calls this before it changes anything. 0 or GV_ENOMEM. */
+static int reserve_waiter(struct node_cstate *cs)
+{
+    if (cs->nwaiters < cs->capwaiters)
+        return 0;
+    size_t cap = cs->capwaiters ? cs->capwaiters * 2 : 8;
+    struct waiter *w = realloc(cs->waiters, cap * sizeof(*w));
+    if (w == NULL)
+        return GV_ENOMEM;
+    cs->waiters = w;
+    cs->capwaiters = cap;
+    return 0;
+}
+
+/* Asks for the store to be saved; done (if any, with a slot reserved) is
+ * called once it is. */
 static void request_save(struct node_cstate *cs, node_cstate_done_fn done, void *arg)
 {
     cs->gen_wanted++;
-    if (done != NULL) {
-        if (cs->nwaiters == cs->capwaiters) {
-            size_t cap = cs->capwaiters ? cs->capwaiters * 2 : 8;
-            struct waiter *w = realloc(cs->waiters, cap * sizeof(*w));
-            if (w == NULL) {
-                gv_error("config: out of memory queueing a save");
-                return;
-            }
-            cs->waiters = w;
-            cs->capwaiters = cap;
-        }
+    if (done != NULL)
         cs->waiters[cs->nwaiters++] = (struct waiter){cs->gen_wanted, done, arg};
-    }
     start_write(cs);
 }
 
@@ -436,15 +441,8 @@ static int validate(const json_t *root, int kind, long self, struct node_state *
 static void done_later(struct node_cstate *cs, node_cstate_done_fn done, void *arg)
 {
     /* nothing to write, but the contract says "after the call returned" and
-     * in order with earlier changes: ride the save queue without a change */
-    if (cs->nwaiters == cs->capwaiters) {
-        size_t cap = cs->capwaiters ? cs->capwaiters * 2 : 8;
-        struct waiter *w = realloc(cs->waiters, cap * sizeof(*w));
-        if (w == NULL)
-            return;
-        cs->waiters = w;
-        cs->capwaiters = cap;
-    }
+     * in order with earlier changes: ride the save queue without a change
+     * (the slot was reserved) */
     cs->waiters[cs->nwaiters++] = (struct waiter){cs->gen_wanted, done, arg};
     if (!cs->writing)
         start_write(cs);
@@ -463,6 +461,8 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
     *created = false;
     if ((rv = check_name(kind, name, err)) != 0)
         return rv;
+    if (reserve_waiter(cs) != 0)
+        return GV_ENOMEM;
     if (!json_is_object(obj))
         return fail(err, "", "must be a JSON object");
     if (kind == CL_KIND_PLUGINS) {
@@ -552,6 +552,8 @@ int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
     const struct cl_entry *cur = cl_store_get(cs->store, (uint8_t)kind, name);
     if (cur == NULL || cur->deleted)
         return GV_ENOENT;
+    if (reserve_waiter(cs) != 0)
+        return GV_ENOMEM;
     long present;
     position(cs, kind, name, cur->rank, &present);
     json_t *root = materialize(cs, err);
@@ -559,6 +561,11 @@ int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
         return err->msg[0] ? GV_EINVAL : GV_ENOMEM;
     json_array_remove(json_object_get(root, cl_kind_name((uint8_t)kind)), (size_t)present);
     if ((rv = validate(root, kind, -1, &st, err)) != 0) {
+        /* another object still needs this one: say which, at its path */
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%s/%s is still needed: %.128s: %.96s",
+                 cl_kind_name((uint8_t)kind), name, err->where, err->msg);
+        copy_str(err->msg, sizeof(err->msg), msg);
         json_decref(root);
         return rv;
     }
@@ -611,6 +618,8 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
     *changes = NULL;
     if (!json_is_object(state))
         return fail(err, "", "must be a JSON object");
+    if (reserve_waiter(cs) != 0)
+        return GV_ENOMEM;
     if ((rv = validate(state, -1, -1, &st, err)) != 0)
         return rv;
     json_t *canon = node_state_to_json(&st);

@@ -47,13 +47,15 @@ void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *ar
  * "routes[2].service" for PUT /config, or the other object's path such as
  * "routes[api].service" when the change breaks another object) and changes
  * nothing. On success it stamps the change, stores it, applies it here,
- * starts spreading it, returns 0 and later calls done.
+ * starts spreading it, returns 0 and later calls done. GV_ENOMEM: nothing
+ * changed either. done is called exactly when the return is >= 0.
  *
  * put: obj is the object; its "name" may be left out (name is used) but must
  * equal name when present. For kind plugins the object is the plugin's
  * config and name the plugin's name. *stored gets the object as now served
  * (defaults filled in) and whether it was created ("created": true/false is
- * not part of the object: *created). */
+ * not part of the object: *created). Returns 1 instead of 0 when the same
+ * object is held already: nothing is written or spread (done still comes). */
 int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
                     json_t **stored, bool *created, struct node_state_error *err,
                     node_cstate_done_fn done, void *arg);

@@ -68,7 +68,7 @@ static void on_member(void *arg, struct cl_swim *s, const struct cl_member_info 
         return;
     if (first)
         gv_info("cluster: %s (%s) is %s", m->name, m->addr, cl_state_name(m->state));
-    else
+    else if (old != m->state) /* not for meta (config version) or incarnation updates */
         gv_info("cluster: %s (%s) %s -> %s", m->name, m->addr, cl_state_name(old),
                 cl_state_name(m->state));
 }

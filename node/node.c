@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,6 +394,9 @@ int node_run(const struct node_run_opts *o)
     }
     gv_log_set_level(lvl);
     n->started_ms = gv_now_ms();
+    /* A peer that hangs up mid-write is an error on that connection, not
+     * the end of the process. */
+    signal(SIGPIPE, SIG_IGN);
     if (sticky_key(n) != 0) {
         code = 2;
         goto out_cfg;
