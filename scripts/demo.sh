@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # demo.sh - sets up the machine, builds a release grapevine (build-release/)
-# and runs a local demo until Ctrl-C: two `grapevine echo` upstreams and a
+# and runs a local demo until Ctrl-C: three `grapevine echo` upstreams and a
 # three-node cluster (gw1, gw2, gw3) balancing over them, all on 127.0.0.1.
 # gw2 and gw3 join through gw1's gossip address.
 #
 # Env: DEMO_PROXY_PORT (8080; gw2 and gw3 use the next two), DEMO_ADMIN_PORT
 # (9901, +1, +2), DEMO_GOSSIP_PORT (7946, +1, +2), DEMO_ECHO1_PORT (9001),
-# DEMO_ECHO2_PORT (9002); GRAPEVINE_BIN=path uses that binary and skips the
+# DEMO_ECHO2_PORT (9002), DEMO_ECHO3_PORT (9003); GRAPEVINE_BIN=path uses that binary and skips the
 # build; GV_SKIP_SETUP=1 skips scripts/setup.sh.
 set -euo pipefail
 
@@ -17,6 +17,7 @@ readonly ADMIN_PORT=${DEMO_ADMIN_PORT:-9901}
 readonly GOSSIP_PORT=${DEMO_GOSSIP_PORT:-7946}
 readonly ECHO1_PORT=${DEMO_ECHO1_PORT:-9001}
 readonly ECHO2_PORT=${DEMO_ECHO2_PORT:-9002}
+readonly ECHO3_PORT=${DEMO_ECHO3_PORT:-9003}
 
 log() { printf 'demo: %s\n' "$*"; }
 die() {
@@ -42,7 +43,7 @@ fi
 
 for p in "$PROXY_PORT" $((PROXY_PORT + 1)) $((PROXY_PORT + 2)) "$ADMIN_PORT" \
     $((ADMIN_PORT + 1)) $((ADMIN_PORT + 2)) "$GOSSIP_PORT" $((GOSSIP_PORT + 1)) \
-    $((GOSSIP_PORT + 2)) "$ECHO1_PORT" "$ECHO2_PORT"; do
+    $((GOSSIP_PORT + 2)) "$ECHO1_PORT" "$ECHO2_PORT" "$ECHO3_PORT"; do
     if port_busy "$p"; then
         die "port $p on 127.0.0.1 is in use (see the DEMO_*_PORT variables at the top of $0)"
     fi
@@ -108,8 +109,10 @@ wait_port() {
 
 start echo-1 "$WORK/echo-1.log" echo --listen "127.0.0.1:$ECHO1_PORT" --name echo-1
 start echo-2 "$WORK/echo-2.log" echo --listen "127.0.0.1:$ECHO2_PORT" --name echo-2
+start echo-3 "$WORK/echo-3.log" echo --listen "127.0.0.1:$ECHO3_PORT" --name echo-3
 wait_port "$ECHO1_PORT" echo-1 "$WORK/echo-1.log"
 wait_port "$ECHO2_PORT" echo-2 "$WORK/echo-2.log"
+wait_port "$ECHO3_PORT" echo-3 "$WORK/echo-3.log"
 
 # The cluster state (services, routes) is the same for every node; the node:
 # section differs by name and ports.
@@ -129,6 +132,7 @@ services:
     targets:
       - address: 127.0.0.1:$ECHO1_PORT
       - address: 127.0.0.1:$ECHO2_PORT
+      - address: 127.0.0.1:$ECHO3_PORT
     health_check:
       path: /healthz
       interval: 2s
@@ -157,7 +161,7 @@ grapevine demo is running: a three-node cluster (configs and logs in $WORK)
   gw1  proxy http://127.0.0.1:$PROXY_PORT  admin http://127.0.0.1:$ADMIN_PORT
   gw2  proxy http://127.0.0.1:$((PROXY_PORT + 1))  admin http://127.0.0.1:$((ADMIN_PORT + 1))
   gw3  proxy http://127.0.0.1:$((PROXY_PORT + 2))  admin http://127.0.0.1:$((ADMIN_PORT + 2))
-  every node: service "demo" (round_robin over echo-1 :$ECHO1_PORT, echo-2 :$ECHO2_PORT)
+  every node: service "demo" (round_robin over echo-1 :$ECHO1_PORT, echo-2 :$ECHO2_PORT, echo-3 :$ECHO3_PORT)
 
 Try:
   curl -s localhost:$PROXY_PORT/hello     # any node answers: also :$((PROXY_PORT + 1)), :$((PROXY_PORT + 2))
@@ -166,6 +170,16 @@ Try:
   curl localhost:$ADMIN_PORT/metrics
   curl -X POST localhost:$ECHO1_PORT/fail      # echo-1 turns unhealthy; /recover brings it back
   kill gw3 (pkill -f gw3.yaml) and watch 'ctl members' on gw1 mark it dead
+
+Change config on gw1 and watch it reach gw3:
+  $BIN ctl --admin 127.0.0.1:$((ADMIN_PORT + 2)) status --watch --timeout 60 &
+  curl -X PUT localhost:$ADMIN_PORT/config/routes/only-echo-3 \\
+       -d '{"match":{"paths":["/three"]},"service":"three"}'      # 400: no service "three"
+  printf 'kind: services\nname: three\ntargets: [{address: 127.0.0.1:$ECHO3_PORT}]\n' |
+       $BIN ctl --admin 127.0.0.1:$ADMIN_PORT apply -f -
+  curl -X PUT localhost:$ADMIN_PORT/config/routes/only-echo-3 \\
+       -d '{"match":{"paths":["/three"]},"service":"three"}'
+  curl -s localhost:$((PROXY_PORT + 2))/three                 # gw3 routes it to echo-3
 
 Ctrl-C stops everything.
 
