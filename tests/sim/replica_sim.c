@@ -18,6 +18,7 @@
 #include "cluster/swim.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/sim/sim_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -73,23 +74,9 @@ static void on_change(void *arg, const struct cl_entry *e, const char *from)
         c->done = uv_now(&S.loop);
 }
 
-static void on_tick(uv_timer_t *t)
-{
-}
-
 static bool run_until(bool (*pred)(void *), void *arg, uint64_t timeout_ms)
 {
-    uv_timer_t tick;
-    uv_timer_init(&S.loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uv_update_time(&S.loop);
-    uint64_t end = uv_now(&S.loop) + timeout_ms;
-    bool ok;
-    while (!(ok = pred ? pred(arg) : false) && uv_now(&S.loop) < end)
-        uv_run(&S.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&S.loop, UV_RUN_NOWAIT);
-    return ok;
+    return sim_run_until(&S.loop, pred, arg, timeout_ms);
 }
 
 static uint64_t now_ms(void)
@@ -174,23 +161,6 @@ static void on_closed(void *arg)
 static bool closed(void *arg)
 {
     return S.closing == 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(uint64_t *v, int n, double p)
-{
-    if (n == 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof(*v), cmp_u64);
-    int i = (int)ceil(p * n) - 1;
-    if (i < 0)
-        i = 0;
-    return (double)v[i];
 }
 
 /* A write of change id at member o: stamped, merged, published. */
@@ -294,9 +264,9 @@ static int run_one(int n, double scale, double loss, int k, uint64_t seed, struc
             r->missed++;
     }
     r->changes = k;
-    r->p50 = pct(lat, nl, 0.50) / scale;
-    r->p99 = pct(lat, nl, 0.99) / scale;
-    r->max = pct(lat, nl, 1.0) / scale;
+    r->p50 = sim_pct(lat, nl, 0.50) / scale;
+    r->p99 = sim_pct(lat, nl, 0.99) / scale;
+    r->max = sim_pct(lat, nl, 1.0) / scale;
     free(lat);
 
     /* one member cut off (nothing to or from it) while CUT_CHANGES more

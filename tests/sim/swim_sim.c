@@ -10,6 +10,7 @@
 #include "cluster/swim.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/sim/sim_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -83,23 +84,9 @@ static void on_message(void *arg, uint8_t channel, const uint8_t *payload, size_
 
 static const struct cl_channel_ops sim_ops = {.on_message = on_message};
 
-static void on_tick(uv_timer_t *t)
-{
-}
-
 static bool run_until(bool (*pred)(void *), void *arg, uint64_t timeout_ms)
 {
-    uv_timer_t tick;
-    uv_timer_init(&S.loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uv_update_time(&S.loop);
-    uint64_t end = uv_now(&S.loop) + timeout_ms;
-    bool ok;
-    while (!(ok = pred ? pred(arg) : false) && uv_now(&S.loop) < end)
-        uv_run(&S.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&S.loop, UV_RUN_NOWAIT);
-    return ok;
+    return sim_run_until(&S.loop, pred, arg, timeout_ms);
 }
 
 static bool converged(void *arg)
@@ -135,23 +122,6 @@ static void on_closed(void *arg)
 static bool closed(void *arg)
 {
     return S.closing == 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(uint64_t *v, int n, double p)
-{
-    if (n == 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof(*v), cmp_u64);
-    int i = (int)ceil(p * n) - 1;
-    if (i < 0)
-        i = 0;
-    return (double)v[i];
 }
 
 struct result {
@@ -230,8 +200,8 @@ static int run_one(int n, double scale, double loss, double soak_s, uint64_t see
         else
             r->b_missed++;
     }
-    r->b_p50 = pct(lat, nl, 0.50) / scale;
-    r->b_p99 = pct(lat, nl, 0.99) / scale;
+    r->b_p50 = sim_pct(lat, nl, 0.50) / scale;
+    r->b_p99 = sim_pct(lat, nl, 0.99) / scale;
 
     /* soak with loss: count false deaths */
     r->soak_s = soak_s;
@@ -250,8 +220,8 @@ static int run_one(int n, double scale, double loss, double soak_s, uint64_t see
     for (int i = 0; i < n; i++)
         if (i != S.killed && S.dead_at[i])
             det[nd++] = S.dead_at[i] - S.kill_at;
-    r->d_p50 = pct(det, nd, 0.5) / scale;
-    r->d_max = nd == n - 1 ? pct(det, nd, 1.0) / scale : INFINITY;
+    r->d_p50 = sim_pct(det, nd, 0.5) / scale;
+    r->d_max = nd == n - 1 ? sim_pct(det, nd, 1.0) / scale : INFINITY;
     free(det);
     r->false_deaths = S.false_deaths;
     r->suspicions = S.suspicions;
