@@ -72,7 +72,10 @@ struct node_cstate {
  * shorten a message). */
 static void copy_str(char *dst, size_t n, const char *src)
 {
-    size_t len = strnlen(src, n - 1);
+    size_t len = strlen(src); /* src is always terminated; a bound here
+                                 * makes gcc -O2 warn when src is shorter */
+    if (len > n - 1)
+        len = n - 1;
     memmove(dst, src, len);
     dst[len] = '\0';
 }

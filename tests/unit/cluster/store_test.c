@@ -22,6 +22,17 @@ static uint64_t next_rand(void)
     return rng;
 }
 
+/* Copies src into dst[0..n), cut short when longer (some tests pass
+ * over-long names on purpose). */
+static void set_str(char *dst, size_t n, const char *src)
+{
+    size_t len = strlen(src);
+    if (len > n - 1)
+        len = n - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
 /* An entry; value NULL makes a tombstone. The strings must outlive it. */
 static struct cl_entry mk(uint8_t kind, const char *name, uint64_t stamp, const char *origin,
                           const char *value)
@@ -31,8 +42,8 @@ static struct cl_entry mk(uint8_t kind, const char *name, uint64_t stamp, const 
     e.kind = kind;
     e.rank = CL_RANK_NONE;
     e.stamp = stamp;
-    snprintf(e.name, sizeof(e.name), "%s", name);
-    snprintf(e.origin, sizeof(e.origin), "%s", origin);
+    set_str(e.name, sizeof(e.name), name);
+    set_str(e.origin, sizeof(e.origin), origin);
     e.deleted = value == NULL;
     e.value = (const uint8_t *)value;
     e.value_len = value ? strlen(value) : 0;
