@@ -67,6 +67,8 @@ struct lb_health {
     uv_timer_t anchor;  /* never started: closing it makes "done" async */
     bool anchor_closed; /* its close callback has run */
     bool stopping;
+    struct lb_health_hooks hooks;
+    void *hooks_arg;
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -128,6 +130,13 @@ static void tcp_close(struct hc_target *t)
         uv_close((uv_handle_t *)&t->tcp, tcp_close_cb);
 }
 
+static void notify(struct hc_target *t, bool healthy, const char *why)
+{
+    struct lb_health *h = t->h;
+    if (h->hooks.on_transition != NULL)
+        h->hooks.on_transition(h->hooks_arg, t->conf->service, t->conf->address, healthy, why);
+}
+
 /* Applies one probe result to the shared state, logging transitions. */
 static void record(struct hc_target *t, bool ok, const char *why)
 {
@@ -149,10 +158,12 @@ static void record(struct hc_target *t, bool ok, const char *why)
                 atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
             }
             gv_info("service %s target %s is now healthy", c->service, c->address);
+            notify(t, true, "");
         } else if (healthy && reason == LB_REASON_UNCHECKED) {
             int r = LB_REASON_UNCHECKED;
             atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
             gv_info("service %s target %s is healthy (first check passed)", c->service, c->address);
+            notify(t, true, "");
         }
         return;
     }
@@ -163,6 +174,7 @@ static void record(struct hc_target *t, bool ok, const char *why)
         atomic_store(&st->active_healthy, 0);
         atomic_store(&st->reason, LB_REASON_HEALTH_CHECK);
         gv_warn("service %s target %s is now unhealthy (%s)", c->service, c->address, why);
+        notify(t, false, why);
     } else {
         gv_debug("service %s target %s failed a health check (%s)", c->service, c->address, why);
     }
@@ -408,6 +420,11 @@ static void tick_cb(uv_timer_t *timer)
      * its deadline will give the verdict. */
     if (t->probing || t->tcp_busy)
         return;
+    /* Another node probes this target: its reports set our state. */
+    struct lb_health *h = t->h;
+    if (h->hooks.should_probe != NULL &&
+        !h->hooks.should_probe(h->hooks_arg, t->conf->service, t->conf->address))
+        return;
     /* A resolver stuck past an earlier deadline still holds the request; a
      * name that cannot be resolved in time counts as a failure each round. */
     if (t->gai_busy) {
@@ -641,6 +658,47 @@ fail:
     free(confs);
     free(fresh);
     return rc;
+}
+
+void lb_health_set_hooks(struct lb_health *h, const struct lb_health_hooks *hooks, void *arg)
+{
+    if (hooks != NULL) {
+        h->hooks = *hooks;
+        h->hooks_arg = arg;
+    } else {
+        memset(&h->hooks, 0, sizeof(h->hooks));
+        h->hooks_arg = NULL;
+    }
+}
+
+int lb_health_apply(struct lb_health *h, const char *service, const char *address, bool healthy)
+{
+    for (size_t i = 0; i < h->ntargets; i++) {
+        struct hc_target *t = h->targets[i];
+        const struct hc_conf *c = t->conf;
+        if (strcmp(c->service, service) != 0 || strcmp(c->address, address) != 0)
+            continue;
+        struct lb_target_state *st = t->st;
+        atomic_store(&st->last_check_ms, gv_now_ms());
+        if (healthy) {
+            st->check_successes = c->healthy;
+            st->check_failures = 0;
+            atomic_store(&st->active_healthy, 1);
+            /* a passive ejection keeps its own reason */
+            int r = LB_REASON_HEALTH_CHECK;
+            if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {
+                r = LB_REASON_UNCHECKED;
+                atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
+            }
+        } else {
+            st->check_successes = 0;
+            st->check_failures = c->unhealthy;
+            atomic_store(&st->active_healthy, 0);
+            atomic_store(&st->reason, LB_REASON_HEALTH_CHECK);
+        }
+        return 0;
+    }
+    return GV_ENOENT;
 }
 
 static void anchor_close_cb(uv_handle_t *handle)

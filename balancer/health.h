@@ -33,6 +33,7 @@
 
 #include "balancer/service.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -53,6 +54,28 @@ int lb_health_start(uv_loop_t *loop, struct lb_health **out);
  * lb_health_stop. */
 int lb_health_set(struct lb_health *h, const struct lb_service_spec *specs, size_t n,
                   struct lb_target_state **const *states);
+
+/* Optional hooks for a shared health plane (docs/health-plane.md); both are
+ * called on the loop's thread, with strings valid for the call only.
+ * should_probe is asked before every probe: false skips it (no verdict; the
+ * target keeps its state, e.g. one applied from another node's report).
+ * on_transition is called after a local verdict changed the target's state:
+ * healthy with why "" (up again, or a first check passed), or unhealthy with
+ * the failure's cause. hooks is copied; NULL removes them. */
+struct lb_health_hooks {
+    bool (*should_probe)(void *arg, const char *service, const char *address);
+    void (*on_transition)(void *arg, const char *service, const char *address, bool healthy,
+                          const char *why);
+};
+void lb_health_set_hooks(struct lb_health *h, const struct lb_health_hooks *hooks, void *arg);
+
+/* Applies a verdict reached elsewhere (another node's report) to the checked
+ * target (service, address): active_healthy, reason and last_check_ms as a
+ * local transition sets them, and this checker's counters start from it, so a
+ * node that takes the probes over later goes on from the shared verdict. No
+ * hook is called. Returns 0, or GV_ENOENT when the target is not checked
+ * here (state unchanged). */
+int lb_health_apply(struct lb_health *h, const char *service, const char *address, bool healthy);
 
 /* Stops every probe and frees the checker. done(arg) is called from a close
  * callback on the loop once the last handle is closed (never from inside
