@@ -3,6 +3,8 @@
  * order on keep-alive and pipelined connections. */
 #include "gateway/http.h"
 #include "gateway/pipeline.h"
+#include "gateway/plugin.h"
+#include "gateway/tls.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -241,6 +243,11 @@ void gw_request_finish(struct gw_request *r, bool ok)
 
 void gw_request_fail(struct gw_request *r, int status, const char *msg)
 {
+    gw_request_fail_with(r, status, msg, NULL);
+}
+
+void gw_request_fail_with(struct gw_request *r, int status, const char *msg, const char *extra)
+{
     struct gw_conn *c = r->conn;
     if (r->up != NULL)
         gw_proxy_abort(r);
@@ -256,7 +263,16 @@ void gw_request_fail(struct gw_request *r, int status, const char *msg)
     struct gv_buf b;
     gv_buf_init(&b);
     if (gw_error_response(&b, status, msg, r->request_id, close) == 0) {
-        gw_conn_write(c, b.data, b.len);
+        char *eol = extra != NULL ? memchr(b.data, '\n', b.len) : NULL;
+        if (eol != NULL) { /* extra headers go right after the status line */
+            size_t at = (size_t)(eol + 1 - b.data);
+            gw_conn_write(c, b.data, at);
+            gw_conn_write(c, extra, strlen(extra));
+            gw_conn_write(c, b.data + at, b.len - at);
+            r->bytes_out += strlen(extra);
+        } else {
+            gw_conn_write(c, b.data, b.len);
+        }
         r->bytes_out += b.len;
     }
     gv_buf_free(&b);
@@ -486,6 +502,7 @@ static void on_conn_closed(uv_handle_t *h)
     struct gw_conn *c = h->data;
     struct gw_worker *w = c->w;
     free(c->pending);
+    gw_tls_free(c->tls);
     free(c);
     gw_worker_conn_gone(w);
 }
@@ -542,6 +559,8 @@ int gw_conn_write(struct gw_conn *c, const void *data, size_t len)
         return 0;
     if (c->w->corked == c)
         return gv_buf_append(&c->w->cork, data, len);
+    if (c->tls != NULL && !c->tls_raw)
+        return gw_tls_conn_encrypt(c, data, len);
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (c->out_bytes == 0) {
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -698,7 +717,10 @@ static void conn_feed(struct gw_conn *c, const char *data, size_t len)
         if (c->req != NULL && c->req->dispatch_pending &&
             (err == HPE_OK || err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)) {
             c->req->dispatch_pending = false;
-            gw_proxy_start(c->req);
+            /* Plugins run here, after the parse, so a bodiless request that
+             * a plugin answers (e.g. 429) keeps its connection. */
+            if (gw_pipeline_request_headers(c->req) != GW_PLUGIN_ANSWERED)
+                gw_proxy_start(c->req);
             if (c->closing)
                 return;
         }
@@ -748,6 +770,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct gw_conn *c = s->data;
+    const char *plain = NULL;
+    if (c->tls != NULL && nread > 0)
+        nread = gw_tls_conn_decrypt(c, buf->base, (size_t)nread, &plain);
     if (nread == 0)
         return;
     if (nread < 0) {
@@ -762,7 +787,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         gw_conn_close(c);
         return;
     }
-    conn_feed(c, buf->base, (size_t)nread);
+    conn_feed(c, plain != NULL ? plain : buf->base, (size_t)nread);
 }
 
 void gw_conn_resume_body(struct gw_conn *c)
@@ -773,7 +798,7 @@ void gw_conn_resume_body(struct gw_conn *c)
     }
 }
 
-void gw_conn_accept(struct gw_worker *w)
+void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxset *tls)
 {
     pthread_once(&settings_once, settings_init);
     struct gw_conn *c = calloc(1, sizeof(*c));
@@ -784,7 +809,8 @@ void gw_conn_accept(struct gw_worker *w)
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     w->nconns++;
-    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+        (tls != NULL && (c->tls = gw_tls_new(tls)) == NULL)) {
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;

@@ -45,11 +45,14 @@ struct gw_link {
 };
 
 struct gw_upstream;
+struct gw_tls;
+struct gw_tls_ctxset;
 
 struct gw_worker {
     struct gw_worker_config cfg;
     uv_loop_t loop;
     uv_tcp_t listener;
+    uv_tcp_t tls_listener; /* when cfg.tls is set */
     uv_async_t wakeup;
     uv_timer_t ticker; /* drives client timeouts and pool expiry */
     pthread_t thread;
@@ -115,6 +118,9 @@ struct gw_request {
     enum gw_framing framing;
     uint64_t bytes_in, bytes_out;
     char request_id[33];
+    /* rate_limit's last decision, echoed as RateLimit-* response headers. */
+    bool rl_set;
+    uint32_t rl_limit, rl_remaining, rl_reset_s;
 };
 
 struct gw_conn {
@@ -137,7 +143,9 @@ struct gw_conn {
     bool close_after_write;
     bool broken; /* a write failed: nothing more is sent */
     bool reading;
-    bool tunnel; /* upgraded: bytes pass through untouched */
+    bool tunnel;        /* upgraded: bytes pass through untouched */
+    bool tls_raw;       /* writing ciphertext: gw_conn_write passes it through */
+    struct gw_tls *tls; /* NULL on plain TCP connections */
 };
 
 enum gw_up_state { GW_UP_CONNECTING, GW_UP_ACTIVE, GW_UP_IDLE, GW_UP_CLOSING };
@@ -180,12 +188,16 @@ void gw_worker_log(struct gw_worker *w, const char *line, size_t len);
 void gw_worker_conn_gone(struct gw_worker *w);
 
 /* conn.c */
-void gw_conn_accept(struct gw_worker *w);
+/* Accepts one connection from server; tls is the certificate set for a TLS
+ * listener (the connection takes its own reference), NULL for plain TCP. */
+void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxset *tls);
 /* Writes bytes to the client (copied). Returns 0 or a negative error. */
 int gw_conn_write(struct gw_conn *c, const void *data, size_t len);
 void gw_conn_close(struct gw_conn *c);
 /* Sends an error response for the current request and ends it. */
 void gw_request_fail(struct gw_request *r, int status, const char *msg);
+/* The same with extra header lines ("Name: value\r\n...", may be NULL). */
+void gw_request_fail_with(struct gw_request *r, int status, const char *msg, const char *extra);
 /* The response has been fully written to the client (or abandoned). */
 void gw_request_finish(struct gw_request *r, bool ok);
 /* Upstream side has drained below the low-water mark: resume the client. */

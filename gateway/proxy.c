@@ -4,6 +4,7 @@
 #include "balancer/sticky.h"
 #include "gateway/http.h"
 #include "gateway/pipeline.h"
+#include "gateway/plugin.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -234,7 +235,9 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gv_buf_put2(b, "Via: 1.1 ", 9, w->cfg.node_name, strlen(w->cfg.node_name));
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     }
-    rv = rv ? rv : gv_buf_puts(b, "X-Forwarded-Proto: http\r\n");
+    rv = rv ? rv
+            : gv_buf_puts(b, r->conn->tls != NULL ? "X-Forwarded-Proto: https\r\n"
+                                                  : "X-Forwarded-Proto: http\r\n");
     if (!have_xfh && host != NULL) {
         rv = rv ? rv : gv_buf_put2(b, "X-Forwarded-Host: ", 18, host, hostlen);
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
@@ -348,6 +351,7 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
                                     svc->sticky.cookie, cookie,
                                     (unsigned long long)(svc->sticky.ttl_ms / 1000));
     }
+    rv = rv ? rv : gw_pipeline_response_headers(r, &b);
     bool close = !r->keep_alive || w->draining || c->close_after_write;
     if (upgrade) {
         r->framing = GW_FRAME_NONE;

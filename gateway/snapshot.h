@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct gw_pipeline;
+
 struct gw_snapshot {
     _Atomic int refs;
     uint64_t generation; /* increases with every published snapshot */
@@ -32,7 +34,8 @@ struct gw_snapshot {
      * when its name did not resolve (it then fails like a refused connect). */
     const struct sockaddr_storage *const *addrs;
     struct gw_router *router;
-    void *user; /* the builder's own data (the node: the node_state) */
+    struct gw_pipeline *pipeline; /* plugin chain per route (gateway/plugin.h), or NULL */
+    void *user;                   /* the builder's own data (the node: the node_state) */
     /* Frees everything the snapshot owns, including itself. */
     void (*release)(struct gw_snapshot *s);
 };

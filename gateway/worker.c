@@ -1,6 +1,7 @@
 /* worker.c - proxy worker threads: loop, listener, config views, timeouts,
  * access log and graceful drain. */
 #include "gateway/pipeline.h"
+#include "gateway/tls.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -183,6 +184,8 @@ static void start_drain(struct gw_worker *w)
     w->drain_deadline_ms = gv_now_ms() + GW_DRAIN_MS;
     if (!uv_is_closing((uv_handle_t *)&w->listener))
         uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    if (w->cfg.tls != NULL && !uv_is_closing((uv_handle_t *)&w->tls_listener))
+        uv_close((uv_handle_t *)&w->tls_listener, on_listener_closed);
     gw_conn_close_idle(w);
     maybe_finish(w);
 }
@@ -210,7 +213,19 @@ static void on_connection(uv_stream_t *server, int status)
         gv_warn("worker %d: accept: %s", w->cfg.id, uv_strerror(status));
         return;
     }
-    gw_conn_accept(w);
+    gw_conn_accept(w, server, NULL);
+}
+
+static void on_tls_connection(uv_stream_t *server, int status)
+{
+    struct gw_worker *w = server->data;
+    if (status < 0) {
+        gv_warn("worker %d: accept: %s", w->cfg.id, uv_strerror(status));
+        return;
+    }
+    struct gw_tls_ctxset *set = gw_tls_slot_get(w->cfg.tls);
+    gw_conn_accept(w, server, set);
+    gw_tls_ctxset_unref(set);
 }
 
 static void *worker_main(void *arg)
@@ -246,6 +261,13 @@ int gw_worker_start(const struct gw_worker_config *cfg, struct gw_worker **out)
     if ((rv = uv_tcp_open(&w->listener, cfg->listen_fd)) != 0 ||
         (rv = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection)) != 0)
         goto fail_loop;
+    if (cfg->tls != NULL) {
+        uv_tcp_init(&w->loop, &w->tls_listener);
+        w->tls_listener.data = w;
+        if ((rv = uv_tcp_open(&w->tls_listener, cfg->tls_listen_fd)) != 0 ||
+            (rv = uv_listen((uv_stream_t *)&w->tls_listener, 1024, on_tls_connection)) != 0)
+            goto fail_loop;
+    }
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->ticker);
@@ -260,6 +282,8 @@ fail_loop_handles:
     uv_close((uv_handle_t *)&w->ticker, NULL);
 fail_loop:
     uv_close((uv_handle_t *)&w->listener, NULL);
+    if (w->tls_listener.loop == &w->loop) /* initialised */
+        uv_close((uv_handle_t *)&w->tls_listener, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
 fail_free:

@@ -28,9 +28,12 @@ struct gw_worker_config {
     struct gw_snapshot_slot *slot;
     struct gw_metrics *metrics;
     const uint8_t *sticky_key; /* 32 bytes */
+    struct gw_tls_slot *tls;   /* certificates; NULL = no TLS listener */
+    int tls_listen_fd;         /* from gw_listen_socket() when tls is set */
 };
 
 struct gw_worker;
+struct gw_tls_slot;
 
 /* Creates a TCP socket bound to addr ("0.0.0.0:8080") with SO_REUSEPORT, so
  * that each worker can bind its own and the kernel spreads connections.

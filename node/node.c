@@ -3,10 +3,13 @@
 #include "node/node.h"
 #include "node/cstate.h"
 #include "node/gossip.h"
+#include "node/plugins.h"
+#include "node/ratelimit.h"
 #include "cluster/seal.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "gateway/tls.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -39,6 +42,7 @@ static void snap_release(struct gw_snapshot *s)
     free(s->states);
     free(ns->route_service);
     gw_router_free(s->router);
+    gw_pipeline_free(s->pipeline);
     node_state_free(&ns->state);
     free(ns);
 }
@@ -103,6 +107,8 @@ static int snap_build(struct node *n, struct node_state *state, struct gw_snapsh
         gv_error("router: %s", err);
         goto fail;
     }
+    if ((rv = node_plugins_build(&ns->state, &s->pipeline)) != 0)
+        goto fail;
     s->routes = ns->state.routes;
     s->nroutes = ns->state.nroutes;
     s->route_service = ns->route_service;
@@ -188,6 +194,7 @@ static void begin_stop(struct node *n, const char *why)
         node_cstate_close(n->cstate, NULL, NULL);
         n->cstate = NULL;
     }
+    node_ratelimit_stop();
     if (n->gossip != NULL) {
         /* Leaves the cluster ("left", not "dead") while the workers drain. */
         node_gossip_stop(n->gossip, NULL, NULL);
@@ -198,10 +205,24 @@ static void begin_stop(struct node *n, const char *why)
     uv_close((uv_handle_t *)&n->sig_hup, on_closed);
 }
 
+/* Certificates are re-read from the same files; connections already open
+ * keep the certificates they started with. */
+static void node_tls_reload(struct node *n)
+{
+    char err[512];
+    if (n->tls == NULL)
+        return;
+    if (gw_tls_slot_reload(n->tls, err, sizeof(err)) != 0)
+        gv_error("SIGHUP: TLS: %s (certificates unchanged)", err);
+    else
+        gv_info("SIGHUP: TLS certificates reloaded");
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct node *n = s->data;
     if (signum == SIGHUP) {
+        node_tls_reload(n);
         if (n->cfg.path == NULL)
             return;
         struct node_config fresh;
@@ -292,6 +313,26 @@ static int apply_opts(struct node_settings *s, const struct node_run_opts *o)
     return rv;
 }
 
+static int node_tls_start(struct node *n)
+{
+    const struct node_settings *s = &n->cfg.node;
+    if (s->tls_listen == NULL || s->ncerts == 0)
+        return 0;
+    struct gw_tls_certfile *files = calloc(s->ncerts, sizeof(*files));
+    char err[512];
+    if (files == NULL)
+        return GV_ENOMEM;
+    for (size_t i = 0; i < s->ncerts; i++)
+        files[i] = (struct gw_tls_certfile){s->certs[i].cert, s->certs[i].key};
+    int rv = gw_tls_slot_new(files, s->ncerts, &n->tls, err, sizeof(err));
+    free(files);
+    if (rv != 0)
+        gv_error("TLS: %s", err);
+    else
+        gv_info("TLS listening on %s with %zu certificates", s->tls_listen, s->ncerts);
+    return rv;
+}
+
 static int start_workers(struct node *n)
 {
     const struct node_settings *s = &n->cfg.node;
@@ -301,8 +342,10 @@ static int start_workers(struct node *n)
     if (n->workers == NULL || n->metrics == NULL)
         return GV_ENOMEM;
     n->nmetrics = count;
+    if (node_tls_start(n) != 0)
+        return GV_EINVAL;
     for (int i = 0; i < count; i++) {
-        int fd, rv;
+        int fd, tls_fd = -1, rv;
         if ((rv = gw_metrics_new(&n->metrics[i])) != 0)
             return rv;
         if ((rv = gw_listen_socket(s->listen, &fd)) != 0) {
@@ -321,9 +364,18 @@ static int start_workers(struct node *n)
             .slot = &n->slot,
             .metrics = n->metrics[i],
             .sticky_key = n->sticky_key,
+            .tls = n->tls,
         };
+        if (n->tls != NULL && (rv = gw_listen_socket(s->tls_listen, &tls_fd)) != 0) {
+            close(fd);
+            gv_error("cannot listen on %s: %s", s->tls_listen, gv_strerror(rv));
+            return rv;
+        }
+        wc.tls_listen_fd = tls_fd;
         if ((rv = gw_worker_start(&wc, &n->workers[i])) != 0) {
             close(fd);
+            if (tls_fd >= 0)
+                close(tls_fd);
             gv_error("cannot start worker %d: %s", i, gv_strerror(rv));
             return rv;
         }
@@ -431,6 +483,8 @@ int node_run(const struct node_run_opts *o)
     node_gossip_set_config(n->gossip, n->config_digest, n->config_version);
     if (node_cstate_attach(n->cstate, node_gossip_swim(n->gossip)) != 0)
         gv_error("config: cannot replicate through the cluster channel");
+    if (node_ratelimit_start(&n->loop, node_gossip_swim(n->gossip)) != 0)
+        gv_error("rate_limit: cannot follow the membership");
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);
@@ -463,6 +517,7 @@ out_loop:
     uv_loop_close(&n->loop);
 out_slot:
     gw_snapshot_slot_fini(&n->slot);
+    gw_tls_slot_free(n->tls);
     for (int i = 0; i < n->nmetrics; i++)
         gw_metrics_free(n->metrics[i]);
     free(n->metrics);

@@ -31,6 +31,7 @@ struct node {
     struct node_cstate *cstate;
     struct gw_worker **workers;
     struct gw_metrics **metrics;
+    struct gw_tls_slot *tls; /* certificates for node.tls; NULL = off */
     int nworkers;
     int nmetrics; /* allocated metrics (>= nworkers if start-up failed) */
     uint8_t sticky_key[32];

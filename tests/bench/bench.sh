@@ -19,6 +19,9 @@
 #   --upstream   nginx: static nginx upstreams instead of `grapevine echo`,
 #                for comparing HAProxy and nginx without a grapevine build
 #   --out FILE   also keep the raw per-round results (TSV) in FILE
+#   --ratelimit  grapevine plain against grapevine_rl (the same with a scope
+#                cluster rate_limit that is never reached on every request)
+#                and the ratio of their requests/s (target >= 0.9); no idle test
 # Env: ROUNDS (3), DURATION (10), IDLE_CONNS (10000), GRAPEVINE_BIN,
 #      BENCH_BASE_PORT (18000), PROXY_CPU (0), LOAD_CPU (1).
 # Without --bin/GRAPEVINE_BIN, a release build is made in build-release/.
@@ -53,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --upstream) UPSTREAM=$2 && shift ;;
     --bin) BIN=$2 && shift ;;
     --out) OUT=$2 && shift ;;
+    --ratelimit) PROXIES=grapevine,grapevine_rl RATELIMIT=1 ;;
     -h | --help) usage 0 ;;
     *) printf 'bench: unknown argument %s\n' "$1" >&2 && usage 2 ;;
     esac
@@ -67,7 +71,7 @@ die() {
 
 IFS=, read -r -a proxies <<<"$PROXIES"
 for p in "${proxies[@]}"; do
-    [[ $p =~ ^(grapevine|haproxy|nginx)$ ]] || die "unknown proxy '$p' in --only"
+    [[ $p =~ ^(grapevine|grapevine_rl|haproxy|nginx)$ ]] || die "unknown proxy '$p' in --only"
 done
 [[ $UPSTREAM =~ ^(echo|nginx)$ ]] || die "--upstream is echo or nginx"
 for n in "$ROUNDS" "$DURATION" "$IDLE_CONNS"; do
@@ -238,6 +242,8 @@ routes:
       paths: ["/"]
     service: echo
 EOF
+    sed -e 's/^    service: echo$/    service: echo\n    plugins:\n      - rate_limit: {limit: 1000000000, window: 1s, key: ip, scope: cluster}/' \
+        "$WORK/grapevine.yaml" >"$WORK/grapevine_rl.yaml"
     cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 1
@@ -312,7 +318,7 @@ EOF
 
 proxy_port() {
     case $1 in
-    grapevine) echo "$GV_PORT" ;;
+    grapevine | grapevine_rl) echo "$GV_PORT" ;;
     haproxy) echo "$HA_PORT" ;;
     nginx) echo "$NG_PORT" ;;
     esac
@@ -323,8 +329,8 @@ proxy_port() {
 start_proxy() {
     local name=$1
     case $name in
-    grapevine)
-        spawn "$name" "${pin_proxy[@]}" "$BIN" run -c "$WORK/grapevine.yaml" --workers 1
+    grapevine | grapevine_rl)
+        spawn "$name" "${pin_proxy[@]}" "$BIN" run -c "$WORK/$name.yaml" --workers 1
         PROXY_PID=$LAST_PID
         wait_port "$GV_PORT" "$PROXY_PID" "$name"
         wait_port "$GV_ADMIN" "$PROXY_PID" "$name"
@@ -457,13 +463,20 @@ for round in $(seq "$ROUNDS"); do
         bench_round "${proxies[$(((i + round - 1) % n))]}" "$round"
     done
 done
-for p in "${proxies[@]}"; do
-    bench_idle "$p"
-done
+if [[ -z ${RATELIMIT:-} ]]; then
+    for p in "${proxies[@]}"; do
+        bench_idle "$p"
+    done
+fi
 
 log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n'
 python3 "$HERE/bench_tool.py" report "$RESULTS" "${proxies[@]}"
+if [[ -n ${RATELIMIT:-} ]]; then
+    awk '$3 == "rps64" { s[$1] += $4; n[$1]++ }
+         END { a = s["grapevine"] / n["grapevine"]; b = s["grapevine_rl"] / n["grapevine_rl"];
+               printf "rate_limit (scope cluster, not reached) / plain proxy requests/s: %.0f / %.0f = %.3f (target >= 0.9)\n", b, a, b / a }' "$RESULTS"
+fi
 printf '(proxy pinned to core %s; wrk and upstreams share core %s: when the proxy CPU row is\n' \
     "$PROXY_CPU" "$LOAD_CPU"
 printf ' well under 100%%, requests/s is bounded by the load core and requests per CPU-second\n'

@@ -1,0 +1,52 @@
+/* rlgossip.c - see rlgossip.h. */
+#include "cluster/rlgossip.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+size_t cl_rlg_encode(uint32_t tick, const struct cl_rlg_entry *e, size_t n, uint8_t *out)
+{
+    if (n > CL_RLG_MAX)
+        n = CL_RLG_MAX;
+    out[0] = 'R';
+    out[1] = 'L';
+    out[2] = 1;
+    put32(out + 3, tick);
+    out[7] = (uint8_t)(n >> 8);
+    out[8] = (uint8_t)n;
+    uint8_t *p = out + CL_RLG_HEADER;
+    for (size_t i = 0; i < n; i++, p += CL_RLG_ENTRY) {
+        put32(p, (uint32_t)(e[i].key >> 32));
+        put32(p + 4, (uint32_t)e[i].key);
+        put32(p + 8, e[i].demand_milli);
+    }
+    return (size_t)(p - out);
+}
+
+int cl_rlg_decode(const uint8_t *p, size_t len, uint32_t *tick)
+{
+    if (len < CL_RLG_HEADER || p[0] != 'R' || p[1] != 'L' || p[2] != 1)
+        return -1;
+    size_t n = (size_t)p[7] << 8 | p[8];
+    if (n > CL_RLG_MAX || len != CL_RLG_HEADER + n * CL_RLG_ENTRY)
+        return -1;
+    *tick = get32(p + 3);
+    return (int)n;
+}
+
+struct cl_rlg_entry cl_rlg_entry_at(const uint8_t *p, size_t i)
+{
+    const uint8_t *q = p + CL_RLG_HEADER + i * CL_RLG_ENTRY;
+    struct cl_rlg_entry e = {(uint64_t)get32(q) << 32 | get32(q + 4), get32(q + 8)};
+    return e;
+}

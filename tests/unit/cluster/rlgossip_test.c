@@ -1,0 +1,62 @@
+/* rlgossip_test.c - the rate-limit demand message: round trip, and garbage
+ * (wrong magic, version, lengths, counts) rejected. */
+#include "cluster/rlgossip.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_round_trip(void)
+{
+    static uint8_t buf[CL_RLG_HEADER + CL_RLG_MAX * CL_RLG_ENTRY];
+    struct cl_rlg_entry e[3] = {{1, 0}, {0xfedcba9876543210ULL, 123456}, {UINT64_MAX, UINT32_MAX}};
+    size_t len = cl_rlg_encode(77, e, 3, buf);
+    CHECK_INT((int)len, CL_RLG_HEADER + 3 * CL_RLG_ENTRY);
+    uint32_t tick = 0;
+    CHECK_INT(cl_rlg_decode(buf, len, &tick), 3);
+    CHECK_INT((int)tick, 77);
+    for (size_t i = 0; i < 3; i++) {
+        struct cl_rlg_entry x = cl_rlg_entry_at(buf, i);
+        CHECK(x.key == e[i].key && x.demand_milli == e[i].demand_milli);
+    }
+    CHECK_INT(cl_rlg_decode(buf, CL_RLG_HEADER, &tick), -1); /* count says 3 */
+    len = cl_rlg_encode(1, e, 0, buf);
+    CHECK_INT(cl_rlg_decode(buf, len, &tick), 0);
+}
+
+static void test_garbage(void)
+{
+    uint8_t buf[64];
+    struct cl_rlg_entry e = {5, 6};
+    size_t len = cl_rlg_encode(1, &e, 1, buf);
+    uint32_t tick;
+    CHECK_INT(cl_rlg_decode(buf, len - 1, &tick), -1);
+    CHECK_INT(cl_rlg_decode(buf, len + 1, &tick), -1);
+    CHECK_INT(cl_rlg_decode(buf, 3, &tick), -1);
+    CHECK_INT(cl_rlg_decode(buf, 0, &tick), -1);
+    buf[0] = 'X';
+    CHECK_INT(cl_rlg_decode(buf, len, &tick), -1);
+    buf[0] = 'R';
+    buf[2] = 2;
+    CHECK_INT(cl_rlg_decode(buf, len, &tick), -1);
+    buf[2] = 1;
+    buf[7] = 0xff; /* count beyond the maximum */
+    CHECK_INT(cl_rlg_decode(buf, len, &tick), -1);
+    /* random bytes never decode to something that reads out of bounds */
+    srand(1);
+    for (int i = 0; i < 100000; i++) {
+        uint8_t r[40];
+        size_t n = (size_t)(rand() % 40);
+        for (size_t j = 0; j < n; j++)
+            r[j] = (uint8_t)rand();
+        if (n > 2 && i % 2) {
+            r[0] = 'R';
+            r[1] = 'L';
+            r[2] = 1;
+        }
+        int c = cl_rlg_decode(r, n, &tick);
+        CHECK(c < 0 || (size_t)(CL_RLG_HEADER + c * CL_RLG_ENTRY) == n);
+    }
+}
+
+TEST_MAIN(TEST(test_round_trip), TEST(test_garbage))
