@@ -5,6 +5,8 @@
 #
 # Run as root, or as a user with sudo (only the apt/dpkg steps use it).
 # Env: GV_SETUP_FORCE=1 re-runs the apt steps even when all looks present.
+#      GV_SETUP_MINIMAL=1 installs only what building needs (deploy/Dockerfile):
+#      no test/bench packages, no python.
 set -euo pipefail
 
 # llhttp is not in Debian 12: take Debian 13's package (it needs only libc6),
@@ -18,7 +20,7 @@ readonly LLHTTP_DEBS=(
 
 # Build, test, and benchmark packages. nginx-light/haproxy/wrk are for
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging.
-readonly APT_PACKAGES=(
+APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev
     clang-format curl ca-certificates
@@ -26,6 +28,13 @@ readonly APT_PACKAGES=(
     wrk haproxy nginx-light
     procps netcat-openbsd iproute2 util-linux
 )
+if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
+    APT_PACKAGES=(
+        build-essential cmake pkg-config
+        libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev
+        curl ca-certificates
+    )
+fi
 
 log() { printf 'setup: %s\n' "$*"; }
 die() {
@@ -156,7 +165,7 @@ quiet_services
 # The tests run with whichever python3 is first on PATH (CMake finds that
 # one): Debian's gets pytest/requests from apt above; another (pyenv, venv)
 # gets them from pip. --break-system-packages only when pip insists on it.
-if ! python3 -c 'import pytest, requests' >/dev/null 2>&1; then
+if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests' >/dev/null 2>&1; then
     log "installing pytest and requests for $(command -v python3) with pip"
     pip_args=(install -q --disable-pip-version-check pytest requests)
     if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
