@@ -481,9 +481,18 @@ static int ops_send(void *impl, const char *addr, const uint8_t *data, size_t le
     return cl_nng_transport_send(impl, addr, data, len);
 }
 
+static void ops_forget(void *impl, const char *addr)
+{
+    struct cl_nng_transport *t = impl;
+    struct cl_nng_peer *p = peer_find(t, addr);
+    if (p != NULL)
+        peer_close(t, p);
+}
+
 const struct cl_transport_ops cl_nng_transport_ops = {
     .name = "nng",
     .send = ops_send,
+    .forget = ops_forget,
 };
 
 struct cl_transport cl_nng_transport_iface(struct cl_nng_transport *t)

@@ -219,6 +219,8 @@ static void set_state(struct cl_swim *s, struct cl_member *m, enum cl_member_sta
     if (m->state != st) {
         m->change_ms = now_ms(s);
         m->change_unix_ms = unix_ms();
+        if (st >= CL_STATE_DEAD && m != s->self)
+            cl_transport_forget(s->tr, m->addr);
     }
     m->state = st;
 }

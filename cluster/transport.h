@@ -25,6 +25,12 @@ struct cl_transport_ops {
     /* Sends len bytes to the peer at addr ("host:port"). Returns 0 when the
      * message was handed over, or a negative error when it was dropped. */
     int (*send)(void *transport, const char *addr, const uint8_t *data, size_t len);
+    /* Optional: drops any connection state kept for addr, so the next send
+     * dials it afresh (resolving a name again). Called when the member at
+     * addr is declared dead or has left: a peer that comes back, maybe under
+     * a new IP behind the same name, must not be sent to through a TCP
+     * connection to where it used to be. */
+    void (*forget)(void *transport, const char *addr);
 };
 
 struct cl_transport {
@@ -36,6 +42,12 @@ static inline int cl_transport_send(struct cl_transport *t, const char *addr, co
                                     size_t len)
 {
     return t->ops->send(t->impl, addr, data, len);
+}
+
+static inline void cl_transport_forget(struct cl_transport *t, const char *addr)
+{
+    if (t->ops->forget != NULL)
+        t->ops->forget(t->impl, addr);
 }
 
 /* Largest message any transport carries (before sealing). */

@@ -310,18 +310,18 @@ partition_gw3() {
     net=$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.network=mesh")
     [[ -n $net ]] || net=${PROJECT}_mesh
     cid=$(dc ps -q gw3)
-    # Reconnect with the same address, as after a real network cut. (With a
-    # new address, peers keep their TCP connections to the old one; see the
-    # README.)
+    # Reconnect under a new address, the harder case: the peers must give up
+    # their connections to the old one and dial the name gw3 afresh.
     ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cid")
+    local new_ip=${ip%.*}.200
     start_traffic gw1 "http://127.0.0.1:$P1/"
     docker network disconnect "$net" "$cid"
     log "  gw3 disconnected from the network"
     wait_for "gw1 marks gw3 dead" 30 sees_state "$A1" gw3 dead
     admin "$A1" PUT /config/routes/during-partition '{"match":{"paths":["/part"]},"service":"demo"}' >/dev/null
     stop_traffic gw1
-    docker network connect --ip "$ip" --alias gw3 "$net" "$cid"
-    log "  gw3 reconnected (same address $ip)"
+    docker network connect --ip "$new_ip" --alias gw3 "$net" "$cid"
+    log "  gw3 reconnected under a new address ($ip -> $new_ip)"
     wait_for "gw1 and gw3 see each other alive and agree on the config" 60 rejoined_gw3
     wait_for "gw3 serves /part (changed during the partition) through its published port" 20 \
         curl -sf -m 1 -o /dev/null "http://127.0.0.1:$P3/part"
