@@ -185,6 +185,10 @@ def test_stopped_node_gets_every_change_when_back():
         r = put(nodes[i % 2], f"/config/routes/while-down-{i}", route("x", f"/down{i}"))
         assert r.status_code == 200, r.text
     assert delete(gw1, "/config/routes/base").status_code == 204
+    # gw1 and gw2 took the writes in turn: let them agree first, so the
+    # digest gw3 is held to below is the final one.
+    wait_until(lambda: status(gw1)["config_digest"] == status(gw2)["config_digest"], 5,
+               "gw1 and gw2 to agree on the 21 changes")
     gw3.start()
     t0 = time.monotonic()
     wait_until(lambda: status(gw3)["config_digest"] == status(gw1)["config_digest"], 2,
