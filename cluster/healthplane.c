@@ -2,6 +2,7 @@
  * codec of the health reports gossiped on channel 2. */
 #include "cluster/healthplane.h"
 
+#include "cluster/hlc.h"
 #include "cluster/wire.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -153,6 +154,27 @@ int cl_hp_decode(const uint8_t *p, size_t len, struct cl_hp_report *r)
         rc = decode_obj(&up.data, r);
     msgpack_unpacked_destroy(&up);
     return rc;
+}
+
+int cl_hp_decode_first(const uint8_t *p, size_t len, size_t *used, struct cl_hp_report *r)
+{
+    size_t end;
+    if (p == NULL || len == 0 || cl_wire_skim(p, len, &end) < 0)
+        return GV_EPROTO;
+    *used = end;
+    return cl_hp_decode(p, end, r);
+}
+
+bool cl_hp_is_passive(const struct cl_hp_report *r)
+{
+    return !r->healthy && strcmp(r->reason, CL_HP_REASON_PASSIVE) == 0;
+}
+
+uint64_t cl_hp_passive_left(uint64_t stamp, uint64_t eject_for_ms, uint64_t now_unix_ms)
+{
+    uint64_t made = cl_hlc_unix_ms(stamp);
+    uint64_t age = now_unix_ms > made ? now_unix_ms - made : 0;
+    return age < eject_for_ms ? eject_for_ms - age : 0;
 }
 
 bool cl_hp_newer(const struct cl_hp_report *a, const struct cl_hp_report *b)

@@ -60,6 +60,21 @@ int cl_hp_encode(const struct cl_hp_report *r, struct gv_buf *out);
  * unspecified on error. */
 int cl_hp_decode(const uint8_t *p, size_t len, struct cl_hp_report *r);
 
+/* Decodes the first report of p[0..len) into *r and sets *used to its size,
+ * for a sequence of reports back to back (the channel's push-pull state).
+ * Returns 0 or GV_EPROTO (as cl_hp_decode; *used unspecified then). */
+int cl_hp_decode_first(const uint8_t *p, size_t len, size_t *used, struct cl_hp_report *r);
+
+/* Passive ejections are spread as reports too: unhealthy, with this reason.
+ * The receiver ejects the target for what is left of the sender's ejection,
+ * dated by the stamp's wall-clock part. */
+#define CL_HP_REASON_PASSIVE "passive"
+bool cl_hp_is_passive(const struct cl_hp_report *r);
+/* What is left at wall time now_unix_ms of an ejection for eject_for_ms
+ * reported at stamp: 0 once it has run out, never more than eject_for_ms
+ * (a sender's clock ahead of ours cannot make it longer). */
+uint64_t cl_hp_passive_left(uint64_t stamp, uint64_t eject_for_ms, uint64_t now_unix_ms);
+
 /* Whether report a supersedes b for the same target (LWW: larger stamp, then
  * larger checker name), so late or reordered reports never flip state back. */
 bool cl_hp_newer(const struct cl_hp_report *a, const struct cl_hp_report *b);

@@ -4,6 +4,7 @@
 #include "node/admin_int.h"
 #include "node/cstate.h"
 #include "node/gossip.h"
+#include "node/health_share.h"
 #include "node/node.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -68,11 +69,15 @@ static json_t *backends_json(struct node *n)
             struct lb_target_state *st = s->states[i][t];
             bool healthy = lb_target_available(st, now);
             enum lb_reason reason = lb_target_reason(st, now);
+            /* who probes it: the same names on every node (health plane) */
+            const char *addr = svc->targets[t].address;
+            json_t *by = svc->health.enabled
+                             ? node_health_share_checkers(n->cfg.node.name, svc->name, addr)
+                             : json_array();
             json_array_append_new(
-                targets, json_pack("{s:s,s:i,s:b,s:s,s:s,s:I}", "address", svc->targets[t].address,
+                targets, json_pack("{s:s,s:i,s:b,s:s,s:o*,s:I}", "address", svc->targets[t].address,
                                    "weight", svc->targets[t].weight, "healthy", healthy, "reason",
-                                   lb_reason_name(reason), "checked_by",
-                                   svc->health.enabled ? n->cfg.node.name : "", "inflight",
+                                   lb_reason_name(reason), "checked_by", by, "inflight",
                                    (json_int_t)atomic_load(&st->inflight)));
         }
         json_array_append_new(arr, json_pack("{s:s,s:s,s:o}", "service", svc->name, "balancer",
@@ -130,6 +135,18 @@ static void metrics(struct admin_conn *c)
                           s->services[i].name, s->services[i].targets[t].address,
                           lb_target_available(s->states[i][t], now) ? 1 : 0);
     gw_snapshot_unref(s);
+    struct node_health_share_stats hs;
+    node_health_share_stats(&hs);
+    gv_buf_printf(&b,
+                  "# HELP grapevine_health_reports_total Shared health reports (cluster "
+                  "channel 2): sent, applied, ignored (stale, unknown target) or malformed.\n"
+                  "# TYPE grapevine_health_reports_total counter\n"
+                  "grapevine_health_reports_total{result=\"sent\"} %llu\n"
+                  "grapevine_health_reports_total{result=\"applied\"} %llu\n"
+                  "grapevine_health_reports_total{result=\"ignored\"} %llu\n"
+                  "grapevine_health_reports_total{result=\"malformed\"} %llu\n",
+                  (unsigned long long)hs.sent, (unsigned long long)hs.applied,
+                  (unsigned long long)hs.ignored, (unsigned long long)hs.malformed);
     gv_buf_printf(
         &b,
         "# HELP grapevine_config_version Version of the applied cluster config.\n"

@@ -258,6 +258,23 @@ static void print_members(const json_t *arr)
     }
 }
 
+/* checked_by: an array of member names (older nodes sent one string). */
+static void checkers_text(const json_t *v, char *out, size_t cap)
+{
+    size_t i, len = 0;
+    const json_t *m;
+    out[0] = '\0';
+    if (json_is_string(v))
+        snprintf(out, cap, "%s", json_string_value(v));
+    json_array_foreach(v, i, m)
+    {
+        if (!json_is_string(m) || len >= cap)
+            continue;
+        int w = snprintf(out + len, cap - len, "%s%s", i ? "," : "", json_string_value(m));
+        len += w > 0 ? (size_t)w : 0;
+    }
+}
+
 static void print_backends(const json_t *arr)
 {
     printf("%-20s %-24s %-8s %-14s %s\n", "SERVICE", "TARGET", "HEALTHY", "REASON", "CHECKED_BY");
@@ -267,10 +284,11 @@ static void print_backends(const json_t *arr)
     {
         json_array_foreach(json_object_get(s, "targets"), j, t)
         {
+            char by[256];
+            checkers_text(json_object_get(t, "checked_by"), by, sizeof(by));
             printf("%-20s %-24s %-8s %-14s %s\n", ctl_str(s, "service"), ctl_str(t, "address"),
                    json_is_true(json_object_get(t, "healthy")) ? "yes" : "no",
-                   *ctl_str(t, "reason") ? ctl_str(t, "reason") : "-",
-                   *ctl_str(t, "checked_by") ? ctl_str(t, "checked_by") : "-");
+                   *ctl_str(t, "reason") ? ctl_str(t, "reason") : "-", *by ? by : "-");
         }
     }
 }

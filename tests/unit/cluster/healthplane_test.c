@@ -2,6 +2,7 @@
  * minimal movement when a member goes) and the health report codec (round
  * trip, garbled input rejected, LWW order). */
 #include "cluster/healthplane.h"
+#include "cluster/hlc.h"
 #include "common/err.h"
 #include "test.h"
 
@@ -129,6 +130,59 @@ static void test_codec_round_trip(void)
     gv_buf_free(&b);
 }
 
+static void test_decode_sequence(void)
+{
+    struct cl_hp_report r = {.service = "s", .address = "a:1", .checker = "gw1", .stamp = 7};
+    struct gv_buf b;
+    gv_buf_init(&b);
+    for (int i = 0; i < 3; i++) {
+        r.healthy = i != 1;
+        r.stamp = 7 + (uint64_t)i;
+        CHECK_INT(cl_hp_encode(&r, &b), 0);
+    }
+    const uint8_t *p = (const uint8_t *)b.data;
+    size_t left = b.len, used = 0;
+    struct cl_hp_report d;
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(cl_hp_decode_first(p, left, &used, &d), 0);
+        CHECK(used > 0 && used <= left);
+        CHECK(d.stamp == 7 + (uint64_t)i);
+        CHECK(d.healthy == (i != 1));
+        p += used;
+        left -= used;
+    }
+    CHECK_INT(left, 0);
+    CHECK_INT(cl_hp_decode_first(p, 0, &used, &d), GV_EPROTO);
+    /* a cut in the middle of the second report is caught */
+    CHECK_INT(cl_hp_decode_first((const uint8_t *)b.data, b.len, &used, &d), 0);
+    CHECK_INT(cl_hp_decode_first((const uint8_t *)b.data + used, used - 1, &used, &d), GV_EPROTO);
+    /* a well-formed msgpack object that is not a report */
+    static const uint8_t other[] = {0x92, 0x01, 0x02, 0xc0};
+    CHECK_INT(cl_hp_decode_first(other, sizeof(other), &used, &d), GV_EPROTO);
+    gv_buf_free(&b);
+}
+
+static void test_passive(void)
+{
+    struct cl_hp_report r = {.reason = CL_HP_REASON_PASSIVE};
+    CHECK(cl_hp_is_passive(&r));
+    r.healthy = true;
+    CHECK(!cl_hp_is_passive(&r));
+    r.healthy = false;
+    snprintf(r.reason, sizeof(r.reason), "health_check: status 503");
+    CHECK(!cl_hp_is_passive(&r));
+
+    uint64_t wall = CL_HLC_EPOCH_MS + 1000000;
+    uint64_t stamp = (wall - CL_HLC_EPOCH_MS) << CL_HLC_LOGICAL_BITS;
+    CHECK(cl_hlc_unix_ms(stamp) == wall);
+    CHECK(cl_hp_passive_left(stamp, 30000, wall) == 30000);
+    CHECK(cl_hp_passive_left(stamp, 30000, wall + 12000) == 18000);
+    CHECK(cl_hp_passive_left(stamp, 30000, wall + 30000) == 0);
+    CHECK(cl_hp_passive_left(stamp, 30000, wall + 999999) == 0);
+    /* a sender ahead of us: never longer than eject_for */
+    CHECK(cl_hp_passive_left(stamp, 30000, wall - 5000) == 30000);
+}
+
 static void test_lww(void)
 {
     struct cl_hp_report a = {.checker = "gw1", .stamp = 10}, b = {.checker = "gw2", .stamp = 9};
@@ -142,4 +196,5 @@ static void test_lww(void)
 TEST_MAIN({"assign_deterministic_and_bounded", test_assign_deterministic_and_bounded},
           {"assign_spreads_load", test_assign_spreads_load},
           {"assign_moves_minimally", test_assign_moves_minimally},
-          {"codec_round_trip", test_codec_round_trip}, {"lww", test_lww})
+          {"codec_round_trip", test_codec_round_trip}, {"decode_sequence", test_decode_sequence},
+          {"passive", test_passive}, {"lww", test_lww})
