@@ -29,6 +29,7 @@ void lb_service_spec_defaults(struct lb_service_spec *s)
     s->sticky.cookie = strdup(LB_DEFAULT_STICKY_COOKIE);
     s->sticky.ttl_ms = 3600 * 1000;
     s->retries = 2;
+    s->tls.verify = true;
     s->timeouts.connect_ms = 1000;
     s->timeouts.read_ms = 30 * 1000;
     s->timeouts.write_ms = 30 * 1000;
@@ -50,6 +51,10 @@ void lb_service_spec_free(struct lb_service_spec *s)
     free(s->hash_key);
     free(s->health.path);
     free(s->sticky.cookie);
+    free(s->tls.ca_file);
+    free(s->tls.server_name);
+    s->tls.ca_file = NULL;
+    s->tls.server_name = NULL;
     s->name = NULL;
     s->targets = NULL;
     s->ntargets = 0;
@@ -80,6 +85,8 @@ int lb_service_spec_copy(struct lb_service_spec *dst, const struct lb_service_sp
     tmp.hash_key = NULL;
     tmp.health.path = NULL;
     tmp.sticky.cookie = NULL;
+    tmp.tls.ca_file = NULL;
+    tmp.tls.server_name = NULL;
 
     if (src->ntargets > 0) {
         tmp.targets = calloc(src->ntargets, sizeof(*tmp.targets));
@@ -95,6 +102,8 @@ int lb_service_spec_copy(struct lb_service_spec *dst, const struct lb_service_sp
     tmp.hash_key = dup_or_null(src->hash_key, &failed);
     tmp.health.path = dup_or_null(src->health.path, &failed);
     tmp.sticky.cookie = dup_or_null(src->sticky.cookie, &failed);
+    tmp.tls.ca_file = dup_or_null(src->tls.ca_file, &failed);
+    tmp.tls.server_name = dup_or_null(src->tls.server_name, &failed);
     if (failed)
         goto fail;
     *dst = tmp;

@@ -57,6 +57,14 @@ struct lb_sticky_spec {
     uint64_t ttl_ms;
 };
 
+/* Upstream TLS (gateway/tls_upstream.c builds the OpenSSL context). */
+struct lb_tls_spec {
+    bool enabled;
+    bool verify;       /* peer chain and host name; on by default */
+    char *ca_file;     /* PEM bundle to verify against; NULL: the system store */
+    char *server_name; /* SNI and the name checked; NULL: each target's host */
+};
+
 struct lb_timeouts {
     uint64_t connect_ms;
     uint64_t read_ms;
@@ -75,6 +83,7 @@ struct lb_service_spec {
     struct lb_sticky_spec sticky;
     int retries;
     struct lb_timeouts timeouts;
+    struct lb_tls_spec tls;
 };
 
 /* Defaults that a spec carries even while the feature is off, so that turning
@@ -86,10 +95,10 @@ struct lb_service_spec {
  * health check, passive 5 failures / 30 s, retries 2, timeouts 1s/30s/30s).
  * Health check defaults for when it is enabled: path "/healthz", interval 2s,
  * timeout 1s, healthy 2, unhealthy 3. Sticky (off): cookie "GV_STICKY", ttl
- * 1h. The whole struct is overwritten (call it on uninitialised memory); the
- * default path and cookie name are heap copies owned by the spec. Should
- * those two tiny allocations fail they are left NULL, which every consumer
- * in balancer/ reads as the default above. */
+ * 1h. TLS off (verify on when enabled). The whole struct is overwritten (call it on uninitialised
+ * memory); the default path and cookie name are heap copies owned by the spec. Should those two
+ * tiny allocations fail they are left NULL, which every consumer in balancer/ reads as the default
+ * above. */
 void lb_service_spec_defaults(struct lb_service_spec *s);
 /* Frees what the spec owns (not the spec itself). */
 void lb_service_spec_free(struct lb_service_spec *s);

@@ -2,6 +2,7 @@
  * llhttp, enforcing limits and timeouts, routing, and writing responses in
  * order on keep-alive and pipelined connections. */
 #include "gateway/http.h"
+#include "gateway/http_plugins.h"
 #include "gateway/pipeline.h"
 #include "gateway/plugin.h"
 #include "gateway/tls.h"
@@ -261,18 +262,52 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg, con
     }
     bool close = !r->keep_alive || !r->body_done || c->w->draining;
     struct gv_buf b;
+    char rid[256];
+    rid[0] = '\0';
+    if (r->rid != NULL && r->rid->echo) /* the request_id plugin has run */
+        snprintf(rid, sizeof(rid), "%s: %s\r\n", r->rid->header, r->request_id);
     gv_buf_init(&b);
     if (gw_error_response(&b, status, msg, r->request_id, close) == 0) {
-        char *eol = extra != NULL ? memchr(b.data, '\n', b.len) : NULL;
+        char *eol = (extra != NULL || rid[0]) ? memchr(b.data, '\n', b.len) : NULL;
         if (eol != NULL) { /* extra headers go right after the status line */
-            size_t at = (size_t)(eol + 1 - b.data);
+            size_t at = (size_t)(eol + 1 - b.data), elen = extra ? strlen(extra) : 0;
             gw_conn_write(c, b.data, at);
-            gw_conn_write(c, extra, strlen(extra));
+            if (elen > 0)
+                gw_conn_write(c, extra, elen);
+            if (rid[0])
+                gw_conn_write(c, rid, strlen(rid));
             gw_conn_write(c, b.data + at, b.len - at);
-            r->bytes_out += strlen(extra);
+            r->bytes_out += elen + strlen(rid);
         } else {
             gw_conn_write(c, b.data, b.len);
         }
+        r->bytes_out += b.len;
+    }
+    gv_buf_free(&b);
+    r->status = status;
+    r->response_started = true;
+    if (close)
+        c->close_after_write = true;
+    gw_request_finish(r, !close);
+}
+
+void gw_request_answer(struct gw_request *r, int status, const char *extra)
+{
+    struct gw_conn *c = r->conn;
+    if (r->up != NULL)
+        gw_proxy_abort(r);
+    bool close = !r->keep_alive || !r->body_done || c->w->draining;
+    struct gv_buf b;
+    gv_buf_init(&b);
+    int rv = gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n%s", status, gw_reason(status),
+                           extra != NULL ? extra : "");
+    if (rv == 0 && r->rid != NULL && r->rid->echo)
+        rv = gv_buf_printf(&b, "%s: %s\r\n", r->rid->header, r->request_id);
+    if (rv == 0 && status != 204 && status != 304)
+        rv = gv_buf_puts(&b, "Content-Length: 0\r\n");
+    rv = rv ? rv : gv_buf_printf(&b, "%s\r\n", close ? "Connection: close\r\n" : "");
+    if (rv == 0) {
+        gw_conn_write(c, b.data, b.len);
         r->bytes_out += b.len;
     }
     gv_buf_free(&b);
@@ -467,6 +502,13 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     if (r == NULL)
         return c->close_after_write ? -1 : 0;
     r->bytes_in += len;
+    r->body_seen += len;
+    /* Body plugins (request_size_limit) judge each chunk before it is
+     * forwarded; before the head phase has run (the chunk came with the
+     * head) it is only queued, and that phase judges what was counted. */
+    if (r->route >= 0 && !r->dispatch_pending &&
+        gw_pipeline_request_body(r, at, len) == GW_PLUGIN_ANSWERED)
+        return c->close_after_write ? -1 : 0;
     gw_proxy_body(r, at, len);
     return 0;
 }

@@ -46,7 +46,11 @@ struct gw_link {
 
 struct gw_upstream;
 struct gw_tls;
+struct gw_hdr_edits;
+struct gw_request_id_conf;
+struct gw_cors_conf;
 struct gw_tls_ctxset;
+struct gw_up_tls;
 
 struct gw_worker {
     struct gw_worker_config cfg;
@@ -117,10 +121,18 @@ struct gw_request {
     struct gw_headers rhdrs; /* response headers, in resp */
     enum gw_framing framing;
     uint64_t bytes_in, bytes_out;
-    char request_id[33];
+    char request_id[65]; /* up to 64 bytes: room for a client's UUID */
     /* rate_limit's last decision, echoed as RateLimit-* response headers. */
     bool rl_set;
     uint32_t rl_limit, rl_remaining, rl_reset_s;
+    /* ---- non-auth plugins (gateway/http_plugins.h); all point into the
+     * request's view (its snapshot), so they live as long as the request. */
+    uint64_t body_seen;                       /* request body bytes received so far */
+    const struct gw_hdr_edits *up_edits;      /* request_headers: applied by build_up_head */
+    const struct gw_hdr_edits *down_edits;    /* response_headers: drops in the client head */
+    const struct gw_request_id_conf *rid;     /* request_id: header sent up and echoed */
+    const struct gw_cors_conf *cors;          /* cors: the Origin was allowed */
+    uint32_t cors_origin_off, cors_origin_len; /* that Origin, in head */
 };
 
 struct gw_conn {
@@ -174,7 +186,9 @@ struct gw_upstream {
     int service;   /* attempt's service and target, for passive health */
     int target;
     uint64_t attempt_us;
-    int handles; /* open libuv handles (tcp, timer) until freed */
+    int handles;               /* open libuv handles (tcp, timer) until freed */
+    struct gw_up_tls *tls_ctx; /* a TLS service's context (one ref), else NULL */
+    struct gw_tls *tls;        /* the TLS engine once connected; NULL on plain TCP */
 };
 
 /* worker.c */
@@ -198,6 +212,9 @@ void gw_conn_close(struct gw_conn *c);
 void gw_request_fail(struct gw_request *r, int status, const char *msg);
 /* The same with extra header lines ("Name: value\r\n...", may be NULL). */
 void gw_request_fail_with(struct gw_request *r, int status, const char *msg, const char *extra);
+/* Answers the request with a bodiless response (e.g. a CORS preflight's 204)
+ * carrying extra header lines, and ends it. */
+void gw_request_answer(struct gw_request *r, int status, const char *extra);
 /* The response has been fully written to the client (or abandoned). */
 void gw_request_finish(struct gw_request *r, bool ok);
 /* Upstream side has drained below the low-water mark: resume the client. */

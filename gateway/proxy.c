@@ -3,8 +3,11 @@
  * relaying the response with backpressure, retries and WebSocket tunnels. */
 #include "balancer/sticky.h"
 #include "gateway/http.h"
+#include "gateway/http_plugins.h"
 #include "gateway/pipeline.h"
 #include "gateway/plugin.h"
+#include "gateway/tls.h"
+#include "gateway/tls_upstream.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -81,7 +84,8 @@ static void on_up_write(uv_write_t *req, int status)
         gw_conn_resume_body(up->req->conn);
 }
 
-static int up_write(struct gw_upstream *up, const void *data, size_t len)
+/* Writes bytes as they go on the wire (ciphertext on a TLS connection). */
+static int up_write_raw(struct gw_upstream *up, const void *data, size_t len)
 {
     if (len == 0 || up->state == GW_UP_CLOSING)
         return 0;
@@ -118,6 +122,28 @@ static int up_write(struct gw_upstream *up, const void *data, size_t len)
         }
     }
     return 0;
+}
+
+/* Sends what the TLS engine has to send (records, alerts). */
+static int up_tls_flush(struct gw_upstream *up)
+{
+    char buf[16 * 1024];
+    size_t n;
+    int rv = 0;
+    while (rv == 0 && (n = gw_tls_take_output(up->tls, buf, sizeof buf)) > 0)
+        rv = up_write_raw(up, buf, n);
+    return rv;
+}
+
+static int up_write(struct gw_upstream *up, const void *data, size_t len)
+{
+    if (up->tls == NULL)
+        return up_write_raw(up, data, len);
+    if (len == 0 || up->state == GW_UP_CLOSING)
+        return 0;
+    if (gw_tls_write(up->tls, data, len) != 0)
+        return UV_EPROTO;
+    return up_tls_flush(up);
 }
 
 /* Sends body bytes with the framing the upstream request announced. */
@@ -206,6 +232,10 @@ static int build_up_head(struct gw_request *r)
             gw_name_eq(name, nl, "expect") || gw_name_eq(name, nl, "x-forwarded-proto") ||
             (conn_listed && listed_in_connection(&r->hdrs, h, name, nl)))
             continue;
+        /* request_headers removes and replaces; request_id sends its own. */
+        if ((r->up_edits != NULL && gw_hdr_edits_drops(r->up_edits, name, nl)) ||
+            (r->rid != NULL && gw_name_eq(name, nl, r->rid->header)))
+            continue;
         if (gw_name_eq(name, nl, "x-forwarded-for")) {
             have_xff = true;
             rv = gv_buf_put2(b, "X-Forwarded-For: ", 17, val, vl);
@@ -242,6 +272,10 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gv_buf_put2(b, "X-Forwarded-Host: ", 18, host, hostlen);
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     }
+    if (r->up_edits != NULL)
+        rv = rv ? rv : gw_hdr_edits_append(r->up_edits, b);
+    if (r->rid != NULL)
+        rv = rv ? rv : gv_buf_printf(b, "%s: %s\r\n", r->rid->header, r->request_id);
     if (r->upgrade) {
         size_t ul;
         const char *u = gw_request_header(r, "upgrade", &ul);
@@ -323,6 +357,10 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
         }
         if (gw_is_hop_by_hop(name, nl) ||
             (conn_listed && listed_in_connection(&r->rhdrs, d, name, nl)))
+            continue;
+        /* response_headers removes and replaces; request_id echoes its own. */
+        if ((r->down_edits != NULL && gw_hdr_edits_drops(r->down_edits, name, nl)) ||
+            (r->rid != NULL && r->rid->echo && gw_name_eq(name, nl, r->rid->header)))
             continue;
         if (gw_name_eq(name, nl, "content-length") && !(r->method == HTTP_HEAD))
             continue;
@@ -458,8 +496,11 @@ static void settings_init(void)
 static void on_up_handle_closed(uv_handle_t *h)
 {
     struct gw_upstream *up = h->data;
-    if (--up->handles == 0)
+    if (--up->handles == 0) {
+        gw_tls_free(up->tls);
+        gw_up_tls_unref(up->tls_ctx);
         free(up);
+    }
 }
 
 static void up_close(struct gw_upstream *up)
@@ -645,19 +686,17 @@ static void up_feed(struct gw_upstream *up, const char *data, size_t len)
     gw_conn_uncork(c);
 }
 
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Response bytes (plaintext) or the end of the connection (nread < 0). */
+static void up_input(struct gw_upstream *up, ssize_t nread, const char *data)
 {
-    struct gw_upstream *up = s->data;
     struct gw_request *r = up->req;
-    if (nread == 0)
-        return;
     if (up->state == GW_UP_IDLE || r == NULL) {
         up_close(up); /* closed (or spoke out of turn) while pooled */
         return;
     }
     if (nread > 0) {
         up->got_bytes = true;
-        up_feed(up, buf->base, (size_t)nread);
+        up_feed(up, data, (size_t)nread);
         return;
     }
     /* EOF or error. */
@@ -683,6 +722,103 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         attempt_failed(
             r, 502,
             nread == UV_EOF ? "upstream closed the connection" : "upstream connection reset", true);
+}
+
+static void up_send_request(struct gw_upstream *up);
+
+/* Plaintext of one socket read of a TLS upstream; like the client side's
+ * buffer it holds every complete record of one 64 KiB read. */
+static _Thread_local char up_plain[96 * 1024];
+
+/* A TLS handshake that failed is a failed connect: 502 after retries, and a
+ * passive failure of the target. */
+static void up_tls_failed(struct gw_upstream *up, const char *why)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "upstream TLS handshake failed: %s", why);
+    gv_warn("upstream %s: %s", up->address, msg);
+    attempt_failed(up->req, 502, msg, true);
+}
+
+/* Ciphertext from a TLS upstream: drives the handshake, then hands the
+ * plaintext (and close_notify or a record error as the connection's end) to
+ * up_input(). */
+static void up_tls_input(struct gw_upstream *up, const char *data, size_t len)
+{
+    if (len > 0 && gw_tls_feed(up->tls, data, len) != 0) {
+        up_input(up, UV_ENOMEM, NULL);
+        return;
+    }
+    for (;;) {
+        size_t got = 0;
+        int st = GW_TLS_WANT;
+        while (got < sizeof up_plain) {
+            st = gw_tls_read(up->tls, up_plain + got, sizeof up_plain - got);
+            if (st <= 0)
+                break;
+            got += (size_t)st;
+        }
+        int frv = up_tls_flush(up);
+        if (up->state == GW_UP_CLOSING)
+            return;
+        if (up->state == GW_UP_CONNECTING) {
+            if (up->req == NULL)
+                return;
+            if (st == GW_TLS_ERROR || st == GW_TLS_CLOSED || frv != 0) {
+                up_tls_failed(up, st == GW_TLS_CLOSED ? "closed by the upstream"
+                                                      : gw_tls_failure(up->tls));
+                return;
+            }
+            if (!gw_tls_handshake_done(up->tls))
+                return;
+            uv_timer_stop(&up->timer);
+            up_send_request(up);
+            if (up->state != GW_UP_ACTIVE)
+                return;
+        }
+        if (got > 0) {
+            up_input(up, (ssize_t)got, up_plain);
+            if (up->state == GW_UP_CLOSING)
+                return;
+        }
+        if (st == GW_TLS_CLOSED || st == GW_TLS_ERROR) {
+            up_input(up, st == GW_TLS_CLOSED ? UV_EOF : UV_EPROTO, NULL);
+            return;
+        }
+        if (got < sizeof up_plain)
+            return;
+    }
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct gw_upstream *up = s->data;
+    if (nread == 0)
+        return;
+    if (up->tls != NULL && nread > 0) {
+        up_tls_input(up, buf->base, (size_t)nread);
+        return;
+    }
+    if (up->tls != NULL && up->state == GW_UP_CONNECTING && up->req != NULL) {
+        up_tls_failed(up, nread == UV_EOF ? "connection closed by the upstream"
+                                          : uv_strerror((int)nread));
+        return;
+    }
+    up_input(up, nread, buf->base);
+}
+
+/* Starts the TLS handshake on a fresh connection; the request goes out once
+ * it is done (up_tls_input). The connect timeout covers the handshake. */
+static void up_tls_start(struct gw_upstream *up)
+{
+    const struct lb_target_spec *t = &req_service(up->req)->targets[up->target];
+    up->tls = gw_up_tls_client(up->tls_ctx, t->host, up->address);
+    if (up->tls == NULL) {
+        attempt_failed(up->req, 502, "out of memory", true);
+        return;
+    }
+    up_start_reading(up);
+    up_tls_input(up, NULL, 0); /* the ClientHello */
 }
 
 /* The connection is ready: send the head and whatever body is queued. */
@@ -723,14 +859,21 @@ static void on_up_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&up->tcp, 1);
+    if (up->tls_ctx != NULL) {
+        up_tls_start(up);
+        return;
+    }
     up_send_request(up);
 }
 
-static struct gw_upstream *pool_take(struct gw_worker *w, const char *address)
+/* A pooled connection to address over the same transport: plain, or TLS
+ * with the same context (so the same verification and names). */
+static struct gw_upstream *pool_take(struct gw_worker *w, const char *address,
+                                     const struct gw_up_tls *tls_ctx)
 {
     for (struct gw_link *l = w->pool.prev; l != &w->pool; l = l->prev) {
         struct gw_upstream *up = GV_CONTAINER_OF(l, struct gw_upstream, link);
-        if (strcmp(up->address, address) == 0) {
+        if (up->tls_ctx == tls_ctx && strcmp(up->address, address) == 0) {
             gw_link_remove(&up->link);
             return up;
         }
@@ -809,11 +952,16 @@ static void attempt(struct gw_request *r)
             gw_request_fail(r, 502, "upstream failed and no other target is available");
         return;
     }
+    struct gw_up_tls *tls_ctx = snap->up_tls != NULL ? snap->up_tls[r->service] : NULL;
+    if (svc->tls.enabled && tls_ctx == NULL) {
+        gw_request_fail(r, 502, "upstream TLS is not available (see the node's log)");
+        return;
+    }
     r->target = t;
     r->tried[r->ntried++] = t;
     struct lb_target_state *st = snap->states[r->service][t];
     const char *address = svc->targets[t].address;
-    struct gw_upstream *up = pool_take(w, address);
+    struct gw_upstream *up = pool_take(w, address, tls_ctx);
     if (up == NULL) {
         up = calloc(1, sizeof(*up));
         if (up == NULL) {
@@ -828,6 +976,8 @@ static void attempt(struct gw_request *r)
         up->tcp.data = up->timer.data = up->connect_req.data = up;
         up->handles = 2;
         up->state = GW_UP_CONNECTING;
+        if ((up->tls_ctx = tls_ctx) != NULL)
+            gw_up_tls_ref(tls_ctx);
     } else {
         up->reused = true;
     }

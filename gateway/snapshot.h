@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct gw_pipeline;
+struct gw_up_tls;
 
 struct gw_snapshot {
     _Atomic int refs;
@@ -33,6 +34,9 @@ struct gw_snapshot {
     /* addrs[s][t]: the target's resolved address; ss_family is AF_UNSPEC
      * when its name did not resolve (it then fails like a refused connect). */
     const struct sockaddr_storage *const *addrs;
+    /* up_tls[s]: the TLS client context of service s, NULL when it is plain
+     * (gateway/tls_upstream.h); the snapshot holds a reference on each. */
+    struct gw_up_tls *const *up_tls;
     struct gw_router *router;
     struct gw_pipeline *pipeline; /* plugin chain per route (gateway/plugin.h), or NULL */
     void *user;                   /* the builder's own data (the node: the node_state) */

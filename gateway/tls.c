@@ -25,8 +25,10 @@ struct gw_tls_ctxset {
 
 struct gw_tls {
     SSL *ssl;
-    BIO *rbio, *wbio; /* ciphertext in, ciphertext out; owned by ssl */
-    struct gw_tls_ctxset *set;
+    BIO *rbio, *wbio;          /* ciphertext in, ciphertext out; owned by ssl */
+    struct gw_tls_ctxset *set; /* server side only */
+    char last_error[96];       /* the reason of the last GW_TLS_ERROR */
+    bool client;
 };
 
 static const unsigned char alpn_http11[] = "\x08http/1.1";
@@ -217,12 +219,12 @@ void gw_tls_ctxset_unref(struct gw_tls_ctxset *s)
         set_free(s);
 }
 
-struct gw_tls *gw_tls_new(struct gw_tls_ctxset *s)
+static struct gw_tls *engine_new(SSL_CTX *ctx)
 {
     struct gw_tls *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->ssl = SSL_new(s->certs[0].ctx);
+    t->ssl = SSL_new(ctx);
     t->rbio = BIO_new(BIO_s_mem());
     t->wbio = BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
@@ -235,6 +237,50 @@ struct gw_tls *gw_tls_new(struct gw_tls_ctxset *s)
     /* An empty memory BIO means "retry later", not end of file. */
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    return t;
+}
+
+struct gw_tls *gw_tls_new_client(SSL_CTX *ctx, const char *sni, const char *check_host,
+                                 SSL_SESSION *session)
+{
+    struct gw_tls *t = engine_new(ctx);
+    if (!t)
+        return NULL;
+    SSL_set_connect_state(t->ssl);
+    t->client = true;
+    if ((sni != NULL && SSL_set_tlsext_host_name(t->ssl, sni) != 1) ||
+        (check_host != NULL && SSL_set1_host(t->ssl, check_host) != 1) ||
+        (session != NULL && SSL_set_session(t->ssl, session) != 1)) {
+        ERR_clear_error();
+        gw_tls_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+SSL *gw_tls_ssl(struct gw_tls *t)
+{
+    return t->ssl;
+}
+
+const char *gw_tls_failure(const struct gw_tls *t)
+{
+    long v = SSL_get_verify_result(t->ssl);
+    if (v != X509_V_OK)
+        return X509_verify_cert_error_string(v);
+    return t->last_error[0] ? t->last_error : "handshake failed";
+}
+
+bool gw_tls_session_reused(const struct gw_tls *t)
+{
+    return SSL_session_reused(t->ssl) == 1;
+}
+
+struct gw_tls *gw_tls_new(struct gw_tls_ctxset *s)
+{
+    struct gw_tls *t = engine_new(s->certs[0].ctx);
+    if (!t)
+        return NULL;
     SSL_set_accept_state(t->ssl);
     gw_tls_ctxset_ref(s);
     t->set = s;
@@ -245,6 +291,10 @@ void gw_tls_free(struct gw_tls *t)
 {
     if (!t)
         return;
+    /* A client session stays resumable although the connection ends without
+     * close_notify (OpenSSL would mark it "bad"), unless it failed. */
+    if (t->client && t->last_error[0] == '\0' && SSL_is_init_finished(t->ssl))
+        SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN);
     SSL_free(t->ssl);
     gw_tls_ctxset_unref(t->set);
     free(t);
@@ -260,6 +310,11 @@ int gw_tls_feed(struct gw_tls *t, const void *data, size_t len)
 static int status_of(struct gw_tls *t, int rv)
 {
     int e = SSL_get_error(t->ssl, rv);
+    if (e == SSL_ERROR_SSL) {
+        unsigned long code = ERR_peek_last_error();
+        const char *why = code ? ERR_reason_error_string(code) : NULL;
+        snprintf(t->last_error, sizeof t->last_error, "%s", why ? why : "protocol error");
+    }
     ERR_clear_error(); /* errors of one connection never leak into another's */
     switch (e) {
     case SSL_ERROR_WANT_READ:

@@ -39,6 +39,24 @@ int gw_tls_ctxset_lookup(const struct gw_tls_ctxset *s, const char *name);
 struct gw_tls *gw_tls_new(struct gw_tls_ctxset *s);
 void gw_tls_free(struct gw_tls *t);
 
+/* A client-side TLS engine (upstream connections) on ctx: sends sni when not
+ * NULL, checks the peer's certificate against check_host (a DNS name or an
+ * IP address) when not NULL (the ctx decides whether the chain is verified),
+ * and offers session for resumption when not NULL. The handshake starts at
+ * the first gw_tls_read(). Returns NULL when out of memory or a name is
+ * refused. */
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_session_st SSL_SESSION;
+typedef struct ssl_st SSL;
+struct gw_tls *gw_tls_new_client(SSL_CTX *ctx, const char *sni, const char *check_host,
+                                 SSL_SESSION *session);
+SSL *gw_tls_ssl(struct gw_tls *t);
+/* Why the handshake failed: the certificate verification error when there
+ * is one, else the last OpenSSL reason. Never NULL. */
+const char *gw_tls_failure(const struct gw_tls *t);
+/* Whether the handshake resumed an earlier session. */
+bool gw_tls_session_reused(const struct gw_tls *t);
+
 /* Result codes besides byte counts. */
 #define GW_TLS_WANT   0  /* needs more input (or nothing to do yet) */
 #define GW_TLS_CLOSED -1 /* the peer sent close_notify */

@@ -853,7 +853,8 @@ static int load(const char *name, const char *text, size_t len, struct node_conf
             goto fail;
         }
     }
-    if ((rc = node_state_from_json(state, &cfg.state, &serr)) != 0) {
+    if ((rc = node_state_from_json(state, &cfg.state, &serr)) != 0 ||
+        (rc = node_state_check_files(&cfg.state, &serr)) != 0) {
         if (rc == GV_ENOMEM) {
             nomem(&ld);
             goto fail;

@@ -434,6 +434,8 @@ static int validate(const json_t *root, int kind, long self, struct node_state *
                     struct node_state_error *err)
 {
     int rv = node_state_from_json(root, st, err);
+    if (rv == 0 && (rv = node_state_check_files(st, err)) != 0)
+        node_state_free(st);
     if (rv != 0 && kind >= 0) {
         rewrite_path(err->path, sizeof(err->path), root, kind, self);
         rewrite_path(err->where, sizeof(err->where), root, kind, self);

@@ -2,6 +2,7 @@
  * answers each request with a JSON description of it (see echo.h). */
 #include "node/echo.h"
 #include "gateway/http.h"
+#include "gateway/tls.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -51,6 +52,15 @@ struct echo_server {
     const char *name;
     bool failing; /* POST /fail .. POST /recover */
     struct echo_conn *conns;
+    /* GET /stats: how many GET /healthz (probes) and other requests came,
+     * so a test can count the health probes a target receives. */
+    uint64_t healthz_hits;
+    uint64_t requests;
+    /* --tls-cert/--tls-key: every connection is TLS; /stats counts the
+     * handshakes (and the resumed ones) so a test can see connection reuse. */
+    struct gw_tls_ctxset *tls;
+    uint64_t tls_handshakes;
+    uint64_t tls_resumed;
 };
 
 struct echo_conn {
@@ -91,6 +101,9 @@ struct echo_conn {
     /* WebSocket. */
     struct gv_buf ws_in;
     bool ws_paused;
+
+    struct gw_tls *tls; /* NULL on plain TCP */
+    bool tls_counted;   /* its handshake is in tls_handshakes */
 
     char rbuf[READ_BUF_SIZE];
 };
@@ -197,6 +210,89 @@ static const char *req_header(struct echo_conn *c, const char *name)
     return json_string_value(json_object_get(c->headers, name));
 }
 
+/* ---- TLS ---- */
+
+/* Ciphertext standing in for the caller's write: the caller's request and
+ * callback are kept and called when the ciphertext has been written. */
+struct tls_write {
+    uv_write_t req;
+    uv_write_t *orig;
+    uv_write_cb cb;
+    char data[];
+};
+
+static char tls_in[READ_BUF_SIZE]; /* ciphertext of one read (one thread) */
+
+static void on_tls_written(uv_write_t *req, int status)
+{
+    struct tls_write *tw = (struct tls_write *)req;
+    uv_write_t *orig = tw->orig;
+    uv_write_cb cb = tw->cb;
+    free(tw);
+    if (cb != NULL)
+        cb(orig, status);
+}
+
+/* Writes what the engine has to send; cb (may be NULL) is called with req
+ * once it is written. */
+static int tls_flush(struct echo_conn *c, uv_write_t *req, uv_write_cb cb)
+{
+    size_t n = gw_tls_output_pending(c->tls);
+    if (n == 0 && cb == NULL)
+        return 0;
+    struct tls_write *tw = malloc(sizeof(*tw) + n + 1);
+    if (tw == NULL)
+        return GV_ENOMEM;
+    tw->orig = req;
+    tw->cb = cb;
+    size_t got = gw_tls_take_output(c->tls, tw->data, n);
+    uv_buf_t b = uv_buf_init(tw->data, (unsigned)got);
+    int rc = uv_write(&tw->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_written);
+    if (rc != 0)
+        free(tw);
+    return rc;
+}
+
+/* uv_write on the connection, through TLS when it has it. */
+static int conn_write(struct echo_conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n,
+                      uv_write_cb cb)
+{
+    if (c->tls == NULL)
+        return uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, cb);
+    for (unsigned i = 0; i < n; i++)
+        if (gw_tls_write(c->tls, bufs[i].base, bufs[i].len) != 0)
+            return UV_EPROTO;
+    return tls_flush(c, req, cb);
+}
+
+/* Decrypts one read into rbuf; returns the plaintext length, 0 when there is
+ * none yet, or a negative error (close). Plaintext beyond rbuf waits in the
+ * engine for the next read. */
+static ssize_t tls_decrypt(struct echo_conn *c, const char *data, size_t len)
+{
+    if (gw_tls_feed(c->tls, data, len) != 0)
+        return UV_ENOMEM;
+    size_t got = 0;
+    int st = GW_TLS_WANT;
+    while (got < sizeof(c->rbuf)) {
+        st = gw_tls_read(c->tls, c->rbuf + got, sizeof(c->rbuf) - got);
+        if (st <= 0)
+            break;
+        got += (size_t)st;
+    }
+    if (!c->tls_counted && gw_tls_handshake_done(c->tls)) {
+        c->tls_counted = true;
+        c->srv->tls_handshakes++;
+        if (gw_tls_session_reused(c->tls))
+            c->srv->tls_resumed++;
+    }
+    if (tls_flush(c, NULL, NULL) != 0)
+        return UV_EPROTO;
+    if (got > 0)
+        return (ssize_t)got;
+    return st == GW_TLS_CLOSED ? UV_EOF : st == GW_TLS_ERROR ? UV_EPROTO : 0;
+}
+
 /* ---- connection life ---- */
 
 static void on_handle_closed(uv_handle_t *h)
@@ -210,6 +306,7 @@ static void on_handle_closed(uv_handle_t *h)
     gv_buf_free(&c->value);
     gv_buf_free(&c->out);
     gv_buf_free(&c->ws_in);
+    gw_tls_free(c->tls);
     free(c);
 }
 
@@ -317,7 +414,7 @@ static void write_next_piece(struct echo_conn *c)
         answer_done(c);
         return;
     }
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_answer_written) != 0)
+    if (conn_write(c, &c->wreq, bufs, n, on_answer_written) != 0)
         conn_close(c);
 }
 
@@ -340,7 +437,7 @@ static void write_answer(struct echo_conn *c)
 {
     uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
     c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_answer_written) != 0)
+    if (conn_write(c, &c->wreq, &b, 1, on_answer_written) != 0)
         conn_close(c);
 }
 
@@ -464,7 +561,7 @@ static int ws_send_raw(struct echo_conn *c, const void *head, size_t hlen, const
         memcpy(w->data + hlen, payload, plen);
     w->req.data = w;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_ws_written);
+    int rc = conn_write(c, &w->req, &b, 1, on_ws_written);
     if (rc != 0)
         free(w);
     return rc;
@@ -692,10 +789,23 @@ static int handle_request(struct echo_conn *c)
         /* Upgrades elsewhere (and CONNECT) are answered, then closed. */
         c->close_after = true;
     }
+    if (path_is(path, plen, "/stats") && method == HTTP_GET) {
+        json_t *st =
+            json_pack("{sssIsI}", "name", c->srv->name, "healthz", (json_int_t)c->srv->healthz_hits,
+                      "requests", (json_int_t)c->srv->requests);
+        if (st != NULL && c->srv->tls != NULL) {
+            json_object_set_new(st, "tls_handshakes",
+                                json_integer((json_int_t)c->srv->tls_handshakes));
+            json_object_set_new(st, "tls_resumed", json_integer((json_int_t)c->srv->tls_resumed));
+        }
+        return send_json(c, 200, st, 0);
+    }
     if (path_is(path, plen, "/healthz") && (method == HTTP_GET || method == HTTP_HEAD)) {
+        c->srv->healthz_hits++;
         const char *st = c->srv->failing ? "failing" : "ok";
         return send_json(c, c->srv->failing ? 503 : 200, json_pack("{ss}", "status", st), 0);
     }
+    c->srv->requests++;
     if (path_is(path, plen, "/fail") && method == HTTP_POST)
         c->srv->failing = true;
     if (path_is(path, plen, "/recover") && method == HTTP_POST)
@@ -822,7 +932,7 @@ static int on_headers_complete(llhttp_t *p)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
         c->creq.data = c;
-        if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) != 0)
+        if (conn_write(c, &c->creq, &b, 1, on_continue_written) != 0)
             return -1;
     }
     return 0;
@@ -886,13 +996,21 @@ static void conn_parse(struct echo_conn *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct echo_conn *c = h->data;
-    *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+    (void)suggested;
+    if (c->tls != NULL)
+        *buf = uv_buf_init(tls_in, sizeof(tls_in));
+    else
+        *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct echo_conn *c = s->data;
     if (nread == 0 || c->state == CONN_CLOSING)
+        return;
+    if (c->tls != NULL && nread > 0 && c->state != CONN_LINGER)
+        nread = tls_decrypt(c, buf->base, (size_t)nread);
+    if (nread == 0)
         return;
     if (nread < 0) {
         conn_close(c);
@@ -938,7 +1056,10 @@ static void on_connection(uv_stream_t *listener, int status)
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
     c->headers = json_object();
-    if (c->headers == NULL || uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (srv->tls != NULL)
+        c->tls = gw_tls_new(srv->tls);
+    if (c->headers == NULL || (srv->tls != NULL && c->tls == NULL) ||
+        uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
@@ -960,8 +1081,10 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
 static void usage(void)
 {
     fprintf(stderr, "usage: grapevine echo [--listen ADDR:PORT] [--name NAME]\n"
-                    "  --listen  default " DEFAULT_LISTEN "\n"
-                    "  --name    default " DEFAULT_NAME "\n");
+                    "                      [--tls-cert PEM --tls-key PEM]\n"
+                    "  --listen    default " DEFAULT_LISTEN "\n"
+                    "  --name      default " DEFAULT_NAME "\n"
+                    "  --tls-cert  serve TLS with this certificate chain (and --tls-key)\n");
 }
 
 /* Resolves "host:port" (port 0 allowed) into a socket address. */
@@ -1035,6 +1158,7 @@ int node_echo_main(int argc, char **argv)
 {
     const char *listen = DEFAULT_LISTEN;
     const char *name = DEFAULT_NAME;
+    const char *tls_cert = NULL, *tls_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
@@ -1048,6 +1172,12 @@ int node_echo_main(int argc, char **argv)
         } else if (strncmp(a, "--name", 6) == 0 && (a[6] == '\0' || a[6] == '=')) {
             dst = &name;
             val = a[6] == '=' ? a + 7 : NULL;
+        } else if (strncmp(a, "--tls-cert", 10) == 0 && (a[10] == '\0' || a[10] == '=')) {
+            dst = &tls_cert;
+            val = a[10] == '=' ? a + 11 : NULL;
+        } else if (strncmp(a, "--tls-key", 9) == 0 && (a[9] == '\0' || a[9] == '=')) {
+            dst = &tls_key;
+            val = a[9] == '=' ? a + 10 : NULL;
         } else {
             fprintf(stderr, "grapevine echo: unknown argument \"%s\"\n", a);
             usage();
@@ -1074,18 +1204,36 @@ int node_echo_main(int argc, char **argv)
         return 2;
     }
 
+    if ((tls_cert == NULL) != (tls_key == NULL)) {
+        fprintf(stderr, "grapevine echo: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    struct gw_tls_ctxset *tls = NULL;
+    if (tls_cert != NULL) {
+        char err[256];
+        struct gw_tls_certfile f = {.cert = tls_cert, .key = tls_key};
+        if (gw_tls_ctxset_load(&f, 1, &tls, err, sizeof(err)) != 0) {
+            fprintf(stderr, "grapevine echo: %s\n", err);
+            return 2;
+        }
+    }
+
     init_statics();
     /* A client that goes away mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
 
     struct echo_server *srv = calloc(1, sizeof(*srv));
-    if (srv == NULL)
+    if (srv == NULL) {
+        gw_tls_ctxset_unref(tls);
         return 1;
+    }
     srv->name = name;
+    srv->tls = tls;
     int status = 1;
     rc = uv_loop_init(&srv->loop);
     if (rc != 0) {
         gv_error("echo: loop: %s", uv_strerror(rc));
+        gw_tls_ctxset_unref(tls);
         free(srv);
         return 1;
     }
@@ -1122,6 +1270,7 @@ int node_echo_main(int argc, char **argv)
 done:
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&srv->loop);
+    gw_tls_ctxset_unref(srv->tls);
     free(srv);
     return status;
 }

@@ -1,12 +1,15 @@
 /* echo.h - `grapevine echo`: the demo and test upstream, a small HTTP/1.x
  * server that describes every request back to its client as JSON.
  *
- * Usage: grapevine echo [--listen ADDR:PORT] [--name NAME]
+ * Usage: grapevine echo [--listen ADDR:PORT] [--name NAME] [--tls-cert PEM --tls-key PEM]
  *   --listen  where to listen; default 127.0.0.1:9001 (loopback, like the
  *             admin API; containers pass 0.0.0.0:9001). Port 0 lets the kernel
  *             pick a port, and the start-up line shows which.
  *   --name    reported as "name" in every answer and in the X-Echo-Name
  *             response header; default "echo".
+ *   --tls-cert, --tls-key  serve TLS (1.2+, ALPN http/1.1) with this chain and
+ *             key instead of plain TCP; GET /stats then adds "tls_handshakes"
+ *             and "tls_resumed" (full and resumed handshakes since start).
  * At start it logs "echo NAME listening on ADDR:PORT" (stderr). SIGTERM or
  * SIGINT closes every connection and returns 0.
  *
@@ -29,6 +32,9 @@
  *   /delay/MS         the echo JSON after MS milliseconds (at most 600000).
  *   /status/CODE      the echo JSON with status CODE (200-599; 204 and 304
  *                     carry no body).
+ *   GET /stats        200 {"name","healthz":N,"requests":N}: the GET/HEAD
+ *                     /healthz hits (health probes) and the other requests
+ *                     answered since start (not counting /stats itself).
  *   GET /ws           with "Upgrade: websocket" (RFC 6455, version 13): a
  *                     WebSocket that echoes every data frame back unmasked
  *                     with the same opcode, FIN bit and payload, answers ping

@@ -3,6 +3,7 @@
 #include "node/node.h"
 #include "node/cstate.h"
 #include "node/gossip.h"
+#include "node/health_share.h"
 #include "node/plugins.h"
 #include "node/ratelimit.h"
 #include "cluster/seal.h"
@@ -10,6 +11,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "gateway/tls.h"
+#include "gateway/tls_upstream.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -29,6 +31,7 @@ struct node_snap {
     struct node_state state;
     int *route_service;
     struct sockaddr_storage **addrs;
+    struct gw_up_tls **up_tls;
 };
 
 static void snap_release(struct gw_snapshot *s)
@@ -37,7 +40,9 @@ static void snap_release(struct gw_snapshot *s)
     for (size_t i = 0; i < ns->state.nservices; i++) {
         free(ns->addrs ? ns->addrs[i] : NULL);
         free(s->states ? s->states[i] : NULL);
+        gw_up_tls_unref(ns->up_tls ? ns->up_tls[i] : NULL);
     }
+    free(ns->up_tls);
     free(ns->addrs);
     free(s->states);
     free(ns->route_service);
@@ -84,7 +89,8 @@ static int snap_build(struct node *n, struct node_state *state, struct gw_snapsh
     ns->route_service = calloc(ns->state.nroutes + 1, sizeof(int));
     s->states = calloc(nsvc + 1, sizeof(*s->states));
     ns->addrs = calloc(nsvc + 1, sizeof(*ns->addrs));
-    if (ns->route_service == NULL || s->states == NULL || ns->addrs == NULL)
+    ns->up_tls = calloc(nsvc + 1, sizeof(*ns->up_tls));
+    if (ns->route_service == NULL || s->states == NULL || ns->addrs == NULL || ns->up_tls == NULL)
         goto fail;
     for (size_t i = 0; i < nsvc; i++) {
         const struct lb_service_spec *svc = &ns->state.services[i];
@@ -99,6 +105,10 @@ static int snap_build(struct node *n, struct node_state *state, struct gw_snapsh
                 goto fail;
             resolve(&svc->targets[t], &ns->addrs[i][t]);
         }
+        /* A context that does not load leaves the service without one: its
+         * requests then fail (502) rather than go out unverified. */
+        if (svc->tls.enabled && gw_up_tls_new(&svc->tls, &ns->up_tls[i], err, sizeof(err)) != 0)
+            gv_error("service %s: upstream TLS: %s", svc->name, err);
     }
     for (size_t r = 0; r < ns->state.nroutes; r++)
         ns->route_service[r] = node_state_find_service(&ns->state, ns->state.routes[r].service);
@@ -115,6 +125,7 @@ static int snap_build(struct node *n, struct node_state *state, struct gw_snapsh
     s->services = ns->state.services;
     s->nservices = nsvc;
     s->addrs = (const struct sockaddr_storage *const *)ns->addrs;
+    s->up_tls = (struct gw_up_tls *const *)ns->up_tls;
     *out = s;
     return 0;
 fail:
@@ -185,6 +196,7 @@ static void begin_stop(struct node *n, const char *why)
         node_admin_stop(n->admin);
         n->admin = NULL;
     }
+    node_health_share_stop(); /* before the checker and the gossip it joins */
     if (n->health != NULL) {
         lb_health_stop(n->health, NULL, NULL);
         n->health = NULL;
@@ -485,6 +497,8 @@ int node_run(const struct node_run_opts *o)
         gv_error("config: cannot replicate through the cluster channel");
     if (node_ratelimit_start(&n->loop, node_gossip_swim(n->gossip)) != 0)
         gv_error("rate_limit: cannot follow the membership");
+    if (node_health_share_start(n, node_gossip_swim(n->gossip)) != 0)
+        gv_error("health checks: cannot share them through the cluster channel");
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <llhttp.h>
@@ -696,11 +697,82 @@ static int parse_health(const json_t *svc, const char *path, struct lb_service_s
     return 0;
 }
 
+/* A host name for SNI and the certificate check: letters, digits, '-', '.'. */
+static bool is_hostname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* tls: true | false | {verify, ca_file, server_name} (an object turns it on). */
+static int parse_tls(const json_t *svc, const char *path, struct lb_service_spec *s,
+                     struct node_state_error *err)
+{
+    static const char *const keys[] = {"enabled", "verify", "ca_file", "server_name", NULL};
+    const json_t *o = field(svc, "tls");
+    const char *ca = NULL, *sn = NULL;
+    char p[PATH_LEN];
+    int rc;
+    if (o == NULL)
+        return 0;
+    if (json_is_boolean(o)) {
+        s->tls.enabled = json_is_true(o);
+        return 0;
+    }
+    node_path_key(p, sizeof(p), path, "tls");
+    if (!json_is_object(o))
+        return fail(err, p, "must be true, false or {verify, ca_file, server_name}");
+    s->tls.enabled = true;
+    if ((rc = check_keys(o, p, keys, err)) != 0 ||
+        (rc = get_bool(o, p, "enabled", &s->tls.enabled, err)) != 0 ||
+        (rc = get_bool(o, p, "verify", &s->tls.verify, err)) != 0 ||
+        (rc = get_str(o, p, "ca_file", false, &ca, err)) != 0 ||
+        (rc = get_str(o, p, "server_name", false, &sn, err)) != 0)
+        return rc;
+    if (ca != NULL && strpbrk(ca, "\r\n") != NULL)
+        return fail_field(err, p, "ca_file", "must be one line");
+    if (sn != NULL && !is_hostname(sn))
+        return fail_field(err, p, "server_name", "bad host name \"%s\"", sn);
+    if ((ca != NULL && set_str(&s->tls.ca_file, ca) != 0) ||
+        (sn != NULL && set_str(&s->tls.server_name, sn) != 0))
+        return nomem(err);
+    return 0;
+}
+
+int node_state_check_files(const struct node_state *st, struct node_state_error *err)
+{
+    char p[PATH_LEN], q[PATH_LEN];
+    for (size_t i = 0; i < st->nservices; i++) {
+        const struct lb_service_spec *s = &st->services[i];
+        if (!s->tls.enabled || s->tls.ca_file == NULL)
+            continue;
+        FILE *f = fopen(s->tls.ca_file, "r");
+        if (f != NULL) {
+            fclose(f);
+            continue;
+        }
+        node_path_index(p, sizeof(p), "services", i);
+        node_path_key(q, sizeof(q), p, "tls");
+        return fail_field(err, q, "ca_file", "cannot read \"%s\": %s", s->tls.ca_file,
+                          strerror(errno));
+    }
+    return 0;
+}
+
 static int parse_service(const json_t *v, const char *path, struct lb_service_spec *s,
                          struct node_state_error *err)
 {
-    static const char *const keys[] = {"name",    "targets", "balancer", "hash_on",  "health_check",
-                                       "passive", "sticky",  "retries",  "timeouts", NULL};
+    static const char *const keys[] = {"name",         "targets", "balancer", "hash_on",
+                                       "health_check", "passive", "sticky",   "retries",
+                                       "timeouts",     "tls",     NULL};
     static const char *const passive_keys[] = {"failures", "eject_for", NULL};
     static const char *const sticky_keys[] = {"cookie", "ttl", NULL};
     static const char *const timeout_keys[] = {"connect", "read", "write", NULL};
@@ -783,6 +855,14 @@ static int parse_service(const json_t *v, const char *path, struct lb_service_sp
             (rc = get_duration(o, p, "write", 1, &s->timeouts.write_ms, err)) != 0)
             return rc;
     }
+    if ((rc = parse_tls(v, path, s, err)) != 0)
+        return rc;
+    /* The active checker speaks plain HTTP only: against a TLS port every
+     * probe would fail and take the service down. */
+    if (s->tls.enabled && s->health.enabled)
+        return fail_at_key(err, path, "health_check",
+                           "active health checks are not supported over upstream TLS yet "
+                           "(passive checks are)");
     return 0;
 }
 
@@ -1331,6 +1411,14 @@ static json_t *service_json(struct builder *b, const struct lb_service_spec *s)
     b_put(b, x, "connect", b_duration(s->timeouts.connect_ms));
     b_put(b, x, "read", b_duration(s->timeouts.read_ms));
     b_put(b, x, "write", b_duration(s->timeouts.write_ms));
+    if (s->tls.enabled) {
+        x = b_put(b, o, "tls", json_object());
+        b_put(b, x, "verify", json_boolean(s->tls.verify));
+        if (s->tls.ca_file != NULL)
+            b_put(b, x, "ca_file", json_string(s->tls.ca_file));
+        if (s->tls.server_name != NULL)
+            b_put(b, x, "server_name", json_string(s->tls.server_name));
+    }
     return o;
 }
 

@@ -38,6 +38,11 @@ struct node_state_error {
  * a missing service, bad regexes, bad CIDRs: GV_EINVAL with err filled and
  * out untouched. */
 int node_state_from_json(const json_t *root, struct node_state *out, struct node_state_error *err);
+/* Checks what only this node can: that the files a state names (a service's
+ * tls.ca_file) can be read here. For changes made on this node and the
+ * config file; a state that arrives by gossip is not held to another node's
+ * files. Returns 0 or GV_EINVAL with err filled. */
+int node_state_check_files(const struct node_state *st, struct node_state_error *err);
 /* The canonical JSON of a state (sorted keys, defaults filled in): what
  * GET /config shows and what the config digest is computed over. New ref. */
 json_t *node_state_to_json(const struct node_state *s);
