@@ -50,8 +50,8 @@ static int allow_origin(const struct gw_cors_conf *c, const char *origin, size_t
     int rv;
     if (c->any_origin && !c->credentials)
         return gv_buf_puts(b, "Access-Control-Allow-Origin: *\r\n");
-    rv = gv_buf_printf(b, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)len,
-                       origin);
+    rv =
+        gv_buf_printf(b, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)len, origin);
     if (rv == 0 && c->credentials)
         rv = gv_buf_puts(b, "Access-Control-Allow-Credentials: true\r\n");
     return rv;
@@ -86,8 +86,8 @@ static enum gw_plugin_verdict cors_request_headers(const void *conf, struct gw_r
     if (c->headers != NULL)
         rv = rv ? rv : gv_buf_printf(&b, "Access-Control-Allow-Headers: %s\r\n", c->headers);
     else if (asked != NULL && hlen > 0)
-        rv = rv ? rv
-                : gv_buf_printf(&b, "Access-Control-Allow-Headers: %.*s\r\n", (int)hlen, asked);
+        rv =
+            rv ? rv : gv_buf_printf(&b, "Access-Control-Allow-Headers: %.*s\r\n", (int)hlen, asked);
     if (c->max_age_s >= 0)
         rv = rv ? rv : gv_buf_printf(&b, "Access-Control-Max-Age: %lld\r\n", c->max_age_s);
     rv = rv ? rv : gv_buf_append(&b, "", 1); /* NUL-terminated for gw_request_answer */
@@ -112,7 +112,7 @@ static int cors_response_headers(const void *conf, struct gw_request *r, struct 
 
 const struct gw_plugin_ops gw_plugin_cors = {
     .name = "cors",
-    .order = 50,
+    .order = 7,
     .on_request_headers = cors_request_headers,
     .on_response_headers = cors_response_headers,
     .free_conf = gw_cors_free,

@@ -245,8 +245,9 @@ static enum gw_plugin_verdict ipr_request_headers(const void *conf, struct gw_re
     }
     if (rv == 0 && gw_ip_allowed(c, &client))
         return GW_PLUGIN_NEXT;
-    gw_request_fail(r, 403, rv == 0 ? "forbidden by ip_restriction"
-                                    : "forbidden by ip_restriction: bad X-Forwarded-For");
+    gw_request_fail(r, 403,
+                    rv == 0 ? "forbidden by ip_restriction"
+                            : "forbidden by ip_restriction: bad X-Forwarded-For");
     return GW_PLUGIN_ANSWERED;
 }
 

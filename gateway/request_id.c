@@ -56,7 +56,7 @@ static void rid_free(void *conf)
 
 const struct gw_plugin_ops gw_plugin_request_id = {
     .name = "request_id",
-    .order = 80,
+    .order = 5,
     .on_request_headers = rid_request_headers,
     .on_response_headers = rid_response_headers,
     .free_conf = rid_free,

@@ -78,7 +78,7 @@ def binary() -> str:
             f"grapevine binary not found at {path}: set GRAPEVINE_BIN or build it "
             f"(cmake -S . -B build && cmake --build build)"
         )
-    return path
+    return os.path.abspath(path)  # processes start in their own directories
 
 
 # ----------------------------------------------------------------- ports ----
