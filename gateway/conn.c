@@ -170,6 +170,10 @@ static void access_log(struct gw_request *r, uint64_t dur_us)
     json_str(&b, r->head.data ? r->head.data + r->url_off : "", r->url_len);
     gv_buf_printf(&b, ",\"status\":%d,\"route\":", r->status);
     json_str(&b, route, strlen(route));
+    if (r->consumer != NULL) {
+        gv_buf_puts(&b, ",\"consumer\":");
+        json_str(&b, r->consumer, strlen(r->consumer));
+    }
     gv_buf_puts(&b, ",\"service\":");
     json_str(&b, service, strlen(service));
     const char *target = (s && r->service >= 0 && r->target >= 0)

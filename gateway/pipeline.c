@@ -1,5 +1,6 @@
 /* pipeline.c - building plugin chains and running their phases; see plugin.h. */
 #include "gateway/pipeline.h"
+#include "gateway/auth.h"
 #include "gateway/plugin.h"
 #include "gateway/snapshot.h"
 #include "common/err.h"
@@ -62,6 +63,7 @@ void gw_pipeline_free(struct gw_pipeline *p)
         free(c->v);
     }
     free(p->routes);
+    gw_consumers_free(p->consumers);
     free(p);
 }
 

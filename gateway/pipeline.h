@@ -127,12 +127,17 @@ struct gw_request {
     uint32_t rl_limit, rl_remaining, rl_reset_s;
     /* ---- non-auth plugins (gateway/http_plugins.h); all point into the
      * request's view (its snapshot), so they live as long as the request. */
-    uint64_t body_seen;                       /* request body bytes received so far */
-    const struct gw_hdr_edits *up_edits;      /* request_headers: applied by build_up_head */
-    const struct gw_hdr_edits *down_edits;    /* response_headers: drops in the client head */
-    const struct gw_request_id_conf *rid;     /* request_id: header sent up and echoed */
-    const struct gw_cors_conf *cors;          /* cors: the Origin was allowed */
+    uint64_t body_seen;                        /* request body bytes received so far */
+    const struct gw_hdr_edits *up_edits;       /* request_headers: applied by build_up_head */
+    const struct gw_hdr_edits *down_edits;     /* response_headers: drops in the client head */
+    const struct gw_request_id_conf *rid;      /* request_id: header sent up and echoed */
+    const struct gw_cors_conf *cors;           /* cors: the Origin was allowed */
     uint32_t cors_origin_off, cors_origin_len; /* that Origin, in head */
+    /* ---- auth plugins (gateway/auth.h) */
+    const char *consumer;      /* the identified consumer's name (in the snapshot), or NULL */
+    const char *hide_hdr[3];   /* credential headers not sent upstream */
+    const char *hide_query[2]; /* credential query parameters not sent upstream */
+    uint8_t nhide_hdr, nhide_query;
 };
 
 struct gw_conn {

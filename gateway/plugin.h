@@ -8,9 +8,12 @@
  * global plugins (top-level `plugins:`) merged with the route's own, where a
  * route's plugin replaces a global one of the same name, sorted by order.
  *
- * Fixed order (lower runs first): ip_restriction 10, key_auth/jwt/basic_auth
- * 20, rate_limit 30, request_size_limit 40, cors 50, request_headers 60,
- * response_headers 70, request_id 80. Only rate_limit exists so far.
+ * Fixed order (lower runs first): request_id 5 (so even a refused request
+ * carries its id), cors 7 (browsers send preflights without credentials, so
+ * they are answered before auth), ip_restriction 10, key_auth 20, jwt 21,
+ * basic_auth 22, rate_limit 30 (after auth: it may key on the consumer),
+ * request_size_limit 40, request_headers 60, response_headers 70. A plugin answering
+ * a request (401, 403, 413, 429, a CORS preflight) stops the chain.
  *
  * Phases run on the worker thread and must not block or lock.
  */
@@ -55,9 +58,11 @@ struct gw_chain {
 };
 
 /* One chain per route of a snapshot. */
+struct gw_consumers;
 struct gw_pipeline {
     struct gw_chain *routes;
     size_t nroutes;
+    struct gw_consumers *consumers; /* the auth plugins' table (gateway/auth.h); owned */
 };
 
 /* Building (control thread). A new pipeline with nroutes empty chains. */

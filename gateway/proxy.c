@@ -197,6 +197,42 @@ static bool has_connection_header(const struct gw_headers *hs, const char *base)
     return false;
 }
 
+static bool hidden_header(const struct gw_request *r, const char *name, size_t len)
+{
+    for (uint8_t i = 0; i < r->nhide_hdr; i++)
+        if (gw_name_eq(name, len, r->hide_hdr[i]))
+            return true;
+    return false;
+}
+
+/* The URL without the query parameters an auth plugin read its credential
+ * from (r->hide_query); every other byte as the client sent it. */
+static int append_url_hiding(const struct gw_request *r, struct gv_buf *b, const char *url,
+                             size_t ulen)
+{
+    const char *q = memchr(url, '?', ulen), *end = url + ulen;
+    if (q == NULL)
+        return gv_buf_append(b, url, ulen);
+    int rv = gv_buf_append(b, url, (size_t)(q - url));
+    bool first = true;
+    for (const char *p = q + 1; p <= end && rv == 0;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *pe = amp ? amp : end;
+        bool drop = false;
+        for (uint8_t i = 0; i < r->nhide_query && !drop; i++) {
+            size_t nl = strlen(r->hide_query[i]);
+            drop = (size_t)(pe - p) >= nl && memcmp(p, r->hide_query[i], nl) == 0 &&
+                   (p + nl == pe || p[nl] == '=');
+        }
+        if (!drop && pe > p) {
+            rv = gv_buf_append(b, first ? "?" : "&", 1);
+            rv = rv ? rv : gv_buf_append(b, p, (size_t)(pe - p));
+            first = false;
+        }
+        p = pe + 1;
+    }
+    return rv;
+}
+
 static int build_up_head(struct gw_request *r)
 {
     struct gv_buf *b = &r->up_head;
@@ -222,7 +258,8 @@ static int build_up_head(struct gw_request *r)
     int rv = gv_buf_put2(b, mname, strlen(mname), " ", 1);
     if (ulen == 0 || url[0] != '/')
         rv = rv ? rv : gv_buf_puts(b, "/");
-    rv = rv ? rv : gv_buf_append(b, url, ulen);
+    rv = rv ? rv
+            : (r->nhide_query ? append_url_hiding(r, b, url, ulen) : gv_buf_append(b, url, ulen));
     rv = rv ? rv : gv_buf_puts(b, " HTTP/1.1\r\n");
     for (uint32_t i = 0; i < r->hdrs.n && rv == 0; i++) {
         const struct gw_header *x = &r->hdrs.v[i];
@@ -235,6 +272,10 @@ static int build_up_head(struct gw_request *r)
         /* request_headers removes and replaces; request_id sends its own. */
         if ((r->up_edits != NULL && gw_hdr_edits_drops(r->up_edits, name, nl)) ||
             (r->rid != NULL && gw_name_eq(name, nl, r->rid->header)))
+            continue;
+        /* An auth plugin's credential stays here; X-Consumer is ours to say. */
+        if (r->consumer != NULL &&
+            (hidden_header(r, name, nl) || gw_name_eq(name, nl, "x-consumer")))
             continue;
         if (gw_name_eq(name, nl, "x-forwarded-for")) {
             have_xff = true;
@@ -276,6 +317,8 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gw_hdr_edits_append(r->up_edits, b);
     if (r->rid != NULL)
         rv = rv ? rv : gv_buf_printf(b, "%s: %s\r\n", r->rid->header, r->request_id);
+    if (r->consumer != NULL)
+        rv = rv ? rv : gv_buf_printf(b, "X-Consumer: %s\r\n", r->consumer);
     if (r->upgrade) {
         size_t ul;
         const char *u = gw_request_header(r, "upgrade", &ul);

@@ -109,7 +109,10 @@ static uint64_t key_of(const struct gw_rate_limit_conf *rl, const struct gw_requ
         if (v != NULL)
             return gw_rl_hash(v, len, h ^ 0x686561646572ULL);
         break;           /* no such header: the client's address */
-    case GW_RL_CONSUMER: /* no auth plugin yet: the client's address */
+    case GW_RL_CONSUMER: /* set by an auth plugin; none ran: the client's address */
+        if (r->consumer != NULL)
+            return gw_rl_hash(r->consumer, strlen(r->consumer), h ^ 0x636f6e73ULL);
+        break;
     case GW_RL_IP:
         break;
     }

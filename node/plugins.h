@@ -1,7 +1,7 @@
 /* plugins.h - turns the validated plugin JSON of a node_state (global
  * `plugins` and each route's `plugins`) into the typed per-route chains of a
  * gateway snapshot (gateway/plugin.h), once per snapshot on the control
- * thread. A plugin the gateway does not implement yet is skipped. */
+ * thread. */
 #ifndef GV_NODE_PLUGINS_H
 #define GV_NODE_PLUGINS_H
 

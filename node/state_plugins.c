@@ -3,10 +3,12 @@
  * normalize its config (defaults spelled out, durations canonical); the
  * gateway's typed configs are built from the result (node/plugins.c). */
 #include "node/state_int.h"
+#include "gateway/auth.h"
 
 #include "common/err.h"
 #include "common/util.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,12 +87,13 @@ static int check_cidr_list(const json_t *conf, const char *path, const char *key
 
 static int check_ip_restriction(json_t *conf, const char *path, struct node_state_error *err)
 {
-    static const char *const keys[] = {"allow", "deny", NULL};
-    size_t n = 0;
+    static const char *const keys[] = {"allow", "deny", "trusted_proxies", NULL};
+    size_t n = 0, t = 0;
     int rc;
     if ((rc = sv_check_keys(conf, path, keys, err)) != 0 ||
         (rc = check_cidr_list(conf, path, "allow", &n, err)) != 0 ||
-        (rc = check_cidr_list(conf, path, "deny", &n, err)) != 0)
+        (rc = check_cidr_list(conf, path, "deny", &n, err)) != 0 ||
+        (rc = check_cidr_list(conf, path, "trusted_proxies", &t, err)) != 0)
         return rc;
     return n > 0 ? 0 : sv_fail(err, path, "needs an \"allow\" or \"deny\" list of CIDRs");
 }
@@ -163,17 +166,170 @@ static int check_size_limit(json_t *conf, const char *path, struct node_state_er
     return sv_get_ll(conf, path, "max_bytes", 1, LLONG_MAX, &max, err);
 }
 
+/* A list of HTTP tokens (header names, methods) at conf[key], kept as given. */
+static int check_token_list(const json_t *conf, const char *path, const char *key,
+                            struct node_state_error *err)
+{
+    const json_t *list;
+    const char *s;
+    char p[PATH_LEN], q[PATH_LEN];
+    int rc;
+    if ((rc = sv_get_list(conf, path, key, &list, err)) != 0 || list == NULL)
+        return rc;
+    node_path_key(p, sizeof(p), path, key);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        if ((rc = sv_list_str(list, p, i, &s, err)) != 0)
+            return rc;
+        if (!sv_is_token(s)) {
+            node_path_index(q, sizeof(q), p, i);
+            return sv_fail(err, q, "bad token \"%s\"", s);
+        }
+    }
+    return 0;
+}
+
+/* An origin is "*" or scheme://host[:port] with nothing after it: browsers
+ * send exactly that in Origin, and the gateway compares it as a string. */
+static bool is_origin(const char *s)
+{
+    const char *host;
+    if (strncmp(s, "http://", 7) == 0)
+        host = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        host = s + 8;
+    else
+        return false;
+    if (*host == '\0')
+        return false;
+    for (const char *c = host; *c; c++)
+        if (!(isalnum((unsigned char)*c) || strchr("-.:[]", *c) != NULL))
+            return false;
+    return true;
+}
+
+static int check_cors(json_t *conf, const char *path, struct node_state_error *err)
+{
+    static const char *const keys[] = {"origins",     "methods", "headers", "expose_headers",
+                                       "credentials", "max_age", NULL};
+    const json_t *list;
+    const char *s;
+    char p[PATH_LEN], q[PATH_LEN];
+    bool credentials = false;
+    uint64_t max_age = 0;
+    int rc;
+    if ((rc = sv_check_keys(conf, path, keys, err)) != 0 ||
+        (rc = sv_get_list(conf, path, "origins", &list, err)) != 0)
+        return rc;
+    node_path_key(p, sizeof(p), path, "origins");
+    for (size_t i = 0; list != NULL && i < json_array_size(list); i++) {
+        if ((rc = sv_list_str(list, p, i, &s, err)) != 0)
+            return rc;
+        if (strcmp(s, "*") != 0 && !is_origin(s)) {
+            node_path_index(q, sizeof(q), p, i);
+            return sv_fail(err, q, "bad origin \"%s\" (* or scheme://host[:port])", s);
+        }
+    }
+    if ((rc = check_token_list(conf, path, "methods", err)) != 0 ||
+        (rc = check_token_list(conf, path, "headers", err)) != 0 ||
+        (rc = check_token_list(conf, path, "expose_headers", err)) != 0 ||
+        (rc = sv_get_bool(conf, path, "credentials", &credentials, err)) != 0 ||
+        (rc = sv_get_duration(conf, path, "max_age", 0, &max_age, err)) != 0)
+        return rc;
+    if (sv_field(conf, "max_age") != NULL) {
+        char buf[32];
+        node_format_duration(max_age, buf, sizeof(buf));
+        if (json_object_set_new(conf, "max_age", json_string(buf)) != 0)
+            return sv_nomem(err);
+    }
+    return 0;
+}
+
+static int check_request_id(json_t *conf, const char *path, struct node_state_error *err)
+{
+    static const char *const keys[] = {"header", "pass_through", "echo", NULL};
+    const char *header = "X-Request-Id";
+    bool b = true;
+    int rc;
+    if ((rc = sv_check_keys(conf, path, keys, err)) != 0 ||
+        (rc = sv_get_str(conf, path, "header", false, &header, err)) != 0 ||
+        (rc = sv_get_bool(conf, path, "pass_through", &b, err)) != 0 ||
+        (rc = sv_get_bool(conf, path, "echo", &b, err)) != 0)
+        return rc;
+    if (!sv_is_token(header) || strlen(header) >= 128)
+        return sv_fail_field(err, path, "header", "bad header name \"%s\"", header);
+    return 0;
+}
+
+/* The auth plugins share `forward_credentials` (default false: the gateway
+ * strips the credential before the request goes upstream). */
+static int check_key_auth(json_t *conf, const char *path, struct node_state_error *err)
+{
+    static const char *const keys[] = {"header", "query", "forward_credentials", NULL};
+    const char *header = "X-Api-Key", *query = NULL;
+    bool b;
+    int rc;
+    if ((rc = sv_check_keys(conf, path, keys, err)) != 0 ||
+        (rc = sv_get_str(conf, path, "header", false, &header, err)) != 0 ||
+        (rc = sv_get_str(conf, path, "query", false, &query, err)) != 0 ||
+        (rc = sv_get_bool(conf, path, "forward_credentials", &b, err)) != 0)
+        return rc;
+    if (!sv_is_token(header) || strlen(header) >= 128)
+        return sv_fail_field(err, path, "header", "bad header name \"%s\"", header);
+    if (query != NULL && (strlen(query) >= 128 || strpbrk(query, "&=#?% ") != NULL))
+        return sv_fail_field(err, path, "query", "bad query parameter name \"%s\"", query);
+    return 0;
+}
+
+static int check_jwt_plugin(json_t *conf, const char *path, struct node_state_error *err)
+{
+    static const char *const keys[] = {"header", "query", "clock_skew", "forward_credentials",
+                                       NULL};
+    const char *header = "Authorization", *query = NULL;
+    uint64_t skew = 0;
+    bool b;
+    int rc;
+    if ((rc = sv_check_keys(conf, path, keys, err)) != 0 ||
+        (rc = sv_get_str(conf, path, "header", false, &header, err)) != 0 ||
+        (rc = sv_get_str(conf, path, "query", false, &query, err)) != 0 ||
+        (rc = sv_get_duration(conf, path, "clock_skew", 0, &skew, err)) != 0 ||
+        (rc = sv_get_bool(conf, path, "forward_credentials", &b, err)) != 0)
+        return rc;
+    if (!sv_is_token(header) || strlen(header) >= 128)
+        return sv_fail_field(err, path, "header", "bad header name \"%s\"", header);
+    if (query != NULL && (strlen(query) >= 128 || strpbrk(query, "&=#?% ") != NULL))
+        return sv_fail_field(err, path, "query", "bad query parameter name \"%s\"", query);
+    if (skew > 300000)
+        return sv_fail_field(err, path, "clock_skew", "at most 5m");
+    return 0;
+}
+
+static int check_basic_auth(json_t *conf, const char *path, struct node_state_error *err)
+{
+    static const char *const keys[] = {"realm", "forward_credentials", NULL};
+    const char *realm = NULL;
+    bool b;
+    int rc;
+    if ((rc = sv_check_keys(conf, path, keys, err)) != 0 ||
+        (rc = sv_get_str(conf, path, "realm", false, &realm, err)) != 0 ||
+        (rc = sv_get_bool(conf, path, "forward_credentials", &b, err)) != 0)
+        return rc;
+    if (realm != NULL && (strlen(realm) >= 128 || strpbrk(realm, "\"\\\r\n") != NULL))
+        return sv_fail_field(err, path, "realm",
+                             "must not contain quotes, backslashes or newlines");
+    return 0;
+}
+
 static const struct plugin_rule plugin_rules[] = {
     {"rate_limit", check_rate_limit},
-    {"key_auth", NULL},
-    {"jwt", NULL},
-    {"basic_auth", NULL},
+    {"key_auth", check_key_auth},
+    {"jwt", check_jwt_plugin},
+    {"basic_auth", check_basic_auth},
     {"ip_restriction", check_ip_restriction},
-    {"cors", NULL},
+    {"cors", check_cors},
     {"request_headers", check_header_edits},
     {"response_headers", check_header_edits},
     {"request_size_limit", check_size_limit},
-    {"request_id", NULL},
+    {"request_id", check_request_id},
 };
 
 /* Validates a plugin list [{NAME: {...}}, ...] into a new normalized copy in
@@ -274,7 +430,6 @@ static int check_jwt(json_t *c, const char *path, const char *consumer, struct c
 {
     static const char *const keys[] = {"issuer", "algorithm", "secret", "public_key", NULL};
     json_t *list = json_object_get(c, "jwt");
-    const char *s;
     char p[PATH_LEN], q[PATH_LEN];
     int rc;
     if (json_is_null(list) || list == NULL)
@@ -294,21 +449,60 @@ static int check_jwt(json_t *c, const char *path, const char *consumer, struct c
         node_path_key(ip, sizeof(ip), q, "issuer");
         if ((rc = claim(ix->issuer, iss, consumer, ip, "issuer", true, err)) != 0)
             return rc;
-        if (strcmp(alg, "HS256") == 0) {
-            if ((rc = sv_get_str(j, q, "secret", true, &s, err)) != 0)
-                return rc;
-        } else if (strcmp(alg, "RS256") == 0 || strcmp(alg, "ES256") == 0) {
-            if ((rc = sv_get_str(j, q, "public_key", true, &s, err)) != 0)
-                return rc;
-            if (strstr(s, "-----BEGIN ") == NULL)
-                return sv_fail_field(err, q, "public_key", "must be a PEM public key");
-        } else {
+        enum gw_jwt_alg a;
+        const char *material = NULL, *why = NULL, *want;
+        if (gw_jwt_alg_parse(alg, &a) != 0)
             return sv_fail_field(err, q, "algorithm",
-                                 "unknown algorithm \"%s\" (HS256, RS256 or ES256)", alg);
-        }
+                                 "unknown algorithm \"%s\" (HS256/384/512, RS256/384/512, "
+                                 "ES256/384)",
+                                 alg);
+        want = a <= GW_JWT_HS512 ? "secret" : "public_key";
+        if (sv_field(j, a <= GW_JWT_HS512 ? "public_key" : "secret") != NULL)
+            return sv_fail_at_key(err, q, want, "%s takes \"%s\" only", alg, want);
+        if ((rc = sv_get_str(j, q, want, true, &material, err)) != 0)
+            return rc;
+        /* The key is compiled here, so a state naming a key the gateway
+         * cannot use is refused instead of silently locking users out. */
+        struct gw_jwt_key key;
+        rc = gw_jwt_key_init(&key, iss, a, material, 0, &why);
+        if (rc == GV_ENOMEM)
+            return sv_nomem(err);
+        if (rc != 0)
+            return sv_fail_field(err, q, want, "%s", why ? why : "unusable key");
+        gw_jwt_key_clear(&key);
         if (json_object_set_new(j, "algorithm", json_string(alg)) != 0)
             return sv_nomem(err);
     }
+    return 0;
+}
+
+/* basic_auth keeps no password in stored config: a plain "password" is
+ * replaced by its hash ("password_hash", gateway/auth.h), salted from the
+ * consumer and user names so every node seeding the same file stores the
+ * same object; a given "password_hash" must parse. */
+static int check_password(json_t *b, const char *path, const char *consumer, const char *user,
+                          struct node_state_error *err)
+{
+    const char *pass = NULL, *hash = NULL;
+    struct gw_password pw;
+    char stored[GW_PASSWORD_MAX + 1], seed[2 * NAME_MAX_LEN + 64];
+    int rc;
+    if ((rc = sv_get_str(b, path, "password", false, &pass, err)) != 0 ||
+        (rc = sv_get_str(b, path, "password_hash", false, &hash, err)) != 0)
+        return rc;
+    if ((pass == NULL) == (hash == NULL))
+        return sv_fail(err, path, "needs \"password\" or \"password_hash\" (one of them)");
+    if (hash != NULL)
+        return gw_password_parse(hash, &pw) == 0
+                   ? 0
+                   : sv_fail_field(err, path, "password_hash",
+                                   "not a pbkdf2-sha256$ITERATIONS$SALT$HASH password hash");
+    snprintf(seed, sizeof(seed), "grapevine basic_auth\n%s\n%s", consumer, user);
+    if (gw_password_hash(pass, seed, stored, sizeof(stored)) != 0)
+        return sv_fail_field(err, path, "password", "cannot be hashed");
+    if (json_object_set_new(b, "password_hash", json_string(stored)) != 0)
+        return sv_nomem(err);
+    json_object_del(b, "password");
     return 0;
 }
 
@@ -316,7 +510,7 @@ static int check_consumer(json_t *c, const char *path, size_t index, struct cons
                           struct node_state_error *err)
 {
     static const char *const keys[] = {"name", "key_auth", "jwt", "basic_auth", NULL};
-    static const char *const basic_keys[] = {"username", "password", NULL};
+    static const char *const basic_keys[] = {"username", "password", "password_hash", NULL};
     const char *name = NULL, *s;
     const json_t *list, *prev;
     char p[PATH_LEN], q[PATH_LEN];
@@ -350,19 +544,20 @@ static int check_consumer(json_t *c, const char *path, size_t index, struct cons
         return rc;
     node_path_key(p, sizeof(p), path, "basic_auth");
     for (size_t i = 0; list != NULL && i < json_array_size(list); i++) {
-        const json_t *b = json_array_get(list, i);
-        const char *user = NULL, *pass = NULL;
+        json_t *b = json_array_get(list, i);
+        const char *user = NULL;
         char up[PATH_LEN];
         node_path_index(q, sizeof(q), p, i);
         if ((rc = sv_want_object(b, q, err)) != 0 ||
             (rc = sv_check_keys(b, q, basic_keys, err)) != 0 ||
-            (rc = sv_get_str(b, q, "username", true, &user, err)) != 0 ||
-            (rc = sv_get_str(b, q, "password", true, &pass, err)) != 0)
+            (rc = sv_get_str(b, q, "username", true, &user, err)) != 0)
             return rc;
         node_path_key(up, sizeof(up), q, "username");
         if (strchr(user, ':') != NULL)
             return sv_fail(err, up, "must not contain \":\"");
         if ((rc = claim(ix->users, user, name, up, "username", true, err)) != 0)
+            return rc;
+        if ((rc = check_password(b, q, name, user, err)) != 0)
             return rc;
     }
     return 0;

@@ -24,7 +24,7 @@ APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev
     clang-format curl ca-certificates
-    python3 python3-pip python3-pytest python3-requests
+    python3 python3-pip python3-pytest python3-requests python3-cryptography
     wrk haproxy nginx-light
     procps netcat-openbsd iproute2 util-linux
 )
@@ -163,11 +163,12 @@ quiet_services
 
 # ---- python (for the scenario tests) --------------------------------------
 # The tests run with whichever python3 is first on PATH (CMake finds that
-# one): Debian's gets pytest/requests from apt above; another (pyenv, venv)
+# one): Debian's gets pytest/requests/cryptography (JWT tests sign tokens)
+# from apt above; another (pyenv, venv)
 # gets them from pip. --break-system-packages only when pip insists on it.
-if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests' >/dev/null 2>&1; then
-    log "installing pytest and requests for $(command -v python3) with pip"
-    pip_args=(install -q --disable-pip-version-check pytest requests)
+if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, cryptography' >/dev/null 2>&1; then
+    log "installing pytest, requests and cryptography for $(command -v python3) with pip"
+    pip_args=(install -q --disable-pip-version-check pytest requests cryptography)
     if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
         if grep -q externally-managed <<<"$out"; then
             [[ $(id -u) -ne 0 ]] && pip_args+=(--user)
@@ -177,7 +178,8 @@ if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests' >
             die "pip install failed"
         fi
     fi
-    python3 -c 'import pytest, requests' || die "python3 still cannot import pytest/requests"
+    python3 -c 'import pytest, requests, cryptography' ||
+        die "python3 still cannot import pytest/requests/cryptography"
 fi
 
 log "ready ($((SECONDS - start_time))s)"

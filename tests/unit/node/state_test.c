@@ -404,12 +404,12 @@ static const struct bad_case bad_cases[] = {
      "}",
      "consumers[1].key_auth[0]", "key also belongs to consumer \"a\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"none\"}]}]}",
-     "consumers[0].jwt[0].algorithm", "unknown algorithm \"none\" (HS256, RS256 or ES256)"},
+     "consumers[0].jwt[0].algorithm", "unknown algorithm \"none\" (HS256/384/512, RS256/384/512, ES256/384)"},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\"}]}]}", "consumers[0].jwt[0]",
      "missing \"secret\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"RS256\","
      "\"public_key\":\"abc\"}]}]}",
-     "consumers[0].jwt[0].public_key", "must be a PEM public key"},
+     "consumers[0].jwt[0].public_key", "not a PEM public key"},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"secret\":\"x\"}]},"
      "{\"name\":\"b\",\"jwt\":[{\"issuer\":\"i\",\"secret\":\"y\"}]}]}",
      "consumers[1].jwt[0].issuer", "issuer \"i\" also belongs to consumer \"a\""},
