@@ -125,3 +125,10 @@ uint64_t gv_rand64(void)
     state ^= state >> 27;
     return state * 0x2545F4914F6CDD1DULL;
 }
+
+void gv_hex64(uint64_t v, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = digits[v & 15];
+}

@@ -25,6 +25,8 @@ uint64_t gv_now_us(void);
 
 /* Thread-local fast PRNG (xorshift*); seeded per thread from the clock. */
 uint64_t gv_rand64(void);
+/* Writes v as 16 lowercase hex digits (no NUL). */
+void gv_hex64(uint64_t v, char *out);
 
 #define GV_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
 #define GV_MIN(a, b)                       ((a) < (b) ? (a) : (b))

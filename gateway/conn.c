@@ -398,8 +398,14 @@ static void make_request_id(struct gw_request *r)
             return;
         }
     }
-    snprintf(r->request_id, sizeof(r->request_id), "%016llx%016llx",
-             (unsigned long long)gv_rand64(), (unsigned long long)gv_rand64());
+    gw_request_new_id(r);
+}
+
+void gw_request_new_id(struct gw_request *r)
+{
+    gv_hex64(gv_rand64(), r->request_id);
+    gv_hex64(gv_rand64(), r->request_id + 16);
+    r->request_id[32] = '\0';
 }
 
 static const char *view_header(void *ctx, const char *name, size_t *len)

@@ -117,6 +117,8 @@ struct gw_request_id_conf {
     char header[128];  /* the header name, "X-Request-Id" by default */
     bool pass_through; /* keep a valid incoming id (default true) */
     bool echo;         /* send it back on the response (default true) */
+    bool conn_rule;    /* X-Request-Id with pass_through: what conn.c does for
+                        * every request, so the plugin need not redo it */
 };
 
 /* A client-supplied id is kept when it is 1..32 bytes of [A-Za-z0-9._-]. */

@@ -233,6 +233,8 @@ void gw_conn_uncork(struct gw_conn *c);
 void gw_conn_tick(struct gw_worker *w, uint64_t now_ms);
 /* Header lookup over a request's parsed headers. */
 const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len);
+/* A fresh random id (32 hex digits) in r->request_id. */
+void gw_request_new_id(struct gw_request *r);
 
 /* proxy.c */
 /* Picks a target and sends the request head to it (from the pool or a new

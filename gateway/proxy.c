@@ -315,10 +315,14 @@ static int build_up_head(struct gw_request *r)
     }
     if (r->up_edits != NULL)
         rv = rv ? rv : gw_hdr_edits_append(r->up_edits, b);
-    if (r->rid != NULL)
-        rv = rv ? rv : gv_buf_printf(b, "%s: %s\r\n", r->rid->header, r->request_id);
-    if (r->consumer != NULL)
-        rv = rv ? rv : gv_buf_printf(b, "X-Consumer: %s\r\n", r->consumer);
+    if (r->rid != NULL) {
+        rv = rv ? rv : gv_buf_put2(b, r->rid->header, strlen(r->rid->header), ": ", 2);
+        rv = rv ? rv : gv_buf_put2(b, r->request_id, strlen(r->request_id), "\r\n", 2);
+    }
+    if (r->consumer != NULL) {
+        rv = rv ? rv : gv_buf_put2(b, "X-Consumer: ", 12, r->consumer, strlen(r->consumer));
+        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
+    }
     if (r->upgrade) {
         size_t ul;
         const char *u = gw_request_header(r, "upgrade", &ul);

@@ -29,15 +29,16 @@ static enum gw_plugin_verdict rid_request_headers(const void *conf, struct gw_re
 {
     const struct gw_request_id_conf *c = conf;
     size_t n;
+    r->rid = c;
+    if (c->conn_rule)
+        return GW_PLUGIN_NEXT; /* conn.c applied this very rule to the head */
     const char *v = c->pass_through ? gw_request_header(r, c->header, &n) : NULL;
     if (v != NULL && gw_request_id_valid(v, n) && n < sizeof(r->request_id)) {
         memcpy(r->request_id, v, n);
         r->request_id[n] = '\0';
     } else {
-        snprintf(r->request_id, sizeof(r->request_id), "%016llx%016llx",
-                 (unsigned long long)gv_rand64(), (unsigned long long)gv_rand64());
+        gw_request_new_id(r);
     }
-    r->rid = c;
     return GW_PLUGIN_NEXT;
 }
 
@@ -46,7 +47,9 @@ static int rid_response_headers(const void *conf, struct gw_request *r, struct g
     const struct gw_request_id_conf *c = conf;
     if (!c->echo)
         return 0;
-    return gv_buf_printf(head, "%s: %s\r\n", c->header, r->request_id);
+    int rv = gv_buf_put2(head, c->header, strlen(c->header), ": ", 2);
+    rv = rv ? rv : gv_buf_put2(head, r->request_id, strlen(r->request_id), "\r\n", 2);
+    return rv;
 }
 
 static void rid_free(void *conf)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static size_t fill_cidrs(const json_t *list, struct gw_cidr *out)
 {
@@ -183,5 +184,6 @@ void *node_build_request_id(const json_t *conf, uint64_t seed, const struct gw_p
     snprintf(c->header, sizeof(c->header), "%s", h ? h : "X-Request-Id");
     c->pass_through = !json_is_false(json_object_get(conf, "pass_through"));
     c->echo = !json_is_false(json_object_get(conf, "echo"));
+    c->conn_rule = c->pass_through && strcasecmp(c->header, "X-Request-Id") == 0;
     return c;
 }
