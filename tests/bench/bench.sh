@@ -22,6 +22,11 @@
 #   --ratelimit  grapevine plain against grapevine_rl (the same with a scope
 #                cluster rate_limit that is never reached on every request)
 #                and the ratio of their requests/s (target >= 0.9); no idle test
+#   --plugins    grapevine plain against grapevine_auth (key_auth + request_id
+#                + request/response_headers on every request) and grapevine_jwt
+#                (HS256 jwt on every request) with the ratios of their
+#                requests/s (targets >= 0.9 and >= 0.85); no idle test. Every
+#                proxy gets the same request (API key and bearer token).
 # Env: ROUNDS (3), DURATION (10), IDLE_CONNS (10000), GRAPEVINE_BIN,
 #      BENCH_BASE_PORT (18000), PROXY_CPU (0), LOAD_CPU (1).
 # Without --bin/GRAPEVINE_BIN, a release build is made in build-release/.
@@ -57,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --bin) BIN=$2 && shift ;;
     --out) OUT=$2 && shift ;;
     --ratelimit) PROXIES=grapevine,grapevine_rl RATELIMIT=1 ;;
+    --plugins) PROXIES=grapevine,grapevine_auth,grapevine_jwt PLUGINS=1 ;;
     -h | --help) usage 0 ;;
     *) printf 'bench: unknown argument %s\n' "$1" >&2 && usage 2 ;;
     esac
@@ -71,7 +77,7 @@ die() {
 
 IFS=, read -r -a proxies <<<"$PROXIES"
 for p in "${proxies[@]}"; do
-    [[ $p =~ ^(grapevine|grapevine_rl|haproxy|nginx)$ ]] || die "unknown proxy '$p' in --only"
+    [[ $p =~ ^(grapevine|grapevine_rl|grapevine_auth|grapevine_jwt|haproxy|nginx)$ ]] || die "unknown proxy '$p' in --only"
 done
 [[ $UPSTREAM =~ ^(echo|nginx)$ ]] || die "--upstream is echo or nginx"
 for n in "$ROUNDS" "$DURATION" "$IDLE_CONNS"; do
@@ -126,6 +132,24 @@ done
 
 # ---- process bookkeeping ----------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grapevine-bench.XXXXXX")
+
+# --plugins: every proxy gets the same API key and bearer token, so the only
+# difference between the rows is the work the plugins do.
+BENCH_KEY=bench-key-0123456789
+BENCH_SECRET=bench-secret-0123456789abcdef
+AUTH_HEADERS=()
+if [[ -n ${PLUGINS:-} ]]; then
+    BENCH_TOKEN=$(python3 - "$BENCH_SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"iss": "bench-app", "sub": "bench", "exp": 4102444800}).encode())
+sig = hmac.new(sys.argv[1].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+    )
+    AUTH_HEADERS=(-H "X-Api-Key: $BENCH_KEY" -H "Authorization: Bearer $BENCH_TOKEN")
+fi
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 all_pids=()
@@ -244,6 +268,14 @@ routes:
 EOF
     sed -e 's/^    service: echo$/    service: echo\n    plugins:\n      - rate_limit: {limit: 1000000000, window: 1s, key: ip, scope: cluster}/' \
         "$WORK/grapevine.yaml" >"$WORK/grapevine_rl.yaml"
+    sed -e 's/^    service: echo$/    service: echo\n    plugins:\n      - key_auth: {header: X-Api-Key}\n      - request_headers: {set: {X-Env: bench}, add: {X-Gw: grapevine}, remove: [X-Debug]}\n      - response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}/' \
+        "$WORK/grapevine.yaml" >"$WORK/grapevine_auth.yaml"
+    printf 'plugins:\n  - request_id: {header: X-Request-Id}\nconsumers:\n  - name: bench\n    key_auth: [%s]\n' \
+        "$BENCH_KEY" >>"$WORK/grapevine_auth.yaml"
+    sed -e 's/^    service: echo$/    service: echo\n    plugins:\n      - jwt: {}/' \
+        "$WORK/grapevine.yaml" >"$WORK/grapevine_jwt.yaml"
+    printf 'consumers:\n  - name: bench\n    jwt: [{issuer: bench-app, algorithm: HS256, secret: %s}]\n' \
+        "$BENCH_SECRET" >>"$WORK/grapevine_jwt.yaml"
     cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 1
@@ -318,7 +350,7 @@ EOF
 
 proxy_port() {
     case $1 in
-    grapevine | grapevine_rl) echo "$GV_PORT" ;;
+    grapevine | grapevine_rl | grapevine_auth | grapevine_jwt) echo "$GV_PORT" ;;
     haproxy) echo "$HA_PORT" ;;
     nginx) echo "$NG_PORT" ;;
     esac
@@ -329,7 +361,7 @@ proxy_port() {
 start_proxy() {
     local name=$1
     case $name in
-    grapevine | grapevine_rl)
+    grapevine | grapevine_rl | grapevine_auth | grapevine_jwt)
         spawn "$name" "${pin_proxy[@]}" "$BIN" run -c "$WORK/$name.yaml" --workers 1
         PROXY_PID=$LAST_PID
         wait_port "$GV_PORT" "$PROXY_PID" "$name"
@@ -364,7 +396,7 @@ check_proxy() {
     local name=$1 port body seen="" i
     port=$(proxy_port "$name")
     for i in 1 2 3 4; do
-        body=$(curl -fsS -m 5 "http://127.0.0.1:$port/check/$i") ||
+        body=$(curl -fsS -m 5 "${AUTH_HEADERS[@]}" "http://127.0.0.1:$port/check/$i") ||
             die "$name: request $i failed (log: $(tail -n 5 "$WORK/$name.log" 2>/dev/null))"
         [[ $body == *'"up-1"'* ]] && seen+=1
         [[ $body == *'"up-2"'* ]] && seen+=2
@@ -382,7 +414,7 @@ cputicks() { python3 "$HERE/bench_tool.py" cputicks "${MEM_PIDS[@]}"; }
 run_wrk() {
     local conns=$1 secs=$2 url=$3 out
     out=$(timeout $((secs + 30)) "${pin_load[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency \
-        -s "$HERE/wrk_report.lua" "$url") || die "wrk failed against $url"
+        "${AUTH_HEADERS[@]}" -s "$HERE/wrk_report.lua" "$url") || die "wrk failed against $url"
     grep '^GVBENCH ' <<<"$out" || die "no summary from wrk: $out"
 }
 
@@ -463,7 +495,7 @@ for round in $(seq "$ROUNDS"); do
         bench_round "${proxies[$(((i + round - 1) % n))]}" "$round"
     done
 done
-if [[ -z ${RATELIMIT:-} ]]; then
+if [[ -z ${RATELIMIT:-}${PLUGINS:-} ]]; then
     for p in "${proxies[@]}"; do
         bench_idle "$p"
     done
@@ -476,6 +508,13 @@ if [[ -n ${RATELIMIT:-} ]]; then
     awk '$3 == "rps64" { s[$1] += $4; n[$1]++ }
          END { a = s["grapevine"] / n["grapevine"]; b = s["grapevine_rl"] / n["grapevine_rl"];
                printf "rate_limit (scope cluster, not reached) / plain proxy requests/s: %.0f / %.0f = %.3f (target >= 0.9)\n", b, a, b / a }' "$RESULTS"
+fi
+if [[ -n ${PLUGINS:-} ]]; then
+    awk '$3 == "rps64" { s[$1] += $4; n[$1]++ }
+         END { a = s["grapevine"] / n["grapevine"];
+               b = s["grapevine_auth"] / n["grapevine_auth"]; c = s["grapevine_jwt"] / n["grapevine_jwt"];
+               printf "key_auth + request_id + headers / plain proxy requests/s: %.0f / %.0f = %.3f (target >= 0.9)\n", b, a, b / a;
+               printf "jwt HS256 / plain proxy requests/s: %.0f / %.0f = %.3f (target >= 0.85)\n", c, a, c / a }' "$RESULTS"
 fi
 printf '(proxy pinned to core %s; wrk and upstreams share core %s: when the proxy CPU row is\n' \
     "$PROXY_CPU" "$LOAD_CPU"
