@@ -270,3 +270,17 @@ def test_bad_auth_config_is_refused_with_a_path():
     assert node.admin_get("/config").json()["digest"] == before
     r = requests.get(node.url("/key"), headers={"X-Api-Key": "key-abc"}, timeout=5)
     assert r.status_code == 200
+
+
+def test_seeded_password_hash_is_the_same_on_every_node():
+    """Each node hashes the file's plain password itself: the stored objects
+    (and so the config digests) must agree, or seeded nodes would never
+    converge."""
+    echo = Echo()
+    conf = config(echo)
+    a = Node(name="gw1", config=conf)
+    b = Node(name="gw2", config=conf)
+    da = a.admin_get("/config").json()
+    db = b.admin_get("/config").json()
+    assert da["digest"] == db["digest"]
+    assert da["consumers"][0]["basic_auth"] == db["consumers"][0]["basic_auth"]
