@@ -622,18 +622,24 @@ class Node(Proc):
 
     @staticmethod
     def _connect_host(addr: str) -> str:
-        host = addr.rsplit(":", 1)[0]
+        """The host to connect to for a listen address ("[::1]:80" -> "::1")."""
+        host = addr.rsplit(":", 1)[0].strip("[]")
         return HOST if host in ("0.0.0.0", "", "*") else host
+
+    @staticmethod
+    def _url_host(addr: str) -> str:
+        host = Node._connect_host(addr)
+        return f"[{host}]" if ":" in host else host
 
     def logs(self) -> str:
         return super().logs() + f"\n-- config ({self.config_path}):\n" + self.config_text.rstrip()
 
     # -- clients --
     def url(self, path: str = "/") -> str:
-        return f"http://{self._connect_host(self.listen)}:{self.port}{path}"
+        return f"http://{self._url_host(self.listen)}:{self.port}{path}"
 
     def admin_url(self, path: str = "/") -> str:
-        return f"http://{self._connect_host(self.admin)}:{self.admin_port}{path}"
+        return f"http://{self._url_host(self.admin)}:{self.admin_port}{path}"
 
     def get(self, path: str = "/", **kw: Any):
         kw.setdefault("timeout", HTTP_TIMEOUT)

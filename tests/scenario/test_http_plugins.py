@@ -10,7 +10,7 @@ import socket
 
 import requests
 
-from gvtest import Echo, Node, wait_until
+from gvtest import Echo, Node, free_port, wait_until
 
 
 def config(echo) -> str:
@@ -193,3 +193,41 @@ def test_bad_plugin_config_is_refused_with_a_path():
     assert node.admin_get("/config").json()["digest"] == before
     wait_until(lambda: requests.get(node.url("/hdr"), timeout=5).headers.get("X-Frame-Options") == "DENY",
                5, "the route to keep its old plugins")
+
+
+def test_ip_restriction_with_a_real_ipv6_peer():
+    """The peer itself is IPv6 (the node listens on [::1]); no header involved."""
+    echo = Echo()
+    port, admin, gossip = free_port(), free_port(), free_port()
+    node = Node(config=f"""
+node:
+  name: v6
+  listen: "[::1]:{port}"
+  admin: 127.0.0.1:{admin}
+  gossip: 127.0.0.1:{gossip}
+  data_dir: DATA_DIR
+  access_log: false
+services:
+  - name: s
+    targets: [{{address: {echo.address}}}]
+routes:
+  - name: loop6
+    match: {{paths: [/in], path_type: prefix}}
+    service: s
+    plugins:
+      - ip_restriction: {{allow: ["::1/128"]}}
+  - name: not-loop6
+    match: {{paths: [/out], path_type: prefix}}
+    service: s
+    plugins:
+      - ip_restriction: {{allow: ["2001:db8::/32", 127.0.0.0/8]}}
+  - name: deny6
+    match: {{paths: [/deny], path_type: prefix}}
+    service: s
+    plugins:
+      - ip_restriction: {{deny: ["::/0"]}}
+""")
+    assert node.url("/in").startswith("http://[::1]:")
+    assert requests.get(node.url("/in"), timeout=5).status_code == 200
+    assert requests.get(node.url("/out"), timeout=5).status_code == 403
+    assert requests.get(node.url("/deny"), timeout=5).status_code == 403
