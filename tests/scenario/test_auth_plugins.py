@@ -284,3 +284,37 @@ def test_seeded_password_hash_is_the_same_on_every_node():
     db = b.admin_get("/config").json()
     assert da["digest"] == db["digest"]
     assert da["consumers"][0]["basic_auth"] == db["consumers"][0]["basic_auth"]
+
+
+def test_consumers_and_auth_changes_spread_to_every_node():
+    """A consumer and an auth plugin put on gw1 are enforced by gw2 and gw3;
+    a revoked key stops working everywhere."""
+    echo = Echo()
+    conf = f"""
+services:
+  - name: s
+    targets: [{{address: {echo.address}}}]
+routes:
+  - name: open
+    match: {{paths: [/], path_type: prefix}}
+    service: s
+"""
+    first = Node(conf, name="gw1")
+    nodes = [first] + [Node(conf, name=f"gw{i}", args=["--join", first.gossip]) for i in (2, 3)]
+    r = first.admin_put("/config/consumers/zoe", json={"key_auth": ["key-zoe"]})
+    assert r.status_code == 200, r.text
+    r = first.admin_put("/config/routes/open", json={
+        "match": {"paths": ["/"], "path_type": "prefix"}, "service": "s",
+        "plugins": [{"key_auth": {}}]})
+    assert r.status_code == 200, r.text
+
+    def enforced_everywhere():
+        return all(n.get("/x").status_code == 401 and
+                   n.get("/x", headers={"X-Api-Key": "key-zoe"}).status_code == 200 for n in nodes)
+    wait_until(enforced_everywhere, 10, "every node to require the key and accept zoe's")
+    assert first.admin_put("/config/consumers/zoe", json={"key_auth": ["key-zoe-2"]}).status_code == 200
+
+    def revoked_everywhere():
+        return all(n.get("/x", headers={"X-Api-Key": "key-zoe"}).status_code == 401 and
+                   n.get("/x", headers={"X-Api-Key": "key-zoe-2"}).status_code == 200 for n in nodes)
+    wait_until(revoked_everywhere, 10, "the old key to be refused and the new one accepted everywhere")
