@@ -270,7 +270,7 @@ static int conn_write(struct echo_conn *c, uv_write_t *req, const uv_buf_t *bufs
  * engine for the next read. */
 static ssize_t tls_decrypt(struct echo_conn *c, const char *data, size_t len)
 {
-    if (gw_tls_feed(c->tls, data, len) != 0)
+    if (len > 0 && gw_tls_feed(c->tls, data, len) != 0)
         return UV_ENOMEM;
     size_t got = 0;
     int st = GW_TLS_WANT;
@@ -378,6 +378,8 @@ static void conn_linger(struct echo_conn *c)
 
 /* ---- HTTP answers ---- */
 
+static void tls_pump(struct echo_conn *c);
+
 static void answer_done(struct echo_conn *c)
 {
     gv_buf_reset(&c->out);
@@ -388,6 +390,7 @@ static void answer_done(struct echo_conn *c)
     }
     c->state = CONN_HTTP;
     conn_parse(c);
+    tls_pump(c);
 }
 
 static void on_answer_written(uv_write_t *req, int status);
@@ -544,6 +547,7 @@ static void on_ws_written(uv_write_t *req, int status)
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WS_LOW_WATER) {
         c->ws_paused = false;
         read_start(c);
+        tls_pump(c);
     }
 }
 
@@ -1003,6 +1007,42 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
 }
 
+/* Hands n bytes read into rbuf to the parser or the WebSocket. */
+static void deliver(struct echo_conn *c, size_t n)
+{
+    switch (c->state) {
+    case CONN_HTTP:
+        c->rpos = 0;
+        c->rlen = n;
+        conn_parse(c);
+        break;
+    case CONN_WS:
+        ws_feed(c, c->rbuf, n);
+        break;
+    default:
+        break; /* lingering: drop input */
+    }
+}
+
+/* Plaintext the TLS engine still holds: a read decrypts into rbuf only as
+ * much as fits, and the rest would otherwise wait for the next socket read,
+ * which never comes once the peer has sent everything. Runs while the
+ * connection takes input. */
+static void tls_pump(struct echo_conn *c)
+{
+    while (c->tls != NULL && c->rpos == c->rlen &&
+           (c->state == CONN_HTTP || (c->state == CONN_WS && !c->ws_paused))) {
+        ssize_t n = tls_decrypt(c, NULL, 0);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            conn_close(c);
+            return;
+        }
+        deliver(c, (size_t)n);
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct echo_conn *c = s->data;
@@ -1016,18 +1056,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    switch (c->state) {
-    case CONN_HTTP:
-        c->rpos = 0;
-        c->rlen = (size_t)nread;
-        conn_parse(c);
-        break;
-    case CONN_WS:
-        ws_feed(c, c->rbuf, (size_t)nread);
-        break;
-    default:
-        break; /* lingering: drop input */
-    }
+    deliver(c, (size_t)nread);
+    tls_pump(c);
 }
 
 /* ---- server ---- */
