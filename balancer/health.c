@@ -25,6 +25,7 @@ struct hc_conf {
     uint64_t timeout_ms;
     int healthy;
     int unhealthy;
+    bool tls;
     char strings[]; /* the four strings above */
 };
 
@@ -57,6 +58,8 @@ struct hc_target {
     bool reconnect; /* connect to ai_cur once the tcp handle has closed */
     bool got_status;
     bool retired;
+    void *tls;        /* this probe's TLS engine (tls services), or NULL */
+    bool tls_req_out; /* the request went into the TLS engine */
 };
 
 struct lb_health {
@@ -69,11 +72,14 @@ struct lb_health {
     bool stopping;
     struct lb_health_hooks hooks;
     void *hooks_arg;
+    const struct lb_probe_tls_ops *tls_ops;
+    void *tls_arg;
     void (*done)(void *arg);
     void *done_arg;
 };
 
 static void probe_start(struct hc_target *t);
+static void tls_pump(struct hc_target *t, const char *data, size_t len);
 static void probe_finish(struct hc_target *t, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -124,8 +130,18 @@ static void tcp_close_cb(uv_handle_t *handle)
     target_maybe_free(t);
 }
 
+/* The probe's TLS engine goes with its connection. */
+static void tls_drop(struct hc_target *t)
+{
+    if (t->tls != NULL)
+        t->h->tls_ops->close(t->tls);
+    t->tls = NULL;
+    t->tls_req_out = false;
+}
+
 static void tcp_close(struct hc_target *t)
 {
+    tls_drop(t);
     if (t->tcp_busy && !uv_is_closing((uv_handle_t *)&t->tcp))
         uv_close((uv_handle_t *)&t->tcp, tcp_close_cb);
 }
@@ -239,6 +255,15 @@ static void verdict_from_status(struct hc_target *t)
         probe_finish(t, false, "status %d", t->status);
 }
 
+static void on_response_bytes(struct hc_target *t, const char *data, size_t len)
+{
+    llhttp_errno_t err = llhttp_execute(&t->parser, data, len);
+    if (t->got_status)
+        verdict_from_status(t);
+    else if (err != HPE_OK)
+        probe_finish(t, false, "bad response: %s", llhttp_errno_name(err));
+}
+
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     struct hc_target *t = GV_CONTAINER_OF((uv_tcp_t *)handle, struct hc_target, tcp);
@@ -252,11 +277,10 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (!t->probing || nread == 0)
         return;
     if (nread > 0) {
-        llhttp_errno_t err = llhttp_execute(&t->parser, buf->base, (size_t)nread);
-        if (t->got_status)
-            verdict_from_status(t);
-        else if (err != HPE_OK)
-            probe_finish(t, false, "bad response: %s", llhttp_errno_name(err));
+        if (t->tls != NULL)
+            tls_pump(t, buf->base, (size_t)nread);
+        else
+            on_response_bytes(t, buf->base, (size_t)nread);
         return;
     }
     if (nread == UV_EOF) {
@@ -268,6 +292,90 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     probe_finish(t, false, "read: %s", uv_strerror((int)nread));
+}
+
+/* One write of TLS records; its bytes live with the request. */
+struct hc_write {
+    uv_write_t req;
+    struct hc_target *t;
+    char data[];
+};
+
+static void tls_write_cb(uv_write_t *req, int status)
+{
+    struct hc_write *w = GV_CONTAINER_OF(req, struct hc_write, req);
+    struct hc_target *t = w->t;
+    free(w);
+    if (t->probing && status < 0 && status != UV_ECANCELED)
+        probe_finish(t, false, "write: %s", uv_strerror(status));
+}
+
+/* Sends whatever records the engine has. false when the probe ended. */
+static bool tls_flush(struct hc_target *t)
+{
+    const struct lb_probe_tls_ops *ops = t->h->tls_ops;
+    char buf[16384];
+    size_t n;
+    while (t->tls != NULL && (n = ops->take_output(t->tls, buf, sizeof(buf))) > 0) {
+        struct hc_write *w = malloc(sizeof(*w) + n);
+        if (w == NULL) {
+            probe_finish(t, false, "out of memory");
+            return false;
+        }
+        w->t = t;
+        memcpy(w->data, buf, n);
+        uv_buf_t b = uv_buf_init(w->data, (unsigned int)n);
+        int rc = uv_write(&w->req, (uv_stream_t *)&t->tcp, &b, 1, tls_write_cb);
+        if (rc < 0) {
+            free(w);
+            probe_finish(t, false, "write: %s", uv_strerror(rc));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Feeds ciphertext (may be none: the first call starts the handshake),
+ * sends the request once the handshake is done, parses what decrypts. */
+static void tls_pump(struct hc_target *t, const char *data, size_t len)
+{
+    const struct lb_probe_tls_ops *ops = t->h->tls_ops;
+    char plain[1024];
+    if (len > 0 && ops->feed(t->tls, data, len) < 0) {
+        probe_finish(t, false, "tls: %s", ops->failure(t->tls));
+        return;
+    }
+    for (;;) {
+        int n = ops->read(t->tls, plain, sizeof(plain));
+        if (n > 0) {
+            on_response_bytes(t, plain, (size_t)n);
+            if (!t->probing)
+                return;
+            continue;
+        }
+        if (n == -1) { /* close_notify: the peer is done */
+            llhttp_finish(&t->parser);
+            if (t->got_status)
+                verdict_from_status(t);
+            else
+                probe_finish(t, false, "connection closed before a response");
+            return;
+        }
+        if (n < 0) {
+            probe_finish(t, false, "tls: %s", ops->failure(t->tls));
+            return;
+        }
+        if (!t->tls_req_out && ops->handshake_done(t->tls)) {
+            t->tls_req_out = true;
+            if (ops->write(t->tls, t->req, strlen(t->req)) < 0) {
+                probe_finish(t, false, "tls: %s", ops->failure(t->tls));
+                return;
+            }
+            continue; /* nothing to read yet, but flush below */
+        }
+        break;
+    }
+    tls_flush(t);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -314,11 +422,28 @@ static void connect_cb(uv_connect_t *req, int status)
     t->phase = HC_RESPONSE;
     llhttp_init(&t->parser, HTTP_RESPONSE, &hc_parser_settings);
     t->parser.data = t;
-    uv_buf_t b = uv_buf_init(t->req, (unsigned int)strlen(t->req));
-    int rc = uv_write(&t->write, (uv_stream_t *)&t->tcp, &b, 1, write_cb);
-    if (rc < 0) {
-        probe_finish(t, false, "write: %s", uv_strerror(rc));
-        return;
+    int rc;
+    if (t->conf->tls) {
+        const struct lb_probe_tls_ops *ops = t->h->tls_ops;
+        if (ops == NULL) {
+            probe_finish(t, false, "tls: not available");
+            return;
+        }
+        t->tls = ops->open(t->h->tls_arg, t->conf->service, t->conf->host, t->conf->address);
+        if (t->tls == NULL) {
+            probe_finish(t, false, "tls: no context for this service");
+            return;
+        }
+        tls_pump(t, NULL, 0); /* the ClientHello */
+        if (!t->probing)
+            return;
+    } else {
+        uv_buf_t b = uv_buf_init(t->req, (unsigned int)strlen(t->req));
+        rc = uv_write(&t->write, (uv_stream_t *)&t->tcp, &b, 1, write_cb);
+        if (rc < 0) {
+            probe_finish(t, false, "write: %s", uv_strerror(rc));
+            return;
+        }
     }
     rc = uv_read_start((uv_stream_t *)&t->tcp, alloc_cb, read_cb);
     if (rc < 0)
@@ -507,6 +632,7 @@ static int conf_new(const struct lb_service_spec *s, const struct lb_target_spec
     c->timeout_ms = s->health.timeout_ms;
     c->healthy = GV_MAX(1, s->health.healthy);
     c->unhealthy = GV_MAX(1, s->health.unhealthy);
+    c->tls = s->tls.enabled;
     *out = c;
     return 0;
 }
@@ -658,6 +784,12 @@ fail:
     free(confs);
     free(fresh);
     return rc;
+}
+
+void lb_health_set_tls(struct lb_health *h, const struct lb_probe_tls_ops *ops, void *arg)
+{
+    h->tls_ops = ops;
+    h->tls_arg = arg;
 }
 
 void lb_health_set_hooks(struct lb_health *h, const struct lb_health_hooks *hooks, void *arg)

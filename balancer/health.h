@@ -14,7 +14,9 @@
  * running until the done callback has been called.
  *
  * A probe: resolve the host (numeric addresses skip the resolver; names go
- * through uv_getaddrinfo, trying each address in turn), connect, send
+ * through uv_getaddrinfo, trying each address in turn), connect (for a
+ * service with tls, then a TLS handshake through lb_health_set_tls's
+ * engine, verified as the proxy's connections are), send
  *   GET <path> HTTP/1.1, Host: <address>, User-Agent: grapevine-health,
  *   Connection: close
  * and read the status line and headers. 2xx and 3xx pass; any other status,
@@ -68,6 +70,31 @@ struct lb_health_hooks {
                           const char *why);
 };
 void lb_health_set_hooks(struct lb_health *h, const struct lb_health_hooks *hooks, void *arg);
+
+/* TLS for the probes of services with tls. balancer/ does no TLS itself: the
+ * node hands it a client engine per probe (the proxy's upstream engine on the
+ * service's context), driven over memory buffers. All calls on the loop's
+ * thread; the engine is the checker's until close. Without ops, a probe of a
+ * TLS service fails with "tls: not available".
+ *   open: an engine for a probe of address (host: its name or IP), or NULL
+ *         when the service has no TLS context now;
+ *   feed: ciphertext read from the socket, 0 or < 0;
+ *   read: drives the handshake and decrypts: > 0 plaintext bytes, 0 when it
+ *         needs more input, -1 on close_notify, < -1 on failure;
+ *   write: encrypts all of len, 0 or < 0 (only after handshake_done);
+ *   take_output: moves ciphertext to send into buf, returns its length;
+ *   failure: why the handshake failed (certificate error or TLS reason). */
+struct lb_probe_tls_ops {
+    void *(*open)(void *arg, const char *service, const char *host, const char *address);
+    int (*feed)(void *eng, const void *data, size_t len);
+    int (*read)(void *eng, void *buf, size_t cap);
+    int (*write)(void *eng, const void *data, size_t len);
+    size_t (*take_output)(void *eng, void *buf, size_t cap);
+    bool (*handshake_done)(void *eng);
+    const char *(*failure)(void *eng);
+    void (*close)(void *eng);
+};
+void lb_health_set_tls(struct lb_health *h, const struct lb_probe_tls_ops *ops, void *arg);
 
 /* Applies a verdict reached elsewhere (another node's report) to the checked
  * target (service, address): active_healthy, reason and last_check_ms as a

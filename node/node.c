@@ -470,6 +470,7 @@ int node_run(const struct node_run_opts *o)
         goto out_slot;
     if (lb_health_start(&n->loop, &n->health) != 0)
         goto out_loop;
+    node_health_tls_init(n);
     if (node_cstate_open(n, &n->cstate) != 0)
         goto out_health;
     if (start_workers(n) != 0)

@@ -255,15 +255,7 @@ static int parse_service(const json_t *v, const char *path, struct lb_service_sp
             (rc = sv_get_duration(o, p, "write", 1, &s->timeouts.write_ms, err)) != 0)
             return rc;
     }
-    if ((rc = parse_tls(v, path, s, err)) != 0)
-        return rc;
-    /* The active checker speaks plain HTTP only: against a TLS port every
-     * probe would fail and take the service down. */
-    if (s->tls.enabled && s->health.enabled)
-        return sv_fail_at_key(err, path, "health_check",
-                              "active health checks are not supported over upstream TLS yet "
-                              "(passive checks are)");
-    return 0;
+    return parse_tls(v, path, s, err);
 }
 
 /* ---------------------------------------------------------------------------

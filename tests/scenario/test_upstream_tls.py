@@ -195,3 +195,46 @@ def test_new_connection_resumes_the_session(setup):
     stats = echo.stats()
     assert stats["tls_handshakes"] >= 3, stats
     assert stats["tls_resumed"] >= 1, stats
+
+
+def test_active_health_checks_speak_tls(tmp_path):
+    """A service with tls is probed over TLS, verified like proxied
+    connections: the probes reach a TLS echo and keep it healthy; a service
+    whose certificate name does not match is marked unhealthy by its probes
+    (and answers 503, not 502 per request); a killed echo goes unhealthy and
+    returns when it is back."""
+    make_pki(tmp_path)
+    echo = TlsEcho(tmp_path)
+    ca = tmp_path / "ca.pem"
+    hc = "    health_check: {path: /healthz, interval: 300ms, timeout: 300ms, healthy: 1, unhealthy: 2}\n"
+    cfg = ("services:\n"
+           + service("good", echo.address, f"{{ca_file: {ca}, server_name: echo.test}}") + hc
+           + service("wrongname", echo.address, f"{{ca_file: {ca}, server_name: other.test}}") + hc
+           + "routes:\n" + route("good") + route("wrongname"))
+    node = Node(cfg)
+    first = echo.stats()["healthz"]
+    wait_until(lambda: echo.stats()["healthz"] >= first + 3, 10, "TLS probes to reach the echo")
+    wait_until(lambda: node.backend_healthy("good", echo.address) is True and
+               node.backend_healthy("wrongname", echo.address) is False, 10,
+               "good healthy and wrongname unhealthy by their probes")
+    assert node.get("/good").status_code == 200
+    r = node.get("/wrongname")
+    assert r.status_code == 503, r.text
+    wait_until(lambda: "tls:" in node.logs(), 5, "the probe's TLS failure in the log")
+    echo.kill()
+    wait_until(lambda: node.backend_healthy("good", echo.address) is False, 5,
+               "the killed TLS echo to go unhealthy")
+    echo.start()
+    wait_until(lambda: node.backend_healthy("good", echo.address) is True, 10,
+               "the TLS echo to be healthy again")
+    assert node.get("/good").status_code == 200
+
+
+def test_many_large_bodies_through_upstream_tls(setup):
+    """100 KB bodies, each on a new client connection, through the pooled
+    TLS connection: the echo once left the records that did not fit its read
+    buffer inside the TLS engine and stalled the 10th-20th request."""
+    node, _, _ = setup
+    for i in range(60):
+        r = requests.post(node.url("/good/post"), data=b"x" * 100000, timeout=HTTP_TIMEOUT)
+        assert r.status_code == 200 and r.json()["body_bytes"] == 100000, i

@@ -86,6 +86,11 @@ static void test_forms(void)
     CHECK_INT(load(SVC(",\"tls\":{\"enabled\":false,\"verify\":false}"), &st, &err), 0);
     CHECK(!st.services[0].tls.enabled);
     node_state_free(&st);
+
+    /* Probes speak TLS to a TLS service (node/health_tls.c). */
+    CHECK_INT(load(SVC(",\"tls\":true,\"health_check\":{}"), &st, &err), 0);
+    CHECK(st.services[0].tls.enabled && st.services[0].health.enabled);
+    node_state_free(&st);
 }
 
 static const struct {
@@ -99,8 +104,6 @@ static const struct {
     {SVC(",\"tls\":{\"server_name\":\"a b\"}"), "services[0].tls.server_name",
      "bad host name \"a b\""},
     {SVC(",\"tls\":{\"sni\":\"a\"}"), "services[0].tls", "unknown key \"sni\""},
-    {SVC(",\"tls\":true,\"health_check\":{}"), "services[0]",
-     "active health checks are not supported over upstream TLS yet (passive checks are)"},
 };
 
 static void test_errors(void)
