@@ -73,21 +73,6 @@ static void b64url_encode(const uint8_t *in, size_t n, char *out)
     }
 }
 
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
 /* Decodes exactly n chars (a multiple of 4) into n/4*3 bytes; GV_EINVAL on
  * any character outside the alphabet. */
 static int b64url_decode(const char *in, size_t n, uint8_t *out)
@@ -95,7 +80,7 @@ static int b64url_decode(const char *in, size_t n, uint8_t *out)
     for (size_t i = 0; i < n; i += 4) {
         uint32_t v = 0;
         for (size_t j = 0; j < 4; j++) {
-            int d = b64url_value(in[i + j]);
+            int d = gv_b64url_value(in[i + j]);
             if (d < 0)
                 return GV_EINVAL;
             v = v << 6 | (uint32_t)d;

@@ -132,3 +132,51 @@ void gv_hex64(uint64_t v, char *out)
     for (int i = 15; i >= 0; i--, v >>= 4)
         out[i] = digits[v & 15];
 }
+
+int gv_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int gv_b64url_value(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+long gv_percent_decode(const char *in, size_t len, char *out, size_t cap, bool plus_is_space)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = in[i];
+        if (ch == '%') {
+            int hi = i + 2 < len ? gv_hexval((unsigned char)in[i + 1]) : -1;
+            int lo = hi < 0 ? -1 : gv_hexval((unsigned char)in[i + 2]);
+            if (lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (ch == '+' && plus_is_space) {
+            ch = ' ';
+        }
+        if (n == cap)
+            return -1;
+        out[n++] = ch;
+    }
+    return (long)n;
+}

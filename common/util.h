@@ -3,6 +3,7 @@
 #define GV_COMMON_UTIL_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Parses "250ms", "2s", "1m", "1h" (a bare number means seconds) into
@@ -27,6 +28,14 @@ uint64_t gv_now_us(void);
 uint64_t gv_rand64(void);
 /* Writes v as 16 lowercase hex digits (no NUL). */
 void gv_hex64(uint64_t v, char *out);
+/* The value of one hex digit, or -1. */
+int gv_hexval(int c);
+/* The value of one base64url (RFC 4648 section 5) character, or -1. */
+int gv_b64url_value(int c);
+/* Percent-decodes in[0..len) into out (cap bytes); with plus_is_space a '+'
+ * is a space (query strings). Returns the decoded length, or -1 on a bad
+ * escape, an encoded NUL or when out is too small. */
+long gv_percent_decode(const char *in, size_t len, char *out, size_t cap, bool plus_is_space);
 
 #define GV_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
 #define GV_MIN(a, b)                       ((a) < (b) ? (a) : (b))

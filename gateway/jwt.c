@@ -1,6 +1,7 @@
 /* jwt.c - see jwt.h. */
 #include "gateway/jwt.h"
 #include "common/err.h"
+#include "common/util.h"
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -165,21 +166,6 @@ uint64_t gw_jwt_keys_gen(void)
 
 /* ---- verification ---------------------------------------------------------- */
 
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
 /* Decodes n base64url characters (already checked to be in the alphabet) into
  * out, which has room for n / 4 * 3 + 3 bytes. Translation to base64 goes
  * through a small fixed buffer, a chunk at a time. 0 or GV_EINVAL. */
@@ -189,8 +175,8 @@ static int b64url_decode(const char *s, size_t n, unsigned char *out, size_t *ou
     size_t o = 0;
     /* A lone trailing character cannot hold a byte; unused trailing bits must be
      * zero so that every byte string has exactly one encoding. */
-    if (n % 4 == 1 || (n % 4 == 2 && (b64url_value(s[n - 1]) & 0x0f) != 0) ||
-        (n % 4 == 3 && (b64url_value(s[n - 1]) & 0x03) != 0))
+    if (n % 4 == 1 || (n % 4 == 2 && (gv_b64url_value(s[n - 1]) & 0x0f) != 0) ||
+        (n % 4 == 3 && (gv_b64url_value(s[n - 1]) & 0x03) != 0))
         return GV_EINVAL;
     for (size_t i = 0; i < n; i += sizeof(chunk)) {
         size_t m = n - i < sizeof(chunk) ? n - i : sizeof(chunk);
@@ -337,7 +323,7 @@ int gw_jwt_verify(const struct gw_jwt_keys *ks, const char *tok, size_t len, int
             if (++dots > 2)
                 goto fail;
             *(dots == 1 ? &dot1 : &dot2) = i;
-        } else if (b64url_value((unsigned char)tok[i]) < 0) {
+        } else if (gv_b64url_value((unsigned char)tok[i]) < 0) {
             goto fail;
         }
     }

@@ -4,20 +4,10 @@
  * Also the helpers the three auth plugins share. */
 #include "gateway/auth.h"
 #include "gateway/pipeline.h"
+#include "common/util.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 long gw_auth_query(const struct gw_request *r, const char *name, char *buf, size_t n)
 {
@@ -30,20 +20,8 @@ long gw_auth_query(const struct gw_request *r, const char *name, char *buf, size
         q = amp;
         if ((size_t)(pe - p) <= nl || memcmp(p, name, nl) != 0 || p[nl] != '=')
             continue;
-        size_t len = 0;
-        for (const char *v = p + nl + 1; v < pe; v++) {
-            char ch = *v;
-            if (ch == '%' && pe - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
-                ch = (char)(hexval(v[1]) * 16 + hexval(v[2]));
-                v += 2;
-            } else if (ch == '+') {
-                ch = ' ';
-            }
-            if (len == n)
-                return -1;
-            buf[len++] = ch;
-        }
-        return len > 0 ? (long)len : -1;
+        long len = gv_percent_decode(p + nl + 1, (size_t)(pe - p - nl - 1), buf, n, true);
+        return len > 0 ? len : -1;
     }
     return -1;
 }

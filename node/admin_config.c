@@ -3,6 +3,7 @@
  * change is on disk. */
 #include "cluster/store.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "node/admin_int.h"
 #include "node/cstate.h"
 
@@ -36,33 +37,14 @@ static void reply_refused(struct admin_conn *c, int rv, int kind, const char *na
         admin_reply_error(c, 500, gv_strerror(rv));
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes in into out (at least strlen(in) + 1 bytes). Returns 0, or
  * -1 on a bad escape or an encoded NUL. */
 static int percent_decode(const char *in, char *out)
 {
-    while (*in != '\0') {
-        if (*in == '%') {
-            int hi = hexval(in[1]), lo = hi < 0 ? -1 : hexval(in[2]);
-            if (lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            *out++ = (char)(hi * 16 + lo);
-            in += 3;
-        } else {
-            *out++ = *in++;
-        }
-    }
-    *out = '\0';
+    long n = gv_percent_decode(in, strlen(in), out, strlen(in), false);
+    if (n < 0)
+        return -1;
+    out[n] = '\0';
     return 0;
 }
 

@@ -63,8 +63,11 @@ static int check_rate_limit(json_t *conf, const char *path, struct node_state_er
     return 0;
 }
 
-static int check_cidr_list(const json_t *conf, const char *path, const char *key, size_t *count,
-                           struct node_state_error *err)
+/* A list of strings at conf[key], each of which ok() accepts ("bad WHAT
+ * \"...\"" otherwise); *count grows by its length. */
+static int check_str_list(const json_t *conf, const char *path, const char *key,
+                          bool (*ok)(const char *), const char *what, size_t *count,
+                          struct node_state_error *err)
 {
     const json_t *list;
     const char *s;
@@ -76,13 +79,19 @@ static int check_cidr_list(const json_t *conf, const char *path, const char *key
     for (size_t i = 0; i < json_array_size(list); i++) {
         if ((rc = sv_list_str(list, p, i, &s, err)) != 0)
             return rc;
-        if (!sv_is_cidr(s)) {
+        if (!ok(s)) {
             node_path_index(q, sizeof(q), p, i);
-            return sv_fail(err, q, "bad CIDR \"%s\"", s);
+            return sv_fail(err, q, "bad %s \"%s\"", what, s);
         }
     }
     *count += json_array_size(list);
     return 0;
+}
+
+static int check_cidr_list(const json_t *conf, const char *path, const char *key, size_t *count,
+                           struct node_state_error *err)
+{
+    return check_str_list(conf, path, key, sv_is_cidr, "CIDR", count, err);
 }
 
 static int check_ip_restriction(json_t *conf, const char *path, struct node_state_error *err)
@@ -170,22 +179,8 @@ static int check_size_limit(json_t *conf, const char *path, struct node_state_er
 static int check_token_list(const json_t *conf, const char *path, const char *key,
                             struct node_state_error *err)
 {
-    const json_t *list;
-    const char *s;
-    char p[PATH_LEN], q[PATH_LEN];
-    int rc;
-    if ((rc = sv_get_list(conf, path, key, &list, err)) != 0 || list == NULL)
-        return rc;
-    node_path_key(p, sizeof(p), path, key);
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        if ((rc = sv_list_str(list, p, i, &s, err)) != 0)
-            return rc;
-        if (!sv_is_token(s)) {
-            node_path_index(q, sizeof(q), p, i);
-            return sv_fail(err, q, "bad token \"%s\"", s);
-        }
-    }
-    return 0;
+    size_t n = 0;
+    return check_str_list(conf, path, key, sv_is_token, "token", &n, err);
 }
 
 /* An origin is "*" or scheme://host[:port] with nothing after it: browsers

@@ -3,6 +3,8 @@
 #include "common/util.h"
 #include "test.h"
 
+#include <string.h>
+
 static void test_duration(void)
 {
     uint64_t ms = 7;
@@ -51,4 +53,30 @@ static void test_hash(void)
     CHECK(gv_hash64("abc", 3, 0) != gv_hash64("abc", 3, 1));
 }
 
-TEST_MAIN(TEST(test_duration), TEST(test_hostport), TEST(test_hash))
+static void test_decoders(void)
+{
+    char out[16];
+    CHECK_INT(gv_percent_decode("a%20b+c", 7, out, sizeof(out), true), 5);
+    CHECK(memcmp(out, "a b c", 5) == 0);
+    CHECK_INT(gv_percent_decode("a%20b+c", 7, out, sizeof(out), false), 5);
+    CHECK(memcmp(out, "a b+c", 5) == 0);
+    CHECK_INT(gv_percent_decode("%2F%2f", 6, out, sizeof(out), false), 2);
+    CHECK(memcmp(out, "//", 2) == 0);
+    CHECK_INT(gv_percent_decode("%00", 3, out, sizeof(out), false), -1); /* encoded NUL */
+    CHECK_INT(gv_percent_decode("%2", 2, out, sizeof(out), false), -1);  /* cut short */
+    CHECK_INT(gv_percent_decode("%zz", 3, out, sizeof(out), false), -1);
+    CHECK_INT(gv_percent_decode("%41%4", 4, out, sizeof(out), false), -1); /* len ends the escape */
+    CHECK_INT(gv_percent_decode("abcd", 4, out, 3, false), -1);            /* too small */
+    CHECK_INT(gv_percent_decode("", 0, out, 0, false), 0);
+    CHECK_INT(gv_hexval('f'), 15);
+    CHECK_INT(gv_hexval('G'), -1);
+    CHECK_INT(gv_b64url_value('-'), 62);
+    CHECK_INT(gv_b64url_value('_'), 63);
+    CHECK_INT(gv_b64url_value('+'), -1);
+    CHECK_INT(gv_b64url_value(0xff), -1);
+    char hex[17] = {0};
+    gv_hex64(0x0123456789abcdefULL, hex);
+    CHECK_STR(hex, "0123456789abcdef");
+}
+
+TEST_MAIN(TEST(test_duration), TEST(test_hostport), TEST(test_hash), TEST(test_decoders))
