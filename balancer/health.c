@@ -264,6 +264,17 @@ static void on_response_bytes(struct hc_target *t, const char *data, size_t len)
         probe_finish(t, false, "bad response: %s", llhttp_errno_name(err));
 }
 
+/* The connection ended (EOF, or TLS close_notify): a head read so far
+ * decides, else the probe failed. */
+static void on_response_end(struct hc_target *t)
+{
+    llhttp_finish(&t->parser);
+    if (t->got_status)
+        verdict_from_status(t);
+    else
+        probe_finish(t, false, "connection closed before a response");
+}
+
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     struct hc_target *t = GV_CONTAINER_OF((uv_tcp_t *)handle, struct hc_target, tcp);
@@ -284,11 +295,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == UV_EOF) {
-        llhttp_finish(&t->parser);
-        if (t->got_status)
-            verdict_from_status(t);
-        else
-            probe_finish(t, false, "connection closed before a response");
+        on_response_end(t);
         return;
     }
     probe_finish(t, false, "read: %s", uv_strerror((int)nread));
@@ -354,11 +361,7 @@ static void tls_pump(struct hc_target *t, const char *data, size_t len)
             continue;
         }
         if (n == -1) { /* close_notify: the peer is done */
-            llhttp_finish(&t->parser);
-            if (t->got_status)
-                verdict_from_status(t);
-            else
-                probe_finish(t, false, "connection closed before a response");
+            on_response_end(t);
             return;
         }
         if (n < 0) {

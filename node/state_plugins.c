@@ -255,6 +255,18 @@ static int check_request_id(json_t *conf, const char *path, struct node_state_er
     return 0;
 }
 
+/* Where key_auth and jwt read the credential: a header name and an optional
+ * query parameter name (both fit the gateway's 128-byte fields). */
+static int check_credential_source(const char *path, const char *header, const char *query,
+                                   struct node_state_error *err)
+{
+    if (!sv_is_token(header) || strlen(header) >= 128)
+        return sv_fail_field(err, path, "header", "bad header name \"%s\"", header);
+    if (query != NULL && (strlen(query) >= 128 || strpbrk(query, "&=#?% ") != NULL))
+        return sv_fail_field(err, path, "query", "bad query parameter name \"%s\"", query);
+    return 0;
+}
+
 /* The auth plugins share `forward_credentials` (default false: the gateway
  * strips the credential before the request goes upstream). */
 static int check_key_auth(json_t *conf, const char *path, struct node_state_error *err)
@@ -268,10 +280,8 @@ static int check_key_auth(json_t *conf, const char *path, struct node_state_erro
         (rc = sv_get_str(conf, path, "query", false, &query, err)) != 0 ||
         (rc = sv_get_bool(conf, path, "forward_credentials", &b, err)) != 0)
         return rc;
-    if (!sv_is_token(header) || strlen(header) >= 128)
-        return sv_fail_field(err, path, "header", "bad header name \"%s\"", header);
-    if (query != NULL && (strlen(query) >= 128 || strpbrk(query, "&=#?% ") != NULL))
-        return sv_fail_field(err, path, "query", "bad query parameter name \"%s\"", query);
+    if ((rc = check_credential_source(path, header, query, err)) != 0)
+        return rc;
     return 0;
 }
 
@@ -289,10 +299,8 @@ static int check_jwt_plugin(json_t *conf, const char *path, struct node_state_er
         (rc = sv_get_duration(conf, path, "clock_skew", 0, &skew, err)) != 0 ||
         (rc = sv_get_bool(conf, path, "forward_credentials", &b, err)) != 0)
         return rc;
-    if (!sv_is_token(header) || strlen(header) >= 128)
-        return sv_fail_field(err, path, "header", "bad header name \"%s\"", header);
-    if (query != NULL && (strlen(query) >= 128 || strpbrk(query, "&=#?% ") != NULL))
-        return sv_fail_field(err, path, "query", "bad query parameter name \"%s\"", query);
+    if ((rc = check_credential_source(path, header, query, err)) != 0)
+        return rc;
     if (skew > 300000)
         return sv_fail_field(err, path, "clock_skew", "at most 5m");
     return 0;
