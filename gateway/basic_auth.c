@@ -127,8 +127,12 @@ static enum gw_plugin_verdict ba_request_headers(const void *conf, struct gw_req
         return deny(c, r, "malformed basic credentials");
     size_t ulen = (size_t)(colon - plain);
     const struct gw_cred *cred = gw_consumers_by_user(c->consumers, (const char *)plain, ulen);
-    bool ok =
-        cred != NULL && gw_password_check(&cred->pw, (const char *)colon + 1, (size_t)n - ulen - 1);
+    /* An unknown user pays the same hash as a wrong password, so the
+     * answer's timing does not tell which user names exist. */
+    static const struct gw_password nobody = {.iterations = GW_PASSWORD_ITERATIONS, .salt_len = 16};
+    bool ok = gw_password_check(cred != NULL ? &cred->pw : &nobody, (const char *)colon + 1,
+                                (size_t)n - ulen - 1) &&
+              cred != NULL;
     OPENSSL_cleanse(plain, sizeof(plain));
     if (!ok)
         return deny(c, r, "invalid basic credentials");
