@@ -142,6 +142,19 @@ routes:
     match:
       paths: ["/"]
     service: demo
+  - name: api
+    match:
+      paths: ["/api"]
+      path_type: prefix
+    service: demo
+    plugins:
+      - key_auth: {header: X-Api-Key}
+      - rate_limit: {limit: 5, window: 1s, key: consumer, scope: cluster}
+consumers:
+  - name: alice
+    key_auth: [demo-key-alice]
+plugins:
+  - request_id: {header: X-Request-Id}
 EOF
 done
 
@@ -162,12 +175,18 @@ grapevine demo is running: a three-node cluster (configs and logs in $WORK)
   gw2  proxy http://127.0.0.1:$((PROXY_PORT + 1))  admin http://127.0.0.1:$((ADMIN_PORT + 1))
   gw3  proxy http://127.0.0.1:$((PROXY_PORT + 2))  admin http://127.0.0.1:$((ADMIN_PORT + 2))
   every node: service "demo" (round_robin over echo-1 :$ECHO1_PORT, echo-2 :$ECHO2_PORT, echo-3 :$ECHO3_PORT)
+  /api needs an API key (consumer alice: demo-key-alice) and allows alice 5 requests/s cluster-wide
 
 Try:
   curl -s localhost:$PROXY_PORT/hello     # any node answers: also :$((PROXY_PORT + 1)), :$((PROXY_PORT + 2))
   $BIN ctl --admin 127.0.0.1:$ADMIN_PORT members
   $BIN ctl --admin 127.0.0.1:$((ADMIN_PORT + 2)) backends
   curl localhost:$ADMIN_PORT/metrics
+  curl -i localhost:$PROXY_PORT/api/x                              # 401: no key
+  curl -s -H 'X-Api-Key: demo-key-alice' localhost:$((PROXY_PORT + 1))/api/x   # X-Consumer: alice upstream
+  for p in $PROXY_PORT $((PROXY_PORT + 1)) $((PROXY_PORT + 2)) $PROXY_PORT $((PROXY_PORT + 1)) $((PROXY_PORT + 2)); do
+      curl -s -o /dev/null -w '%{http_code} ' -H 'X-Api-Key: demo-key-alice' localhost:\$p/api; done; echo
+                                                                    # 429 once alice has used her 5/s, counted over all three nodes
   curl -X POST localhost:$ECHO1_PORT/fail      # echo-1 turns unhealthy; /recover brings it back
   kill gw3 (pkill -f gw3.yaml) and watch 'ctl members' on gw1 mark it dead
 
