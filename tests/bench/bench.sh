@@ -505,16 +505,13 @@ log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n'
 python3 "$HERE/bench_tool.py" report "$RESULTS" "${proxies[@]}"
 if [[ -n ${RATELIMIT:-} ]]; then
-    awk '$3 == "rps64" { s[$1] += $4; n[$1]++ }
-         END { a = s["grapevine"] / n["grapevine"]; b = s["grapevine_rl"] / n["grapevine_rl"];
-               printf "rate_limit (scope cluster, not reached) / plain proxy requests/s: %.0f / %.0f = %.3f (target >= 0.9)\n", b, a, b / a }' "$RESULTS"
+    python3 "$HERE/bench_tool.py" ratio "$RESULTS" grapevine grapevine_rl \
+        "rate_limit (scope cluster, not reached)" 0.9
 fi
 if [[ -n ${PLUGINS:-} ]]; then
-    awk '$3 == "rps64" { s[$1] += $4; n[$1]++ }
-         END { a = s["grapevine"] / n["grapevine"];
-               b = s["grapevine_auth"] / n["grapevine_auth"]; c = s["grapevine_jwt"] / n["grapevine_jwt"];
-               printf "key_auth + request_id + headers / plain proxy requests/s: %.0f / %.0f = %.3f (target >= 0.9)\n", b, a, b / a;
-               printf "jwt HS256 / plain proxy requests/s: %.0f / %.0f = %.3f (target >= 0.85)\n", c, a, c / a }' "$RESULTS"
+    python3 "$HERE/bench_tool.py" ratio "$RESULTS" grapevine grapevine_auth \
+        "key_auth + request_id + headers" 0.9
+    python3 "$HERE/bench_tool.py" ratio "$RESULTS" grapevine grapevine_jwt "jwt HS256" 0.85
 fi
 printf '(proxy pinned to core %s; wrk and upstreams share core %s: when the proxy CPU row is\n' \
     "$PROXY_CPU" "$LOAD_CPU"

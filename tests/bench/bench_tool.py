@@ -201,6 +201,26 @@ def cmd_report(args):
           f"requests/s, worse for latency, CPU and memory)")
 
 
+def cmd_ratio(args):
+    """One line: OTHER / BASE requests/s (64 connections), medians over the
+    rounds like the table above, with the means beside them."""
+    vals = {}
+    with open(args.results) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 4 and parts[2] == "rps64":
+                vals.setdefault(parts[0], []).append(float(parts[3]))
+    base, other = vals.get(args.base), vals.get(args.other)
+    if not base or not other:
+        print(f"{args.label}: no results")
+        return 1
+    mb, mo = statistics.median(base), statistics.median(other)
+    ab, ao = statistics.mean(base), statistics.mean(other)
+    print(f"{args.label} / plain proxy requests/s: {mo:,.0f} / {mb:,.0f} = {mo / mb:.3f} "
+          f"(target >= {args.target}; means {ao:,.0f} / {ab:,.0f} = {ao / ab:.3f})")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,8 +239,15 @@ def main():
     p.add_argument("results")
     p.add_argument("proxies", nargs="+")
     p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("ratio")
+    p.add_argument("results")
+    p.add_argument("base")
+    p.add_argument("other")
+    p.add_argument("label")
+    p.add_argument("target")
+    p.set_defaults(fn=cmd_ratio)
     args = ap.parse_args()
-    args.fn(args)
+    return args.fn(args)
 
 
 if __name__ == "__main__":
