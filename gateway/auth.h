@@ -11,8 +11,8 @@
  * Credentials are looked up by value: sorted arrays and binary search, so a
  * lookup costs O(log n) comparisons and no allocation. Expensive checks (a
  * password hash, an RSA signature) are remembered per worker thread for
- * credentials that passed, keyed by the table's generation, so a repeated
- * credential costs a lookup.
+ * credentials that passed (gateway/cred_cache.h), so a repeated credential
+ * costs a lookup.
  */
 #ifndef GV_GATEWAY_AUTH_H
 #define GV_GATEWAY_AUTH_H
@@ -67,8 +67,8 @@ struct gw_consumers {
     size_t n;
     struct gw_cred *keys, *users; /* sorted by (len, bytes) once sealed */
     size_t nkeys, nusers;
-    struct gw_jwt_keys jwt; /* issuers -> keys */
-    uint64_t gen;           /* unique per table, for the per-thread caches */
+    struct gw_jwt_keys jwt; /* issuers -> keys; jwt.gen keys their cache entries */
+    uint64_t users_gen;     /* keys the basic_auth users' cache entries */
 };
 
 /* Building (control thread). Each returns 0 or a negative error. */

@@ -3,11 +3,12 @@
  *
  * PBKDF2-HMAC-SHA256 at GW_PASSWORD_ITERATIONS costs a few milliseconds, far
  * too much per request; a credential that passed is remembered per worker
- * thread (the verified-credential cache in jwt.c, keyed by the consumer
- * table's generation and the exact header value), so a client that repeats
+ * thread (gateway/cred_cache.h, keyed by the consumer table's users_gen and
+ * the exact header value), so a client that repeats
  * it costs a lookup. A wrong password always pays the full hash.
  */
 #include "gateway/auth.h"
+#include "gateway/cred_cache.h"
 #include "gateway/pipeline.h"
 #include "common/err.h"
 
@@ -20,9 +21,6 @@
 #include <strings.h>
 
 #define SALT_LEN 16
-/* basic_auth's entries in the shared cache carry the table's generation with
- * the top bit set, so a cached password never answers a jwt lookup. */
-#define CACHE_GEN(c) ((c)->gen | (1ULL << 63))
 
 int gw_password_hash(const char *password, const char *salt_seed, char *out, size_t outlen)
 {
@@ -107,9 +105,8 @@ static enum gw_plugin_verdict ba_request_headers(const void *conf, struct gw_req
     const char *v = gw_request_header(r, "authorization", &len);
     if (v == NULL || len < 6 || strncasecmp(v, "Basic ", 6) != 0)
         return deny(c, r, "missing basic credentials");
-    int64_t far = INT64_MAX / 4;
     size_t idx;
-    if (gw_jwt_cache_get(CACHE_GEN(c->consumers), v, len, 0, 0, &idx) &&
+    if (gw_cred_cache_get(c->consumers->users_gen, v, len, 0, 0, &idx) &&
         idx < c->consumers->nusers) {
         gw_auth_identified(c, r, c->consumers->users[idx].consumer, "authorization", NULL);
         return GW_PLUGIN_NEXT;
@@ -136,7 +133,8 @@ static enum gw_plugin_verdict ba_request_headers(const void *conf, struct gw_req
     OPENSSL_cleanse(plain, sizeof(plain));
     if (!ok)
         return deny(c, r, "invalid basic credentials");
-    gw_jwt_cache_put(CACHE_GEN(c->consumers), v, len, far, (size_t)(cred - c->consumers->users));
+    gw_cred_cache_put(c->consumers->users_gen, v, len, INT64_MAX,
+                      (size_t)(cred - c->consumers->users));
     gw_auth_identified(c, r, cred->consumer, "authorization", NULL);
     return GW_PLUGIN_NEXT;
 }

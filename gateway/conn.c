@@ -387,16 +387,10 @@ static void make_request_id(struct gw_request *r)
 {
     size_t n;
     const char *v = gw_request_header(r, "x-request-id", &n);
-    if (v != NULL && n > 0 && n < sizeof(r->request_id)) {
-        bool ok = true;
-        for (size_t i = 0; i < n; i++)
-            if (!isalnum((unsigned char)v[i]) && v[i] != '-' && v[i] != '_' && v[i] != '.')
-                ok = false;
-        if (ok) {
-            memcpy(r->request_id, v, n);
-            r->request_id[n] = '\0';
-            return;
-        }
+    if (v != NULL && gw_request_id_valid(v, n) && n < sizeof(r->request_id)) {
+        memcpy(r->request_id, v, n);
+        r->request_id[n] = '\0';
+        return;
     }
     gw_request_new_id(r);
 }

@@ -1,6 +1,7 @@
 /* consumers.c - the snapshot's consumer table: credentials sorted by value
  * for the auth plugins' lookups (see auth.h). */
 #include "gateway/auth.h"
+#include "gateway/cred_cache.h"
 #include "common/err.h"
 
 #include <stdlib.h>
@@ -9,8 +10,10 @@
 struct gw_consumers *gw_consumers_new(void)
 {
     struct gw_consumers *c = calloc(1, sizeof(*c));
-    if (c != NULL)
-        c->gen = gw_jwt_keys_gen();
+    if (c != NULL) {
+        c->jwt.gen = gw_cred_cache_gen();
+        c->users_gen = gw_cred_cache_gen();
+    }
     return c;
 }
 
@@ -89,7 +92,6 @@ void gw_consumers_seal(struct gw_consumers *c)
         qsort(c->keys, c->nkeys, sizeof(*c->keys), cred_cmp);
     if (c->nusers > 1)
         qsort(c->users, c->nusers, sizeof(*c->users), cred_cmp);
-    c->jwt.gen = c->gen;
 }
 
 static const struct gw_cred *find(const struct gw_cred *v, size_t n, const char *s, size_t len)

@@ -16,15 +16,11 @@
 
 #include <limits.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MALFORMED "malformed token"
 #define NOMEM     "out of memory"
-
-_Static_assert((GW_JWT_CACHE_SLOTS & (GW_JWT_CACHE_SLOTS - 1)) == 0,
-               "cache slots must be a power of two");
 
 enum family { FAM_HS, FAM_RS, FAM_ES };
 
@@ -156,12 +152,6 @@ void gw_jwt_key_clear(struct gw_jwt_key *k)
     free(k->secret);
     EVP_PKEY_free(k->pkey);
     memset(k, 0, sizeof(*k));
-}
-
-uint64_t gw_jwt_keys_gen(void)
-{
-    static _Atomic uint64_t last;
-    return atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
 }
 
 /* ---- verification ---------------------------------------------------------- */
@@ -376,77 +366,4 @@ fail:
     json_decref(pl);
     ERR_pop_to_mark();
     return rc;
-}
-
-/* ---- per-thread cache ------------------------------------------------------ */
-
-struct cache_entry {
-    char *tok; /* owned copy; NULL: empty */
-    size_t len;
-    uint64_t gen;
-    int64_t exp;
-    size_t key_index;
-};
-
-static _Thread_local struct cache_entry *cache; /* GW_JWT_CACHE_SLOTS, or NULL */
-
-/* FNV-1a over the whole token: tokens of one issuer share their header and
- * often most of the payload, and differ at the end. */
-static struct cache_entry *cache_slot(const char *tok, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)tok[i];
-        h *= 1099511628211ULL;
-    }
-    h ^= h >> 32;
-    return &cache[h & (GW_JWT_CACHE_SLOTS - 1)];
-}
-
-bool gw_jwt_cache_get(uint64_t gen, const char *tok, size_t len, int64_t now, int64_t skew,
-                      size_t *key_index)
-{
-    if (cache == NULL || tok == NULL || len == 0 || len > GW_JWT_CACHE_MAX_LEN)
-        return false;
-    struct cache_entry *e = cache_slot(tok, len);
-    /* Constant-time compare: timing must not tell how much of a cached (valid)
-     * token a probe got right. */
-    if (e->tok == NULL || e->gen != gen || e->len != len || CRYPTO_memcmp(e->tok, tok, len) != 0)
-        return false;
-    if (now >= sat_add(e->exp, skew < 0 ? 0 : skew)) {
-        free(e->tok);
-        e->tok = NULL;
-        return false;
-    }
-    *key_index = e->key_index;
-    return true;
-}
-
-void gw_jwt_cache_put(uint64_t gen, const char *tok, size_t len, int64_t exp, size_t key_index)
-{
-    if (tok == NULL || len == 0 || len > GW_JWT_CACHE_MAX_LEN)
-        return;
-    if (cache == NULL && (cache = calloc(GW_JWT_CACHE_SLOTS, sizeof(*cache))) == NULL)
-        return;
-    struct cache_entry *e = cache_slot(tok, len);
-    if (e->tok == NULL || e->len != len) {
-        free(e->tok);
-        if ((e->tok = malloc(len)) == NULL)
-            return;
-    }
-    memcpy(e->tok, tok, len);
-    e->len = len;
-    e->gen = gen;
-    e->exp = exp;
-    e->key_index = key_index;
-}
-
-void gw_jwt_cache_reset(void)
-{
-    if (cache == NULL)
-        return;
-    for (size_t i = 0; i < GW_JWT_CACHE_SLOTS; i++)
-        free(cache[i].tok);
-    free(cache);
-    cache = NULL;
 }

@@ -1,11 +1,10 @@
 /* jwt.h - JWT (compact JWS) verification for the jwt auth plugin: per-consumer
  * keys (HMAC secrets, RSA and EC public keys), signature and time checks, and
- * a per-thread cache of tokens already verified.
+ * (verified tokens are remembered in gateway/cred_cache.h).
  *
  * Threads: keys and key sets are built on the control thread at config load
  * and are read-only afterwards; gw_jwt_verify may run on any number of
- * workers at once on the same key set. The cache is thread-local: each worker
- * has its own and must call gw_jwt_cache_reset before it exits.
+ * workers at once on the same key set.
  * Times ("now", "exp", "nbf", "skew") are seconds since the Unix epoch.
  */
 #ifndef GV_GATEWAY_JWT_H
@@ -17,9 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_JWT_MAX_LEN       8192 /* longer tokens are rejected */
-#define GW_JWT_CACHE_SLOTS   256  /* per thread */
-#define GW_JWT_CACHE_MAX_LEN 1024 /* longer tokens are not cached */
+#define GW_JWT_MAX_LEN 8192 /* longer tokens are rejected */
 
 enum gw_jwt_alg {
     GW_JWT_HS256,
@@ -60,11 +57,8 @@ void gw_jwt_key_clear(struct gw_jwt_key *k);
 struct gw_jwt_keys {
     struct gw_jwt_key *v; /* issuers are unique (the config validator guarantees it) */
     size_t n;
-    uint64_t gen; /* unique per key set, for the cache (gw_jwt_keys_gen()) */
+    uint64_t gen; /* unique per key set, for the cache (gw_cred_cache_gen()) */
 };
-
-/* A process-wide unique, never-reused generation number (atomic counter); never 0. */
-uint64_t gw_jwt_keys_gen(void);
 
 /* Verifies a compact JWS (header.payload.signature, base64url without padding; reject padding
  * '=' and any character outside the base64url alphabet; reject tokens over 8 KiB).
@@ -90,19 +84,5 @@ uint64_t gw_jwt_keys_gen(void);
  * confuse SSL_get_error on the same worker). */
 int gw_jwt_verify(const struct gw_jwt_keys *ks, const char *tok, size_t len, int64_t now,
                   int64_t skew, const struct gw_jwt_key **key, int64_t *exp, const char **why);
-
-/* A per-thread cache (thread-local, 256 entries allocated on first put, direct-mapped by a
- * hash of the token, storing a copy of the token bytes so a hit is an exact match, never a
- * hash collision) of verified tokens: a repeated token costs a lookup. get returns true and
- * the key index (position in ks->v) when tok was verified under generation gen and
- * now < exp + skew (the caller passes the same skew); an expired entry is dropped. Tokens
- * longer than 1 KiB (and empty ones) are not cached: put ignores them, get misses. put
- * replaces whatever shared the slot and silently does nothing when out of memory. Only put
- * tokens that gw_jwt_verify accepted, with the exp and key index it returned.
- * gw_jwt_cache_reset frees this thread's entries (call at thread exit; tests call it). */
-bool gw_jwt_cache_get(uint64_t gen, const char *tok, size_t len, int64_t now, int64_t skew,
-                      size_t *key_index);
-void gw_jwt_cache_put(uint64_t gen, const char *tok, size_t len, int64_t exp, size_t key_index);
-void gw_jwt_cache_reset(void);
 
 #endif

@@ -5,6 +5,7 @@
  * consumer. A token that verified is remembered per worker thread until it
  * expires, so a repeated token costs a lookup. */
 #include "gateway/auth.h"
+#include "gateway/cred_cache.h"
 #include "gateway/pipeline.h"
 
 #include <stdio.h>
@@ -27,7 +28,7 @@ static enum gw_plugin_verdict jwt_request_headers(const void *conf, struct gw_re
 {
     const struct gw_auth_conf *c = conf;
     const struct gw_jwt_keys *ks = &c->consumers->jwt;
-    char buf[2048];
+    char buf[GW_JWT_MAX_LEN];
     size_t len = 0;
     const char *tok = gw_request_header(r, c->header, &len), *query = NULL;
     if (tok != NULL && strcasecmp(c->header, "authorization") == 0) {
@@ -58,11 +59,11 @@ static enum gw_plugin_verdict jwt_request_headers(const void *conf, struct gw_re
     size_t idx;
     const struct gw_jwt_key *key = NULL;
     const char *why = "invalid token";
-    if (!gw_jwt_cache_get(ks->gen, tok, len, now, c->skew_s, &idx) || idx >= ks->n) {
+    if (!gw_cred_cache_get(ks->gen, tok, len, now, c->skew_s, &idx) || idx >= ks->n) {
         if (gw_jwt_verify(ks, tok, len, now, c->skew_s, &key, &exp, &why) != 0)
             return deny(r, why);
         idx = (size_t)(key - ks->v);
-        gw_jwt_cache_put(ks->gen, tok, len, exp, idx);
+        gw_cred_cache_put(ks->gen, tok, len, exp, idx);
     }
     gw_auth_identified(c, r, (uint32_t)ks->v[idx].consumer, query ? NULL : c->header, query);
     return GW_PLUGIN_NEXT;

@@ -1,6 +1,6 @@
 /* worker.c - proxy worker threads: loop, listener, config views, timeouts,
  * access log and graceful drain. */
-#include "gateway/jwt.h"
+#include "gateway/cred_cache.h"
 #include "gateway/pipeline.h"
 #include "gateway/tls.h"
 #include "common/err.h"
@@ -238,7 +238,7 @@ static void *worker_main(void *arg)
     gv_buf_free(&w->cork);
     gw_view_unref(w->view);
     w->view = NULL;
-    gw_jwt_cache_reset(); /* this thread's verified tokens and passwords */
+    gw_cred_cache_reset(); /* this thread's verified tokens and passwords */
     /* Close whatever is left (nothing, normally) so the loop can close. */
     uv_run(&w->loop, UV_RUN_NOWAIT);
     return NULL;

@@ -3,6 +3,7 @@
  * (ASan), against a key set with an HMAC, an RSA and an EC credential. A
  * token that verifies is offered to the cache and looked up again. */
 #include "gateway/jwt.h"
+#include "gateway/cred_cache.h"
 #include "common/err.h"
 
 #include <openssl/evp.h>
@@ -43,7 +44,7 @@ static void init_keys(void)
         gw_jwt_key_init(&keys[2], "es", GW_JWT_ES256, ec_pem, 2, &why) != 0)
         abort();
     ks.n = 3;
-    ks.gen = gw_jwt_keys_gen();
+    ks.gen = gw_cred_cache_gen();
     free(rsa_pem);
     free(ec_pem);
     EVP_PKEY_free(rsa);
@@ -67,13 +68,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         size_t idx;
         if (key == NULL || key < keys || key >= keys + ks.n)
             abort();
-        gw_jwt_cache_put(ks.gen, tok, len, exp, (size_t)(key - keys));
-        if (gw_jwt_cache_get(ks.gen, tok, len, 1700000000, 30, &idx) && idx != (size_t)(key - keys))
+        gw_cred_cache_put(ks.gen, tok, len, exp, (size_t)(key - keys));
+        if (gw_cred_cache_get(ks.gen, tok, len, 1700000000, 30, &idx) &&
+            idx != (size_t)(key - keys))
             abort();
     } else if (why == NULL || (rv != GV_EINVAL && rv != GV_ENOMEM)) {
         abort(); /* every refusal says why */
     }
     free(tok);
-    gw_jwt_cache_reset();
+    gw_cred_cache_reset();
     return 0;
 }

@@ -13,8 +13,8 @@ static void test_hash_round_trip(void)
     CHECK_INT(gw_password_hash("wonderland", "alice\nalice", a, sizeof(a)), 0);
     CHECK_INT(gw_password_hash("wonderland", "alice\nalice", b, sizeof(b)), 0);
     CHECK_INT(gw_password_hash("wonderland", "bob\nalice", c, sizeof(c)), 0);
-    CHECK_STR(a, b);             /* same seed and password: same stored form on every node */
-    CHECK(strcmp(a, c) != 0);    /* another seed: another salt */
+    CHECK_STR(a, b);          /* same seed and password: same stored form on every node */
+    CHECK(strcmp(a, c) != 0); /* another seed: another salt */
     CHECK(strncmp(a, "pbkdf2-sha256$10000$", 20) == 0);
     CHECK(strstr(a, "wonderland") == NULL);
     CHECK_INT(gw_password_parse(a, &pw), 0);
@@ -38,7 +38,9 @@ static void test_parse_refusals(void)
         "pbkdf2-sha256$10000$$",
         "pbkdf2-sha256$999$c2FsdHNhbHRzYWx0$" /* too few iterations */,
         "pbkdf2-sha256$x$c2FsdHNhbHRzYWx0$AAAA",
-        "pbkdf2-sha256$10000$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" /* 4-byte salt */,
+        "pbkdf2-sha256$10000$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" /* 4-byte salt
+                                                                                     */
+        ,
         "pbkdf2-sha256$10000$c2FsdHNhbHRzYWx0$AAAA" /* 3-byte hash */,
         "pbkdf2-sha256$10000$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=$x",
         "pbkdf2-sha256$10000$!!!!$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
@@ -80,7 +82,7 @@ static void test_consumer_lookups(void)
     const struct gw_cred *u = gw_consumers_by_user(c, "bob", 3);
     CHECK(u != NULL && u->consumer == bob && gw_password_check(&u->pw, "pw", 2));
     CHECK(gw_consumers_by_user(c, "eve", 3) == NULL);
-    CHECK(c->jwt.gen == c->gen && c->gen != 0);
+    CHECK(c->jwt.gen != 0 && c->users_gen != 0 && c->jwt.gen != c->users_gen);
     gw_consumers_free(c);
 }
 

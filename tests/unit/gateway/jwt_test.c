@@ -3,6 +3,7 @@
  * tokens, key refusals, and the per-thread cache of verified tokens. */
 #include "common/err.h"
 #include "gateway/jwt.h"
+#include "gateway/cred_cache.h"
 #include "test.h"
 
 #include <openssl/bio.h>
@@ -82,7 +83,7 @@ static void fixture(void)
     }
     keys.v = keyv;
     keys.n = 8;
-    keys.gen = gw_jwt_keys_gen();
+    keys.gen = gw_cred_cache_gen();
 }
 
 static char *b64url(const unsigned char *in, size_t n)
@@ -293,7 +294,7 @@ static void test_key_refusals(void)
 
 static void test_keys_gen(void)
 {
-    uint64_t a = gw_jwt_keys_gen(), b = gw_jwt_keys_gen();
+    uint64_t a = gw_cred_cache_gen(), b = gw_cred_cache_gen();
     CHECK(a != 0 && b > a);
 }
 
@@ -443,7 +444,7 @@ static void test_alg_none_and_confusion(void)
     const struct gw_jwt_key *got;
     const char *why;
     int64_t e;
-    struct gw_jwt_keys ks = {&k, 1, gw_jwt_keys_gen()};
+    struct gw_jwt_keys ks = {&k, 1, gw_cred_cache_gen()};
     CHECK_INT(gw_jwt_key_init(&k, "rs256", GW_JWT_HS256, pem_rsa2048, 0, &why), 0);
     CHECK_INT(gw_jwt_verify(&ks, t, strlen(t), NOW, SKEW, &got, &e, &why), 0);
     gw_jwt_key_clear(&k);
@@ -590,14 +591,14 @@ static void *verify_loop(void *p)
 {
     struct thread_arg *a = p;
     size_t idx;
-    a->cached = gw_jwt_cache_get(keys.gen, a->tok, strlen(a->tok), NOW, SKEW, &idx);
+    a->cached = gw_cred_cache_get(keys.gen, a->tok, strlen(a->tok), NOW, SKEW, &idx);
     for (int i = 0; i < 50; i++) {
         const struct gw_jwt_key *k;
         const char *why;
         int64_t e;
         a->ok += gw_jwt_verify(&keys, a->tok, strlen(a->tok), NOW, SKEW, &k, &e, &why) == 0;
     }
-    gw_jwt_cache_reset();
+    gw_cred_cache_reset();
     return NULL;
 }
 
@@ -609,7 +610,7 @@ static void test_threads(void)
     struct thread_arg a1 = {t1, 0, false}, a2 = {t2, 0, false};
     pthread_t th1, th2;
     /* The cache is per thread: what this thread put, the others do not see. */
-    gw_jwt_cache_put(keys.gen, t1, strlen(t1), INT64_MAX, GW_JWT_RS256);
+    gw_cred_cache_put(keys.gen, t1, strlen(t1), INT64_MAX, GW_JWT_RS256);
     CHECK(pthread_create(&th1, NULL, verify_loop, &a1) == 0);
     CHECK(pthread_create(&th2, NULL, verify_loop, &a2) == 0);
     pthread_join(th1, NULL);
@@ -618,9 +619,9 @@ static void test_threads(void)
     CHECK_INT(a2.ok, 50);
     CHECK(!a1.cached);
     size_t idx = 0;
-    CHECK(gw_jwt_cache_get(keys.gen, t1, strlen(t1), NOW, SKEW, &idx));
+    CHECK(gw_cred_cache_get(keys.gen, t1, strlen(t1), NOW, SKEW, &idx));
     CHECK_INT(idx, GW_JWT_RS256);
-    gw_jwt_cache_reset();
+    gw_cred_cache_reset();
     free(t1);
     free(t2);
 }
@@ -632,13 +633,13 @@ static void test_cache(void)
     size_t n = strlen(t), idx = 99;
     uint64_t gen = keys.gen;
 
-    CHECK(!gw_jwt_cache_get(gen, t, n, NOW, SKEW, &idx)); /* nothing yet */
-    gw_jwt_cache_put(gen, t, n, NOW + 100, 3);
-    CHECK(gw_jwt_cache_get(gen, t, n, NOW, SKEW, &idx));
+    CHECK(!gw_cred_cache_get(gen, t, n, NOW, SKEW, &idx)); /* nothing yet */
+    gw_cred_cache_put(gen, t, n, NOW + 100, 3);
+    CHECK(gw_cred_cache_get(gen, t, n, NOW, SKEW, &idx));
     CHECK_INT(idx, 3);
-    CHECK(gw_jwt_cache_get(gen, t, n, NOW + 159, SKEW, &idx)); /* inside the skew */
-    CHECK(!gw_jwt_cache_get(gen + 1, t, n, NOW, SKEW, &idx));  /* another key set */
-    CHECK(!gw_jwt_cache_get(gen, t, n - 1, NOW, SKEW, &idx));  /* a prefix */
+    CHECK(gw_cred_cache_get(gen, t, n, NOW + 159, SKEW, &idx)); /* inside the skew */
+    CHECK(!gw_cred_cache_get(gen + 1, t, n, NOW, SKEW, &idx));  /* another key set */
+    CHECK(!gw_cred_cache_get(gen, t, n - 1, NOW, SKEW, &idx));  /* a prefix */
 
     /* Other tokens of the same length miss, whichever slot they hash to (about
      * 1 in 256 shares this one). */
@@ -646,42 +647,42 @@ static void test_cache(void)
     for (int i = 0; i < 2000; i++) {
         char *o = strdup(t);
         snprintf(o + n - 8, 9, "%08d", i);
-        hits += gw_jwt_cache_get(gen, o, n, NOW, SKEW, &idx);
+        hits += gw_cred_cache_get(gen, o, n, NOW, SKEW, &idx);
         free(o);
     }
     CHECK_INT(hits, 0);
 
     /* Expired: missed and dropped. */
-    CHECK(!gw_jwt_cache_get(gen, t, n, NOW + 160, SKEW, &idx));
-    CHECK(!gw_jwt_cache_get(gen, t, n, NOW, SKEW, &idx));
+    CHECK(!gw_cred_cache_get(gen, t, n, NOW + 160, SKEW, &idx));
+    CHECK(!gw_cred_cache_get(gen, t, n, NOW, SKEW, &idx));
 
     /* Re-put under a new generation replaces the entry. */
-    gw_jwt_cache_put(gen, t, n, NOW + 100, 1);
-    gw_jwt_cache_put(gen + 1, t, n, NOW + 100, 2);
-    CHECK(!gw_jwt_cache_get(gen, t, n, NOW, SKEW, &idx));
-    CHECK(gw_jwt_cache_get(gen + 1, t, n, NOW, SKEW, &idx));
+    gw_cred_cache_put(gen, t, n, NOW + 100, 1);
+    gw_cred_cache_put(gen + 1, t, n, NOW + 100, 2);
+    CHECK(!gw_cred_cache_get(gen, t, n, NOW, SKEW, &idx));
+    CHECK(gw_cred_cache_get(gen + 1, t, n, NOW, SKEW, &idx));
     CHECK_INT(idx, 2);
 
     /* 1 KiB is cached, 1 KiB + 1 is not; empty is not. */
     char *big = malloc(1025);
     memset(big, 'a', 1025);
-    gw_jwt_cache_put(gen, big, 1024, INT64_MAX, 4);
-    CHECK(gw_jwt_cache_get(gen, big, 1024, NOW, SKEW, &idx));
+    gw_cred_cache_put(gen, big, 1024, INT64_MAX, 4);
+    CHECK(gw_cred_cache_get(gen, big, 1024, NOW, SKEW, &idx));
     CHECK_INT(idx, 4);
-    gw_jwt_cache_put(gen, big, 1025, INT64_MAX, 5);
-    CHECK(!gw_jwt_cache_get(gen, big, 1025, NOW, SKEW, &idx));
-    gw_jwt_cache_put(gen, big, 0, INT64_MAX, 6);
-    CHECK(!gw_jwt_cache_get(gen, big, 0, NOW, SKEW, &idx));
+    gw_cred_cache_put(gen, big, 1025, INT64_MAX, 5);
+    CHECK(!gw_cred_cache_get(gen, big, 1025, NOW, SKEW, &idx));
+    gw_cred_cache_put(gen, big, 0, INT64_MAX, 6);
+    CHECK(!gw_cred_cache_get(gen, big, 0, NOW, SKEW, &idx));
     free(big);
 
     /* No exp: never expires (saturating). */
-    gw_jwt_cache_put(gen, "a.b.c", 5, INT64_MAX, 7);
-    CHECK(gw_jwt_cache_get(gen, "a.b.c", 5, INT64_MAX - 1, SKEW, &idx));
+    gw_cred_cache_put(gen, "a.b.c", 5, INT64_MAX, 7);
+    CHECK(gw_cred_cache_get(gen, "a.b.c", 5, INT64_MAX - 1, SKEW, &idx));
 
     /* Reset forgets everything and is repeatable. */
-    gw_jwt_cache_reset();
-    CHECK(!gw_jwt_cache_get(gen + 1, t, n, NOW, SKEW, &idx));
-    gw_jwt_cache_reset();
+    gw_cred_cache_reset();
+    CHECK(!gw_cred_cache_get(gen + 1, t, n, NOW, SKEW, &idx));
+    gw_cred_cache_reset();
     free(t);
 }
 
@@ -697,7 +698,7 @@ static void test_teardown(void)
     free(pem_rsa1024);
     free(pem_p256);
     free(pem_p384);
-    gw_jwt_cache_reset();
+    gw_cred_cache_reset();
 }
 
 TEST_MAIN(TEST(test_alg_names), TEST(test_key_refusals), TEST(test_keys_gen), TEST(test_every_alg),

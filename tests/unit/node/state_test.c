@@ -404,7 +404,8 @@ static const struct bad_case bad_cases[] = {
      "}",
      "consumers[1].key_auth[0]", "key also belongs to consumer \"a\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"none\"}]}]}",
-     "consumers[0].jwt[0].algorithm", "unknown algorithm \"none\" (HS256/384/512, RS256/384/512, ES256/384)"},
+     "consumers[0].jwt[0].algorithm",
+     "unknown algorithm \"none\" (HS256/384/512, RS256/384/512, ES256/384)"},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\"}]}]}", "consumers[0].jwt[0]",
      "missing \"secret\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"RS256\","
