@@ -101,6 +101,7 @@ struct gw_auth_conf {
     char realm[128];                      /* basic_auth */
     int64_t skew_s;                       /* jwt clock skew */
     bool forward;                         /* forward_credentials */
+    bool bearer;                          /* jwt: header is Authorization, "Bearer " first */
 };
 
 /* ---- shared by the auth plugins (key_auth.c) ---------------------------- */

@@ -31,7 +31,7 @@ static enum gw_plugin_verdict jwt_request_headers(const void *conf, struct gw_re
     char buf[GW_JWT_MAX_LEN];
     size_t len = 0;
     const char *tok = gw_request_header(r, c->header, &len), *query = NULL;
-    if (tok != NULL && strcasecmp(c->header, "authorization") == 0) {
+    if (tok != NULL && c->bearer) {
         if (len < 7 || strncasecmp(tok, "Bearer ", 7) != 0)
             tok = NULL; /* another scheme: not ours */
         else {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int add_consumer(struct gw_consumers *t, const json_t *c)
 {
@@ -96,6 +97,7 @@ void *node_build_jwt(const json_t *conf, uint64_t seed, const struct gw_pipeline
     if (c != NULL) {
         node_json_duration(json_object_get(conf, "clock_skew"), &skew_ms);
         c->skew_s = (int64_t)(skew_ms / 1000);
+        c->bearer = strcasecmp(c->header, "Authorization") == 0;
     }
     return c;
 }

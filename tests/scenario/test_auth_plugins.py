@@ -101,6 +101,11 @@ routes:
     service: s
     plugins:
       - jwt: {{clock_skew: 30s}}
+  - name: jwtx
+    match: {{paths: [/tok], path_type: prefix}}
+    service: s
+    plugins:
+      - jwt: {{header: X-Token, query: access_token}}
   - name: basic
     match: {{paths: [/basic], path_type: prefix}}
     service: s
@@ -208,6 +213,20 @@ def test_jwt_every_algorithm_and_every_rejection():
     # Another scheme in Authorization is not a bearer token.
     r = node.get("/jwt", headers={"Authorization": "Basic YWxpY2U6d29uZGVybGFuZA=="})
     assert r.status_code == 401 and r.json()["error"] == "missing token"
+
+
+def test_jwt_from_another_header_or_the_query():
+    """A configured header carries the bare token; the query parameter is the
+    fallback and is cut from what the upstream sees."""
+    echo = Echo()
+    node = Node(config=config(echo))
+    tok = token("ES384", {"iss": "iss-ES384", "exp": now() + 60})
+    h = upstream_headers(node.get("/tok", headers={"X-Token": tok}))
+    assert h["x-consumer"] == "alice" and "x-token" not in h
+    r = node.get(f"/tok/x?a=1&access_token={tok}")
+    assert r.status_code == 200 and r.json()["query"] == "a=1"
+    assert node.get("/tok", headers={"X-Token": f"Bearer {tok}"}).status_code == 401
+    assert node.get("/tok").status_code == 401
 
 
 def test_basic_auth_and_no_plain_password_stored():
