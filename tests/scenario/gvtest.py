@@ -95,6 +95,22 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+def sanitized() -> bool:
+    """True when the grapevine binary is an AddressSanitizer build."""
+    return b"__asan_init" in Path(binary()).read_bytes()
+
+
+def has_ipv6_loopback() -> bool:
+    """True when a socket can be bound on [::1] (Docker's default network
+    namespace has no IPv6 loopback)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def port_is_free(port: int, host: str = HOST) -> bool:
     """True when a listener could bind host:port now (as servers do, with
     SO_REUSEADDR, so TIME_WAIT leftovers do not count as busy)."""
@@ -566,7 +582,8 @@ class Node(Proc):
 
     def __init__(self, config: str = "", name: str = "gw1", *, access_log: bool = False,
                  workers: int | None = None, node_extra: str = "",
-                 args: Iterable[str] = (), start: bool = True):
+                 args: Iterable[str] = (), env: dict[str, str] | None = None,
+                 start: bool = True):
         self.name = name
         cfg = _dedent(config)
         if _has_node_section(cfg):
@@ -593,7 +610,7 @@ class Node(Proc):
         self.port = int(self.listen.rsplit(":", 1)[1])
         self.admin_port = int(self.admin.rsplit(":", 1)[1])
         # The config path needs the scope's dir, known once Proc is set up.
-        super().__init__(f"node {name}", [binary(), "run", "-c", "CONFIG", *args])
+        super().__init__(f"node {name}", [binary(), "run", "-c", "CONFIG", *args], env=env)
         self.data_dir = self.dir / f"{self._slug}.data"
         self.data_dir.mkdir(exist_ok=True)
         self.config_path = self.dir / f"{self._slug}.yaml"

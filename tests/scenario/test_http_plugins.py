@@ -8,9 +8,10 @@ import http.client
 import re
 import socket
 
+import pytest
 import requests
 
-from gvtest import Echo, Node, free_port, wait_until
+from gvtest import Echo, Node, free_port, has_ipv6_loopback, wait_until
 
 
 def config(echo) -> str:
@@ -195,6 +196,8 @@ def test_bad_plugin_config_is_refused_with_a_path():
                5, "the route to keep its old plugins")
 
 
+@pytest.mark.skipif(not has_ipv6_loopback(),
+                    reason="no IPv6 loopback here (::1 cannot be bound: e.g. Docker's default network)")
 def test_ip_restriction_with_a_real_ipv6_peer():
     """The peer itself is IPv6 (the node listens on [::1]); no header involved."""
     echo = Echo()

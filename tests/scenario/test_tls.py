@@ -8,7 +8,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 
@@ -165,5 +164,6 @@ def test_certificate_reload(tls_node):
     # A broken file keeps the current certificates.
     (d / "b.test.pem").write_text("not a certificate\n")
     os.kill(node.pid, signal.SIGHUP)
-    time.sleep(0.5)
+    wait_until(lambda: "certificates unchanged" in node.stderr_path.read_text(), timeout=10,
+               what="the reload of a broken file to be refused")
     assert "b.test" in peer_cn(port, "b.test")
