@@ -151,7 +151,7 @@ static bool is_path(const char *s)
     return s[0] == '/' && strpbrk(s, " \t") == NULL;
 }
 
-const struct gv_str_rule gv_rule_token = {"header name", "an HTTP token", is_token};
+const struct gv_str_rule gv_rule_token = {"header name", NULL, is_token};
 const struct gv_str_rule gv_rule_name = {"name", "use letters, digits, \"_\", \".\", \"-\"",
                                          is_name};
 const struct gv_str_rule gv_rule_hostport = {"address", "want HOST:PORT", is_hostport};
@@ -231,7 +231,9 @@ static int field_default(const struct gv_field *f, void *obj)
     void *m = MEMBER(obj, f);
     const char *suffix;
     switch (f->type) {
-    case GV_T_STR:
+    case GV_T_STR: /* defaults may be applied twice (a nested object): no leak */
+        free(*(char **)m);
+        *(char **)m = NULL;
         if (f->def.s != NULL && (*(char **)m = strdup(f->def.s)) == NULL)
             return GV_ENOMEM;
         return 0;
@@ -290,6 +292,8 @@ static int take_string(const struct gv_field *f, const json_t *v, const char *pa
     if (f->max > 0 && n > (size_t)f->max)
         return gv_schema_fail(err, path, "longer than %" PRId64 " bytes", f->max);
     if (f->rule != NULL && !f->rule->ok(s)) {
+        if (f->rule->what == NULL)
+            return gv_schema_fail(err, path, "%s", f->rule->want);
         if (f->rule->want)
             return gv_schema_fail(err, path, "bad %s \"%s\" (%s)", f->rule->what, s, f->rule->want);
         return gv_schema_fail(err, path, "bad %s \"%s\"", f->rule->what, s);
@@ -389,11 +393,12 @@ static int parse_strs(const struct gv_field *f, const json_t *v, void *obj, cons
     size_t n = json_array_size(v);
     if (n > 0 && (*list = calloc(n, sizeof(char *))) == NULL)
         return gv_schema_nomem(err);
-    struct gv_field elem = *f;
-    elem.flags |= GV_F_NONEMPTY;
     for (size_t i = 0; i < n; i++) {
+        const json_t *x = json_array_get(v, i);
         gv_path_index(p, sizeof(p), path, i);
-        int rv = take_string(&elem, json_array_get(v, i), p, err, &(*list)[i]);
+        if (!json_is_string(x) || json_string_length(x) == 0)
+            return gv_schema_fail(err, p, "must be a non-empty string");
+        int rv = take_string(f, x, p, err, &(*list)[i]);
         if (rv != 0)
             return rv;
         *count = i + 1;

@@ -104,7 +104,7 @@ struct gv_custom {
  * true when s is acceptable; otherwise what it should be in `want` (for
  * "bad WHAT \"s\" (WANT)"-style messages, e.g. "header name"). */
 struct gv_str_rule {
-    const char *what; /* "header name" */
+    const char *what; /* "header name"; NULL: the message is `want` alone */
     const char *want; /* "an HTTP token" (may be NULL) */
     bool (*ok)(const char *s);
 };
@@ -127,11 +127,12 @@ struct gv_field {
     const struct gv_schema *sub;    /* GV_T_OBJ, GV_T_OBJS */
     const struct gv_str_rule *rule; /* GV_T_STR, GV_T_STRS, GV_T_PAIRS names */
     const struct gv_custom *custom;
+    const void *data; /* for a custom type's callbacks */
     const char *doc;
 };
 
 struct gv_schema {
-    const char *name; /* for docs: "service", "rate_limit" */
+    const char *name; /* for docs: "service", "health_check" */
     size_t size;      /* sizeof the struct */
     const struct gv_field *fields;
     size_t nfields;
@@ -142,8 +143,9 @@ struct gv_schema {
     const char *doc;
 };
 
-/* Sets every field to its default (strings strdup'd; lists empty). obj must
- * be zeroed. 0 or GV_ENOMEM. */
+/* Sets every field to its default (strings strdup'd, replacing any string
+ * held; lists left as they are). obj must be zeroed or hold strings from an
+ * earlier call. 0 or GV_ENOMEM. */
 int gv_schema_defaults(const struct gv_schema *s, void *obj);
 /* Parses the JSON object in into obj (zeroed by the caller): defaults first,
  * then each field; unknown keys are refused. Returns 0, or GV_EINVAL /

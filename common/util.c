@@ -159,6 +159,79 @@ int gv_b64url_value(int c)
     return -1;
 }
 
+int gv_base64_value(int c, bool url)
+{
+    if (url)
+        return gv_b64url_value(c);
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return (c == '-' || c == '_') ? -1 : gv_b64url_value(c);
+}
+
+size_t gv_base64_encode(const void *in, size_t n, char *out, bool url)
+{
+    static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char web[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *alpha = url ? web : std;
+    const uint8_t *p = in;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        size_t left = n - i;
+        if (left > 1)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (left > 2)
+            v |= p[i + 2];
+        out[o++] = alpha[(v >> 18) & 63];
+        out[o++] = alpha[(v >> 12) & 63];
+        if (left > 1)
+            out[o++] = alpha[(v >> 6) & 63];
+        else if (!url)
+            out[o++] = '=';
+        if (left > 2)
+            out[o++] = alpha[v & 63];
+        else if (!url)
+            out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+long gv_base64_decode(const char *s, size_t len, void *out, size_t cap, bool url)
+{
+    uint8_t *o = out;
+    size_t n = 0, data = len;
+    uint32_t acc = 0;
+    int bits = 0;
+    if (!url) { /* standard: padded to a multiple of 4 with at most two '=' */
+        if (len % 4 != 0)
+            return -1;
+        while (data > 0 && len - data < 2 && s[data - 1] == '=')
+            data--;
+    }
+    if (data % 4 == 1)
+        return -1;
+    for (size_t i = 0; i < data; i++) {
+        int v = gv_base64_value((unsigned char)s[i], url);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            o[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* Unused trailing bits must be zero: every byte string has one encoding. */
+    if ((acc & ((1u << bits) - 1)) != 0)
+        return -1;
+    return (long)n;
+}
+
 long gv_percent_decode(const char *in, size_t len, char *out, size_t cap, bool plus_is_space)
 {
     size_t n = 0;

@@ -32,6 +32,17 @@ void gv_hex64(uint64_t v, char *out);
 int gv_hexval(int c);
 /* The value of one base64url (RFC 4648 section 5) character, or -1. */
 int gv_b64url_value(int c);
+/* The value of one base64 character (standard alphabet, or url-safe), or -1. */
+int gv_base64_value(int c, bool url);
+/* Encodes n bytes as base64 (standard with padding, or url-safe without)
+ * into out, which has room for 4 * ((n + 2) / 3) + 1 bytes; NUL-terminated.
+ * Returns the length. */
+size_t gv_base64_encode(const void *in, size_t n, char *out, bool url);
+/* Decodes base64 (RFC 4648: standard with '=' padding, or url-safe without)
+ * of s[0..len) into out (cap bytes). Canonical only: unused trailing bits
+ * must be zero. Returns the decoded length, or -1 when malformed or when out
+ * is too small. */
+long gv_base64_decode(const char *s, size_t len, void *out, size_t cap, bool url);
 /* Percent-decodes in[0..len) into out (cap bytes); with plus_is_space a '+'
  * is a space (query strings). Returns the decoded length, or -1 on a bad
  * escape, an encoded NUL or when out is too small. */

@@ -2,9 +2,8 @@
  * llhttp, enforcing limits and timeouts, routing, and writing responses in
  * order on keep-alive and pipelined connections. */
 #include "gateway/http.h"
-#include "gateway/http_plugins.h"
 #include "gateway/pipeline.h"
-#include "gateway/plugin.h"
+#include "gateway/plugins/chain.h"
 #include "gateway/tls.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -58,7 +57,8 @@ static struct gw_request *request_new(struct gw_conn *c)
         w->nreq_cache--;
         struct gv_buf head = r->head, up_head = r->up_head, resp = r->resp;
         struct gw_headers hdrs = r->hdrs, rhdrs = r->rhdrs;
-        memset(r, 0, sizeof(*r));
+        /* The context slots are governed by ctx_live: no need to clear them. */
+        memset(r, 0, offsetof(struct gw_request, ctx));
         r->head = head;
         r->up_head = up_head;
         r->resp = resp;
@@ -72,6 +72,8 @@ static struct gw_request *request_new(struct gw_conn *c)
             return NULL;
     }
     r->conn = c;
+    r->peer = &c->peer;
+    r->tls = c->tls != NULL;
     r->start_us = gv_now_us();
     r->route = -1;
     r->service = -1;
@@ -116,18 +118,6 @@ void gw_request_cache_clear(struct gw_worker *w)
     w->nreq_cache = 0;
 }
 
-const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len)
-{
-    for (uint32_t i = 0; i < r->hdrs.n; i++) {
-        const struct gw_header *h = &r->hdrs.v[i];
-        if (gw_name_eq(r->head.data + h->name_off, h->name_len, name)) {
-            *len = h->value_len;
-            return r->head.data + h->value_off;
-        }
-    }
-    return NULL;
-}
-
 static void json_str(struct gv_buf *b, const char *s, size_t n)
 {
     gv_buf_puts(b, "\"");
@@ -145,8 +135,8 @@ static void json_str(struct gv_buf *b, const char *s, size_t n)
 
 static void peer_text(const struct gw_conn *c, char *out, size_t len)
 {
-    if (inet_ntop(c->peer_family == AF_INET6 ? AF_INET6 : AF_INET, c->peer, out, (socklen_t)len) ==
-        NULL)
+    if (inet_ntop(c->peer.family == AF_INET6 ? AF_INET6 : AF_INET, c->peer.addr, out,
+                  (socklen_t)len) == NULL)
         snprintf(out, len, "-");
 }
 
@@ -248,10 +238,47 @@ void gw_request_finish(struct gw_request *r, bool ok)
 
 void gw_request_fail(struct gw_request *r, int status, const char *msg)
 {
-    gw_request_fail_with(r, status, msg, NULL);
+    gw_request_fail_with(r, status, msg, NULL, 0);
 }
 
-void gw_request_fail_with(struct gw_request *r, int status, const char *msg, const char *extra)
+/* The headers of a response the gateway makes itself: extra, then those of
+ * the plugins that ran (a request id echoed, RateLimit-*, CORS). */
+static int own_headers(struct gw_request *r, const struct gw_hdr *extra, size_t n, struct gv_buf *b)
+{
+    struct gw_hdr_out out;
+    int rv = 0;
+    gw_hdr_out_h1(&out, b);
+    for (size_t i = 0; i < n && rv == 0; i++)
+        rv = gw_hdr_add(&out, extra[i].name, strlen(extra[i].name), extra[i].value,
+                        strlen(extra[i].value));
+    return rv ? rv : gw_chain_response_add(r, &out);
+}
+
+/* Sends a response made here (status line, headers, then tail: the rest of
+ * the head and the body) and ends the request. */
+static void send_own(struct gw_request *r, int status, const struct gw_hdr *extra, size_t n,
+                     const char *tail, size_t tail_len, bool close)
+{
+    struct gw_conn *c = r->conn;
+    struct gv_buf b;
+    gv_buf_init(&b);
+    int rv = gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_reason(status));
+    rv = rv ? rv : own_headers(r, extra, n, &b);
+    rv = rv ? rv : gv_buf_append(&b, tail, tail_len);
+    if (rv == 0) {
+        gw_conn_write(c, b.data, b.len);
+        r->bytes_out += b.len;
+    }
+    gv_buf_free(&b);
+    r->status = status;
+    r->response_started = true;
+    if (close)
+        c->close_after_write = true;
+    gw_request_finish(r, !close);
+}
+
+void gw_request_fail_with(struct gw_request *r, int status, const char *msg,
+                          const struct gw_hdr *extra, size_t n)
 {
     struct gw_conn *c = r->conn;
     if (r->up != NULL)
@@ -266,60 +293,30 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg, con
     }
     bool close = !r->keep_alive || !r->body_done || c->w->draining;
     struct gv_buf b;
-    char rid[256];
-    rid[0] = '\0';
-    if (r->rid != NULL && r->rid->echo) /* the request_id plugin has run */
-        snprintf(rid, sizeof(rid), "%s: %s\r\n", r->rid->header, r->request_id);
     gv_buf_init(&b);
     if (gw_error_response(&b, status, msg, r->request_id, close) == 0) {
-        char *eol = (extra != NULL || rid[0]) ? memchr(b.data, '\n', b.len) : NULL;
-        if (eol != NULL) { /* extra headers go right after the status line */
-            size_t at = (size_t)(eol + 1 - b.data), elen = extra ? strlen(extra) : 0;
-            gw_conn_write(c, b.data, at);
-            if (elen > 0)
-                gw_conn_write(c, extra, elen);
-            if (rid[0])
-                gw_conn_write(c, rid, strlen(rid));
-            gw_conn_write(c, b.data + at, b.len - at);
-            r->bytes_out += elen + strlen(rid);
-        } else {
-            gw_conn_write(c, b.data, b.len);
-        }
-        r->bytes_out += b.len;
+        const char *eol = memchr(b.data, '\n', b.len); /* after the status line */
+        size_t at = eol ? (size_t)(eol + 1 - b.data) : 0;
+        send_own(r, status, extra, n, b.data + at, b.len - at, close);
+    } else {
+        c->close_after_write = true;
+        r->status = status;
+        gw_request_finish(r, false);
     }
     gv_buf_free(&b);
-    r->status = status;
-    r->response_started = true;
-    if (close)
-        c->close_after_write = true;
-    gw_request_finish(r, !close);
 }
 
-void gw_request_answer(struct gw_request *r, int status, const char *extra)
+void gw_request_answer(struct gw_request *r, int status, const struct gw_hdr *extra, size_t n)
 {
     struct gw_conn *c = r->conn;
     if (r->up != NULL)
         gw_proxy_abort(r);
     bool close = !r->keep_alive || !r->body_done || c->w->draining;
-    struct gv_buf b;
-    gv_buf_init(&b);
-    int rv = gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n%s", status, gw_reason(status),
-                           extra != NULL ? extra : "");
-    if (rv == 0 && r->rid != NULL && r->rid->echo)
-        rv = gv_buf_printf(&b, "%s: %s\r\n", r->rid->header, r->request_id);
-    if (rv == 0 && status != 204 && status != 304)
-        rv = gv_buf_puts(&b, "Content-Length: 0\r\n");
-    rv = rv ? rv : gv_buf_printf(&b, "%s\r\n", close ? "Connection: close\r\n" : "");
-    if (rv == 0) {
-        gw_conn_write(c, b.data, b.len);
-        r->bytes_out += b.len;
-    }
-    gv_buf_free(&b);
-    r->status = status;
-    r->response_started = true;
-    if (close)
-        c->close_after_write = true;
-    gw_request_finish(r, !close);
+    char tail[64];
+    int len = snprintf(tail, sizeof(tail), "%s%s\r\n",
+                       status != 204 && status != 304 ? "Content-Length: 0\r\n" : "",
+                       close ? "Connection: close\r\n" : "");
+    send_own(r, status, extra, n, tail, (size_t)len, close);
 }
 
 /* ---- parser callbacks -------------------------------------------------- */
@@ -383,23 +380,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return head_append(c, at, len);
 }
 
+/* A valid X-Request-Id from the client is kept (the request_id plugin may
+ * choose another header), else the request gets a random one. */
 static void make_request_id(struct gw_request *r)
 {
-    size_t n;
+    size_t n = 0;
     const char *v = gw_request_header(r, "x-request-id", &n);
-    if (v != NULL && gw_request_id_valid(v, n) && n < sizeof(r->request_id)) {
-        memcpy(r->request_id, v, n);
-        r->request_id[n] = '\0';
-        return;
-    }
-    gw_request_new_id(r);
-}
-
-void gw_request_new_id(struct gw_request *r)
-{
-    gv_hex64(gv_rand64(), r->request_id);
-    gv_hex64(gv_rand64(), r->request_id + 16);
-    r->request_id[32] = '\0';
+    if (!gw_request_set_id(r, v, n))
+        gw_request_new_id(r);
 }
 
 static const char *view_header(void *ctx, const char *name, size_t *len)
@@ -468,6 +456,8 @@ static void request_dispatch(struct gw_request *r)
     r->route = (int)m.route;
     r->strip_len = m.strip_len;
     r->service = r->view->snap->route_service[m.route];
+    const struct gw_pipeline *p = r->view->snap->pipeline;
+    r->chain = p != NULL && m.route < p->nroutes ? &p->routes[m.route] : NULL;
     /* The proxy starts once llhttp has checked everything that arrived with
      * this head (see conn_feed): a request whose body framing turns out
      * malformed in the same read never reaches an upstream. */
@@ -507,11 +497,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return c->close_after_write ? -1 : 0;
     r->bytes_in += len;
     r->body_seen += len;
-    /* Body plugins (request_size_limit) judge each chunk before it is
+    /* Body plugins (a size limit) judge each chunk before it is
      * forwarded; before the head phase has run (the chunk came with the
      * head) it is only queued, and that phase judges what was counted. */
-    if (r->route >= 0 && !r->dispatch_pending &&
-        gw_pipeline_request_body(r, at, len) == GW_PLUGIN_ANSWERED)
+    if (r->route >= 0 && !r->dispatch_pending && gw_chain_on_body(r, at, len) == GW_PLUGIN_ANSWERED)
         return c->close_after_write ? -1 : 0;
     gw_proxy_body(r, at, len);
     return 0;
@@ -765,7 +754,7 @@ static void conn_feed(struct gw_conn *c, const char *data, size_t len)
             c->req->dispatch_pending = false;
             /* Plugins run here, after the parse, so a bodiless request that
              * a plugin answers (e.g. 429) keeps its connection. */
-            if (gw_pipeline_request_headers(c->req) != GW_PLUGIN_ANSWERED)
+            if (gw_chain_on_request(c->req) != GW_PLUGIN_ANSWERED)
                 gw_proxy_start(c->req);
             if (c->closing)
                 return;
@@ -864,11 +853,11 @@ void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxs
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        c->peer_family = (uint8_t)ss.ss_family;
+        c->peer.family = (uint8_t)ss.ss_family;
         if (ss.ss_family == AF_INET6)
-            memcpy(c->peer, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            memcpy(c->peer.addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
         else
-            memcpy(c->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            memcpy(c->peer.addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
     }
     uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);

@@ -1,6 +1,6 @@
 /* metrics.c - lock-free per-worker request metrics and their Prometheus text. */
 #include "gateway/metrics.h"
-#include "gateway/plugin.h"
+#include "gateway/plugins/chain.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -166,6 +166,6 @@ int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out
                             "grapevine_http_request_duration_seconds_sum %.6f\n"
                             "grapevine_http_request_duration_seconds_count %llu\n",
                             (double)sum_us / 1e6, (unsigned long long)count);
-    rv = rv ? rv : gw_rate_limit_metrics(out);
+    rv = rv ? rv : gw_plugins_metrics(out);
     return rv;
 }

@@ -15,6 +15,7 @@
 #include "balancer/lb.h"
 #include "common/buf.h"
 #include "gateway/http.h"
+#include "gateway/request.h"
 #include "gateway/worker.h"
 
 #include <llhttp.h>
@@ -24,7 +25,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define GW_MAX_TRIES     8            /* 1 + retries, at most */
 #define GW_HIGH_WATER    (256 * 1024) /* stop reading the other side above this */
 #define GW_LOW_WATER     (64 * 1024)  /* resume below this */
 #define GW_POOL_MAX_IDLE 128          /* idle upstream connections per target */
@@ -46,9 +46,6 @@ struct gw_link {
 
 struct gw_upstream;
 struct gw_tls;
-struct gw_hdr_edits;
-struct gw_request_id_conf;
-struct gw_cors_conf;
 struct gw_tls_ctxset;
 struct gw_up_tls;
 
@@ -78,68 +75,6 @@ struct gw_worker {
     struct gv_buf cork;     /* ...here, and sent in one write on uncork */
 };
 
-/* Response framing towards the client. */
-enum gw_framing { GW_FRAME_NONE, GW_FRAME_LENGTH, GW_FRAME_CHUNKED, GW_FRAME_CLOSE };
-
-struct gw_request {
-    struct gw_conn *conn;
-    struct gw_request *next_free; /* in the worker's request cache */
-    struct gw_view *view;
-    uint64_t start_us;
-    /* Parsed head: all strings live in `head`, referenced by offsets. */
-    struct gv_buf head;
-    struct gw_headers hdrs; /* request headers, in head */
-    uint32_t url_off, url_len;
-    uint8_t method;
-    uint8_t http_major, http_minor;
-    bool keep_alive; /* client wants the connection kept */
-    bool expect_continue;
-    bool upgrade;      /* WebSocket (or other) upgrade requested */
-    bool body_chunked; /* request body is chunked */
-    bool has_body;
-    bool head_done;        /* on_headers_complete seen */
-    bool dispatch_pending; /* routed; the proxy starts after this parse */
-    bool body_done;        /* on_message_complete seen */
-    bool response_started; /* first response byte sent to the client */
-    bool finished;
-    /* Routing and balancing. */
-    int route, service;
-    size_t strip_len;
-    int tried[GW_MAX_TRIES];
-    int ntried;
-    int target;
-    uint64_t content_length; /* request Content-Length when given */
-    bool has_length;
-    bool sticky_set; /* a Set-Cookie for stickiness goes into the response */
-    struct gw_upstream *up;
-    struct gv_buf up_head; /* the request head as sent upstream */
-    struct gv_buf body_q;  /* body bytes received before upstream was ready */
-    uint64_t body_sent;    /* body bytes handed to an upstream */
-    /* Response. */
-    int status;
-    struct gv_buf resp;      /* response head being assembled */
-    struct gw_headers rhdrs; /* response headers, in resp */
-    enum gw_framing framing;
-    uint64_t bytes_in, bytes_out;
-    char request_id[65]; /* up to 64 bytes: room for a client's UUID */
-    /* rate_limit's last decision, echoed as RateLimit-* response headers. */
-    bool rl_set;
-    uint32_t rl_limit, rl_remaining, rl_reset_s;
-    /* ---- non-auth plugins (gateway/http_plugins.h); all point into the
-     * request's view (its snapshot), so they live as long as the request. */
-    uint64_t body_seen;                        /* request body bytes received so far */
-    const struct gw_hdr_edits *up_edits;       /* request_headers: applied by build_up_head */
-    const struct gw_hdr_edits *down_edits;     /* response_headers: drops in the client head */
-    const struct gw_request_id_conf *rid;      /* request_id: header sent up and echoed */
-    const struct gw_cors_conf *cors;           /* cors: the Origin was allowed */
-    uint32_t cors_origin_off, cors_origin_len; /* that Origin, in head */
-    /* ---- auth plugins (gateway/auth.h) */
-    const char *consumer;      /* the identified consumer's name (in the snapshot), or NULL */
-    const char *hide_hdr[3];   /* credential headers not sent upstream */
-    const char *hide_query[2]; /* credential query parameters not sent upstream */
-    uint8_t nhide_hdr, nhide_query;
-};
-
 struct gw_conn {
     uv_tcp_t tcp; /* first: the handle's memory is the connection's */
     llhttp_t parser;
@@ -151,8 +86,7 @@ struct gw_conn {
     uint32_t pending_len;
     uint32_t out_bytes;  /* bytes written to the client not yet flushed */
     uint32_t head_bytes; /* size of the request head so far */
-    uint8_t peer_family; /* AF_INET or AF_INET6 */
-    uint8_t peer[16];
+    struct gw_peer peer;
     uint8_t error_status; /* set by a parser callback before failing: 1=414, 2=431 */
     bool closing;
     bool in_parse;      /* inside llhttp_execute: closing is deferred */
@@ -213,13 +147,6 @@ void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxs
 /* Writes bytes to the client (copied). Returns 0 or a negative error. */
 int gw_conn_write(struct gw_conn *c, const void *data, size_t len);
 void gw_conn_close(struct gw_conn *c);
-/* Sends an error response for the current request and ends it. */
-void gw_request_fail(struct gw_request *r, int status, const char *msg);
-/* The same with extra header lines ("Name: value\r\n...", may be NULL). */
-void gw_request_fail_with(struct gw_request *r, int status, const char *msg, const char *extra);
-/* Answers the request with a bodiless response (e.g. a CORS preflight's 204)
- * carrying extra header lines, and ends it. */
-void gw_request_answer(struct gw_request *r, int status, const char *extra);
 /* The response has been fully written to the client (or abandoned). */
 void gw_request_finish(struct gw_request *r, bool ok);
 /* Upstream side has drained below the low-water mark: resume the client. */
@@ -231,10 +158,6 @@ void gw_request_cache_clear(struct gw_worker *w);
 void gw_conn_cork(struct gw_conn *c);
 void gw_conn_uncork(struct gw_conn *c);
 void gw_conn_tick(struct gw_worker *w, uint64_t now_ms);
-/* Header lookup over a request's parsed headers. */
-const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len);
-/* A fresh random id (32 hex digits) in r->request_id. */
-void gw_request_new_id(struct gw_request *r);
 
 /* proxy.c */
 /* Picks a target and sends the request head to it (from the pool or a new

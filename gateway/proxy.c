@@ -3,9 +3,8 @@
  * relaying the response with backpressure, retries and WebSocket tunnels. */
 #include "balancer/sticky.h"
 #include "gateway/http.h"
-#include "gateway/http_plugins.h"
 #include "gateway/pipeline.h"
-#include "gateway/plugin.h"
+#include "gateway/plugins/chain.h"
 #include "gateway/tls.h"
 #include "gateway/tls_upstream.h"
 #include "common/err.h"
@@ -197,16 +196,8 @@ static bool has_connection_header(const struct gw_headers *hs, const char *base)
     return false;
 }
 
-static bool hidden_header(const struct gw_request *r, const char *name, size_t len)
-{
-    for (uint8_t i = 0; i < r->nhide_hdr; i++)
-        if (gw_name_eq(name, len, r->hide_hdr[i]))
-            return true;
-    return false;
-}
-
-/* The URL without the query parameters an auth plugin read its credential
- * from (r->hide_query); every other byte as the client sent it. */
+/* The URL without the query parameters a plugin took out (an auth plugin's
+ * credential, r->hide_query); every other byte as the client sent it. */
 static int append_url_hiding(const struct gw_request *r, struct gv_buf *b, const char *url,
                              size_t ulen)
 {
@@ -247,7 +238,7 @@ static int build_up_head(struct gw_request *r)
     const char *host = gw_request_header(r, "host", &hostlen);
 
     gv_buf_reset(b);
-    if (inet_ntop(r->conn->peer_family == AF_INET6 ? AF_INET6 : AF_INET, r->conn->peer, peer,
+    if (inet_ntop(r->peer->family == AF_INET6 ? AF_INET6 : AF_INET, r->peer->addr, peer,
                   sizeof(peer)) == NULL)
         strcpy(peer, "unknown");
     if (r->strip_len > 0 && r->strip_len <= ulen) {
@@ -269,13 +260,9 @@ static int build_up_head(struct gw_request *r)
             gw_name_eq(name, nl, "expect") || gw_name_eq(name, nl, "x-forwarded-proto") ||
             (conn_listed && listed_in_connection(&r->hdrs, h, name, nl)))
             continue;
-        /* request_headers removes and replaces; request_id sends its own. */
-        if ((r->up_edits != NULL && gw_hdr_edits_drops(r->up_edits, name, nl)) ||
-            (r->rid != NULL && gw_name_eq(name, nl, r->rid->header)))
-            continue;
-        /* An auth plugin's credential stays here; X-Consumer is ours to say. */
-        if (r->consumer != NULL &&
-            (hidden_header(r, name, nl) || gw_name_eq(name, nl, "x-consumer")))
+        /* X-Consumer is ours to say; plugins drop theirs (a credential, a
+         * header they replace). */
+        if (gw_name_eq(name, nl, "x-consumer") || gw_chain_upstream_drop(r, name, nl))
             continue;
         if (gw_name_eq(name, nl, "x-forwarded-for")) {
             have_xff = true;
@@ -307,17 +294,16 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     }
     rv = rv ? rv
-            : gv_buf_puts(b, r->conn->tls != NULL ? "X-Forwarded-Proto: https\r\n"
-                                                  : "X-Forwarded-Proto: http\r\n");
+            : gv_buf_puts(b,
+                          r->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     if (!have_xfh && host != NULL) {
         rv = rv ? rv : gv_buf_put2(b, "X-Forwarded-Host: ", 18, host, hostlen);
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     }
-    if (r->up_edits != NULL)
-        rv = rv ? rv : gw_hdr_edits_append(r->up_edits, b);
-    if (r->rid != NULL) {
-        rv = rv ? rv : gv_buf_put2(b, r->rid->header, strlen(r->rid->header), ": ", 2);
-        rv = rv ? rv : gv_buf_put2(b, r->request_id, strlen(r->request_id), "\r\n", 2);
+    if (r->chain != NULL) {
+        struct gw_hdr_out out;
+        gw_hdr_out_h1(&out, b);
+        rv = rv ? rv : gw_chain_upstream_add(r, &out);
     }
     if (r->consumer != NULL) {
         rv = rv ? rv : gv_buf_put2(b, "X-Consumer: ", 12, r->consumer, strlen(r->consumer));
@@ -405,9 +391,7 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
         if (gw_is_hop_by_hop(name, nl) ||
             (conn_listed && listed_in_connection(&r->rhdrs, d, name, nl)))
             continue;
-        /* response_headers removes and replaces; request_id echoes its own. */
-        if ((r->down_edits != NULL && gw_hdr_edits_drops(r->down_edits, name, nl)) ||
-            (r->rid != NULL && r->rid->echo && gw_name_eq(name, nl, r->rid->header)))
+        if (gw_chain_response_drop(r, name, nl))
             continue;
         if (gw_name_eq(name, nl, "content-length") && !(r->method == HTTP_HEAD))
             continue;
@@ -436,7 +420,11 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
                                     svc->sticky.cookie, cookie,
                                     (unsigned long long)(svc->sticky.ttl_ms / 1000));
     }
-    rv = rv ? rv : gw_pipeline_response_headers(r, &b);
+    if (r->chain != NULL) {
+        struct gw_hdr_out out;
+        gw_hdr_out_h1(&out, &b);
+        rv = rv ? rv : gw_chain_response_add(r, &out);
+    }
     bool close = !r->keep_alive || w->draining || c->close_after_write;
     if (upgrade) {
         r->framing = GW_FRAME_NONE;
@@ -959,8 +947,8 @@ static int pick_target(struct gw_request *r)
         size_t kl = 0, n;
         switch (svc->hash_on) {
         case LB_HASH_IP:
-            key = (const char *)r->conn->peer;
-            kl = r->conn->peer_family == AF_INET6 ? 16 : 4;
+            key = (const char *)r->peer->addr;
+            kl = r->peer->family == AF_INET6 ? 16 : 4;
             break;
         case LB_HASH_PATH: {
             const char *url = r->head.data + r->url_off;

@@ -38,7 +38,7 @@ struct gw_snapshot {
      * (gateway/tls_upstream.h); the snapshot holds a reference on each. */
     struct gw_up_tls *const *up_tls;
     struct gw_router *router;
-    struct gw_pipeline *pipeline; /* plugin chain per route (gateway/plugin.h), or NULL */
+    struct gw_pipeline *pipeline; /* plugin chain per route (gateway/plugins/chain.h), or NULL */
     void *user;                   /* the builder's own data (the node: the node_state) */
     /* Frees everything the snapshot owns, including itself. */
     void (*release)(struct gw_snapshot *s);

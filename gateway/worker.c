@@ -1,6 +1,6 @@
 /* worker.c - proxy worker threads: loop, listener, config views, timeouts,
  * access log and graceful drain. */
-#include "gateway/cred_cache.h"
+#include "gateway/auth/cred_cache.h"
 #include "gateway/pipeline.h"
 #include "gateway/tls.h"
 #include "common/err.h"

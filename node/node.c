@@ -4,7 +4,7 @@
 #include "node/cstate.h"
 #include "node/gossip.h"
 #include "node/health_share.h"
-#include "node/plugins.h"
+#include "gateway/plugins/chain.h"
 #include "node/ratelimit.h"
 #include "cluster/seal.h"
 #include "common/err.h"
@@ -117,7 +117,15 @@ static int snap_build(struct node *n, struct node_state *state, struct gw_snapsh
         gv_error("router: %s", err);
         goto fail;
     }
-    if ((rv = node_plugins_build(&ns->state, &s->pipeline)) != 0)
+    const char **names = calloc(ns->state.nroutes + 1, sizeof(*names));
+    for (size_t r = 0; names != NULL && r < ns->state.nroutes; r++)
+        names[r] = ns->state.routes[r].name;
+    rv = names == NULL
+             ? GV_ENOMEM
+             : gw_pipeline_build(ns->state.plugins, (const json_t *const *)ns->state.route_plugins,
+                                 names, ns->state.nroutes, ns->state.consumers, &s->pipeline);
+    free(names);
+    if (rv != 0)
         goto fail;
     s->routes = ns->state.routes;
     s->nroutes = ns->state.nroutes;
@@ -497,7 +505,7 @@ int node_run(const struct node_run_opts *o)
     if (node_cstate_attach(n->cstate, node_gossip_swim(n->gossip)) != 0)
         gv_error("config: cannot replicate through the cluster channel");
     if (node_ratelimit_start(&n->loop, node_gossip_swim(n->gossip)) != 0)
-        gv_error("rate_limit: cannot follow the membership");
+        gv_error("cluster rate limits: cannot follow the membership");
     if (node_health_share_start(n, node_gossip_swim(n->gossip)) != 0)
         gv_error("health checks: cannot share them through the cluster channel");
     uv_signal_init(&n->loop, &n->sig_term);

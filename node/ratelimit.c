@@ -1,4 +1,4 @@
-/* ratelimit.c - node glue for rate_limit scope cluster (see ratelimit.h and
+/* ratelimit.c - node glue for cluster-scope rate limits (see ratelimit.h and
  * docs/rate-limiting.md): every 100 ms on the control loop it
  *   1. collects each key's request count from the gateway's table and keeps
  *      an EWMA of it (this node's demand for the key);
@@ -9,8 +9,7 @@
  * The workers only read the share (an atomic): nothing on the request path
  * waits for the network. */
 #include "node/ratelimit.h"
-#include "gateway/plugin.h"
-#include "gateway/rl_table.h"
+#include "gateway/ratelimit/rl_table.h"
 #include "cluster/broadcast.h"
 #include "cluster/rlgossip.h"
 #include "cluster/wire.h"
@@ -81,7 +80,7 @@ static void on_message(void *arg, uint8_t channel, const uint8_t *payload, size_
     uint32_t tick;
     int n = cl_rlg_decode(payload, len, &tick);
     if (n < 0 || origin == NULL) {
-        gv_debug("rate_limit: dropped a malformed message from %s", origin ? origin : "?");
+        gv_debug("rate limits: dropped a malformed message from %s", origin ? origin : "?");
         return;
     }
     struct peer *p = peer_get(origin, true);
@@ -128,7 +127,7 @@ static int send_one(void *arg, const struct cl_member_info *m)
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
-    struct gw_rl_table *tab = gw_rate_limit_table();
+    struct gw_rl_table *tab = gw_rl_table_shared();
     if (tab == NULL)
         return;
     uint64_t now = uv_now(g.loop);
@@ -188,7 +187,7 @@ static void on_tick(uv_timer_t *t)
 
 int node_ratelimit_start(uv_loop_t *loop, struct cl_swim *swim)
 {
-    struct gw_rl_table *tab = gw_rate_limit_table();
+    struct gw_rl_table *tab = gw_rl_table_shared();
     if (g.running || swim == NULL || tab == NULL)
         return 0;
     g.cap = gw_rl_table_capacity(tab);

@@ -1,4 +1,4 @@
-/* ratelimit.h - node glue for rate_limit scope cluster: keeps the gateway's
+/* ratelimit.h - node glue for cluster-scope rate limits: keeps the gateway's
  * live-member count (gateway/rl_table.h) in step with the membership view,
  * checked every 100 ms on the control loop. */
 #ifndef GV_NODE_RATELIMIT_H

@@ -2,6 +2,7 @@
  * global plugins): JSON in, typed specs out, and canonical JSON back out. */
 #include "node/state.h"
 #include "node/state_int.h"
+#include "gateway/plugins/chain.h"
 
 #include "common/err.h"
 #include "common/util.h"
@@ -390,8 +391,18 @@ static int parse_match(const json_t *m, const char *path, struct gw_route_spec *
     return 0;
 }
 
+/* err from a gateway check (common/schema.h's error) as the validator's. */
+static int from_schema(struct node_state_error *err, const struct gv_schema_error *se, int rc)
+{
+    snprintf(err->path, sizeof(err->path), "%s", se->path);
+    snprintf(err->where, sizeof(err->where), "%s", se->where);
+    snprintf(err->msg, sizeof(err->msg), "%s", se->msg);
+    return rc;
+}
+
 static int parse_route(const json_t *v, const char *path, const struct node_state *st,
-                       struct gw_route_spec *r, json_t **plugins, struct node_state_error *err)
+                       const struct gw_consumer_set *cs, struct gw_route_spec *r, json_t **plugins,
+                       struct node_state_error *err)
 {
     static const char *const keys[] = {"name", "match", "service", "strip_prefix", "plugins", NULL};
     const char *name = NULL, *svc = NULL;
@@ -423,8 +434,9 @@ static int parse_route(const json_t *v, const char *path, const struct node_stat
     if ((o = sv_field(v, "plugins")) != NULL) {
         json_t *copy = NULL;
         node_path_key(p, sizeof(p), path, "plugins");
-        if ((rc = sv_check_plugins(o, p, &copy, err)) != 0)
-            return rc;
+        struct gv_schema_error se;
+        if ((rc = gw_plugins_check(o, p, cs, &copy, &se)) != 0)
+            return from_schema(err, &se, rc);
         if (json_array_size(copy) == 0)
             json_decref(copy);
         else
@@ -494,7 +506,8 @@ static int parse_services(const json_t *list, struct node_state *st, struct node
     return 0;
 }
 
-static int parse_routes(const json_t *list, struct node_state *st, struct node_state_error *err)
+static int parse_routes(const json_t *list, struct node_state *st, const struct gw_consumer_set *cs,
+                        struct node_state_error *err)
 {
     char p[PATH_LEN], q[PATH_LEN];
     int rc;
@@ -512,8 +525,8 @@ static int parse_routes(const json_t *list, struct node_state *st, struct node_s
     for (size_t i = 0; i < n; i++) {
         node_path_index(p, sizeof(p), "routes", i);
         st->nroutes = i + 1;
-        if ((rc = parse_route(json_array_get(list, i), p, st, &st->routes[i], &st->route_plugins[i],
-                              err)) != 0)
+        if ((rc = parse_route(json_array_get(list, i), p, st, cs, &st->routes[i],
+                              &st->route_plugins[i], err)) != 0)
             return rc;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(st->routes[j].name, st->routes[i].name) == 0) {
@@ -530,6 +543,8 @@ int node_state_from_json(const json_t *root, struct node_state *out, struct node
 {
     static const char *const keys[] = {"services", "routes", "consumers", "plugins", NULL};
     struct node_state st = {0};
+    struct gw_consumer_set *cs = NULL;
+    struct gv_schema_error se;
     const json_t *plugins;
     int rc;
 
@@ -537,20 +552,31 @@ int node_state_from_json(const json_t *root, struct node_state *out, struct node
     if (!json_is_object(root))
         return sv_fail(err, "", "the cluster state must be an object");
     if ((rc = sv_check_keys(root, "", keys, err)) != 0 ||
-        (rc = parse_services(sv_field(root, "services"), &st, err)) != 0 ||
-        (rc = parse_routes(sv_field(root, "routes"), &st, err)) != 0 ||
-        (rc = sv_check_consumers(sv_field(root, "consumers"), &st.consumers, err)) != 0)
+        (rc = parse_services(sv_field(root, "services"), &st, err)) != 0)
+        goto fail;
+    /* Consumers before routes: plugins that look credentials up are checked
+     * against them. */
+    if ((rc = gw_consumers_check(sv_field(root, "consumers"), "consumers", &st.consumers, &cs,
+                                 &se)) != 0) {
+        from_schema(err, &se, rc);
+        goto fail;
+    }
+    if ((rc = parse_routes(sv_field(root, "routes"), &st, cs, err)) != 0)
         goto fail;
     if ((plugins = sv_field(root, "plugins")) != NULL) {
-        if ((rc = sv_check_plugins(plugins, "plugins", &st.plugins, err)) != 0)
+        if ((rc = gw_plugins_check(plugins, "plugins", cs, &st.plugins, &se)) != 0) {
+            from_schema(err, &se, rc);
             goto fail;
+        }
     } else if ((st.plugins = json_array()) == NULL) {
         rc = sv_nomem(err);
         goto fail;
     }
+    gw_consumer_set_free(cs);
     *out = st;
     return 0;
 fail:
+    gw_consumer_set_free(cs);
     node_state_free(&st);
     return rc;
 }

@@ -27,8 +27,8 @@ struct node_state {
 /* Where validation failed: path like "routes[0].service" and a message like
  * "no service named \"users\"". */
 struct node_state_error {
-    char path[128];  /* the value the message is about */
-    char where[128]; /* the most precise path to point at (a key inside path) */
+    char path[192];  /* the value the message is about (GV_PATH_LEN) */
+    char where[192]; /* the most precise path to point at (a key inside path) */
     char msg[256];
 };
 

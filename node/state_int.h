@@ -1,5 +1,5 @@
 /* state_int.h - internal to the cluster-state validator (state.c,
- * state_check.c, state_plugins.c): error reporting with paths and typed,
+ * state_check.c): error reporting with paths and typed,
  * checked access to JSON values.
  *
  * Every sv_get_* reads obj[key] (obj being the value at path); a key holding
@@ -69,12 +69,5 @@ bool sv_is_cidr(const char *s);
 /* "ip", "header:NAME", ...: the kind's index in kinds (NULL-terminated; a
  * kind ending in ':' takes a NAME) or -1; *name points at NAME or is NULL. */
 int sv_parse_keyed(const char *s, const char *const *kinds, const char **name);
-
-/* state_plugins.c: a plugin list [{NAME: {...}}] validated into a new
- * normalized copy; the consumers list likewise (credentials unique across
- * consumers, basic_auth passwords replaced by their hashes). */
-int sv_check_plugins(const json_t *list, const char *path, json_t **out,
-                     struct node_state_error *err);
-int sv_check_consumers(const json_t *list, json_t **out, struct node_state_error *err);
 
 #endif

@@ -95,6 +95,15 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+def extension_binary() -> str:
+    """build/grapevine-test: grapevine with the test-only plugins of
+    tests/plugins/ linked in, built beside the grapevine binary."""
+    path = Path(binary()).with_name("grapevine-test")
+    if not path.exists():
+        raise HarnessError(f"{path} is missing (cmake --build builds it with the tests)")
+    return str(path)
+
+
 def sanitized() -> bool:
     """True when the grapevine binary is an AddressSanitizer build."""
     return b"__asan_init" in Path(binary()).read_bytes()
@@ -489,10 +498,11 @@ def describe_status(rc: int | None) -> str:
     return f"exit status {rc}"
 
 
-def run_cli(*args: str, timeout: float = 30.0, **kw: Any) -> subprocess.CompletedProcess:
-    """Runs `grapevine ARGS...` to completion (validate, version, ctl) and
-    returns the CompletedProcess with text stdout/stderr."""
-    return subprocess.run([binary(), *args], stdin=subprocess.DEVNULL, capture_output=True,
+def run_cli(*args: str, timeout: float = 30.0, bin: str | None = None,
+            **kw: Any) -> subprocess.CompletedProcess:
+    """Runs `grapevine ARGS...` (or bin) to completion (validate, version,
+    ctl) and returns the CompletedProcess with text stdout/stderr."""
+    return subprocess.run([bin or binary(), *args], stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=scaled(timeout), preexec_fn=_child_setup, **kw)
 
 
@@ -583,7 +593,7 @@ class Node(Proc):
     def __init__(self, config: str = "", name: str = "gw1", *, access_log: bool = False,
                  workers: int | None = None, node_extra: str = "",
                  args: Iterable[str] = (), env: dict[str, str] | None = None,
-                 start: bool = True):
+                 bin: str | None = None, start: bool = True):
         self.name = name
         cfg = _dedent(config)
         if _has_node_section(cfg):
@@ -610,7 +620,7 @@ class Node(Proc):
         self.port = int(self.listen.rsplit(":", 1)[1])
         self.admin_port = int(self.admin.rsplit(":", 1)[1])
         # The config path needs the scope's dir, known once Proc is set up.
-        super().__init__(f"node {name}", [binary(), "run", "-c", "CONFIG", *args], env=env)
+        super().__init__(f"node {name}", [bin or binary(), "run", "-c", "CONFIG", *args], env=env)
         self.data_dir = self.dir / f"{self._slug}.data"
         self.data_dir.mkdir(exist_ok=True)
         self.config_path = self.dir / f"{self._slug}.yaml"

@@ -85,8 +85,9 @@ def test_objects_through_the_admin_api_drive_the_proxy():
 
     # Plugins: the body is the plugin's config, the name its name.
     r = node.admin_put("/config/plugins/request_id", json={"header": "X-Req"})
-    assert r.status_code == 200 and r.json() == {"header": "X-Req"}
-    assert node.admin_get("/config").json()["plugins"] == [{"request_id": {"header": "X-Req"}}]
+    stored = {"header": "X-Req", "pass_through": True, "echo": True}  # defaults spelled out
+    assert r.status_code == 200 and r.json() == stored
+    assert node.admin_get("/config").json()["plugins"] == [{"request_id": stored}]
 
     # Delete: 204 without a body, the proxy stops routing, a second delete 404s.
     r = node.admin_delete("/config/routes/users")

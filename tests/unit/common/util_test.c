@@ -79,4 +79,30 @@ static void test_decoders(void)
     CHECK_STR(hex, "0123456789abcdef");
 }
 
-TEST_MAIN(TEST(test_duration), TEST(test_hostport), TEST(test_hash), TEST(test_decoders))
+static void test_base64(void)
+{
+    uint8_t out[64];
+    CHECK_INT(gv_base64_decode("aGVsbG8=", 8, out, sizeof(out), false), 5);
+    CHECK(memcmp(out, "hello", 5) == 0);
+    CHECK_INT(gv_base64_decode("aGVsbG8h", 8, out, sizeof(out), false), 6);
+    CHECK_INT(gv_base64_decode("aGVsbG8", 7, out, sizeof(out), false), -1);  /* no padding */
+    CHECK_INT(gv_base64_decode("aGVsbG9=", 8, out, sizeof(out), false), -1); /* bits set */
+    CHECK_INT(gv_base64_decode("aGV=bG8=", 8, out, sizeof(out), false), -1); /* '=' inside */
+    CHECK_INT(gv_base64_decode("a-_A", 4, out, sizeof(out), false), -1);     /* url chars */
+    CHECK_INT(gv_base64_decode("+/+/", 4, out, sizeof(out), false), 3);
+    CHECK_INT(gv_base64_decode("-_-_", 4, out, sizeof(out), true), 3);
+    CHECK_INT(gv_base64_decode("aGVsbG8", 7, out, sizeof(out), true), 5);
+    CHECK_INT(gv_base64_decode("aGVsbG8=", 8, out, sizeof(out), true), -1); /* no '=' in url */
+    CHECK_INT(gv_base64_decode("a", 1, out, sizeof(out), true), -1);
+    CHECK_INT(gv_base64_decode("aGVsbG8h", 8, out, 5, false), -1); /* too small */
+    CHECK_INT(gv_base64_decode("", 0, out, sizeof(out), false), 0);
+    char enc[16];
+    CHECK_INT(gv_base64_encode("hello", 5, enc, false), 8);
+    CHECK_STR(enc, "aGVsbG8=");
+    CHECK_INT(gv_base64_encode("\xfb\xff", 2, enc, true), 3);
+    CHECK_STR(enc, "-_8");
+    CHECK_INT(gv_base64_encode("", 0, enc, false), 0);
+}
+
+TEST_MAIN(TEST(test_base64), TEST(test_duration), TEST(test_hostport), TEST(test_hash),
+          TEST(test_decoders))

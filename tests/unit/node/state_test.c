@@ -217,7 +217,7 @@ static void test_round_trip(void)
     CHECK(strstr(first, "\"methods\":[\"GET\",\"POST\"]"));
     CHECK(strstr(first, "\"hosts\":[\"api.example.com\",\"*.example.org\"]"));
     CHECK(strstr(first, "\"balancer\":\"round_robin\""));
-    CHECK(strstr(first, "\"cors\":{}"));
+    CHECK(strstr(first, "\"cors\":{\"credentials\":false,\"expose_headers\":[]"));
     CHECK(strstr(first, "\"scope\":\"cluster\""));
     free(first);
     node_state_free(&a);
@@ -405,7 +405,7 @@ static const struct bad_case bad_cases[] = {
      "consumers[1].key_auth[0]", "key also belongs to consumer \"a\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"none\"}]}]}",
      "consumers[0].jwt[0].algorithm",
-     "unknown algorithm \"none\" (HS256/384/512, RS256/384/512, ES256/384)"},
+     "bad algorithm \"none\" (HS256, HS384, HS512, RS256, RS384, RS512, ES256 or ES384)"},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\"}]}]}", "consumers[0].jwt[0]",
      "missing \"secret\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"RS256\","
