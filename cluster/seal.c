@@ -56,9 +56,6 @@ struct cl_keyring {
     uint64_t horizon_ms; /* newest send time the ring has forgotten */
 };
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -72,15 +69,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int b64_value(unsigned char c)
-{
-    const char *p;
-    if (c == 0)
-        return -1;
-    p = strchr(b64_alphabet, c);
-    return p ? (int)(p - b64_alphabet) : -1;
-}
-
 static int is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -89,9 +77,7 @@ static int is_space(unsigned char c)
 int cl_key_parse(const char *text, size_t len, uint8_t key[CL_KEY_LEN], char *err, size_t errlen)
 {
     uint8_t out[CL_KEY_LEN];
-    uint32_t acc = 0;
-    size_t start = 0, end = len, n, o = 0;
-    int bits = 0;
+    size_t start = 0, end = len, n;
 
     while (start < end && is_space((unsigned char)text[start]))
         start++;
@@ -109,24 +95,16 @@ int cl_key_parse(const char *text, size_t len, uint8_t key[CL_KEY_LEN], char *er
     /* 32 bytes are 43 characters of data and exactly one '='. */
     for (size_t i = 0; i < CL_KEY_B64_LEN - 1; i++) {
         unsigned char c = (unsigned char)text[start + i];
-        int v = b64_value(c);
-        if (v < 0) {
+        if (gv_base64_value(c, false) < 0) {
             set_err(err, errlen, "invalid base64 character 0x%02x at offset %zu", c, start + i);
             return GV_EINVAL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
         }
     }
     if (text[start + CL_KEY_B64_LEN - 1] != '=') {
         set_err(err, errlen, "expected '=' padding at offset %zu", start + CL_KEY_B64_LEN - 1);
         return GV_EINVAL;
     }
-    if (acc != 0) {
+    if (gv_base64_decode(text + start, CL_KEY_B64_LEN, out, sizeof(out), false) != CL_KEY_LEN) {
         set_err(err, errlen, "non-canonical base64: unused bits set in the last character");
         return GV_EINVAL;
     }
@@ -181,22 +159,7 @@ fail:
 
 void cl_key_encode(const uint8_t key[CL_KEY_LEN], char out[CL_KEY_B64_LEN + 1])
 {
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-
-    for (size_t i = 0; i < CL_KEY_LEN; i++) {
-        acc = (acc << 8) | key[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = b64_alphabet[(acc >> bits) & 63];
-        }
-        acc &= (1u << bits) - 1;
-    }
-    out[o++] = b64_alphabet[(acc << (6 - bits)) & 63];
-    out[o++] = '=';
-    out[o] = '\0';
+    gv_base64_encode(key, CL_KEY_LEN, out, false);
 }
 
 int cl_key_generate(uint8_t key[CL_KEY_LEN])
