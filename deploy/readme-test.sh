@@ -261,7 +261,8 @@ run_as() {
     rc=${PIPESTATUS[0]}
     set -e
     if [[ $rc -ne 0 ]]; then
-        rt_log "last 40 lines of the run's log:"
+        rt_log "last 40 lines of the run's log (all of it: ${TMPDIR:-/tmp}/gv-readme-test-$who.log):"
+        cp "$log" "${TMPDIR:-/tmp}/gv-readme-test-$who.log"
         grep -v '^\[readme-test' "$log" | tail -40 | sed 's/^/    /'
         [[ $rc -ne 124 ]] || die "as $who: timed out after ${RUN_TIMEOUT}s"
         die "as $who: the README's steps failed (exit $rc)"
