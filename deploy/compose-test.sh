@@ -369,8 +369,8 @@ rejoined_gw3() {
     all_alive_on "$A1" "$A2" "$A3" && same_digest "$A2" "$A3"
 }
 served_by_any() { # served_by_any PORT PATH: 5 answers in a row from some echo
-    local i
-    for i in 1 2 3 4 5; do
+    local _
+    for _ in 1 2 3 4 5; do
         curl -s -m 1 "http://127.0.0.1:$1$2" | grep -q '"name": *"echo[123]"' || return 1
     done
 }
