@@ -494,6 +494,9 @@ static int parse_field(const struct gv_field *f, const json_t *v, void *obj, con
     case GV_T_PAIRS:
         return parse_pairs(f, v, obj, path, err);
     case GV_T_OBJ:
+        /* The parent's defaults already filled the struct; parsing it sets
+         * them again, so drop them first (or their strings leak). */
+        gv_schema_free(f->sub, m);
         if (f->flags & GV_F_PRESENCE)
             *(bool *)AUX(obj, f) = true;
         return gv_schema_parse(f->sub, v, m, path, err, ctx);
