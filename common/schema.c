@@ -251,6 +251,8 @@ static int field_default(const struct gv_field *f, void *obj)
         return 0;
     case GV_T_OBJ:
         return gv_schema_defaults(f->sub, m);
+    case GV_T_CUSTOM:
+        return f->custom->init != NULL ? f->custom->init(f, m) : 0;
     default:
         return 0;
     }
