@@ -324,6 +324,11 @@ static int parse_duration(const struct gv_field *f, const json_t *v, void *m, co
     char lim[32];
     uint64_t max = f->max > 0 ? (uint64_t)f->max : DURATION_MAX_MS;
     if (gv_json_duration(v, &ms) != 0) {
+        /* Whole seconds that gv_json_duration refuses are too many. */
+        if (json_is_integer(v) && json_integer_value(v) > 0) {
+            gv_format_duration(max, lim, sizeof(lim));
+            return gv_schema_fail(err, path, "must be at most %s", lim);
+        }
         if (json_is_string(v))
             return gv_schema_fail(err, path, "bad duration \"%s\" (use e.g. 250ms, 2s, 1m)",
                                   json_string_value(v));

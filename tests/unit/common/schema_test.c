@@ -173,6 +173,10 @@ static const struct {
     {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"health_check\":{\"timeout\":\"3s\"}}",
      "services[0].health_check", "services[0].health_check.timeout",
      "must not exceed the interval"},
+    {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"health_check\":{\"interval\":"
+     "99999999999}}",
+     "services[0].health_check.interval", "services[0].health_check.interval",
+     "must be at most 8760h"},
     {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"health_check\":{\"interval\":\"2x\"}}",
      "services[0].health_check.interval", "services[0].health_check.interval",
      "bad duration \"2x\" (use e.g. 250ms, 2s, 1m)"},
