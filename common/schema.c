@@ -452,17 +452,33 @@ static int parse_pairs(const struct gv_field *f, const json_t *v, void *obj, con
     return 0;
 }
 
+/* A required list of objects says what it holds: "must be a non-empty
+ * list of {address, weight}". */
+static int fail_nonempty_objs(const struct gv_field *f, const char *path,
+                              struct gv_schema_error *err)
+{
+    char keys[160];
+    size_t used = 0;
+    keys[0] = '\0';
+    for (size_t i = 0; i < f->sub->nfields && used < sizeof(keys); i++) {
+        int w = snprintf(keys + used, sizeof(keys) - used, "%s%s", i ? ", " : "",
+                         f->sub->fields[i].name);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return gv_schema_fail(err, path, "must be a non-empty list of {%s}", keys);
+}
+
 static int parse_objs(const struct gv_field *f, const json_t *v, void *obj, const char *path,
                       struct gv_schema_error *err, void *ctx)
 {
     char p[GV_PATH_LEN];
     void **arr = MEMBER(obj, f);
     size_t *count = AUX(obj, f);
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if ((f->flags & GV_F_NONEMPTY) && n == 0)
+        return fail_nonempty_objs(f, path, err);
     if (!json_is_array(v))
         return gv_schema_fail(err, path, "must be a list");
-    size_t n = json_array_size(v);
-    if ((f->flags & GV_F_NONEMPTY) && n == 0)
-        return gv_schema_fail(err, path, "must not be empty");
     if (n > 0 && (*arr = calloc(n, f->sub->size)) == NULL)
         return gv_schema_nomem(err);
     for (size_t i = 0; i < n; i++) {

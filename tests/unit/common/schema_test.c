@@ -157,7 +157,9 @@ static const struct {
 } refusals[] = {
     {"{\"targets\":[{\"address\":\"a:1\"}]}", "services[0]", "services[0]", "missing \"name\""},
     {"{\"name\":\"a\",\"targets\":[]}", "services[0].targets", "services[0].targets",
-     "must not be empty"},
+     "must be a non-empty list of {address, weight}"},
+    {"{\"name\":\"a\",\"targets\":{}}", "services[0].targets", "services[0].targets",
+     "must be a non-empty list of {address, weight}"},
     {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"retires\":2}", "services[0]",
      "services[0].retires", "unknown key \"retires\""},
     {"{\"name\":\"a b\",\"targets\":[{\"address\":\"a:1\"}]}", "services[0].name",
