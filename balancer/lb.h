@@ -1,6 +1,6 @@
 /* lb.h - the balancing algorithms behind one ops table.
  *
- * Each algorithm is a file (rr.c, leastconn.c, p2c_ewma.c, chash.c, random.c)
+ * Each algorithm is a file under algorithms/
  * exporting one `const struct lb_ops`. A balancer instance belongs to one
  * worker thread and one config snapshot, so pick() needs no lock; the shared
  * per-target state it reads (health, in-flight counts, latency) is atomic.

@@ -1,4 +1,4 @@
-/* chash.c - consistent hashing with a Maglev lookup table (Eisenbud et al.,
+/* consistent_hash.c - consistent hashing with a Maglev lookup table (Eisenbud et al.,
  * "Maglev: A Fast and Reliable Software Network Load Balancer", NSDI 2016).
  * A key goes to table[hash % M]; the table depends only on the targets'
  * addresses and weights, so every node and worker maps a key to the same

@@ -1,4 +1,4 @@
-/* rr_test.c - smooth weighted round robin: exact shares, interleaving,
+/* round_robin_test.c - smooth weighted round robin: exact shares, interleaving,
  * exclusion of non-candidates. */
 #include "lb_fixture.h"
 

@@ -1,4 +1,4 @@
-/* leastconn.c - least connections, weighted: the candidate with the fewest
+/* least_connections.c - least connections, weighted: the candidate with the fewest
  * requests in flight per unit of weight (across all workers, from the shared
  * atomic counters). Ties go round robin, starting after the last pick, so an
  * idle service still spreads its requests instead of piling on target 0. */

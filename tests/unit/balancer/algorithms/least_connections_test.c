@@ -1,4 +1,4 @@
-/* leastconn_test.c - weighted least connections: shares under load, ties
+/* least_connections_test.c - weighted least connections: shares under load, ties
  * spread round robin, exclusion of non-candidates. */
 #include "lb_fixture.h"
 

@@ -1,4 +1,4 @@
-/* rr.c - smooth weighted round robin (nginx's): every pick adds each
+/* round_robin.c - smooth weighted round robin (nginx's): every pick adds each
  * candidate's weight to its running score, takes the highest score and
  * subtracts the round's total from it. Weights {5,1,1} give a a b a c a a,
  * interleaved rather than in bursts. Targets that are not candidates sit the

@@ -1,4 +1,4 @@
-/* chash_test.c - consistent hashing (Maglev): stable mapping whatever the
+/* consistent_hash_test.c - consistent hashing (Maglev): stable mapping whatever the
  * config order, shares within 2% of the weights, ~1/N keys moved when a
  * target leaves, only a down target's keys moved while it is down, skipping
  * of non-candidates, fallback without a hash input. */
