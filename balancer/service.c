@@ -1,6 +1,7 @@
 /* service.c - service specs (defaults, copy, names) and the shared run-time
  * state of targets: availability, passive ejection, latency, the registry. */
 #include "balancer/service.h"
+#include "balancer/lb.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -15,7 +16,7 @@
 void lb_service_spec_defaults(struct lb_service_spec *s)
 {
     memset(s, 0, sizeof(*s));
-    s->algo = LB_ROUND_ROBIN;
+    s->algo = lb_algo_default();
     s->hash_on = LB_HASH_IP;
     s->health.enabled = false;
     s->health.path = strdup(LB_DEFAULT_HEALTH_PATH);
@@ -112,32 +113,6 @@ int lb_service_spec_copy(struct lb_service_spec *dst, const struct lb_service_sp
 fail:
     lb_service_spec_free(&tmp);
     return GV_ENOMEM;
-}
-
-static const char *const algo_names[] = {
-    [LB_ROUND_ROBIN] = "round_robin", [LB_LEAST_CONNECTIONS] = "least_connections",
-    [LB_P2C_EWMA] = "p2c_ewma",       [LB_CONSISTENT_HASH] = "consistent_hash",
-    [LB_RANDOM] = "random",
-};
-
-const char *lb_algo_name(enum lb_algo a)
-{
-    if ((unsigned)a >= GV_ARRAY_LEN(algo_names))
-        return "unknown";
-    return algo_names[a];
-}
-
-int lb_algo_parse(const char *name, enum lb_algo *out)
-{
-    if (name == NULL)
-        return GV_EINVAL;
-    for (size_t i = 0; i < GV_ARRAY_LEN(algo_names); i++) {
-        if (strcmp(name, algo_names[i]) == 0) {
-            *out = (enum lb_algo)i;
-            return 0;
-        }
-    }
-    return GV_EINVAL;
 }
 
 static const char *const reason_names[] = {

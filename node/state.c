@@ -3,6 +3,7 @@
 #include "node/state.h"
 #include "node/state_int.h"
 
+#include "balancer/lb.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -195,11 +196,11 @@ static int parse_service(const json_t *v, const char *path, struct lb_service_sp
     str = NULL;
     if ((rc = sv_get_str(v, path, "balancer", false, &str, err)) != 0)
         return rc;
-    if (str != NULL && lb_algo_parse(str, &s->algo) != 0)
-        return sv_fail_field(err, path, "balancer",
-                             "unknown balancer \"%s\" (round_robin, least_connections, p2c_ewma, "
-                             "consistent_hash or random)",
-                             str);
+    if (str != NULL && (s->algo = lb_algo_find(str)) == NULL) {
+        char choices[256];
+        lb_algo_choices(choices, sizeof(choices));
+        return sv_fail_field(err, path, "balancer", "unknown balancer \"%s\" (%s)", str, choices);
+    }
 
     str = NULL;
     if ((rc = sv_get_str(v, path, "hash_on", false, &str, err)) != 0)
@@ -605,7 +606,7 @@ static json_t *service_json(struct builder *b, const struct lb_service_spec *s)
         b_append(b, targets, x);
     }
     b_put(b, o, "targets", targets);
-    b_put(b, o, "balancer", json_string(lb_algo_name(s->algo)));
+    b_put(b, o, "balancer", json_string(s->algo->name));
     switch (s->hash_on) {
     case LB_HASH_IP:
         snprintf(hash, sizeof(hash), "ip");

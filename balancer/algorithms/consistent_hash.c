@@ -260,6 +260,9 @@ static int chash_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 
 const struct lb_ops lb_consistent_hash_ops = {
     .name = "consistent_hash",
+    .doc = "the same hash_on input goes to the same target on every node (Maglev table); "
+           "requests without one go by weighted random",
+    .flags = LB_NEEDS_HASH,
     .init = chash_init,
     .destroy = chash_destroy,
     .pick = chash_pick,

@@ -63,6 +63,7 @@ static int lc_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 
 const struct lb_ops lb_least_connections_ops = {
     .name = "least_connections",
+    .doc = "the target with the fewest requests in flight (all workers) per unit of weight",
     .init = lc_init,
     .destroy = lc_destroy,
     .pick = lc_pick,

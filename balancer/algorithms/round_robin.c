@@ -58,6 +58,8 @@ static int rr_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 
 const struct lb_ops lb_round_robin_ops = {
     .name = "round_robin",
+    .doc = "each target in turn, as often as its weight says, interleaved (nginx's smooth "
+           "weighted round robin)",
     .init = rr_init,
     .destroy = rr_destroy,
     .pick = rr_pick,
