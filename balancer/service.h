@@ -85,16 +85,21 @@ struct lb_service_spec {
 #define LB_DEFAULT_HEALTH_PATH   "/healthz"
 #define LB_DEFAULT_STICKY_COOKIE "GV_STICKY"
 
-/* Fills a spec with the documented defaults (the registry's default
- * algorithm, hash_on ip, no health check, passive 5 failures / 30 s, retries
- * 2, timeouts 1s/30s/30s). Health check defaults for when it is enabled: path
- * "/healthz", interval 2s, timeout 1s, healthy 2, unhealthy 3. Sticky (off):
- * cookie "GV_STICKY", ttl 1h. TLS off (verify on when enabled). The whole
- * struct is overwritten (call it on uninitialised memory); the default path
- * and cookie name are heap copies owned by the spec. Should those two tiny
- * allocations fail they are left NULL, which every consumer in balancer/
- * reads as the default above. */
-void lb_service_spec_defaults(struct lb_service_spec *s);
+/* The config of a service (service_schema.c): parsing JSON into a spec
+ * with the path of any refused value, its canonical JSON, its defaults, its
+ * docs. Use it with common/schema.h's gv_schema_* functions. */
+struct gv_schema;
+extern const struct gv_schema lb_service_schema;
+
+/* Fills a spec with the documented defaults, from lb_service_schema: the
+ * registry's default algorithm, hash_on ip, no health check, passive 5
+ * failures / 30 s, retries 2, timeouts 1s/30s/30s; for when they are turned
+ * on, health checks GET /healthz every 2s with timeout 1s, healthy 2,
+ * unhealthy 3, sticky cookie GV_STICKY for 1h, TLS with verify. The whole
+ * struct is overwritten (call it on uninitialised memory). Returns 0 or
+ * GV_ENOMEM (the default path or cookie could not be copied; free the spec).
+ * Every consumer in balancer/ reads a NULL path or cookie as the default. */
+int lb_service_spec_defaults(struct lb_service_spec *s);
 /* Frees what the spec owns (not the spec itself). */
 void lb_service_spec_free(struct lb_service_spec *s);
 /* Deep copy; returns 0 or GV_ENOMEM (dst untouched on failure). */

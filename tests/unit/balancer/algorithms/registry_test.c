@@ -1,7 +1,9 @@
 /* registry_test.c - the algorithm registry: every registered algorithm is
  * found by its name and complete, the names a config may use are all there,
- * and a name (or an ops table) missing from it cannot be picked. */
+ * and a name (or an ops table) missing from it cannot be configured. */
 #include "balancer/lb.h"
+#include "common/err.h"
+#include "common/schema.h"
 #include "test.h"
 
 #include <stdlib.h>
@@ -72,6 +74,28 @@ static void test_missing_from_registry(void)
     CHECK(lb_algo_find("") == NULL);
     CHECK(lb_algo_find("Round_Robin") == NULL); /* names are exact */
     CHECK(lb_algo_find("round_robin ") == NULL);
+
+    /* A service cannot be configured with it; the message lists what can. */
+    json_t *svc = json_pack("{s:s,s:[{s:s}],s:s}", "name", "a", "targets", "address", "h:80",
+                            "balancer", unlisted_ops.name);
+    struct lb_service_spec s;
+    struct gv_schema_error err;
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(gv_schema_parse(&lb_service_schema, svc, &s, "services[0]", &err, NULL), GV_EINVAL);
+    CHECK_STR(err.path, "services[0].balancer");
+    CHECK(strncmp(err.msg, "unknown balancer \"unlisted\" (", 29) == 0);
+    for (size_t i = 0; i < lb_algo_count(); i++)
+        CHECK(strstr(err.msg, lb_algo_at(i)->name) != NULL);
+    lb_service_spec_free(&s);
+    /* Every registered one can. */
+    for (size_t i = 0; i < lb_algo_count(); i++) {
+        json_object_set_new(svc, "balancer", json_string(lb_algo_at(i)->name));
+        memset(&s, 0, sizeof(s));
+        CHECK_INT(gv_schema_parse(&lb_service_schema, svc, &s, "services[0]", &err, NULL), 0);
+        CHECK(s.algo == lb_algo_at(i));
+        lb_service_spec_free(&s);
+    }
+    json_decref(svc);
 }
 
 TEST_MAIN(TEST(test_every_algorithm_found_by_name), TEST(test_choices),
