@@ -1,31 +1,15 @@
-/* lb.c - balancer instances: choosing the algorithm's ops table for a spec,
- * and the candidate test every algorithm shares. */
+/* lb.c - balancer instances of a spec's algorithm, and what every algorithm
+ * shares: the candidate test and the weighted random choice. */
 #include "balancer/lb.h"
 #include "common/err.h"
+#include "common/util.h"
 
 #include <stdlib.h>
-
-static const struct lb_ops *ops_for(enum lb_algo algo)
-{
-    switch (algo) {
-    case LB_ROUND_ROBIN:
-        return &lb_round_robin_ops;
-    case LB_LEAST_CONNECTIONS:
-        return &lb_least_connections_ops;
-    case LB_P2C_EWMA:
-        return &lb_p2c_ewma_ops;
-    case LB_CONSISTENT_HASH:
-        return &lb_consistent_hash_ops;
-    case LB_RANDOM:
-        return &lb_random_ops;
-    }
-    return NULL;
-}
 
 int lb_balancer_new(const struct lb_service_spec *spec, struct lb_target_state **states,
                     struct lb_balancer **out)
 {
-    const struct lb_ops *ops = ops_for(spec->algo);
+    const struct lb_ops *ops = spec->algo;
     if (ops == NULL)
         return GV_EINVAL;
     if (spec->ntargets > 0 && states == NULL)
@@ -69,4 +53,32 @@ bool lb_candidate(const struct lb_balancer *b, int i, const struct lb_pick_ctx *
             return false;
     }
     return true;
+}
+
+int lb_pick_weighted_random(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
+{
+    int n = (int)b->spec->ntargets;
+    uint64_t total = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (lb_candidate(b, i, ctx))
+            total += (uint64_t)lb_weight(b, i);
+    }
+    if (total == 0)
+        return -1;
+    /* The modulo bias of a 64-bit draw over a total this small is far below
+     * anything measurable. */
+    uint64_t r = gv_rand64() % total;
+    int last = -1;
+    for (int i = 0; i < n; i++) {
+        if (!lb_candidate(b, i, ctx))
+            continue;
+        uint64_t w = (uint64_t)lb_weight(b, i);
+        if (r < w)
+            return i;
+        r -= w;
+        last = i;
+    }
+    /* Only reachable when a target's health changed between the two scans. */
+    return last;
 }

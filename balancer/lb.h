@@ -1,9 +1,14 @@
 /* lb.h - the balancing algorithms behind one ops table.
  *
- * Each algorithm is a file (rr.c, leastconn.c, p2c_ewma.c, chash.c, random.c)
- * exporting one `const struct lb_ops`. A balancer instance belongs to one
- * worker thread and one config snapshot, so pick() needs no lock; the shared
- * per-target state it reads (health, in-flight counts, latency) is atomic.
+ * Each algorithm is one file under algorithms/ exporting one
+ * `const struct lb_ops`, listed once in algorithms/registry.c; nothing else
+ * names it. What the rest of the gateway must know about an algorithm (does
+ * it want a hash of the request?) is in its ops, not in a test of its name.
+ *
+ * A balancer instance belongs to one worker thread and one config snapshot,
+ * so pick() needs no lock; the shared per-target state it reads (health,
+ * in-flight counts, latency) is atomic. The registry is constant data, read
+ * from any thread.
  */
 #ifndef GV_BALANCER_LB_H
 #define GV_BALANCER_LB_H
@@ -16,7 +21,7 @@
 /* What a request offers to the algorithm. Hash inputs are resolved by the
  * caller according to spec->hash_on, so algorithms never parse HTTP. */
 struct lb_pick_ctx {
-    uint64_t hash;    /* hash of the hash_on input (consistent_hash only) */
+    uint64_t hash;    /* hash of the hash_on input (only with LB_NEEDS_HASH) */
     bool has_hash;    /* false: no input (header/cookie absent) -> fall back */
     const int *tried; /* target indices already tried by this request */
     int ntried;
@@ -25,8 +30,16 @@ struct lb_pick_ctx {
 
 struct lb_balancer;
 
+enum {
+    /* pick() reads ctx->hash: the caller hashes the spec's hash_on input
+     * (client address, path, header or cookie) for this algorithm only. */
+    LB_NEEDS_HASH = 1 << 0,
+};
+
 struct lb_ops {
-    const char *name;
+    const char *name; /* the config's `balancer:` value */
+    const char *doc;  /* one line for the config reference */
+    unsigned flags;   /* LB_NEEDS_HASH */
     /* Builds private state from b->spec; returns 0 or a negative error. */
     int (*init)(struct lb_balancer *b);
     void (*destroy)(struct lb_balancer *b);
@@ -34,11 +47,17 @@ struct lb_ops {
     int (*pick)(struct lb_balancer *b, const struct lb_pick_ctx *ctx);
 };
 
-extern const struct lb_ops lb_round_robin_ops;
-extern const struct lb_ops lb_least_connections_ops;
-extern const struct lb_ops lb_p2c_ewma_ops;
-extern const struct lb_ops lb_consistent_hash_ops;
-extern const struct lb_ops lb_random_ops;
+/* The registry (algorithms/registry.c): every algorithm a service may name,
+ * in a fixed order whose first entry is the default. */
+const struct lb_ops *lb_algo_default(void);
+/* The algorithm called name, or NULL (name NULL or not registered). */
+const struct lb_ops *lb_algo_find(const char *name);
+/* Entry i, or NULL once i reaches lb_algo_count(). */
+size_t lb_algo_count(void);
+const struct lb_ops *lb_algo_at(size_t i);
+/* Every name, as "a, b, c or d", cut short to fit n bytes; for messages
+ * that say what the config may pick. */
+void lb_algo_choices(char *buf, size_t n);
 
 struct lb_balancer {
     const struct lb_ops *ops;
@@ -47,8 +66,9 @@ struct lb_balancer {
     void *priv;                         /* the algorithm's */
 };
 
-/* Creates a balancer for spec with the algorithm spec->algo. states has
- * spec->ntargets entries. Returns 0 or a negative error (*out untouched). */
+/* Creates a balancer for spec with the algorithm spec->algo (GV_EINVAL when
+ * NULL). states has spec->ntargets entries. Returns 0 or a negative error
+ * (*out untouched). */
 int lb_balancer_new(const struct lb_service_spec *spec, struct lb_target_state **states,
                     struct lb_balancer **out);
 void lb_balancer_free(struct lb_balancer *b);
@@ -69,8 +89,9 @@ static inline int lb_weight(const struct lb_balancer *b, int i)
     return w < 1 ? 1 : w;
 }
 
-/* Weighted random choice among the candidates (random.c); consistent_hash
- * falls back to it when a request has no hash input. -1 when none. */
+/* For algorithms: a weighted random choice among the candidates (each with
+ * probability weight / total), or -1 when there is none. A hashing
+ * algorithm falls back to it when a request has no hash input. */
 int lb_pick_weighted_random(struct lb_balancer *b, const struct lb_pick_ctx *ctx);
 
 #endif

@@ -1,7 +1,8 @@
-/* service.c - service specs (defaults, copy, names) and the shared run-time
+/* service.c - service specs (defaults, free, copy) and the shared run-time
  * state of targets: availability, passive ejection, latency, the registry. */
 #include "balancer/service.h"
 #include "common/err.h"
+#include "common/schema.h"
 #include "common/util.h"
 
 #include <pthread.h>
@@ -12,55 +13,15 @@
  * overflow (one hour in microseconds). */
 #define LB_EWMA_MAX_SAMPLE_US (3600ULL * 1000 * 1000)
 
-void lb_service_spec_defaults(struct lb_service_spec *s)
+int lb_service_spec_defaults(struct lb_service_spec *s)
 {
     memset(s, 0, sizeof(*s));
-    s->algo = LB_ROUND_ROBIN;
-    s->hash_on = LB_HASH_IP;
-    s->health.enabled = false;
-    s->health.path = strdup(LB_DEFAULT_HEALTH_PATH);
-    s->health.interval_ms = 2000;
-    s->health.timeout_ms = 1000;
-    s->health.healthy = 2;
-    s->health.unhealthy = 3;
-    s->passive.failures = 5;
-    s->passive.eject_for_ms = 30 * 1000;
-    s->sticky.enabled = false;
-    s->sticky.cookie = strdup(LB_DEFAULT_STICKY_COOKIE);
-    s->sticky.ttl_ms = 3600 * 1000;
-    s->retries = 2;
-    s->tls.verify = true;
-    s->timeouts.connect_ms = 1000;
-    s->timeouts.read_ms = 30 * 1000;
-    s->timeouts.write_ms = 30 * 1000;
-}
-
-static void free_targets(struct lb_target_spec *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(t[i].address);
-    free(t);
+    return gv_schema_defaults(&lb_service_schema, s);
 }
 
 void lb_service_spec_free(struct lb_service_spec *s)
 {
-    if (s == NULL)
-        return;
-    free(s->name);
-    free_targets(s->targets, s->ntargets);
-    free(s->hash_key);
-    free(s->health.path);
-    free(s->sticky.cookie);
-    free(s->tls.ca_file);
-    free(s->tls.server_name);
-    s->tls.ca_file = NULL;
-    s->tls.server_name = NULL;
-    s->name = NULL;
-    s->targets = NULL;
-    s->ntargets = 0;
-    s->hash_key = NULL;
-    s->health.path = NULL;
-    s->sticky.cookie = NULL;
+    gv_schema_free(&lb_service_schema, s);
 }
 
 /* strdup that maps NULL to NULL; sets *failed on allocation failure. */
@@ -112,32 +73,6 @@ int lb_service_spec_copy(struct lb_service_spec *dst, const struct lb_service_sp
 fail:
     lb_service_spec_free(&tmp);
     return GV_ENOMEM;
-}
-
-static const char *const algo_names[] = {
-    [LB_ROUND_ROBIN] = "round_robin", [LB_LEAST_CONNECTIONS] = "least_connections",
-    [LB_P2C_EWMA] = "p2c_ewma",       [LB_CONSISTENT_HASH] = "consistent_hash",
-    [LB_RANDOM] = "random",
-};
-
-const char *lb_algo_name(enum lb_algo a)
-{
-    if ((unsigned)a >= GV_ARRAY_LEN(algo_names))
-        return "unknown";
-    return algo_names[a];
-}
-
-int lb_algo_parse(const char *name, enum lb_algo *out)
-{
-    if (name == NULL)
-        return GV_EINVAL;
-    for (size_t i = 0; i < GV_ARRAY_LEN(algo_names); i++) {
-        if (strcmp(name, algo_names[i]) == 0) {
-            *out = (enum lb_algo)i;
-            return 0;
-        }
-    }
-    return GV_EINVAL;
 }
 
 static const char *const reason_names[] = {

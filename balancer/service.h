@@ -15,13 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum lb_algo {
-    LB_ROUND_ROBIN,
-    LB_LEAST_CONNECTIONS,
-    LB_P2C_EWMA,
-    LB_CONSISTENT_HASH,
-    LB_RANDOM,
-};
+struct lb_ops; /* a balancing algorithm (balancer/lb.h) */
 
 enum lb_hash_on {
     LB_HASH_IP,
@@ -75,7 +69,7 @@ struct lb_service_spec {
     char *name;
     struct lb_target_spec *targets;
     size_t ntargets;
-    enum lb_algo algo;
+    const struct lb_ops *algo; /* from the registry (balancer/lb.h), never NULL once parsed */
     enum lb_hash_on hash_on;
     char *hash_key; /* header or cookie name, else NULL */
     struct lb_health_spec health;
@@ -91,23 +85,25 @@ struct lb_service_spec {
 #define LB_DEFAULT_HEALTH_PATH   "/healthz"
 #define LB_DEFAULT_STICKY_COOKIE "GV_STICKY"
 
-/* Fills a spec with the documented defaults (round_robin, hash_on ip, no
- * health check, passive 5 failures / 30 s, retries 2, timeouts 1s/30s/30s).
- * Health check defaults for when it is enabled: path "/healthz", interval 2s,
- * timeout 1s, healthy 2, unhealthy 3. Sticky (off): cookie "GV_STICKY", ttl
- * 1h. TLS off (verify on when enabled). The whole struct is overwritten (call it on uninitialised
- * memory); the default path and cookie name are heap copies owned by the spec. Should those two
- * tiny allocations fail they are left NULL, which every consumer in balancer/ reads as the default
- * above. */
-void lb_service_spec_defaults(struct lb_service_spec *s);
+/* The config of a service (service_schema.c): parsing JSON into a spec
+ * with the path of any refused value, its canonical JSON, its defaults, its
+ * docs. Use it with common/schema.h's gv_schema_* functions. */
+struct gv_schema;
+extern const struct gv_schema lb_service_schema;
+
+/* Fills a spec with the documented defaults, from lb_service_schema: the
+ * registry's default algorithm, hash_on ip, no health check, passive 5
+ * failures / 30 s, retries 2, timeouts 1s/30s/30s; for when they are turned
+ * on, health checks GET /healthz every 2s with timeout 1s, healthy 2,
+ * unhealthy 3, sticky cookie GV_STICKY for 1h, TLS with verify. The whole
+ * struct is overwritten (call it on uninitialised memory). Returns 0 or
+ * GV_ENOMEM (the default path or cookie could not be copied; free the spec).
+ * Every consumer in balancer/ reads a NULL path or cookie as the default. */
+int lb_service_spec_defaults(struct lb_service_spec *s);
 /* Frees what the spec owns (not the spec itself). */
 void lb_service_spec_free(struct lb_service_spec *s);
 /* Deep copy; returns 0 or GV_ENOMEM (dst untouched on failure). */
 int lb_service_spec_copy(struct lb_service_spec *dst, const struct lb_service_spec *src);
-
-const char *lb_algo_name(enum lb_algo a);
-/* Returns 0 and sets *out, or GV_EINVAL for an unknown name. */
-int lb_algo_parse(const char *name, enum lb_algo *out);
 
 /* Why a target is (not) taking traffic, as shown by GET /backends. */
 enum lb_reason {
@@ -142,10 +138,11 @@ enum lb_reason lb_target_reason(const struct lb_target_state *st, uint64_t now_m
 
 /* Records the outcome of one proxied request (passive health + latency).
  * ok=false counts toward ejection per the spec; ok=true resets the count.
- * Latency feeds the EWMA (alpha 0.3, the first sample seeds it) that p2c_ewma
- * reads; latency_us == 0 means "not measured" and leaves the EWMA alone. A
- * failure never lowers the EWMA (a fast "connection refused" must not make a
- * target look attractive), it only raises it when slower than the average.
+ * Latency feeds the EWMA (alpha 0.3, the first sample seeds it) that
+ * latency-aware algorithms read; latency_us == 0 means "not measured" and
+ * leaves the EWMA alone. A failure never lowers the EWMA (a fast "connection
+ * refused" must not make a target look attractive), it only raises it when
+ * slower than the average.
  * Safe from any thread. */
 void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
                       uint64_t latency_us, uint64_t now_ms);

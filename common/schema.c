@@ -253,6 +253,8 @@ static int field_default(const struct gv_field *f, void *obj)
         return 0;
     case GV_T_OBJ:
         return gv_schema_defaults(f->sub, m);
+    case GV_T_CUSTOM:
+        return f->custom->init != NULL ? f->custom->init(f, m) : 0;
     default:
         return 0;
     }
@@ -326,6 +328,11 @@ static int parse_duration(const struct gv_field *f, const json_t *v, void *m, co
     char lim[32];
     uint64_t max = f->max > 0 ? (uint64_t)f->max : DURATION_MAX_MS;
     if (gv_json_duration(v, &ms) != 0) {
+        /* Whole seconds that gv_json_duration refuses are too many. */
+        if (json_is_integer(v) && json_integer_value(v) > 0) {
+            gv_format_duration(max, lim, sizeof(lim));
+            return gv_schema_fail(err, path, "must be at most %s", lim);
+        }
         if (json_is_string(v))
             return gv_schema_fail(err, path, "bad duration \"%s\" (use e.g. 250ms, 2s, 1m)",
                                   json_string_value(v));
@@ -450,17 +457,33 @@ static int parse_pairs(const struct gv_field *f, const json_t *v, void *obj, con
     return 0;
 }
 
+/* A required list of objects says what it holds: "must be a non-empty
+ * list of {address, weight}". */
+static int fail_nonempty_objs(const struct gv_field *f, const char *path,
+                              struct gv_schema_error *err)
+{
+    char keys[160];
+    size_t used = 0;
+    keys[0] = '\0';
+    for (size_t i = 0; i < f->sub->nfields && used < sizeof(keys); i++) {
+        int w = snprintf(keys + used, sizeof(keys) - used, "%s%s", i ? ", " : "",
+                         f->sub->fields[i].name);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return gv_schema_fail(err, path, "must be a non-empty list of {%s}", keys);
+}
+
 static int parse_objs(const struct gv_field *f, const json_t *v, void *obj, const char *path,
                       struct gv_schema_error *err, void *ctx)
 {
     char p[GV_PATH_LEN];
     void **arr = MEMBER(obj, f);
     size_t *count = AUX(obj, f);
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if ((f->flags & GV_F_NONEMPTY) && n == 0)
+        return fail_nonempty_objs(f, path, err);
     if (!json_is_array(v))
         return gv_schema_fail(err, path, "must be a list");
-    size_t n = json_array_size(v);
-    if ((f->flags & GV_F_NONEMPTY) && n == 0)
-        return gv_schema_fail(err, path, "must not be empty");
     if (n > 0 && (*arr = calloc(n, f->sub->size)) == NULL)
         return gv_schema_nomem(err);
     for (size_t i = 0; i < n; i++) {
@@ -499,6 +522,9 @@ static int parse_field(const struct gv_field *f, const json_t *v, void *obj, con
     case GV_T_PAIRS:
         return parse_pairs(f, v, obj, path, err);
     case GV_T_OBJ:
+        /* The parent's defaults already filled the struct; parsing it sets
+         * them again, so drop them first (or their strings leak). */
+        gv_schema_free(f->sub, m);
         if (f->flags & GV_F_PRESENCE)
             *(bool *)AUX(obj, f) = true;
         return gv_schema_parse(f->sub, v, m, path, err, ctx);

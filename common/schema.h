@@ -98,6 +98,9 @@ struct gv_custom {
     void (*free)(const struct gv_field *f, void *member);
     /* The JSON Schema of the value (new reference), or NULL for "anything". */
     json_t *(*json_schema)(const struct gv_field *f);
+    /* Sets the member to its default when the key is absent (NULL: zeroes
+     * stay). Returns 0 or GV_ENOMEM. */
+    int (*init)(const struct gv_field *f, void *member);
 };
 
 /* A check of one string (a STR value, each STRS element, each PAIRS name):

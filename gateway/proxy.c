@@ -942,7 +942,7 @@ static int pick_target(struct gw_request *r)
         }
         r->sticky_set = true;
     }
-    if (svc->algo == LB_CONSISTENT_HASH) {
+    if (svc->algo->flags & LB_NEEDS_HASH) {
         const char *key = NULL;
         size_t kl = 0, n;
         switch (svc->hash_on) {

@@ -6,6 +6,7 @@
 #include "node/gossip.h"
 #include "node/health_share.h"
 #include "node/node.h"
+#include "balancer/lb.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -81,7 +82,7 @@ static json_t *backends_json(struct node *n)
                                    (json_int_t)atomic_load(&st->inflight)));
         }
         json_array_append_new(arr, json_pack("{s:s,s:s,s:o}", "service", svc->name, "balancer",
-                                             lb_algo_name(svc->algo), "targets", targets));
+                                             svc->algo->name, "targets", targets));
     }
     gw_snapshot_unref(s);
     return arr;

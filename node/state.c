@@ -5,6 +5,7 @@
 #include "gateway/plugins/chain.h"
 
 #include "common/err.h"
+#include "common/schema.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>
@@ -21,128 +22,22 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------------------
- * Services
+ * Services: their schema is balancer/service_schema.c.
  */
 
-static int parse_targets(const json_t *svc, const char *path, struct lb_service_spec *s,
+/* One service through lb_service_schema, its error in our form. */
+static int parse_service(const json_t *v, const char *path, struct lb_service_spec *s,
                          struct node_state_error *err)
 {
-    static const char *const keys[] = {"address", "weight", NULL};
-    const json_t *list = sv_field(svc, "targets");
-    char p[PATH_LEN], q[PATH_LEN];
-    const char *addr = NULL;
-    int rc;
-    if (list == NULL)
-        return sv_fail(err, path, "missing \"targets\"");
-    node_path_key(p, sizeof(p), path, "targets");
-    if (!json_is_array(list) || json_array_size(list) == 0)
-        return sv_fail(err, p, "must be a non-empty list of {address, weight}");
-    size_t n = json_array_size(list);
-    if ((s->targets = calloc(n, sizeof(*s->targets))) == NULL)
-        return sv_nomem(err);
-    s->ntargets = 0;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *t = json_array_get(list, i);
-        struct lb_target_spec *ts = &s->targets[i];
-        node_path_index(q, sizeof(q), p, i);
-        if ((rc = sv_want_object(t, q, err)) != 0 || (rc = sv_check_keys(t, q, keys, err)) != 0 ||
-            (rc = sv_get_str(t, q, "address", true, &addr, err)) != 0)
-            return rc;
-        if (gv_split_hostport(addr, ts->host, sizeof(ts->host), &ts->port) != 0)
-            return sv_fail_field(err, q, "address", "bad address \"%s\" (want HOST:PORT)", addr);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(s->targets[j].address, addr) == 0)
-                return sv_fail_field(err, q, "address", "duplicate target \"%s\"", addr);
-        ts->weight = 1;
-        if ((rc = sv_get_int(t, q, "weight", 1, 10000, &ts->weight, err)) != 0)
-            return rc;
-        if ((ts->address = strdup(addr)) == NULL)
-            return sv_nomem(err);
-        s->ntargets = i + 1;
+    struct gv_schema_error e;
+    int rc = gv_schema_parse(&lb_service_schema, v, s, path, &e, NULL);
+    if (rc != 0) {
+        err->path[0] = err->where[0] = '\0';
+        node_path_append(err->path, sizeof(err->path), e.path);
+        node_path_append(err->where, sizeof(err->where), e.where);
+        snprintf(err->msg, sizeof(err->msg), "%s", e.msg);
     }
-    return 0;
-}
-
-static int parse_health(const json_t *svc, const char *path, struct lb_service_spec *s,
-                        struct node_state_error *err)
-{
-    static const char *const keys[] = {"path", "interval", "timeout", "healthy", "unhealthy", NULL};
-    const json_t *h = sv_field(svc, "health_check");
-    char p[PATH_LEN], lim[32];
-    const char *hpath = s->health.path ? s->health.path : LB_DEFAULT_HEALTH_PATH;
-    int rc;
-    if (h == NULL)
-        return 0;
-    node_path_key(p, sizeof(p), path, "health_check");
-    if ((rc = sv_want_object(h, p, err)) != 0 || (rc = sv_check_keys(h, p, keys, err)) != 0)
-        return rc;
-    s->health.enabled = true;
-    if ((rc = sv_get_str(h, p, "path", false, &hpath, err)) != 0)
-        return rc;
-    if (hpath[0] != '/' || strpbrk(hpath, " \t\r\n") != NULL)
-        return sv_fail_field(err, p, "path", "bad path \"%s\" (must start with \"/\")", hpath);
-    if ((rc = sv_get_duration(h, p, "interval", 1, &s->health.interval_ms, err)) != 0 ||
-        (rc = sv_get_duration(h, p, "timeout", 1, &s->health.timeout_ms, err)) != 0 ||
-        (rc = sv_get_int(h, p, "healthy", 1, 100, &s->health.healthy, err)) != 0 ||
-        (rc = sv_get_int(h, p, "unhealthy", 1, 100, &s->health.unhealthy, err)) != 0)
-        return rc;
-    if (s->health.timeout_ms > s->health.interval_ms) {
-        node_format_duration(s->health.interval_ms, lim, sizeof(lim));
-        return sv_fail_field(err, p, "timeout", "must not exceed the interval (%s)", lim);
-    }
-    if (hpath != s->health.path && sv_set_str(&s->health.path, hpath) != 0)
-        return sv_nomem(err);
-    return 0;
-}
-
-/* A host name for SNI and the certificate check: letters, digits, '-', '.'. */
-static bool is_hostname(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
-/* tls: true | false | {verify, ca_file, server_name} (an object turns it on). */
-static int parse_tls(const json_t *svc, const char *path, struct lb_service_spec *s,
-                     struct node_state_error *err)
-{
-    static const char *const keys[] = {"enabled", "verify", "ca_file", "server_name", NULL};
-    const json_t *o = sv_field(svc, "tls");
-    const char *ca = NULL, *sn = NULL;
-    char p[PATH_LEN];
-    int rc;
-    if (o == NULL)
-        return 0;
-    if (json_is_boolean(o)) {
-        s->tls.enabled = json_is_true(o);
-        return 0;
-    }
-    node_path_key(p, sizeof(p), path, "tls");
-    if (!json_is_object(o))
-        return sv_fail(err, p, "must be true, false or {verify, ca_file, server_name}");
-    s->tls.enabled = true;
-    if ((rc = sv_check_keys(o, p, keys, err)) != 0 ||
-        (rc = sv_get_bool(o, p, "enabled", &s->tls.enabled, err)) != 0 ||
-        (rc = sv_get_bool(o, p, "verify", &s->tls.verify, err)) != 0 ||
-        (rc = sv_get_str(o, p, "ca_file", false, &ca, err)) != 0 ||
-        (rc = sv_get_str(o, p, "server_name", false, &sn, err)) != 0)
-        return rc;
-    if (ca != NULL && strpbrk(ca, "\r\n") != NULL)
-        return sv_fail_field(err, p, "ca_file", "must be one line");
-    if (sn != NULL && !is_hostname(sn))
-        return sv_fail_field(err, p, "server_name", "bad host name \"%s\"", sn);
-    if ((ca != NULL && sv_set_str(&s->tls.ca_file, ca) != 0) ||
-        (sn != NULL && sv_set_str(&s->tls.server_name, sn) != 0))
-        return sv_nomem(err);
-    return 0;
+    return rc;
 }
 
 int node_state_check_files(const struct node_state *st, struct node_state_error *err)
@@ -163,100 +58,6 @@ int node_state_check_files(const struct node_state *st, struct node_state_error 
                              strerror(errno));
     }
     return 0;
-}
-
-static int parse_service(const json_t *v, const char *path, struct lb_service_spec *s,
-                         struct node_state_error *err)
-{
-    static const char *const keys[] = {"name",         "targets", "balancer", "hash_on",
-                                       "health_check", "passive", "sticky",   "retries",
-                                       "timeouts",     "tls",     NULL};
-    static const char *const passive_keys[] = {"failures", "eject_for", NULL};
-    static const char *const sticky_keys[] = {"cookie", "ttl", NULL};
-    static const char *const timeout_keys[] = {"connect", "read", "write", NULL};
-    static const char *const hash_kinds[] = {"ip", "path", "header:", "cookie:", NULL};
-    static const enum lb_hash_on hash_values[] = {LB_HASH_IP, LB_HASH_PATH, LB_HASH_HEADER,
-                                                  LB_HASH_COOKIE};
-    const char *name = NULL, *str = NULL, *hname = NULL;
-    const json_t *o;
-    char p[PATH_LEN];
-    int rc;
-
-    if ((rc = sv_want_object(v, path, err)) != 0 || (rc = sv_check_keys(v, path, keys, err)) != 0 ||
-        (rc = sv_get_str(v, path, "name", true, &name, err)) != 0)
-        return rc;
-    node_path_key(p, sizeof(p), path, "name");
-    if ((rc = sv_check_name(name, p, err)) != 0)
-        return rc;
-    if (sv_set_str(&s->name, name) != 0)
-        return sv_nomem(err);
-    if ((rc = parse_targets(v, path, s, err)) != 0)
-        return rc;
-
-    str = NULL;
-    if ((rc = sv_get_str(v, path, "balancer", false, &str, err)) != 0)
-        return rc;
-    if (str != NULL && lb_algo_parse(str, &s->algo) != 0)
-        return sv_fail_field(err, path, "balancer",
-                             "unknown balancer \"%s\" (round_robin, least_connections, p2c_ewma, "
-                             "consistent_hash or random)",
-                             str);
-
-    str = NULL;
-    if ((rc = sv_get_str(v, path, "hash_on", false, &str, err)) != 0)
-        return rc;
-    if (str != NULL) {
-        int k = sv_parse_keyed(str, hash_kinds, &hname);
-        if (k < 0)
-            return sv_fail_field(err, path, "hash_on",
-                                 "bad hash_on \"%s\" (ip, path, header:NAME or cookie:NAME)", str);
-        s->hash_on = hash_values[k];
-        free(s->hash_key);
-        s->hash_key = NULL;
-        if (hname != NULL && (s->hash_key = strdup(hname)) == NULL)
-            return sv_nomem(err);
-    }
-
-    if ((rc = parse_health(v, path, s, err)) != 0)
-        return rc;
-
-    if ((o = sv_field(v, "passive")) != NULL) {
-        node_path_key(p, sizeof(p), path, "passive");
-        if ((rc = sv_want_object(o, p, err)) != 0 ||
-            (rc = sv_check_keys(o, p, passive_keys, err)) != 0 ||
-            (rc = sv_get_int(o, p, "failures", 0, 1000, &s->passive.failures, err)) != 0 ||
-            (rc = sv_get_duration(o, p, "eject_for", 1, &s->passive.eject_for_ms, err)) != 0)
-            return rc;
-    }
-
-    if ((o = sv_field(v, "sticky")) != NULL) {
-        const char *cookie = s->sticky.cookie ? s->sticky.cookie : LB_DEFAULT_STICKY_COOKIE;
-        node_path_key(p, sizeof(p), path, "sticky");
-        s->sticky.enabled = true;
-        if ((rc = sv_want_object(o, p, err)) != 0 ||
-            (rc = sv_check_keys(o, p, sticky_keys, err)) != 0 ||
-            (rc = sv_get_str(o, p, "cookie", false, &cookie, err)) != 0 ||
-            (rc = sv_get_duration(o, p, "ttl", 1000, &s->sticky.ttl_ms, err)) != 0)
-            return rc;
-        if (!sv_is_token(cookie))
-            return sv_fail_field(err, p, "cookie", "bad cookie name \"%s\"", cookie);
-        if (cookie != s->sticky.cookie && sv_set_str(&s->sticky.cookie, cookie) != 0)
-            return sv_nomem(err);
-    }
-
-    if ((rc = sv_get_int(v, path, "retries", 0, 10, &s->retries, err)) != 0)
-        return rc;
-
-    if ((o = sv_field(v, "timeouts")) != NULL) {
-        node_path_key(p, sizeof(p), path, "timeouts");
-        if ((rc = sv_want_object(o, p, err)) != 0 ||
-            (rc = sv_check_keys(o, p, timeout_keys, err)) != 0 ||
-            (rc = sv_get_duration(o, p, "connect", 1, &s->timeouts.connect_ms, err)) != 0 ||
-            (rc = sv_get_duration(o, p, "read", 1, &s->timeouts.read_ms, err)) != 0 ||
-            (rc = sv_get_duration(o, p, "write", 1, &s->timeouts.write_ms, err)) != 0)
-            return rc;
-    }
-    return parse_tls(v, path, s, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -491,7 +292,6 @@ static int parse_services(const json_t *list, struct node_state *st, struct node
         return sv_nomem(err);
     for (size_t i = 0; i < n; i++) {
         node_path_index(p, sizeof(p), "services", i);
-        lb_service_spec_defaults(&st->services[i]);
         st->nservices = i + 1;
         if ((rc = parse_service(json_array_get(list, i), p, &st->services[i], err)) != 0)
             return rc;
@@ -604,80 +404,12 @@ static void b_append(struct builder *b, json_t *arr, json_t *v)
         b->failed = true;
 }
 
-static json_t *b_duration(uint64_t ms)
-{
-    char buf[32];
-    node_format_duration(ms, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 static json_t *b_strings(struct builder *b, char *const *v, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         b_append(b, a, json_string(v[i]));
     return a;
-}
-
-static json_t *service_json(struct builder *b, const struct lb_service_spec *s)
-{
-    json_t *o = json_object(), *targets = json_array(), *x;
-    char hash[300];
-    b_put(b, o, "name", json_string(s->name));
-    for (size_t i = 0; i < s->ntargets; i++) {
-        x = json_object();
-        b_put(b, x, "address", json_string(s->targets[i].address));
-        b_put(b, x, "weight", json_integer(s->targets[i].weight));
-        b_append(b, targets, x);
-    }
-    b_put(b, o, "targets", targets);
-    b_put(b, o, "balancer", json_string(lb_algo_name(s->algo)));
-    switch (s->hash_on) {
-    case LB_HASH_IP:
-        snprintf(hash, sizeof(hash), "ip");
-        break;
-    case LB_HASH_PATH:
-        snprintf(hash, sizeof(hash), "path");
-        break;
-    case LB_HASH_HEADER:
-        snprintf(hash, sizeof(hash), "header:%s", s->hash_key ? s->hash_key : "");
-        break;
-    case LB_HASH_COOKIE:
-        snprintf(hash, sizeof(hash), "cookie:%s", s->hash_key ? s->hash_key : "");
-        break;
-    }
-    b_put(b, o, "hash_on", json_string(hash));
-    if (s->health.enabled) {
-        x = b_put(b, o, "health_check", json_object());
-        b_put(b, x, "path", json_string(s->health.path ? s->health.path : LB_DEFAULT_HEALTH_PATH));
-        b_put(b, x, "interval", b_duration(s->health.interval_ms));
-        b_put(b, x, "timeout", b_duration(s->health.timeout_ms));
-        b_put(b, x, "healthy", json_integer(s->health.healthy));
-        b_put(b, x, "unhealthy", json_integer(s->health.unhealthy));
-    }
-    x = b_put(b, o, "passive", json_object());
-    b_put(b, x, "failures", json_integer(s->passive.failures));
-    b_put(b, x, "eject_for", b_duration(s->passive.eject_for_ms));
-    if (s->sticky.enabled) {
-        x = b_put(b, o, "sticky", json_object());
-        b_put(b, x, "cookie",
-              json_string(s->sticky.cookie ? s->sticky.cookie : LB_DEFAULT_STICKY_COOKIE));
-        b_put(b, x, "ttl", b_duration(s->sticky.ttl_ms));
-    }
-    b_put(b, o, "retries", json_integer(s->retries));
-    x = b_put(b, o, "timeouts", json_object());
-    b_put(b, x, "connect", b_duration(s->timeouts.connect_ms));
-    b_put(b, x, "read", b_duration(s->timeouts.read_ms));
-    b_put(b, x, "write", b_duration(s->timeouts.write_ms));
-    if (s->tls.enabled) {
-        x = b_put(b, o, "tls", json_object());
-        b_put(b, x, "verify", json_boolean(s->tls.verify));
-        if (s->tls.ca_file != NULL)
-            b_put(b, x, "ca_file", json_string(s->tls.ca_file));
-        if (s->tls.server_name != NULL)
-            b_put(b, x, "server_name", json_string(s->tls.server_name));
-    }
-    return o;
 }
 
 static json_t *route_json(struct builder *b, const struct gw_route_spec *r, const json_t *plugins)
@@ -709,7 +441,7 @@ json_t *node_state_to_json(const struct node_state *s)
     json_t *root = json_object(), *x;
     x = b_put(&b, root, "services", json_array());
     for (size_t i = 0; i < s->nservices; i++)
-        b_append(&b, x, service_json(&b, &s->services[i]));
+        b_append(&b, x, gv_schema_dump(&lb_service_schema, &s->services[i]));
     x = b_put(&b, root, "routes", json_array());
     for (size_t i = 0; i < s->nroutes; i++)
         b_append(&b, x,

@@ -157,7 +157,9 @@ static const struct {
 } refusals[] = {
     {"{\"targets\":[{\"address\":\"a:1\"}]}", "services[0]", "services[0]", "missing \"name\""},
     {"{\"name\":\"a\",\"targets\":[]}", "services[0].targets", "services[0].targets",
-     "must not be empty"},
+     "must be a non-empty list of {address, weight}"},
+    {"{\"name\":\"a\",\"targets\":{}}", "services[0].targets", "services[0].targets",
+     "must be a non-empty list of {address, weight}"},
     {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"retires\":2}", "services[0]",
      "services[0].retires", "unknown key \"retires\""},
     {"{\"name\":\"a b\",\"targets\":[{\"address\":\"a:1\"}]}", "services[0].name",
@@ -173,6 +175,10 @@ static const struct {
     {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"health_check\":{\"timeout\":\"3s\"}}",
      "services[0].health_check", "services[0].health_check.timeout",
      "must not exceed the interval"},
+    {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"health_check\":{\"interval\":"
+     "99999999999}}",
+     "services[0].health_check.interval", "services[0].health_check.interval",
+     "must be at most 8760h"},
     {"{\"name\":\"a\",\"targets\":[{\"address\":\"a:1\"}],\"health_check\":{\"interval\":\"2x\"}}",
      "services[0].health_check.interval", "services[0].health_check.interval",
      "bad duration \"2x\" (use e.g. 250ms, 2s, 1m)"},
@@ -241,6 +247,71 @@ static void test_durations(void)
     json_decref(v);
 }
 
+/* A custom type with a default of its own: a percentage written "N%". */
+struct knob {
+    int pct;
+};
+
+static int pct_init(const struct gv_field *f, void *member)
+{
+    (void)f;
+    *(int *)member = 50;
+    return 0;
+}
+
+static int pct_parse(const struct gv_field *f, const json_t *v, void *member, const char *path,
+                     struct gv_schema_error *err, void *ctx)
+{
+    int n = -1;
+    char rest = 0;
+    (void)f;
+    (void)ctx;
+    if (!json_is_string(v) || sscanf(json_string_value(v), "%d%%%c", &n, &rest) != 1 || n < 0 ||
+        n > 100)
+        return gv_schema_fail(err, path, "must be a percentage like \"20%%\"");
+    *(int *)member = n;
+    return 0;
+}
+
+static json_t *pct_dump(const struct gv_field *f, const void *member)
+{
+    char buf[16];
+    (void)f;
+    snprintf(buf, sizeof(buf), "%d%%", *(const int *)member);
+    return json_string(buf);
+}
+
+static const struct gv_custom pct_type = {
+    .type_doc = "percentage", .parse = pct_parse, .dump = pct_dump, .init = pct_init};
+static const struct gv_field knob_fields[] = {
+    GV_FIELD_CUSTOM("share", struct knob, pct, &pct_type, .doc = "a share"),
+};
+static const struct gv_schema knob_schema = GV_SCHEMA("knob", struct knob, knob_fields);
+
+static void test_custom_default(void)
+{
+    struct knob k = {0};
+    struct gv_schema_error err;
+    json_t *in = json_object();
+    CHECK_INT(gv_schema_parse(&knob_schema, in, &k, "", &err, NULL), 0);
+    CHECK_INT(k.pct, 50); /* absent: the type's own default */
+    json_t *d = gv_schema_dump(&knob_schema, &k);
+    CHECK_STR(json_string_value(json_object_get(d, "share")), "50%");
+    json_decref(d);
+    json_object_set_new(in, "share", json_string("20%"));
+    CHECK_INT(gv_schema_parse(&knob_schema, in, &k, "", &err, NULL), 0);
+    CHECK_INT(k.pct, 20);
+    json_object_set_new(in, "share", json_string("x"));
+    CHECK_INT(gv_schema_parse(&knob_schema, in, &k, "knob", &err, NULL), GV_EINVAL);
+    CHECK_STR(err.path, "knob.share");
+    CHECK_STR(err.msg, "must be a percentage like \"20%\"");
+    json_decref(in);
+    memset(&k, 0, sizeof(k));
+    CHECK_INT(gv_schema_defaults(&knob_schema, &k), 0);
+    CHECK_INT(k.pct, 50);
+}
+
 TEST_MAIN({"parse_and_defaults", test_parse_and_defaults},
           {"optional_object_left_out", test_optional_object_left_out}, {"refusals", test_refusals},
-          {"docs_and_json_schema", test_docs_and_json_schema}, {"durations", test_durations})
+          {"docs_and_json_schema", test_docs_and_json_schema}, {"durations", test_durations},
+          {"custom_default", test_custom_default})

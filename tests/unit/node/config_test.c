@@ -1,5 +1,6 @@
 /* config_test.c - loading the YAML config file: the SPEC example, defaults,
  * scalar typing, and the exact "FILE:LINE: message" of each kind of error. */
+#include "balancer/lb.h"
 #include "common/err.h"
 #include "node/config.h"
 #include "test.h"
@@ -61,7 +62,7 @@ static void test_spec_example(void)
     CHECK_STR(s->targets[1].host, "users-2");
     CHECK_INT(s->targets[1].port, 9001);
     CHECK_INT(s->targets[1].weight, 2);
-    CHECK_INT(s->algo, LB_ROUND_ROBIN);
+    CHECK(s->algo == lb_algo_default());
     CHECK_INT(s->hash_on, LB_HASH_IP);
     CHECK(s->health.enabled);
     CHECK_STR(s->health.path, "/healthz");

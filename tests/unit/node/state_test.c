@@ -1,5 +1,6 @@
 /* state_test.c - the cluster-state validator: typed specs, defaults, error
  * paths and messages, canonical JSON. */
+#include "balancer/lb.h"
 #include "common/err.h"
 #include "node/state.h"
 #include "test.h"
@@ -78,7 +79,7 @@ static void test_full(void)
     CHECK_INT(s->targets[0].weight, 1);
     CHECK_STR(s->targets[1].host, "users-2");
     CHECK_INT(s->targets[1].weight, 2);
-    CHECK_INT(s->algo, LB_CONSISTENT_HASH);
+    CHECK(s->algo == lb_algo_find("consistent_hash"));
     CHECK_INT(s->hash_on, LB_HASH_HEADER);
     CHECK_STR(s->hash_key, "X-User");
     CHECK(s->health.enabled);
@@ -143,7 +144,7 @@ static void test_defaults(void)
         return;
     const struct lb_service_spec *s = &st.services[0];
     CHECK_INT(s->targets[0].weight, 1);
-    CHECK_INT(s->algo, LB_ROUND_ROBIN);
+    CHECK(s->algo == lb_algo_default());
     CHECK_INT(s->hash_on, LB_HASH_IP);
     CHECK(s->hash_key == NULL);
     CHECK(!s->health.enabled);

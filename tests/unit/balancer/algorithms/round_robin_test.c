@@ -1,4 +1,4 @@
-/* rr_test.c - smooth weighted round robin: exact shares, interleaving,
+/* round_robin_test.c - smooth weighted round robin: exact shares, interleaving,
  * exclusion of non-candidates. */
 #include "lb_fixture.h"
 
@@ -7,7 +7,7 @@ static void test_distribution(void)
     static const int w[] = {1, 2, 3};
     long counts[3] = {0};
     struct fx f;
-    fx_init(&f, LB_ROUND_ROBIN, w, 3);
+    fx_init(&f, "round_robin", w, 3);
     struct lb_pick_ctx c = fx_ctx(1);
     for (int k = 0; k < 100000; k++) {
         int i = lb_pick(f.b, &c);
@@ -24,7 +24,7 @@ static void test_smooth(void)
 {
     static const int w[] = {5, 1, 1};
     struct fx f;
-    fx_init(&f, LB_ROUND_ROBIN, w, 3);
+    fx_init(&f, "round_robin", w, 3);
     struct lb_pick_ctx c = fx_ctx(1);
     char seq[8] = {0};
     for (int k = 0; k < 7; k++)
@@ -37,7 +37,7 @@ static void test_equal_weights_rotate(void)
 {
     static const int w[] = {1, 1, 1, 1};
     struct fx f;
-    fx_init(&f, LB_ROUND_ROBIN, w, 4);
+    fx_init(&f, "round_robin", w, 4);
     struct lb_pick_ctx c = fx_ctx(1);
     for (int k = 0; k < 12; k++)
         CHECK_INT(lb_pick(f.b, &c), k % 4);
@@ -46,7 +46,7 @@ static void test_equal_weights_rotate(void)
 
 static void test_exclusion(void)
 {
-    fx_check_exclusion(LB_ROUND_ROBIN);
+    fx_check_exclusion("round_robin");
 }
 
 /* A target that comes back joins the rotation without a burst. */
@@ -54,7 +54,7 @@ static void test_recovery_no_burst(void)
 {
     static const int w[] = {1, 1};
     struct fx f;
-    fx_init(&f, LB_ROUND_ROBIN, w, 2);
+    fx_init(&f, "round_robin", w, 2);
     struct lb_pick_ctx c = fx_ctx(1);
     atomic_store(&f.st[1].active_healthy, 0);
     for (int k = 0; k < 1000; k++)

@@ -1,4 +1,4 @@
-/* chash.c - consistent hashing with a Maglev lookup table (Eisenbud et al.,
+/* consistent_hash.c - consistent hashing with a Maglev lookup table (Eisenbud et al.,
  * "Maglev: A Fast and Reliable Software Network Load Balancer", NSDI 2016).
  * A key goes to table[hash % M]; the table depends only on the targets'
  * addresses and weights, so every node and worker maps a key to the same
@@ -260,6 +260,9 @@ static int chash_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 
 const struct lb_ops lb_consistent_hash_ops = {
     .name = "consistent_hash",
+    .doc = "the same hash_on input goes to the same target on every node (Maglev table); "
+           "requests without one go by weighted random",
+    .flags = LB_NEEDS_HASH,
     .init = chash_init,
     .destroy = chash_destroy,
     .pick = chash_pick,

@@ -1,4 +1,4 @@
-/* rr.c - smooth weighted round robin (nginx's): every pick adds each
+/* round_robin.c - smooth weighted round robin (nginx's): every pick adds each
  * candidate's weight to its running score, takes the highest score and
  * subtracts the round's total from it. Weights {5,1,1} give a a b a c a a,
  * interleaved rather than in bursts. Targets that are not candidates sit the
@@ -58,6 +58,8 @@ static int rr_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 
 const struct lb_ops lb_round_robin_ops = {
     .name = "round_robin",
+    .doc = "each target in turn, as often as its weight says, interleaved (nginx's smooth "
+           "weighted round robin)",
     .init = rr_init,
     .destroy = rr_destroy,
     .pick = rr_pick,

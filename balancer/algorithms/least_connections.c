@@ -1,4 +1,4 @@
-/* leastconn.c - least connections, weighted: the candidate with the fewest
+/* least_connections.c - least connections, weighted: the candidate with the fewest
  * requests in flight per unit of weight (across all workers, from the shared
  * atomic counters). Ties go round robin, starting after the last pick, so an
  * idle service still spreads its requests instead of piling on target 0. */
@@ -63,6 +63,7 @@ static int lc_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 
 const struct lb_ops lb_least_connections_ops = {
     .name = "least_connections",
+    .doc = "the target with the fewest requests in flight (all workers) per unit of weight",
     .init = lc_init,
     .destroy = lc_destroy,
     .pick = lc_pick,

@@ -93,6 +93,8 @@ static int p2c_pick(struct lb_balancer *b, const struct lb_pick_ctx *ctx)
 
 const struct lb_ops lb_p2c_ewma_ops = {
     .name = "p2c_ewma",
+    .doc = "the better of two random targets, by latency (EWMA) times requests in flight "
+           "over weight",
     .init = p2c_init,
     .destroy = p2c_destroy,
     .pick = p2c_pick,

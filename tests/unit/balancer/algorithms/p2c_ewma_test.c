@@ -7,7 +7,7 @@ static void test_distribution(void)
     static const int w[] = {1, 2, 3};
     long counts[3] = {0};
     struct fx f;
-    fx_init(&f, LB_P2C_EWMA, w, 3);
+    fx_init(&f, "p2c_ewma", w, 3);
     for (int i = 0; i < 3; i++)
         atomic_store(&f.st[i].ewma_us, 1000);
     fx_simulate(&f, 100000, 600, counts);
@@ -19,7 +19,7 @@ static void test_prefers_fast(void)
 {
     static const int w[] = {1, 1};
     struct fx f;
-    fx_init(&f, LB_P2C_EWMA, w, 2);
+    fx_init(&f, "p2c_ewma", w, 2);
     struct lb_pick_ctx c = fx_ctx(1);
     atomic_store(&f.st[0].ewma_us, 10000);
     atomic_store(&f.st[1].ewma_us, 1000);
@@ -36,7 +36,7 @@ static void test_unsampled_compares_on_load(void)
 {
     static const int w[] = {1, 1};
     struct fx f;
-    fx_init(&f, LB_P2C_EWMA, w, 2);
+    fx_init(&f, "p2c_ewma", w, 2);
     struct lb_pick_ctx c = fx_ctx(1);
     atomic_store(&f.st[0].ewma_us, 0); /* new target, no sample yet */
     atomic_store(&f.st[1].ewma_us, 5000);
@@ -52,7 +52,7 @@ static void test_unsampled_compares_on_load(void)
 
 static void test_exclusion(void)
 {
-    fx_check_exclusion(LB_P2C_EWMA);
+    fx_check_exclusion("p2c_ewma");
 }
 
 TEST_MAIN(TEST(test_distribution), TEST(test_prefers_fast), TEST(test_unsampled_compares_on_load),

@@ -6,7 +6,7 @@ static void test_distribution(void)
     static const int w[] = {1, 2, 3};
     long counts[3] = {0};
     struct fx f;
-    fx_init(&f, LB_RANDOM, w, 3);
+    fx_init(&f, "random", w, 3);
     struct lb_pick_ctx c = fx_ctx(1);
     for (int k = 0; k < 100000; k++) {
         int i = lb_pick(f.b, &c);
@@ -24,7 +24,7 @@ static void test_distribution(void)
 
 static void test_exclusion(void)
 {
-    fx_check_exclusion(LB_RANDOM);
+    fx_check_exclusion("random");
 }
 
 TEST_MAIN(TEST(test_distribution), TEST(test_exclusion))

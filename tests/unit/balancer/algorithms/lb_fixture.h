@@ -22,12 +22,14 @@ struct fx {
     struct lb_balancer *b;
 };
 
-static inline void fx_init(struct fx *f, enum lb_algo algo, const int *weights, int n)
+/* algo: the algorithm's name, found through the registry as a config would. */
+static inline void fx_init(struct fx *f, const char *algo, const int *weights, int n)
 {
     memset(f, 0, sizeof(*f));
     lb_service_spec_defaults(&f->spec);
     f->spec.name = strdup("svc");
-    f->spec.algo = algo;
+    f->spec.algo = lb_algo_find(algo);
+    CHECK(f->spec.algo != NULL);
     f->spec.targets = calloc((size_t)n + 1, sizeof(*f->spec.targets));
     f->spec.ntargets = (size_t)n;
     for (int i = 0; i < n; i++) {
@@ -108,7 +110,7 @@ static inline void fx_simulate(struct fx *f, long picks, int concurrency, long *
 }
 
 /* Unhealthy, ejected and tried targets are never picked; none left -> -1. */
-static inline void fx_check_exclusion(enum lb_algo algo)
+static inline void fx_check_exclusion(const char *algo)
 {
     static const int w[] = {1, 2, 3, 1, 2};
     struct fx f;
@@ -158,7 +160,7 @@ static inline void fx_check_exclusion(enum lb_algo algo)
     struct lb_service_spec empty;
     struct lb_balancer *b = NULL;
     lb_service_spec_defaults(&empty);
-    empty.algo = algo;
+    empty.algo = lb_algo_find(algo);
     CHECK_INT(lb_balancer_new(&empty, NULL, &b), 0);
     if (b != NULL) {
         struct lb_pick_ctx e = {.now_ms = 1, .has_hash = true, .hash = 42};

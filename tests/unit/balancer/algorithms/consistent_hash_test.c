@@ -1,4 +1,4 @@
-/* chash_test.c - consistent hashing (Maglev): stable mapping whatever the
+/* consistent_hash_test.c - consistent hashing (Maglev): stable mapping whatever the
  * config order, shares within 2% of the weights, ~1/N keys moved when a
  * target leaves, only a down target's keys moved while it is down, skipping
  * of non-candidates, fallback without a hash input. */
@@ -10,8 +10,8 @@ static void test_same_hash_same_target(void)
 {
     static const int w[] = {1, 1, 1, 1, 1};
     struct fx f, g;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 5);
-    fx_init(&g, LB_CONSISTENT_HASH, w, 5); /* another worker / node */
+    fx_init(&f, "consistent_hash", w, 5);
+    fx_init(&g, "consistent_hash", w, 5); /* another worker / node */
     struct lb_pick_ctx c = {.now_ms = 1, .has_hash = true};
     for (int k = 0; k < 10000; k++) {
         c.hash = gv_hash64(&k, sizeof(k), 7);
@@ -30,8 +30,8 @@ static void test_config_order_does_not_matter(void)
 {
     static const int w[] = {1, 2, 3, 1, 2};
     struct fx f, g;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 5);
-    fx_init(&g, LB_CONSISTENT_HASH, w, 5);
+    fx_init(&f, "consistent_hash", w, 5);
+    fx_init(&g, "consistent_hash", w, 5);
     for (int i = 0; i < 2; i++) { /* reverse g's targets */
         struct lb_target_spec t = g.spec.targets[i];
         g.spec.targets[i] = g.spec.targets[4 - i];
@@ -57,7 +57,7 @@ static void test_distribution(void)
     static const int w[] = {1, 2, 3};
     long counts[3] = {0};
     struct fx f;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 3);
+    fx_init(&f, "consistent_hash", w, 3);
     struct lb_pick_ctx c = {.now_ms = 1, .has_hash = true};
     for (int k = 0; k < KEYS; k++) {
         c.hash = gv_hash64(&k, sizeof(k), 1);
@@ -79,7 +79,7 @@ static void test_fallback_without_hash(void)
     static const int w[] = {1, 2, 3};
     long counts[3] = {0};
     struct fx f;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 3);
+    fx_init(&f, "consistent_hash", w, 3);
     struct lb_pick_ctx c = {.now_ms = 1, .has_hash = false};
     for (int k = 0; k < KEYS; k++) {
         int i = lb_pick(f.b, &c);
@@ -107,8 +107,8 @@ static void test_removal_moves_one_nth(void)
     static const int w[] = {1, 1, 1, 1, 1};
     static const char *before[KEYS], *after[KEYS];
     struct fx f, g;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 5);
-    fx_init(&g, LB_CONSISTENT_HASH, w, 5);
+    fx_init(&f, "consistent_hash", w, 5);
+    fx_init(&g, "consistent_hash", w, 5);
     /* g is f's service with target 2 removed from the config. */
     char *gone = g.spec.targets[2].address;
     g.spec.targets[2] = g.spec.targets[4];
@@ -150,7 +150,7 @@ static void test_down_moves_only_its_keys(void)
     static const int w[] = {1, 1, 1, 1, 1};
     static const char *before[KEYS], *down[KEYS], *back[KEYS];
     struct fx f;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 5);
+    fx_init(&f, "consistent_hash", w, 5);
     const char *gone = f.spec.targets[2].address;
     map_keys(&f, before);
     atomic_store(&f.st[2].active_healthy, 0);
@@ -185,7 +185,7 @@ static void test_down_moves_only_its_keys(void)
 
 static void test_exclusion(void)
 {
-    fx_check_exclusion(LB_CONSISTENT_HASH);
+    fx_check_exclusion("consistent_hash");
 }
 
 /* A tried target sends the retry to the same next target on every worker. */
@@ -193,8 +193,8 @@ static void test_retry_is_the_same_everywhere(void)
 {
     static const int w[] = {1, 1, 1};
     struct fx f, g;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 3);
-    fx_init(&g, LB_CONSISTENT_HASH, w, 3);
+    fx_init(&f, "consistent_hash", w, 3);
+    fx_init(&g, "consistent_hash", w, 3);
     for (int k = 0; k < 1000; k++) {
         struct lb_pick_ctx c = {.now_ms = 1, .has_hash = true, .hash = gv_rand64()};
         int first = lb_pick(f.b, &c);
@@ -214,7 +214,7 @@ static void test_target_without_slots(void)
 {
     static const int w[] = {1, 1000000};
     struct fx f;
-    fx_init(&f, LB_CONSISTENT_HASH, w, 2);
+    fx_init(&f, "consistent_hash", w, 2);
     struct lb_pick_ctx c = {.now_ms = 1, .has_hash = true};
     long to0 = 0;
     for (int k = 0; k < 1000; k++) {
