@@ -10,7 +10,6 @@
 #include "common/util.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +71,7 @@ static struct gw_request *request_new(struct gw_conn *c)
             return NULL;
     }
     r->conn = c;
+    r->worker = c->w;
     r->peer = &c->peer;
     r->tls = c->tls != NULL;
     r->start_us = gv_now_us();
@@ -116,70 +116,6 @@ void gw_request_cache_clear(struct gw_worker *w)
         free(r);
     }
     w->nreq_cache = 0;
-}
-
-static void json_str(struct gv_buf *b, const char *s, size_t n)
-{
-    gv_buf_puts(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\')
-            gv_buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            gv_buf_printf(b, "\\u%04x", ch);
-        else
-            gv_buf_append(b, s + i, 1);
-    }
-    gv_buf_puts(b, "\"");
-}
-
-static void peer_text(const struct gw_conn *c, char *out, size_t len)
-{
-    if (inet_ntop(c->peer.family == AF_INET6 ? AF_INET6 : AF_INET, c->peer.addr, out,
-                  (socklen_t)len) == NULL)
-        snprintf(out, len, "-");
-}
-
-static void access_log(struct gw_request *r, uint64_t dur_us)
-{
-    struct gw_worker *w = r->conn->w;
-    const struct gw_snapshot *s = r->view ? r->view->snap : NULL;
-    const char *route = (s && r->route >= 0) ? s->routes[r->route].name : "";
-    const char *service = (s && r->service >= 0) ? s->services[r->service].name : "";
-    gw_metrics_observe(w->cfg.metrics, route, service, r->status, dur_us);
-    if (!w->cfg.access_log)
-        return;
-    struct gv_buf b;
-    char peer[INET6_ADDRSTRLEN];
-    peer_text(r->conn, peer, sizeof(peer));
-    gv_buf_init(&b);
-    gv_buf_printf(&b, "{\"node\":");
-    json_str(&b, w->cfg.node_name, strlen(w->cfg.node_name));
-    gv_buf_printf(&b, ",\"client\":\"%s\",\"method\":\"%s\",\"url\":", peer,
-                  llhttp_method_name((llhttp_method_t)r->method));
-    json_str(&b, r->head.data ? r->head.data + r->url_off : "", r->url_len);
-    gv_buf_printf(&b, ",\"status\":%d,\"route\":", r->status);
-    json_str(&b, route, strlen(route));
-    if (r->consumer != NULL) {
-        gv_buf_puts(&b, ",\"consumer\":");
-        json_str(&b, r->consumer, strlen(r->consumer));
-    }
-    gv_buf_puts(&b, ",\"service\":");
-    json_str(&b, service, strlen(service));
-    const char *target = (s && r->service >= 0 && r->target >= 0)
-                             ? s->services[r->service].targets[r->target].address
-                             : "";
-    gv_buf_puts(&b, ",\"target\":");
-    json_str(&b, target, strlen(target));
-    gv_buf_printf(
-        &b,
-        ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f,\"request_id\":\"%s\"}"
-        "\n",
-        (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, (double)dur_us / 1000.0,
-        r->request_id);
-    if (b.data != NULL)
-        gw_worker_log(w, b.data, b.len);
-    gv_buf_free(&b);
 }
 
 /* Nothing is waiting to go out to the client, neither in libuv's write
@@ -228,7 +164,7 @@ void gw_request_finish(struct gw_request *r, bool ok)
     if (r->finished)
         return;
     r->finished = true;
-    access_log(r, gv_now_us() - r->start_us);
+    gw_access_log(r, gv_now_us() - r->start_us);
     if (!r->keep_alive || !ok || !r->body_done || (r->upgrade && !c->tunnel))
         c->close_after_write = true;
     c->req = NULL;
@@ -390,16 +326,9 @@ static void make_request_id(struct gw_request *r)
         gw_request_new_id(r);
 }
 
-static const char *view_header(void *ctx, const char *name, size_t *len)
-{
-    return gw_request_header(ctx, name, len);
-}
-
-/* Routes a request whose head is complete and hands it to the proxy. */
+/* Checks what HTTP/1.1 asks of a request head, then routes it. */
 static void request_dispatch(struct gw_request *r)
 {
-    struct gw_conn *c = r->conn;
-    struct gw_worker *w = c->w;
     const char *url = r->head.data + r->url_off;
     size_t hosts = 0, hlen = 0;
     const char *host = NULL;
@@ -424,40 +353,8 @@ static void request_dispatch(struct gw_request *r)
         gw_request_fail(r, 400, "request target must be an absolute path");
         return;
     }
-    r->view = gw_worker_view(w);
-    if (r->view == NULL) {
-        gw_request_fail(r, 503, "no configuration loaded");
-        return;
-    }
-    /* Host without port, lower-cased, for matching. */
-    char hbuf[256];
-    size_t hn = 0;
-    for (size_t i = 0; host != NULL && i < hlen && hn < sizeof(hbuf) - 1; i++) {
-        if (host[i] == ':' && memchr(host, ']', hlen) == NULL)
-            break;
-        hbuf[hn++] = (char)tolower((unsigned char)host[i]);
-    }
-    hbuf[hn] = '\0';
-    const char *q = memchr(url, '?', r->url_len);
-    struct gw_request_view rv = {
-        .method = r->method,
-        .host = hbuf,
-        .host_len = hn,
-        .path = url,
-        .path_len = q ? (size_t)(q - url) : r->url_len,
-        .header = view_header,
-        .header_ctx = r,
-    };
-    struct gw_route_match m;
-    if (!gw_router_match(r->view->snap->router, &rv, &m)) {
-        gw_request_fail(r, 404, "no route matched");
-        return;
-    }
-    r->route = (int)m.route;
-    r->strip_len = m.strip_len;
-    r->service = r->view->snap->route_service[m.route];
-    const struct gw_pipeline *p = r->view->snap->pipeline;
-    r->chain = p != NULL && m.route < p->nroutes ? &p->routes[m.route] : NULL;
+    if (gw_request_route(r, host, hlen) != 0)
+        return; /* answered */
     /* The proxy starts once llhttp has checked everything that arrived with
      * this head (see conn_feed): a request whose body framing turns out
      * malformed in the same read never reaches an upstream. */
@@ -560,7 +457,7 @@ void gw_conn_close(struct gw_conn *c)
         if (!r->finished) {
             if (r->status == 0)
                 r->status = 499; /* client went away first, as nginx logs it */
-            access_log(r, gv_now_us() - r->start_us);
+            gw_access_log(r, gv_now_us() - r->start_us);
         }
         request_free(r);
     }

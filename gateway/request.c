@@ -2,7 +2,9 @@
  * plugins' context slots; see request.h. (Answers live with the codec.) */
 #include "gateway/request.h"
 #include "gateway/pipeline.h"
+#include "gateway/plugins/chain.h"
 #include "gateway/snapshot.h"
+#include "common/err.h"
 #include "common/util.h"
 
 #include <ctype.h>
@@ -51,6 +53,50 @@ long gw_request_query_param(const struct gw_request *r, const char *name, char *
         return len > 0 ? len : -1;
     }
     return -1;
+}
+
+static const char *view_header(void *ctx, const char *name, size_t *len)
+{
+    return gw_request_header(ctx, name, len);
+}
+
+int gw_request_route(struct gw_request *r, const char *host, size_t hlen)
+{
+    r->view = gw_worker_view(r->worker);
+    if (r->view == NULL) {
+        gw_request_fail(r, 503, "no configuration loaded");
+        return GV_ENOENT;
+    }
+    /* Host without port, lower-cased, for matching. */
+    char hbuf[256];
+    size_t hn = 0, plen;
+    for (size_t i = 0; host != NULL && i < hlen && hn < sizeof(hbuf) - 1; i++) {
+        if (host[i] == ':' && memchr(host, ']', hlen) == NULL)
+            break;
+        hbuf[hn++] = (char)tolower((unsigned char)host[i]);
+    }
+    hbuf[hn] = '\0';
+    const char *path = gw_request_path(r, &plen);
+    struct gw_request_view rv = {
+        .method = r->method,
+        .host = hbuf,
+        .host_len = hn,
+        .path = path,
+        .path_len = plen,
+        .header = view_header,
+        .header_ctx = r,
+    };
+    struct gw_route_match m;
+    if (!gw_router_match(r->view->snap->router, &rv, &m)) {
+        gw_request_fail(r, 404, "no route matched");
+        return GV_ENOENT;
+    }
+    r->route = (int)m.route;
+    r->strip_len = m.strip_len;
+    r->service = r->view->snap->route_service[m.route];
+    const struct gw_pipeline *p = r->view->snap->pipeline;
+    r->chain = p != NULL && m.route < p->nroutes ? &p->routes[m.route] : NULL;
+    return 0;
 }
 
 const char *gw_request_route_name(const struct gw_request *r)

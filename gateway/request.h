@@ -28,6 +28,7 @@
 #define GW_HIDE_QUERY 2   /* query parameters an auth plugin may take out */
 
 struct gw_conn;
+struct gw_worker;
 struct gw_upstream;
 struct gw_view;
 struct gw_chain;
@@ -65,7 +66,8 @@ struct gw_peer {
 enum gw_framing { GW_FRAME_NONE, GW_FRAME_LENGTH, GW_FRAME_CHUNKED, GW_FRAME_CLOSE };
 
 struct gw_request {
-    struct gw_conn *conn;
+    struct gw_conn *conn; /* the HTTP/1.1 codec's; NULL under another codec */
+    struct gw_worker *worker;
     struct gw_request *next_free; /* in the worker's request cache */
     struct gw_view *view;
     uint64_t start_us;
@@ -136,6 +138,18 @@ const char *gw_request_path(const struct gw_request *r, size_t *len);
 long gw_request_query_param(const struct gw_request *r, const char *name, char *buf, size_t n);
 /* The matched route's name ("" before routing). */
 const char *gw_request_route_name(const struct gw_request *r);
+
+/* ---- routing and the log ------------------------------------------------ */
+
+/* Routes the request with the worker's current config: takes a view, matches
+ * host (the Host or :authority value, hlen bytes; NULL when none), method,
+ * path and headers, and sets route, service and the plugin chain. Returns 0,
+ * or answers the request itself (404 no route, 503 no config) and returns a
+ * negative error. */
+int gw_request_route(struct gw_request *r, const char *host, size_t hlen);
+/* Records a finished request: the latency histogram, and one JSON line in
+ * the access log when it is on (gateway/access_log.c). */
+void gw_access_log(struct gw_request *r, uint64_t dur_us);
 
 /* ---- identity ---------------------------------------------------------- */
 

@@ -1,0 +1,78 @@
+/* access_log.c - what a finished request leaves behind: its latency in the
+ * metrics and, when node.access_log is on, one JSON line on stdout (node,
+ * client, method, url, status, route, consumer, service, target, bytes,
+ * duration, request id), gathered per worker and written in batches. */
+#include "gateway/pipeline.h"
+#include "gateway/request.h"
+#include "gateway/snapshot.h"
+
+#include <arpa/inet.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <string.h>
+
+static void json_str(struct gv_buf *b, const char *s, size_t n)
+{
+    gv_buf_puts(b, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            gv_buf_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f)
+            gv_buf_printf(b, "\\u%04x", ch);
+        else
+            gv_buf_append(b, s + i, 1);
+    }
+    gv_buf_puts(b, "\"");
+}
+
+static void peer_text(const struct gw_peer *p, char *out, size_t len)
+{
+    if (p == NULL ||
+        inet_ntop(p->family == AF_INET6 ? AF_INET6 : AF_INET, p->addr, out, (socklen_t)len) == NULL)
+        snprintf(out, len, "-");
+}
+
+void gw_access_log(struct gw_request *r, uint64_t dur_us)
+{
+    struct gw_worker *w = r->worker;
+    const struct gw_snapshot *s = r->view ? r->view->snap : NULL;
+    const char *route = (s && r->route >= 0) ? s->routes[r->route].name : "";
+    const char *service = (s && r->service >= 0) ? s->services[r->service].name : "";
+    gw_metrics_observe(w->cfg.metrics, route, service, r->status, dur_us);
+    if (!w->cfg.access_log)
+        return;
+    struct gv_buf b;
+    char peer[INET6_ADDRSTRLEN];
+    size_t tlen;
+    const char *target = gw_request_target(r, &tlen);
+    peer_text(r->peer, peer, sizeof(peer));
+    gv_buf_init(&b);
+    gv_buf_printf(&b, "{\"node\":");
+    json_str(&b, w->cfg.node_name, strlen(w->cfg.node_name));
+    gv_buf_printf(&b, ",\"client\":\"%s\",\"method\":\"%s\",\"url\":", peer,
+                  llhttp_method_name((llhttp_method_t)r->method));
+    json_str(&b, target, tlen);
+    gv_buf_printf(&b, ",\"status\":%d,\"route\":", r->status);
+    json_str(&b, route, strlen(route));
+    if (r->consumer != NULL) {
+        gv_buf_puts(&b, ",\"consumer\":");
+        json_str(&b, r->consumer, strlen(r->consumer));
+    }
+    gv_buf_puts(&b, ",\"service\":");
+    json_str(&b, service, strlen(service));
+    const char *addr = (s && r->service >= 0 && r->target >= 0)
+                           ? s->services[r->service].targets[r->target].address
+                           : "";
+    gv_buf_puts(&b, ",\"target\":");
+    json_str(&b, addr, strlen(addr));
+    gv_buf_printf(
+        &b,
+        ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f,\"request_id\":\"%s\"}"
+        "\n",
+        (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, (double)dur_us / 1000.0,
+        r->request_id);
+    if (b.data != NULL)
+        gw_worker_log(w, b.data, b.len);
+    gv_buf_free(&b);
+}
