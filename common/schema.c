@@ -373,8 +373,13 @@ static int parse_enum(const struct gv_field *f, const json_t *v, void *obj, cons
     const char *s = json_string_value(v);
     int i = enum_lookup(f, s, &suffix);
     if (i < 0 || (suffix != NULL && !gv_rule_token.ok(suffix))) {
+        /* "unknown" for a word not in the list; "bad" when a NAME form exists */
+        bool forms = false;
+        for (size_t k = 0; f->names[k] != NULL; k++)
+            forms |= keyed(f->names[k]);
         enum_choices(f, choices, sizeof(choices));
-        return gv_schema_fail(err, path, "bad %s \"%s\" (%s)", f->name, s, choices);
+        return gv_schema_fail(err, path, "%s %s \"%s\" (%s)", forms ? "bad" : "unknown", f->name, s,
+                              choices);
     }
     *(int *)MEMBER(obj, f) = i;
     if (f->aux_off != 0) {
@@ -403,7 +408,9 @@ static int parse_strs(const struct gv_field *f, const json_t *v, void *obj, cons
     for (size_t i = 0; i < n; i++) {
         const json_t *x = json_array_get(v, i);
         gv_path_index(p, sizeof(p), path, i);
-        if (!json_is_string(x) || json_string_length(x) == 0)
+        if (!json_is_string(x))
+            return gv_schema_fail(err, p, "must be a string");
+        if (json_string_length(x) == 0)
             return gv_schema_fail(err, p, "must be a non-empty string");
         int rv = take_string(f, x, p, err, &(*list)[i]);
         if (rv != 0)
@@ -522,6 +529,8 @@ static int parse_field(const struct gv_field *f, const json_t *v, void *obj, con
     case GV_T_PAIRS:
         return parse_pairs(f, v, obj, path, err);
     case GV_T_OBJ:
+        if (f->flags & GV_F_INLINE) /* the same struct: defaults replace themselves */
+            return gv_schema_parse(f->sub, v, obj, path, err, ctx);
         /* The parent's defaults already filled the struct; parsing it sets
          * them again, so drop them first (or their strings leak). */
         gv_schema_free(f->sub, m);
@@ -687,6 +696,8 @@ json_t *gv_schema_dump(const struct gv_schema *s, const void *obj)
 
 /* ---- freeing ------------------------------------------------------------------------ */
 
+static void free_fields(const struct gv_schema *s, void *obj);
+
 static void free_field(const struct gv_field *f, void *obj)
 {
     void *m = MEMBER(obj, f);
@@ -714,7 +725,10 @@ static void free_field(const struct gv_field *f, void *obj)
         free(*(struct gv_pair **)m);
         break;
     case GV_T_OBJ:
-        gv_schema_free(f->sub, m);
+        if (f->flags & GV_F_INLINE)
+            free_fields(f->sub, obj); /* the parent zeroes the struct */
+        else
+            gv_schema_free(f->sub, m);
         break;
     case GV_T_OBJS:
         for (size_t i = 0; i < n; i++)
@@ -730,14 +744,19 @@ static void free_field(const struct gv_field *f, void *obj)
     }
 }
 
-void gv_schema_free(const struct gv_schema *s, void *obj)
+static void free_fields(const struct gv_schema *s, void *obj)
 {
-    if (obj == NULL)
-        return;
     if (s->free_extra != NULL)
         s->free_extra(obj);
     for (size_t i = 0; i < s->nfields; i++)
         free_field(&s->fields[i], obj);
+}
+
+void gv_schema_free(const struct gv_schema *s, void *obj)
+{
+    if (obj == NULL)
+        return;
+    free_fields(s, obj);
     memset(obj, 0, s->size);
 }
 

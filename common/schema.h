@@ -67,15 +67,17 @@ enum gv_ftype {
 };
 
 enum {
-    GV_F_REQUIRED = 1 << 0,  /* absent (or null) is an error */
-    GV_F_MULTILINE = 1 << 1, /* a string may hold newlines and tabs (PEM) */
-    GV_F_PRESENCE = 1 << 2,  /* GV_T_OBJ: optional; dumped only when given */
-    GV_F_NONEMPTY = 1 << 3,  /* a string, list or object must not be empty */
-    GV_F_UNIQUE = 1 << 4,    /* GV_T_STRS: no value twice */
-    GV_F_LOWER = 1 << 5,     /* strings are lower-cased when parsed */
-    GV_F_UPPER = 1 << 6,     /* strings are upper-cased when parsed */
-    GV_F_SECRET = 1 << 7,    /* docs say so; the value is still dumped */
-    GV_F_OMIT_EMPTY = 1 << 8 /* lists and pair maps: not dumped when empty */
+    GV_F_REQUIRED = 1 << 0,   /* absent (or null) is an error */
+    GV_F_MULTILINE = 1 << 1,  /* a string may hold newlines and tabs (PEM) */
+    GV_F_PRESENCE = 1 << 2,   /* GV_T_OBJ: optional; dumped only when given */
+    GV_F_NONEMPTY = 1 << 3,   /* a string, list or object must not be empty */
+    GV_F_UNIQUE = 1 << 4,     /* GV_T_STRS: no value twice */
+    GV_F_LOWER = 1 << 5,      /* strings are lower-cased when parsed */
+    GV_F_UPPER = 1 << 6,      /* strings are upper-cased when parsed */
+    GV_F_SECRET = 1 << 7,     /* docs say so; the value is still dumped */
+    GV_F_OMIT_EMPTY = 1 << 8, /* lists and pair maps: not dumped when empty */
+    GV_F_INLINE = 1 << 9      /* GV_T_OBJ: the sub-schema's fields are members of this
+                               * struct (a JSON object grouping some of them) */
 };
 
 struct gv_pair {
@@ -228,6 +230,13 @@ extern const struct gv_str_rule gv_rule_path;     /* an absolute path: "/..." wi
     {                                                                                              \
         .name = (n), .type = GV_T_OBJ, .off = GV_OFF(T, m), .aux_off = GV_OFF(T, given),           \
         .flags = GV_F_PRESENCE, .sub = (schema), __VA_ARGS__                                       \
+    }
+/* A JSON object whose keys are members of this same struct ("match": {...}
+ * over a route's fields); schema's fields are offsets into T too. */
+#define GV_FIELD_INLINE_OBJ(n, schema, ...)                                                        \
+    {                                                                                              \
+        .name = (n), .type = GV_T_OBJ, .off = 0, .flags = GV_F_INLINE, .sub = (schema),            \
+        __VA_ARGS__                                                                                \
     }
 #define GV_FIELD_OBJS(n, T, m, count, schema, ...)                                                 \
     {                                                                                              \

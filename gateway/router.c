@@ -62,22 +62,8 @@ struct rt_score {
 
 void gw_route_spec_free(struct gw_route_spec *r)
 {
-    if (r == NULL)
-        return;
-    free(r->name);
-    for (size_t i = 0; i < r->nhosts; i++)
-        free(r->hosts[i]);
-    free(r->hosts);
-    for (size_t i = 0; i < r->npaths; i++)
-        free(r->paths[i]);
-    free(r->paths);
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->headers);
-    free(r->service);
-    memset(r, 0, sizeof(*r));
+    if (r != NULL)
+        gv_schema_free(&gw_route_schema, r);
 }
 
 int gw_method_bit(const char *name, uint64_t *mask)
@@ -187,7 +173,7 @@ static int route_compile(const struct gw_route_spec *spec, size_t idx, struct rt
             return GV_ENOMEM;
     }
     for (size_t j = 0; j < spec->nheaders; j++) {
-        const struct gw_header_match *hm = &spec->headers[j];
+        const struct gv_pair *hm = &spec->headers[j];
         if (hm->name == NULL || hm->name[0] == '\0' || hm->value == NULL) {
             snprintf(err, errlen, "routes[%zu].match.headers[%zu]: missing name or value", idx, j);
             return GV_EINVAL;

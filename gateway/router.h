@@ -32,16 +32,14 @@
 #ifndef GV_GATEWAY_ROUTER_H
 #define GV_GATEWAY_ROUTER_H
 
+#include "common/schema.h"
+
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum gw_path_type { GW_PATH_PREFIX, GW_PATH_EXACT, GW_PATH_REGEX };
-
-struct gw_header_match {
-    char *name;  /* case-insensitive */
-    char *value; /* exact, case-sensitive */
-};
 
 struct gw_route_spec {
     char *name;
@@ -50,11 +48,22 @@ struct gw_route_spec {
     char **paths; /* no paths = every path (a prefix of "/") */
     size_t npaths;
     enum gw_path_type path_type;
-    uint64_t methods; /* bit (1 << llhttp_method_t); 0 = any method */
-    struct gw_header_match *headers;
+    uint64_t methods;        /* bit (1 << llhttp_method_t); 0 = any method */
+    struct gv_pair *headers; /* name case-insensitive, value exact */
     size_t nheaders;
     char *service;
     bool strip_prefix;
+    json_t *plugins; /* the route's plugin list, canonical (gateway/plugins/chain.h) */
+};
+
+/* A route's config: its schema (gateway/route_schema.c). Parsing checks the
+ * service it names and its plugins through ctx, a struct gw_route_ctx. */
+extern const struct gv_schema gw_route_schema;
+struct gw_consumer_set;
+struct gw_route_ctx {
+    const struct gw_consumer_set *consumers; /* for plugins that look credentials up */
+    bool (*service_exists)(void *arg, const char *name);
+    void *arg;
 };
 
 void gw_route_spec_free(struct gw_route_spec *r);

@@ -117,14 +117,8 @@ static int snap_build(struct node *n, struct node_state *state, struct gw_snapsh
         gv_error("router: %s", err);
         goto fail;
     }
-    const char **names = calloc(ns->state.nroutes + 1, sizeof(*names));
-    for (size_t r = 0; names != NULL && r < ns->state.nroutes; r++)
-        names[r] = ns->state.routes[r].name;
-    rv = names == NULL
-             ? GV_ENOMEM
-             : gw_pipeline_build(ns->state.plugins, (const json_t *const *)ns->state.route_plugins,
-                                 names, ns->state.nroutes, ns->state.consumers, &s->pipeline);
-    free(names);
+    rv = gw_pipeline_build(ns->state.plugins, ns->state.routes, ns->state.nroutes,
+                           ns->state.consumers, &s->pipeline);
     if (rv != 0)
         goto fail;
     s->routes = ns->state.routes;

@@ -19,7 +19,6 @@ struct node_state {
     size_t nservices;
     struct gw_route_spec *routes;
     size_t nroutes;
-    json_t **route_plugins; /* per route: the validated "plugins" list, or NULL */
     json_t *consumers;      /* validated "consumers" array (may be empty) */
     json_t *plugins;        /* validated global "plugins" array (may be empty) */
 };

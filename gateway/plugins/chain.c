@@ -2,6 +2,7 @@
  * plugin chains, and running their phases on requests; see chain.h. Nothing
  * here names a plugin: everything comes from the registry. */
 #include "gateway/plugins/chain.h"
+#include "gateway/router.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -370,16 +371,15 @@ static void chain_seal(struct gw_chain *c)
     }
 }
 
-int gw_pipeline_build(const json_t *global, const json_t *const *route_plugins,
-                      const char *const *route_names, size_t nroutes, const json_t *consumers,
-                      struct gw_pipeline **out)
+int gw_pipeline_build(const json_t *global, const struct gw_route_spec *routes, size_t nroutes,
+                      const json_t *consumers, struct gw_pipeline **out)
 {
     struct gv_schema_error err;
     bool any = json_array_size(global) > 0;
     int rv;
     *out = NULL;
     for (size_t r = 0; r < nroutes && !any; r++)
-        any = route_plugins != NULL && json_array_size(route_plugins[r]) > 0;
+        any = json_array_size(routes[r].plugins) > 0;
     if (!any)
         return 0;
     struct gw_pipeline *p = calloc(1, sizeof(*p));
@@ -394,12 +394,11 @@ int gw_pipeline_build(const json_t *global, const json_t *const *route_plugins,
         /* A global plugin keeps one state for all routes; a route's own is
          * seeded by the route's name. */
         struct gw_plugin_env genv = {.seed = 0x676c6f62616cULL};
-        struct gw_plugin_env renv = {
-            .seed = gv_hash64(route_names[r], strlen(route_names[r]), 0x726f757465ULL),
-            .route = route_names[r]};
+        const char *name = routes[r].name;
+        struct gw_plugin_env renv = {.seed = gv_hash64(name, strlen(name), 0x726f757465ULL),
+                                     .route = name};
         if ((rv = chain_add(&p->routes[r], global, &genv, p->consumers)) != 0 ||
-            (route_plugins != NULL &&
-             (rv = chain_add(&p->routes[r], route_plugins[r], &renv, p->consumers)) != 0))
+            (rv = chain_add(&p->routes[r], routes[r].plugins, &renv, p->consumers)) != 0)
             goto fail;
         chain_seal(&p->routes[r]);
     }

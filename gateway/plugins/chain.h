@@ -76,11 +76,11 @@ int gw_plugin_check(const char *name, const json_t *conf, const char *path,
 /* ---- building (snapshot) ------------------------------------------------ */
 
 /* Builds the pipeline of a validated state: global plugins (a list), each
- * route's list (route_plugins[i] may be NULL) and the consumers. Returns 0
+ * route's own (routes[i].plugins, may be NULL) and the consumers. Returns 0
  * with *out (NULL when no route has a plugin), or a negative error. */
-int gw_pipeline_build(const json_t *global, const json_t *const *route_plugins,
-                      const char *const *route_names, size_t nroutes, const json_t *consumers,
-                      struct gw_pipeline **out);
+struct gw_route_spec;
+int gw_pipeline_build(const json_t *global, const struct gw_route_spec *routes, size_t nroutes,
+                      const json_t *consumers, struct gw_pipeline **out);
 void gw_pipeline_free(struct gw_pipeline *p);
 
 /* ---- phases (worker thread) --------------------------------------------- */

@@ -92,8 +92,8 @@ static void test_spec_example(void)
     CHECK_STR(r->headers[0].value, "prod");
     CHECK_STR(r->service, "users");
     CHECK(r->strip_prefix);
-    CHECK_INT(json_array_size(st->route_plugins[0]), 2);
-    json_t *rl = json_object_get(json_array_get(st->route_plugins[0], 0), "rate_limit");
+    CHECK_INT(json_array_size(st->routes[0].plugins), 2);
+    json_t *rl = json_object_get(json_array_get(st->routes[0].plugins, 0), "rate_limit");
     CHECK_INT(json_integer_value(json_object_get(rl, "limit")), 100);
     CHECK_STR(json_string_value(json_object_get(rl, "key")), "consumer");
     CHECK_INT(json_array_size(st->consumers), 1);
@@ -239,7 +239,7 @@ static void test_scalars(void)
     CHECK(c.state.routes[0].strip_prefix);
     CHECK_STR(c.state.routes[0].headers[0].value, "2");
     CHECK_STR(c.state.routes[0].headers[1].value, "null");
-    CHECK_INT(json_array_size(c.state.route_plugins[0]), 2);
+    CHECK_INT(json_array_size(c.state.routes[0].plugins), 2);
     node_config_free(&c);
 }
 

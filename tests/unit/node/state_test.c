@@ -118,13 +118,13 @@ static void test_full(void)
     CHECK(!st.routes[1].strip_prefix);
 
     /* Plugins: normalized copies. */
-    CHECK(st.route_plugins[0] != NULL);
-    CHECK(st.route_plugins[1] == NULL);
-    CHECK_INT(json_array_size(st.route_plugins[0]), 4);
-    json_t *rl = json_object_get(json_array_get(st.route_plugins[0], 0), "rate_limit");
+    CHECK(json_array_size(st.routes[0].plugins) > 0);
+    CHECK(json_array_size(st.routes[1].plugins) == 0);
+    CHECK_INT(json_array_size(st.routes[0].plugins), 4);
+    json_t *rl = json_object_get(json_array_get(st.routes[0].plugins, 0), "rate_limit");
     CHECK_STR(json_string_value(json_object_get(rl, "window")), "1s");
     CHECK_INT(json_integer_value(json_object_get(rl, "limit")), 100);
-    CHECK(json_is_object(json_object_get(json_array_get(st.route_plugins[0], 3), "cors")));
+    CHECK(json_is_object(json_object_get(json_array_get(st.routes[0].plugins, 3), "cors")));
     CHECK_INT(json_array_size(st.consumers), 1);
     json_t *jwt = json_array_get(json_object_get(json_array_get(st.consumers, 0), "jwt"), 0);
     CHECK_STR(json_string_value(json_object_get(jwt, "algorithm")), "HS256");
@@ -161,7 +161,7 @@ static void test_defaults(void)
     CHECK_INT(r->path_type, GW_PATH_PREFIX);
     CHECK(r->methods == 0);
     CHECK(!r->strip_prefix);
-    CHECK(st.route_plugins[0] == NULL);
+    CHECK(json_array_size(st.routes[0].plugins) == 0);
     CHECK_INT(json_array_size(st.consumers), 0);
     CHECK_INT(json_array_size(st.plugins), 0);
     node_state_free(&st);
@@ -375,7 +375,7 @@ static const struct bad_case bad_cases[] = {
      "routes[0].plugins[0].rate_limit.key",
      "bad key \"user\" (consumer, ip, route or header:NAME)"},
     {PLUGIN("{\"rate_limit\":{\"limit\":5,\"window\":1,\"scope\":\"global\"}}"),
-     "routes[0].plugins[0].rate_limit.scope", "bad scope \"global\" (cluster or node)"},
+     "routes[0].plugins[0].rate_limit.scope", "unknown scope \"global\" (cluster or node)"},
     {PLUGIN("{\"rate_limit\":{\"limit\":5,\"window\":1,\"per\":1}}"),
      "routes[0].plugins[0].rate_limit", "unknown key \"per\""},
     {PLUGIN("{\"ip_restriction\":{\"allow\":[\"10.0.0.0/8\",\"10.0.0.0/33\"]}}"),
@@ -406,7 +406,7 @@ static const struct bad_case bad_cases[] = {
      "consumers[1].key_auth[0]", "key also belongs to consumer \"a\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"none\"}]}]}",
      "consumers[0].jwt[0].algorithm",
-     "bad algorithm \"none\" (HS256, HS384, HS512, RS256, RS384, RS512, ES256 or ES384)"},
+     "unknown algorithm \"none\" (HS256, HS384, HS512, RS256, RS384, RS512, ES256 or ES384)"},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\"}]}]}", "consumers[0].jwt[0]",
      "missing \"secret\""},
     {"{\"consumers\":[{\"name\":\"a\",\"jwt\":[{\"issuer\":\"i\",\"algorithm\":\"RS256\","

@@ -3,6 +3,7 @@
  * replacing the global one, sorted by order), and running the phases over a
  * request: identity, context slots, headers dropped and added both ways. */
 #include "gateway/plugins/chain.h"
+#include "gateway/router.h"
 #include "common/err.h"
 #include "test.h"
 
@@ -105,10 +106,9 @@ static void test_chain_order_and_phases(void)
            "{\"request_headers\":{\"set\":{\"X-Route\":\"r\"},\"remove\":[\"X-Drop\"]}},"
            "{\"response_headers\":{\"add\":{\"X-Out\":\"o\"}}}]");
     json_t *consumers = js("[{\"name\":\"alice\",\"key_auth\":[\"secret-key\"]}]");
-    const json_t *per_route[1] = {route};
-    const char *names[1] = {"r"};
+    struct gw_route_spec routes[1] = {{.name = "r", .plugins = route}};
     struct gw_pipeline *p = NULL;
-    CHECK_INT(gw_pipeline_build(global, per_route, names, 1, consumers, &p), 0);
+    CHECK_INT(gw_pipeline_build(global, routes, 1, consumers, &p), 0);
     CHECK(p != NULL);
     const struct gw_chain *c = &p->routes[0];
     CHECK_INT(c->n, 4); /* the route's request_headers replaced the global one */
@@ -166,9 +166,8 @@ static void test_no_plugins_no_pipeline(void)
 {
     struct gw_pipeline *p = (void *)1;
     json_t *empty = json_array();
-    const json_t *per_route[2] = {NULL, empty};
-    const char *names[2] = {"a", "b"};
-    CHECK_INT(gw_pipeline_build(empty, per_route, names, 2, NULL, &p), 0);
+    struct gw_route_spec routes[2] = {{.name = "a"}, {.name = "b", .plugins = empty}};
+    CHECK_INT(gw_pipeline_build(empty, routes, 2, NULL, &p), 0);
     CHECK(p == NULL);
     json_decref(empty);
 }
