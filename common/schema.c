@@ -694,6 +694,81 @@ json_t *gv_schema_dump(const struct gv_schema *s, const void *obj)
     return o;
 }
 
+/* ---- minimal form ------------------------------------------------------------------ */
+
+static bool empty_json(const json_t *v)
+{
+    return (json_is_object(v) && json_object_size(v) == 0) ||
+           (json_is_array(v) && json_array_size(v) == 0);
+}
+
+/* The minimal JSON of one field (NULL with *omit when it holds its default,
+ * def being a struct of defaults). */
+static json_t *field_min(const struct gv_field *f, const void *obj, const void *def, bool *omit)
+{
+    const void *m = MEMBER(obj, f);
+    json_t *v = NULL, *d;
+    *omit = false;
+    if (f->type == GV_T_OBJ) {
+        bool given = (f->flags & GV_F_PRESENCE) && *(const bool *)AUX(obj, f);
+        if ((f->flags & GV_F_PRESENCE) && !given) {
+            *omit = true;
+            return NULL;
+        }
+        v = gv_schema_dump_min(f->sub, (f->flags & GV_F_INLINE) ? obj : m);
+        *omit = v != NULL && !given && json_object_size(v) == 0;
+    } else if (f->type == GV_T_OBJS) {
+        size_t n = *(const size_t *)AUX(obj, f);
+        const char *arr = *(char *const *)m;
+        v = json_array();
+        for (size_t i = 0; v != NULL && i < n; i++)
+            if (json_array_append_new(v, gv_schema_dump_min(f->sub, arr + i * f->sub->size)) != 0) {
+                json_decref(v);
+                v = NULL;
+            }
+        *omit = v != NULL && n == 0;
+    } else if (f->type == GV_T_CUSTOM && f->custom->dump_min != NULL) {
+        v = f->custom->dump_min(f, m);
+        *omit = v == NULL || empty_json(v);
+    } else {
+        bool o1, o2;
+        v = dump_field(f, obj, &o1);
+        d = dump_field(f, def, &o2);
+        *omit = o1 || (d != NULL && v != NULL && json_equal(v, d));
+        json_decref(d);
+    }
+    if (*omit) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+json_t *gv_schema_dump_min(const struct gv_schema *s, const void *obj)
+{
+    void *def = calloc(1, s->size);
+    json_t *o = def ? json_object() : NULL;
+    if (o != NULL && gv_schema_defaults(s, def) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    for (size_t i = 0; o != NULL && i < s->nfields; i++) {
+        bool omit;
+        json_t *v = field_min(&s->fields[i], obj, def, &omit);
+        if (omit)
+            continue;
+        if (v == NULL || json_object_set_new(o, s->fields[i].name, v) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    if (def != NULL) {
+        gv_schema_free(s, def);
+        free(def);
+    }
+    return o;
+}
+
 /* ---- freeing ------------------------------------------------------------------------ */
 
 static void free_fields(const struct gv_schema *s, void *obj);

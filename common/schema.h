@@ -103,6 +103,9 @@ struct gv_custom {
     /* Sets the member to its default when the key is absent (NULL: zeroes
      * stay). Returns 0 or GV_ENOMEM. */
     int (*init)(const struct gv_field *f, void *member);
+    /* The minimal form of the value (see gv_schema_dump_min), new reference;
+     * NULL: the dump is compared with the default's as a whole. */
+    json_t *(*dump_min)(const struct gv_field *f, const void *member);
 };
 
 /* A check of one string (a STR value, each STRS element, each PAIRS name):
@@ -161,6 +164,13 @@ int gv_schema_parse(const struct gv_schema *s, const json_t *in, void *obj, cons
 /* The canonical JSON of obj (every field; optional objects only when given).
  * New reference, or NULL when out of memory. */
 json_t *gv_schema_dump(const struct gv_schema *s, const void *obj);
+/* The minimal JSON of obj: what gv_schema_dump gives without the keys that
+ * hold their default (recursively; an optional object that was given stays,
+ * even empty). It parses back to the same struct, and it is what is stored
+ * and digested: a later version that adds a defaulted key leaves the stored
+ * bytes of an object that does not use it unchanged, so nodes of both
+ * versions read and digest the same thing. NULL when out of memory. */
+json_t *gv_schema_dump_min(const struct gv_schema *s, const void *obj);
 /* Frees what obj owns (not obj itself) and zeroes it. */
 void gv_schema_free(const struct gv_schema *s, void *obj);
 

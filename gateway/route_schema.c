@@ -137,6 +137,13 @@ static json_t *plugins_dump(const struct gv_field *f, const void *member)
     return *list ? json_deep_copy(*list) : json_array();
 }
 
+static json_t *plugins_dump_min(const struct gv_field *f, const void *member)
+{
+    json_t *const *list = member;
+    (void)f;
+    return *list ? gw_plugins_minimal(*list) : json_array();
+}
+
 static void plugins_free(const struct gv_field *f, void *member)
 {
     (void)f;
@@ -149,6 +156,7 @@ static const struct gv_custom plugins_type = {
     .parse = plugins_parse,
     .dump = plugins_dump,
     .free = plugins_free,
+    .dump_min = plugins_dump_min,
 };
 
 static int route_check(void *obj, const char *path, struct gv_schema_error *err, void *ctx)

@@ -73,7 +73,7 @@ struct node_cstate {
 static void copy_str(char *dst, size_t n, const char *src)
 {
     size_t len = strlen(src); /* src is always terminated; a bound here
-                                 * makes gcc -O2 warn when src is shorter */
+                               * makes gcc -O2 warn when src is shorter */
     if (len > n - 1)
         len = n - 1;
     memmove(dst, src, len);
@@ -496,9 +496,14 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
         json_array_insert_new(arr, (size_t)at, elem);
     if ((rv = validate(root, kind, at, &st, err)) != 0)
         goto out;
+    /* The client sees the object with every default; the store keeps its
+     * minimal form (node_state_to_json_min). */
     canon = node_state_to_json(&st);
     json_t *cobj = json_array_get(json_object_get(canon, cl_kind_name((uint8_t)kind)), (size_t)at);
-    value = cobj ? json_dumps(cobj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_t *mins = node_state_to_json_min(&st);
+    json_t *mobj = json_array_get(json_object_get(mins, cl_kind_name((uint8_t)kind)), (size_t)at);
+    value = cobj && mobj ? json_dumps(mobj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(mins);
     if (value == NULL) {
         rv = GV_ENOMEM;
         goto out_state;
@@ -627,7 +632,7 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
         return GV_ENOMEM;
     if ((rv = validate(state, -1, -1, &st, err)) != 0)
         return rv;
-    json_t *canon = node_state_to_json(&st);
+    json_t *canon = node_state_to_json_min(&st); /* what is stored */
     json_t *created = json_array(), *updated = json_array(), *deleted = json_array();
     struct cl_entry *writes = calloc(cl_store_count(cs->store) + 1, sizeof(*writes));
     struct replace_ctx ctx = {canon, writes, 0};
@@ -796,7 +801,7 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
 /* The config file's objects, stamp 0, ranked in file order. */
 static int seed(struct node_cstate *cs)
 {
-    json_t *canon = node_state_to_json(&cs->n->cfg.state);
+    json_t *canon = node_state_to_json_min(&cs->n->cfg.state);
     int rv = canon ? 0 : GV_ENOMEM;
     for (int k = 0; rv == 0 && k < CL_KIND_COUNT; k++) {
         size_t i;

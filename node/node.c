@@ -140,11 +140,11 @@ struct gw_snapshot *node_snapshot(struct node *n)
     return gw_snapshot_acquire(&n->slot);
 }
 
-/* The digest of the canonical JSON of a state: what two converged nodes
- * share. */
+/* The digest of the minimal canonical JSON of a state: what two converged
+ * nodes share, whatever defaults their versions know. */
 static void state_digest(const struct node_state *st, char out[65])
 {
-    json_t *j = node_state_to_json(st);
+    json_t *j = node_state_to_json_min(st);
     char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
     unsigned char md[32];
     unsigned int mdlen = 0;

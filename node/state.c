@@ -257,3 +257,22 @@ json_t *node_state_to_json(const struct node_state *s)
     }
     return root;
 }
+
+json_t *node_state_to_json_min(const struct node_state *s)
+{
+    struct builder b = {false};
+    json_t *root = json_object(), *x;
+    x = b_put(&b, root, "services", json_array());
+    for (size_t i = 0; i < s->nservices; i++)
+        b_append(&b, x, gv_schema_dump_min(&lb_service_schema, &s->services[i]));
+    x = b_put(&b, root, "routes", json_array());
+    for (size_t i = 0; i < s->nroutes; i++)
+        b_append(&b, x, gv_schema_dump_min(&gw_route_schema, &s->routes[i]));
+    b_put(&b, root, "consumers", gw_consumers_minimal(s->consumers));
+    b_put(&b, root, "plugins", gw_plugins_minimal(s->plugins));
+    if (b.failed) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}

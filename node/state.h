@@ -19,8 +19,8 @@ struct node_state {
     size_t nservices;
     struct gw_route_spec *routes;
     size_t nroutes;
-    json_t *consumers;      /* validated "consumers" array (may be empty) */
-    json_t *plugins;        /* validated global "plugins" array (may be empty) */
+    json_t *consumers; /* validated "consumers" array (may be empty) */
+    json_t *plugins;   /* validated global "plugins" array (may be empty) */
 };
 
 /* Where validation failed: path like "routes[0].service" and a message like
@@ -45,6 +45,11 @@ int node_state_check_files(const struct node_state *st, struct node_state_error 
 /* The canonical JSON of a state (sorted keys, defaults filled in): what
  * GET /config shows and what the config digest is computed over. New ref. */
 json_t *node_state_to_json(const struct node_state *s);
+/* The same without any key that holds its default (gv_schema_dump_min): the
+ * form objects are stored and replicated in and the config digest is
+ * computed over, so nodes of two versions, the later one adding defaulted
+ * keys, store and digest the same bytes for the same objects. New ref. */
+json_t *node_state_to_json_min(const struct node_state *s);
 void node_state_free(struct node_state *s);
 
 /* A duration as JSON: a string like "250ms"/"2s"/"1m" or an integer number of

@@ -65,6 +65,19 @@ static json_t *creds_dump(const struct gv_field *f, const void *member)
     return v;
 }
 
+static json_t *creds_dump_min(const struct gv_field *f, const void *member)
+{
+    const struct gw_plugin_ops *ops = f->data;
+    void *const *slot = member;
+    if (*slot == NULL)
+        return NULL;
+    json_t *d = gv_schema_dump_min(ops->credentials->holder, *slot);
+    json_t *v = json_object_get(d, ops->name);
+    json_incref(v);
+    json_decref(d);
+    return v;
+}
+
 static void creds_free(const struct gv_field *f, void *member)
 {
     const struct gw_plugin_ops *ops = f->data;
@@ -80,6 +93,7 @@ static const struct gv_custom creds_type = {
     .parse = creds_parse,
     .dump = creds_dump,
     .free = creds_free,
+    .dump_min = creds_dump_min,
 };
 
 static void consumer_schema_init(void)
@@ -310,6 +324,58 @@ int gw_plugins_check(const json_t *list, const char *path, const struct gw_consu
     else
         json_decref(canon);
     return rv;
+}
+
+/* ---- minimal forms ------------------------------------------------------------- */
+
+json_t *gw_plugin_minimal(const char *name, const json_t *conf)
+{
+    struct gv_schema_error err;
+    int slot;
+    const struct gw_plugin_ops *ops = gw_plugin_find(name, strlen(name), &slot);
+    void *typed = ops ? calloc(1, ops->schema->size) : NULL;
+    json_t *out = NULL;
+    if (typed != NULL && gv_schema_parse(ops->schema, conf, typed, "", &err, NULL) == 0)
+        out = gv_schema_dump_min(ops->schema, typed);
+    if (typed != NULL) {
+        gv_schema_free(ops->schema, typed);
+        free(typed);
+    }
+    return out;
+}
+
+json_t *gw_plugins_minimal(const json_t *list)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; out != NULL && i < json_array_size(list); i++) {
+        const json_t *item = json_array_get(list, i);
+        void *it = json_object_iter((json_t *)item);
+        const char *name = it ? json_object_iter_key(it) : NULL;
+        json_t *m = name ? gw_plugin_minimal(name, json_object_iter_value(it)) : NULL;
+        if (m == NULL || json_array_append_new(out, json_pack("{so}", name, m)) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+json_t *gw_consumers_minimal(const json_t *list)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; out != NULL && i < json_array_size(list); i++) {
+        struct gw_consumer c = {0};
+        struct gv_schema_error err;
+        json_t *m = NULL;
+        if (gv_schema_parse(gw_consumer_schema(), json_array_get(list, i), &c, "", &err, NULL) == 0)
+            m = gv_schema_dump_min(gw_consumer_schema(), &c);
+        gv_schema_free(gw_consumer_schema(), &c);
+        if (m == NULL || json_array_append_new(out, m) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
 }
 
 /* ---- building ---------------------------------------------------------------- */

@@ -73,6 +73,13 @@ int gw_plugin_check(const char *name, const json_t *conf, const char *path,
                     const struct gw_consumer_set *consumers, json_t **canonical,
                     struct gv_schema_error *err);
 
+/* Minimal forms (common/schema.h, gv_schema_dump_min) of canonical JSON: a
+ * plugin config, a plugin list, the consumers. What is stored and digested.
+ * NULL when out of memory (or when given something not canonical). */
+json_t *gw_plugin_minimal(const char *name, const json_t *conf);
+json_t *gw_plugins_minimal(const json_t *list);
+json_t *gw_consumers_minimal(const json_t *list);
+
 /* ---- building (snapshot) ------------------------------------------------ */
 
 /* Builds the pipeline of a validated state: global plugins (a list), each
