@@ -33,7 +33,7 @@ APT_PACKAGES=(
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev
     clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography
-    wrk haproxy nginx-light
+    wrk haproxy nginx-light stress-ng
     procps netcat-openbsd iproute2 util-linux
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
