@@ -140,18 +140,20 @@ start_stress() {
     bg_pids+=("$!")
 }
 
-# Prints the failed tests found in a run's logs, one per line: CTest names
-# (build/, build-asan/) and the pytest ids inside them.
+# Prints the failed tests found in a run's logs, one per line: the CTest
+# names of build/ and build-asan/ ("asan:" before those), each followed by
+# the pytest ids that failed in it.
 failed_tests() {
     local dir=$1 build log
     for build in build build-asan; do
         log=$dir/$build/ctest.log
         [[ -f $log ]] || continue
-        awk -v b="$build" '
+        awk -v tag="$([[ $build == build-asan ]] && echo 'asan: ')" '
+            /^[0-9]+\/[0-9]+ Test +#[0-9]+: / { name = $4 }
+            /^FAILED [^ ]+/ { ids[name] = ids[name] "\n    " $2 }
             /The following tests FAILED:/ { on = 1; next }
-            on && /^[ \t]+[0-9]+ - / { sub(/^[ \t]+[0-9]+ - /, ""); print b ": " $0; next }
+            on && /^[ \t]+[0-9]+ - / { print tag $3 ids[$3]; next }
             on { on = 0 }
-            /^FAILED [^ ]+/ { print b ":   " $2 }
         ' "$log"
     done
 }
@@ -223,7 +225,7 @@ table() {
     local k v6 st secs result first
     printf '\n%-4s %-5s %-6s %-8s %-16s %s\n' run ipv6 stress time result "failed tests"
     while IFS=$'\t' read -r k v6 st secs result; do
-        first=$(paste -sd ' ' "$out/run-$k/failed-tests.txt" | sed 's/  */ /g' | cut -c1-120)
+        first=$(grep -v '^ ' "$out/run-$k/failed-tests.txt" | paste -sd ' ' -)
         printf '%-4s %-5s %-6s %-8s %-16s %s\n' "$k" "$v6" "$st" "$((secs / 60))m$((secs % 60))s" "$result" "$first"
     done <"$out/results.tsv"
 }
