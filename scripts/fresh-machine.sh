@@ -116,7 +116,7 @@ make_source_tar() {
 
 # Prints "yes" if the container has the IPv6 loopback address ::1, else "no".
 has_ipv6_loopback() {
-    if docker exec "$1" grep -qE '^0{31}1 [0-9a-f]+ [0-9a-f]+ [0-9a-f]+ [0-9a-f]+ +lo$' /proc/net/if_inet6 2>/dev/null; then
+    if timeout 60 docker exec "$1" grep -qE '^0{31}1 [0-9a-f]+ [0-9a-f]+ [0-9a-f]+ [0-9a-f]+ +lo$' /proc/net/if_inet6 2>/dev/null; then
         echo yes
     else
         echo no
@@ -129,8 +129,8 @@ start_stress() {
     local cid=$1 bound=$2
     (
         for ((i = 0; i < bound; i += 5)); do
-            if docker exec "$cid" sh -c 'command -v stress-ng' >/dev/null 2>&1; then
-                docker exec -d "$cid" stress-ng --cpu 2 --timeout "${bound}s" --quiet
+            if timeout 30 docker exec "$cid" sh -c 'command -v stress-ng' >/dev/null 2>&1; then
+                timeout 30 docker exec -d "$cid" stress-ng --cpu 2 --timeout "${bound}s" --quiet
                 printf '[fresh %s]   stress-ng --cpu 2 started\n' "$(date +%T)"
                 exit 0
             fi
@@ -167,7 +167,7 @@ run_one() {
     local sysctl=(--sysctl "net.ipv6.conf.all.disable_ipv6=$((1 - ipv6))"
         --sysctl "net.ipv6.conf.default.disable_ipv6=$((1 - ipv6))")
     # The container ends by itself (sleep, --rm) if this script is killed -9.
-    cid=$(docker run -d --rm --init --name "$name" --label "$LABEL" --cpus 2 \
+    cid=$(timeout 120 docker run -d --rm --init --name "$name" --label "$LABEL" --cpus 2 \
         --hostname fresh "${sysctl[@]}" "$IMAGE" sleep "$((bound + 600))") ||
         die "docker run of $IMAGE failed"
     v6=$(has_ipv6_loopback "$cid")
@@ -199,10 +199,10 @@ run_one() {
     local secs=$((SECONDS - start))
 
     # Logs out before the container goes: ctest's, and pytest's tmp dirs.
-    docker exec "$cid" sh -c "cd $WORKDIR && tar -cf - --ignore-failed-read \
+    timeout 300 docker exec "$cid" sh -c "cd $WORKDIR && tar -cf - --ignore-failed-read \
         build/ctest.log build/Testing/Temporary build-asan/ctest.log build-asan/Testing/Temporary \
         2>/dev/null" | tar -C "$dir" -xf - 2>/dev/null || true
-    docker exec "$cid" sh -c 'tar -cf - --ignore-failed-read -C /tmp pytest-of-root 2>/dev/null' |
+    timeout 300 docker exec "$cid" sh -c 'tar -cf - --ignore-failed-read -C /tmp pytest-of-root 2>/dev/null' |
         tar -C "$dir" -xf - 2>/dev/null || true
     timeout 120 docker rm -f "$cid" >/dev/null 2>&1 || true
 

@@ -40,7 +40,7 @@ gv_minbase_image() {
     else
         "${sudo[@]}" sh -c "rm -rf '$root'/var/cache/apt/archives/*.deb '$root'/var/lib/apt/lists/*"
         "${sudo[@]}" tar -C "$root" -c . |
-            docker import -c "LABEL org.grapevine.debootstrap-mirror=$mirror" - "$tag" >/dev/null ||
+            timeout 600 docker import -c "LABEL org.grapevine.debootstrap-mirror=$mirror" - "$tag" >/dev/null ||
             gv_image_fail "docker import of the debootstrapped tree as $tag failed" || rc=1
     fi
     "${sudo[@]}" rm -rf "$root" "$root.log"
