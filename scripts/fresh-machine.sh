@@ -225,7 +225,7 @@ table() {
     local k v6 st secs result first
     printf '\n%-4s %-5s %-6s %-8s %-16s %s\n' run ipv6 stress time result "failed tests"
     while IFS=$'\t' read -r k v6 st secs result; do
-        first=$(grep -v '^ ' "$out/run-$k/failed-tests.txt" | paste -sd ' ' -)
+        first=$(grep -v '^ ' "$out/run-$k/failed-tests.txt" | paste -sd ' ' -) || true
         printf '%-4s %-5s %-6s %-8s %-16s %s\n' "$k" "$v6" "$st" "$((secs / 60))m$((secs % 60))s" "$result" "$first"
     done <"$out/results.tsv"
 }
