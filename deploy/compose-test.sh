@@ -11,7 +11,8 @@
 #
 # The Docker engine may have no registry: when the base image
 # (debian:bookworm-slim, the Dockerfile's BASE) is missing it is created with
-# debootstrap + docker import and kept as a cache for later runs.
+# debootstrap + docker import (scripts/lib/debian-image.sh, from the Debian
+# mirror of this machine's apt sources) and kept as a cache for later runs.
 #
 # Kept between runs (caches): debian:bookworm-slim, grapevine-cache:deps,
 # grapevine-cache:runtime-base. Remove them with docker image rm.
@@ -203,14 +204,9 @@ base_image() {
         return
     fi
     log "no registry: creating $BASE_IMAGE with debootstrap + docker import"
-    command -v debootstrap >/dev/null ||
-        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
-    local root
-    root=$(mktemp -d /var/tmp/gv-rootfs.XXXXXX)
-    "${SUDO[@]}" debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
-    "${SUDO[@]}" sh -c "rm -rf '$root'/var/cache/apt/archives/*.deb '$root'/var/lib/apt/lists/*"
-    "${SUDO[@]}" tar -C "$root" -c . | docker import - "$BASE_IMAGE" >/dev/null
-    "${SUDO[@]}" rm -rf "$root"
+    # shellcheck source=SCRIPTDIR/../scripts/lib/debian-image.sh
+    . "$DEPLOY/../scripts/lib/debian-image.sh"
+    gv_minbase_image "$BASE_IMAGE" || die "cannot create $BASE_IMAGE"
 }
 
 # The two dependency stages are tagged (grapevine-cache:deps, :runtime-base)

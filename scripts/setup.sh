@@ -3,20 +3,28 @@
 # on Debian 12. Idempotent: when everything is already there it only checks
 # (dpkg-query, one python import) and returns within seconds.
 #
-# Run as root, or as a user with sudo (only the apt/dpkg steps use it).
+# Run as root, or as a user with sudo (only the apt/dpkg steps use it; root
+# never needs sudo, which a minimal system does not have).
 # Env: GV_SETUP_FORCE=1 re-runs the apt steps even when all looks present.
 #      GV_SETUP_MINIMAL=1 installs only what building needs (deploy/Dockerfile):
 #      no test/bench packages, no python.
+#      GV_DEBIAN_MIRROR=URL overrides the Debian mirror read from apt's sources.
+# Usage: setup.sh             install what is missing
+#        setup.sh --print-mirror
+#                             print the Debian mirror this machine's apt uses for
+#                             bookworm main (deploy/compose-test.sh and
+#                             scripts/fresh-machine.sh debootstrap from it)
 set -euo pipefail
 
-# llhttp is not in Debian 12: take Debian 13's package (it needs only libc6),
-# pinned to one version and verified by sha256.
-readonly LLHTTP_VERSION='9.2.1~7.3.0+dfsg1+~cs24.12.11-1'
-readonly LLHTTP_POOL='http://deb.debian.org/debian/pool/main/n/node-undici'
-readonly LLHTTP_DEBS=(
-    "libllhttp9.2_${LLHTTP_VERSION}_amd64.deb 4c74284cb0f781f5f3a6ee909984df9521f1075fa18ab4ee14b91a6c7a86dfb0"
-    "libllhttp-dev_${LLHTTP_VERSION}_amd64.deb c018069b22f5d53ac630bdc360d6c8bc7df78626cfb22276cbfb280aa64ac4b6"
-)
+# llhttp is not in Debian 12: Debian 13 (trixie) has it, and its library needs
+# only libc6. apt fetches it from the mirror this machine already uses, with a
+# private source list and state, so that apt checks trixie's signed Release
+# and the packages' hashes while the system's sources and lists stay as they
+# are and nothing else is upgraded. No version is pinned: the newest in
+# trixie, at least LLHTTP_MIN_VERSION.
+readonly LLHTTP_SUITE=trixie
+readonly LLHTTP_MIN_VERSION=9.2
+readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 # Build, test, and benchmark packages. nginx-light/haproxy/wrk are for
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging.
@@ -25,7 +33,7 @@ APT_PACKAGES=(
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev
     clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography
-    wrk haproxy nginx-light
+    wrk haproxy nginx-light stress-ng
     procps netcat-openbsd iproute2 util-linux
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
@@ -42,10 +50,112 @@ die() {
     exit 1
 }
 
+# ---- which Debian mirror ---------------------------------------------------
+# Prints the http(s) URIs of the enabled "deb" sources that serve SUITE with
+# component main, in the order apt reads them: one-line entries of
+# sources.list and sources.list.d/*.list, deb822 stanzas of
+# sources.list.d/*.sources (URIs:, Suites:, Components:, Types:, Enabled:).
+# GV_APT_ETC (default /etc/apt) lets a test point it at other files.
+apt_source_uris() {
+    local suite=$1 etc=${GV_APT_ETC:-/etc/apt} f
+    for f in "$etc/sources.list" "$etc"/sources.list.d/*; do
+        [[ -f $f && -r $f ]] || continue
+        case $f in
+        *.list)
+            awk -v suite="$suite" '
+                { sub(/#.*/, "") }
+                $1 != "deb" { next }
+                {
+                    line = $0
+                    gsub(/\[[^]]*\]/, " ", line)   # [ options ]
+                    n = split(line, w, /[ \t]+/)
+                    k = 0
+                    for (i = 1; i <= n; i++) if (w[i] != "") f[++k] = w[i]
+                    if (k < 4 || f[3] != suite) next
+                    for (i = 4; i <= k; i++) if (f[i] == "main") { print f[2]; next }
+                }' "$f"
+            ;;
+        *.sources)
+            awk -v suite="$suite" '
+                function has(list, word,   a, n, i) {
+                    n = split(list, a, /[ \t]+/)
+                    for (i = 1; i <= n; i++) if (a[i] == word) return 1
+                    return 0
+                }
+                BEGIN { RS = ""; FS = "\n" }
+                {
+                    split("", v)
+                    key = ""
+                    for (i = 1; i <= NF; i++) {
+                        line = $i
+                        if (line ~ /^#/) continue
+                        if (line ~ /^[ \t]/) { if (key != "") v[key] = v[key] " " line; continue }
+                        p = index(line, ":")
+                        if (p == 0) continue
+                        key = tolower(substr(line, 1, p - 1))
+                        v[key] = substr(line, p + 1)
+                    }
+                    if (tolower(v["enabled"]) ~ /no/) next
+                    if (!has(v["types"], "deb") || !has(v["suites"], suite) || !has(v["components"], "main")) next
+                    n = split(v["uris"], u, /[ \t]+/)
+                    for (j = 1; j <= n; j++) if (u[j] != "") print u[j]
+                }' "$f"
+            ;;
+        esac
+    done | grep -E '^https?://' || true
+}
+
+# Prints the Debian mirror to use (no trailing slash): GV_DEBIAN_MIRROR, else
+# the first apt source for bookworm main (not -security or -updates), else the
+# one for the host's own Debian release. Fails when there is none.
+debian_mirror() {
+    local uri suite suites=(bookworm) host
+    if [[ -n ${GV_DEBIAN_MIRROR:-} ]]; then
+        printf '%s\n' "${GV_DEBIAN_MIRROR%/}"
+        return 0
+    fi
+    # shellcheck disable=SC1091 # os-release is the machine's, not ours
+    host=$(. /etc/os-release 2>/dev/null && [[ ${ID:-} == debian ]] && printf '%s' "${VERSION_CODENAME:-}") || true
+    [[ -n $host && $host != bookworm ]] && suites+=("$host")
+    for suite in "${suites[@]}"; do
+        uri=$(apt_source_uris "$suite" | head -n 1)
+        if [[ -n $uri ]]; then
+            printf '%s\n' "${uri%/}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Fails with a message saying where it looked and how to override.
+need_mirror() {
+    debian_mirror || die "no Debian mirror for bookworm main in ${GV_APT_ETC:-/etc/apt}/sources.list or sources.list.d/*.sources|*.list (an enabled 'deb' source with an http(s) URI); set GV_DEBIAN_MIRROR=URL"
+}
+
+case ${1:-} in
+'') ;;
+--print-mirror)
+    need_mirror
+    exit 0
+    ;;
+-h | --help)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+*) die "unknown argument '$1' (try --help)" ;;
+esac
+
+# Stands in for sudo when there is none: fails only if something really has
+# to run as root, so a set-up machine still passes the checks without it.
+no_sudo() { die "not root and sudo is not installed: cannot run '$*'"; }
+
 SUDO=()
 if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null || die "not root and sudo is not installed"
-    SUDO=(sudo)
+    if command -v sudo >/dev/null; then
+        SUDO=(sudo)
+    else
+        SUDO=(no_sudo)
+    fi
 fi
 export DEBIAN_FRONTEND=noninteractive
 
@@ -60,12 +170,12 @@ missing_packages() {
     done
 }
 
+# True when libllhttp-dev (which depends on its exact library) is installed
+# at LLHTTP_MIN_VERSION or later.
 llhttp_ok() {
-    local pkg v
-    for pkg in libllhttp9.2 libllhttp-dev; do
-        v=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$pkg" 2>/dev/null || true)
-        [[ $v == "installed $LLHTTP_VERSION" ]] || return 1
-    done
+    local v
+    v=$(dpkg-query -W -f='${db:Status-Status} ${Version}' libllhttp-dev 2>/dev/null || true)
+    [[ $v == "installed "* ]] && dpkg --compare-versions "${v#installed }" ge "$LLHTTP_MIN_VERSION"
 }
 
 # Keeps services from starting while packages install (nginx would grab port
@@ -110,27 +220,66 @@ quiet_services() {
     done
 }
 
+# Installs libllhttp-dev and its library from trixie: apt reads trixie's
+# signed package list into a private state dir (the system's sources, lists
+# and pins are not used or changed), downloads the two .debs (apt checks their
+# hashes against that list) and installs them with apt-get install ./x.deb,
+# which takes their dependencies from the system's own sources.
+# Trust: trixie's Release is signed by the Debian 12 archive key as well as
+# the Debian 13 ones, and bookworm's debian-archive-keyring holds both, so
+# the keyring bookworm already trusts verifies it.
 install_llhttp() {
-    local dir entry file sum
-    dir=$(mktemp -d)
+    local mirror dir pkg version runtime installed
+    mirror=$(need_mirror)
+    [[ -r $DEBIAN_KEYRING ]] ||
+        die "$DEBIAN_KEYRING is missing: install debian-archive-keyring"
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/gv-llhttp.XXXXXX")
     # shellcheck disable=SC2064 # expand dir now: it is local
-    trap "rm -rf '$dir'; unblock_service_starts" EXIT
-    for entry in "${LLHTTP_DEBS[@]}"; do
-        file=${entry%% *}
-        sum=${entry##* }
-        log "downloading $file"
-        curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 20 --max-time 300 \
-            -o "$dir/$file" "$LLHTTP_POOL/$file" || die "download failed: $LLHTTP_POOL/$file"
-        printf '%s  %s\n' "$sum" "$dir/$file" | sha256sum -c --quiet - ||
-            die "sha256 mismatch for $file"
-    done
-    # apt resolves the (tiny) dependencies of the local .debs; the files are
-    # readable by _apt so it does not warn about sandboxing.
-    chmod 755 "$dir"
-    chmod 644 "$dir"/*.deb
-    "${SUDO[@]}" apt-get install -y -q --no-install-recommends --allow-downgrades \
-        "$dir"/libllhttp9.2_*.deb "$dir"/libllhttp-dev_*.deb
-    rm -rf "$dir"
+    trap "${SUDO[*]} rm -rf '$dir'; unblock_service_starts" EXIT
+    mkdir -p "$dir/lists/partial" "$dir/debs" "$dir/empty.d"
+    printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nArchitectures: %s\nLanguages: none\nTargets: Packages\nSigned-By: %s\n' \
+        "$mirror" "$LLHTTP_SUITE" "$(dpkg --print-architecture)" "$DEBIAN_KEYRING" >"$dir/llhttp.sources"
+    # apt fetches as the _apt user when run as root: let it in.
+    chmod 755 "$dir" "$dir/debs"
+    if getent passwd _apt >/dev/null; then
+        "${SUDO[@]}" chown _apt "$dir/debs"
+    fi
+    local opts=(-o Dir::Etc::sourcelist="$dir/llhttp.sources" -o Dir::Etc::sourceparts="$dir/empty.d"
+        -o Dir::Etc::preferences="$dir/none" -o Dir::Etc::preferencesparts="$dir/empty.d"
+        -o Dir::State::Lists="$dir/lists"
+        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+        -o Acquire::AllowInsecureRepositories=false
+        -o Acquire::AllowDowngradeToInsecureRepositories=false
+        -o APT::Get::AllowUnauthenticated=false)
+    log "reading Debian 13 ($LLHTTP_SUITE) main from $mirror into a private apt state (system sources untouched)"
+    "${SUDO[@]}" apt-get -q "${opts[@]}" --error-on=any update ||
+        die "could not get $LLHTTP_SUITE's signed package list from $mirror: no network, a mirror without $LLHTTP_SUITE, or a Release whose signature does not verify against $DEBIAN_KEYRING (apt's message is above)"
+
+    version=$(apt-cache "${opts[@]}" show --no-all-versions libllhttp-dev 2>/dev/null |
+        sed -n 's/^Version: //p') || true
+    [[ -n $version ]] || die "$mirror has no libllhttp-dev in $LLHTTP_SUITE main"
+    dpkg --compare-versions "$version" ge "$LLHTTP_MIN_VERSION" ||
+        die "$LLHTTP_SUITE has libllhttp-dev $version, grapevine needs >= $LLHTTP_MIN_VERSION"
+    # The library's package is named after its soname (libllhttp9.2): take
+    # it from the -dev package's Depends rather than naming it here.
+    runtime=$(apt-cache "${opts[@]}" show --no-all-versions libllhttp-dev |
+        sed -n 's/^Depends: //p' | tr ',' '\n' | sed -nE 's/^ *(libllhttp[0-9][^ ]*).*/\1/p' | head -n 1)
+    [[ -n $runtime ]] || die "cannot tell libllhttp-dev $version's library package from its Depends"
+
+    installed=$(dpkg-query -W -f='${Version}' libllhttp-dev 2>/dev/null || true)
+    if llhttp_ok && dpkg --compare-versions "$installed" ge "$version"; then
+        log "libllhttp-dev $installed is installed (trixie has $version)"
+    else
+        log "downloading libllhttp-dev and $runtime $version"
+        (cd "$dir/debs" && "${SUDO[@]}" apt-get -q "${opts[@]}" download libllhttp-dev "$runtime") ||
+            die "could not download libllhttp-dev/$runtime $version from $mirror (apt's message is above)"
+        for pkg in "$dir"/debs/*.deb; do
+            "${SUDO[@]}" chmod 644 "$pkg"
+        done
+        (cd "$dir/debs" && "${SUDO[@]}" apt-get install -y -q --no-install-recommends ./*.deb) ||
+            die "apt-get install of libllhttp-dev/$runtime $version failed (apt's message is above)"
+    fi
+    "${SUDO[@]}" rm -rf "$dir"
     trap unblock_service_starts EXIT
 }
 
@@ -155,7 +304,7 @@ else
         install_llhttp
     fi
     unblock_service_starts
-    llhttp_ok || die "libllhttp-dev $LLHTTP_VERSION is not installed after installing it"
+    llhttp_ok || die "libllhttp-dev >= $LLHTTP_MIN_VERSION is not installed after installing it"
     mapfile -t missing < <(missing_packages)
     [[ ${#missing[@]} -eq 0 ]] || die "still missing after apt-get: ${missing[*]}"
 fi
