@@ -224,23 +224,94 @@ static int append_url_hiding(const struct gw_request *r, struct gv_buf *b, const
     return rv;
 }
 
-static int build_up_head(struct gw_request *r)
+/* Adds "name: a<sep>b" (X-Forwarded-For and Via extend the client's value). */
+static int hdr_add_joined(struct gw_hdr_out *out, const char *name, const char *a, size_t al,
+                          const char *sep, const char *b)
 {
-    struct gv_buf *b = &r->up_head;
-    const char *h = r->head.data;
+    struct gv_buf v;
+    gv_buf_init(&v);
+    int rv = gv_buf_put2(&v, a, al, sep, strlen(sep));
+    rv = rv ? rv : gv_buf_puts(&v, b);
+    rv = rv ? rv : gw_hdr_add(out, name, strlen(name), v.data, v.len);
+    gv_buf_free(&v);
+    return rv;
+}
+
+static int hdr_add_str(struct gw_hdr_out *out, const char *name, const char *value)
+{
+    return gw_hdr_add(out, name, strlen(name), value, strlen(value));
+}
+
+/* Forwarding headers the client sent, which the gateway extends. */
+struct fwd_seen {
+    bool xff, via, xfh;
+};
+
+/* True when a client header does not go upstream as it is: hop-by-hop ones,
+ * those the framing or the gateway decide, X-Consumer (the gateway's to
+ * say) and those plugins drop (a credential, a header they replace). */
+static bool up_skips(const struct gw_request *r, bool conn_listed, const char *name, size_t nl)
+{
+    return gw_is_hop_by_hop(name, nl) || gw_name_eq(name, nl, "content-length") ||
+           gw_name_eq(name, nl, "expect") || gw_name_eq(name, nl, "x-forwarded-proto") ||
+           (conn_listed && listed_in_connection(&r->hdrs, r->head.data, name, nl)) ||
+           gw_name_eq(name, nl, "x-consumer") || gw_chain_upstream_drop(r, name, nl);
+}
+
+/* The client's headers as they go upstream. */
+static int up_client_headers(struct gw_request *r, const char *peer, struct gw_hdr_out *out,
+                             struct fwd_seen *seen)
+{
+    const char *h = r->head.data, *node = r->worker->cfg.node_name;
     bool conn_listed = has_connection_header(&r->hdrs, h);
-    const char *url = h + r->url_off;
-    size_t ulen = r->url_len;
-    struct gw_worker *w = r->conn->w;
-    char peer[INET6_ADDRSTRLEN];
-    bool have_xff = false, have_via = false, have_xfh = false;
+    int rv = 0;
+    for (uint32_t i = 0; i < r->hdrs.n && rv == 0; i++) {
+        const struct gw_header *x = &r->hdrs.v[i];
+        const char *name = h + x->name_off, *val = h + x->value_off;
+        size_t nl = x->name_len, vl = x->value_len;
+        if (up_skips(r, conn_listed, name, nl))
+            continue;
+        if (gw_name_eq(name, nl, "x-forwarded-for")) {
+            seen->xff = true;
+            rv = hdr_add_joined(out, "X-Forwarded-For", val, vl, ", ", peer);
+        } else if (gw_name_eq(name, nl, "via")) {
+            seen->via = true;
+            rv = hdr_add_joined(out, "Via", val, vl, ", 1.1 ", node);
+        } else {
+            seen->xfh |= gw_name_eq(name, nl, "x-forwarded-host");
+            rv = gw_hdr_add(out, name, nl, val, vl);
+        }
+    }
+    return rv;
+}
+
+/* The headers the gateway adds upstream: forwarding, the plugins', the
+ * consumer. */
+static int up_gateway_headers(struct gw_request *r, const char *peer, const struct fwd_seen *seen,
+                              struct gw_hdr_out *out)
+{
     size_t hostlen = 0;
     const char *host = gw_request_header(r, "host", &hostlen);
+    int rv = 0;
+    if (!seen->xff)
+        rv = hdr_add_str(out, "X-Forwarded-For", peer);
+    if (!seen->via)
+        rv = rv ? rv : hdr_add_joined(out, "Via", "1.1", 3, " ", r->worker->cfg.node_name);
+    rv = rv ? rv : hdr_add_str(out, "X-Forwarded-Proto", r->tls ? "https" : "http");
+    if (!seen->xfh && host != NULL)
+        rv = rv ? rv : gw_hdr_add(out, "X-Forwarded-Host", 16, host, hostlen);
+    rv = rv ? rv : gw_chain_upstream_add(r, out);
+    if (r->consumer != NULL)
+        rv = rv ? rv : hdr_add_str(out, "X-Consumer", r->consumer);
+    return rv;
+}
 
-    gv_buf_reset(b);
-    if (inet_ntop(r->peer->family == AF_INET6 ? AF_INET6 : AF_INET, r->peer->addr, peer,
-                  sizeof(peer)) == NULL)
-        strcpy(peer, "unknown");
+/* "METHOD TARGET HTTP/1.1": the path with the route's prefix stripped and
+ * the query parameters plugins took out left out. */
+static int up_request_line(struct gw_request *r, struct gv_buf *b)
+{
+    const char *url = r->head.data + r->url_off;
+    size_t ulen = r->url_len;
     if (r->strip_len > 0 && r->strip_len <= ulen) {
         url += r->strip_len;
         ulen -= r->strip_len;
@@ -251,69 +322,18 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gv_buf_puts(b, "/");
     rv = rv ? rv
             : (r->nhide_query ? append_url_hiding(r, b, url, ulen) : gv_buf_append(b, url, ulen));
-    rv = rv ? rv : gv_buf_puts(b, " HTTP/1.1\r\n");
-    for (uint32_t i = 0; i < r->hdrs.n && rv == 0; i++) {
-        const struct gw_header *x = &r->hdrs.v[i];
-        const char *name = h + x->name_off, *val = h + x->value_off;
-        size_t nl = x->name_len, vl = x->value_len;
-        if (gw_is_hop_by_hop(name, nl) || gw_name_eq(name, nl, "content-length") ||
-            gw_name_eq(name, nl, "expect") || gw_name_eq(name, nl, "x-forwarded-proto") ||
-            (conn_listed && listed_in_connection(&r->hdrs, h, name, nl)))
-            continue;
-        /* X-Consumer is ours to say; plugins drop theirs (a credential, a
-         * header they replace). */
-        if (gw_name_eq(name, nl, "x-consumer") || gw_chain_upstream_drop(r, name, nl))
-            continue;
-        if (gw_name_eq(name, nl, "x-forwarded-for")) {
-            have_xff = true;
-            rv = gv_buf_put2(b, "X-Forwarded-For: ", 17, val, vl);
-            rv = rv ? rv : gv_buf_put2(b, ", ", 2, peer, strlen(peer));
-            rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
-            continue;
-        }
-        if (gw_name_eq(name, nl, "via")) {
-            have_via = true;
-            rv = gv_buf_put2(b, "Via: ", 5, val, vl);
-            rv = rv ? rv : gv_buf_put2(b, ", 1.1 ", 6, w->cfg.node_name, strlen(w->cfg.node_name));
-            rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
-            continue;
-        }
-        if (gw_name_eq(name, nl, "x-forwarded-host"))
-            have_xfh = true;
-        rv = gv_buf_append(b, name, nl);
-        rv = rv ? rv : gv_buf_puts(b, ": ");
-        rv = rv ? rv : gv_buf_append(b, val, vl);
-        rv = rv ? rv : gv_buf_puts(b, "\r\n");
-    }
-    if (!have_xff) {
-        rv = rv ? rv : gv_buf_put2(b, "X-Forwarded-For: ", 17, peer, strlen(peer));
-        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
-    }
-    if (!have_via) {
-        rv = rv ? rv : gv_buf_put2(b, "Via: 1.1 ", 9, w->cfg.node_name, strlen(w->cfg.node_name));
-        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
-    }
-    rv = rv ? rv
-            : gv_buf_puts(b,
-                          r->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
-    if (!have_xfh && host != NULL) {
-        rv = rv ? rv : gv_buf_put2(b, "X-Forwarded-Host: ", 18, host, hostlen);
-        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
-    }
-    if (r->chain != NULL) {
-        struct gw_hdr_out out;
-        gw_hdr_out_h1(&out, b);
-        rv = rv ? rv : gw_chain_upstream_add(r, &out);
-    }
-    if (r->consumer != NULL) {
-        rv = rv ? rv : gv_buf_put2(b, "X-Consumer: ", 12, r->consumer, strlen(r->consumer));
-        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
-    }
+    return rv ? rv : gv_buf_puts(b, " HTTP/1.1\r\n");
+}
+
+/* Upgrade and body framing, as HTTP/1.1 says them. */
+static int up_framing(struct gw_request *r, struct gv_buf *b)
+{
+    int rv = 0;
     if (r->upgrade) {
         size_t ul;
         const char *u = gw_request_header(r, "upgrade", &ul);
         if (u != NULL)
-            rv = rv ? rv : gv_buf_printf(b, "Upgrade: %.*s\r\nConnection: upgrade\r\n", (int)ul, u);
+            rv = gv_buf_printf(b, "Upgrade: %.*s\r\nConnection: upgrade\r\n", (int)ul, u);
     }
     if (r->body_chunked)
         rv = rv ? rv : gv_buf_puts(b, "Transfer-Encoding: chunked\r\n");
@@ -322,8 +342,24 @@ static int build_up_head(struct gw_request *r)
         rv = rv ? rv : gv_buf_put_u64(b, (unsigned long long)r->content_length);
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     }
-    rv = rv ? rv : gv_buf_puts(b, "\r\n");
-    return rv;
+    return rv ? rv : gv_buf_puts(b, "\r\n");
+}
+
+static int build_up_head(struct gw_request *r)
+{
+    struct gv_buf *b = &r->up_head;
+    struct gw_hdr_out out;
+    struct fwd_seen seen = {0};
+    char peer[INET6_ADDRSTRLEN];
+    if (inet_ntop(r->peer->family == AF_INET6 ? AF_INET6 : AF_INET, r->peer->addr, peer,
+                  sizeof(peer)) == NULL)
+        strcpy(peer, "unknown");
+    gv_buf_reset(b);
+    gw_hdr_out_h1(&out, b);
+    int rv = up_request_line(r, b);
+    rv = rv ? rv : up_client_headers(r, peer, &out, &seen);
+    rv = rv ? rv : up_gateway_headers(r, peer, &seen, &out);
+    return rv ? rv : up_framing(r, b);
 }
 
 /* ---- response relay ------------------------------------------------------ */
@@ -363,99 +399,124 @@ static int on_resp_header_value(llhttp_t *p, const char *at, size_t len)
     return resp_append(r, at, len);
 }
 
-static int write_client_head(struct gw_request *r, llhttp_t *p)
+/* The first response header called name, or NULL. */
+static const char *resp_header(const struct gw_request *r, const char *name, size_t *len)
 {
-    struct gw_conn *c = r->conn;
-    struct gw_worker *w = c->w;
-    const char *d = r->resp.data;
-    bool conn_listed = has_connection_header(&r->rhdrs, d);
-    int status = r->status;
-    bool upgrade = status == 101;
-    bool bodyless = r->method == HTTP_HEAD || status == 204 || status == 304 || upgrade;
-    bool have_via = false;
-    struct gv_buf b;
-    gv_buf_init(&b);
-    const char *reason = gw_reason(status);
-    int rv = gv_buf_append(&b, "HTTP/1.1 ", 9);
-    rv = rv ? rv : gv_buf_put_u64(&b, (unsigned long long)status);
-    rv = rv ? rv : gv_buf_put2(&b, " ", 1, reason, strlen(reason));
-    rv = rv ? rv : gv_buf_append(&b, "\r\n", 2);
+    for (uint32_t i = 0; i < r->rhdrs.n; i++) {
+        const struct gw_header *x = &r->rhdrs.v[i];
+        if (gw_name_eq(r->resp.data + x->name_off, x->name_len, name)) {
+            *len = x->value_len;
+            return r->resp.data + x->value_off;
+        }
+    }
+    return NULL;
+}
+
+/* Set-Cookie pinning the client to the target (signed, never its address). */
+static int sticky_cookie(struct gw_request *r, struct gw_hdr_out *out)
+{
+    if (!r->sticky_set)
+        return 0;
+    const struct lb_service_spec *svc = req_service(r);
+    char cookie[256], line[512];
+    uint64_t expires = (uint64_t)time(NULL) + svc->sticky.ttl_ms / 1000;
+    if (lb_sticky_encode(r->worker->cfg.sticky_key, svc->targets[r->target].address, expires,
+                         cookie, sizeof(cookie)) != 0)
+        return 0;
+    int n = snprintf(line, sizeof(line), "%s=%s; Path=/; Max-Age=%llu; HttpOnly",
+                     svc->sticky.cookie, cookie, (unsigned long long)(svc->sticky.ttl_ms / 1000));
+    return n > 0 && (size_t)n < sizeof(line) ? gw_hdr_add(out, "Set-Cookie", 10, line, (size_t)n)
+                                             : 0;
+}
+
+/* The upstream's response headers as they go to the client: hop-by-hop
+ * ones, the length (re-framed) and those plugins drop left out, Via
+ * extended; then the gateway's own (Via, a sticky cookie, the plugins'). */
+static int down_headers(struct gw_request *r, struct gw_hdr_out *out)
+{
+    const char *d = r->resp.data, *node = r->worker->cfg.node_name;
+    bool conn_listed = has_connection_header(&r->rhdrs, d), have_via = false;
+    int rv = 0;
     for (uint32_t i = 0; i < r->rhdrs.n && rv == 0; i++) {
         const struct gw_header *x = &r->rhdrs.v[i];
         const char *name = d + x->name_off, *val = d + x->value_off;
         size_t nl = x->name_len, vl = x->value_len;
-        if (upgrade && gw_name_eq(name, nl, "upgrade")) {
-            rv = gv_buf_printf(&b, "Upgrade: %.*s\r\n", (int)vl, val);
-            continue;
-        }
         if (gw_is_hop_by_hop(name, nl) ||
-            (conn_listed && listed_in_connection(&r->rhdrs, d, name, nl)))
-            continue;
-        if (gw_chain_response_drop(r, name, nl))
-            continue;
-        if (gw_name_eq(name, nl, "content-length") && !(r->method == HTTP_HEAD))
+            (conn_listed && listed_in_connection(&r->rhdrs, d, name, nl)) ||
+            gw_chain_response_drop(r, name, nl) ||
+            (gw_name_eq(name, nl, "content-length") && r->method != HTTP_HEAD))
             continue;
         if (gw_name_eq(name, nl, "via")) {
             have_via = true;
-            rv = gv_buf_printf(&b, "Via: %.*s, 1.1 %s\r\n", (int)vl, val, w->cfg.node_name);
-            continue;
+            rv = hdr_add_joined(out, "Via", val, vl, ", 1.1 ", node);
+        } else {
+            rv = gw_hdr_add(out, name, nl, val, vl);
         }
-        rv = gv_buf_append(&b, name, nl);
-        rv = rv ? rv : gv_buf_puts(&b, ": ");
-        rv = rv ? rv : gv_buf_append(&b, val, vl);
-        rv = rv ? rv : gv_buf_puts(&b, "\r\n");
     }
-    if (!have_via) {
-        rv = rv ? rv : gv_buf_put2(&b, "Via: 1.1 ", 9, w->cfg.node_name, strlen(w->cfg.node_name));
-        rv = rv ? rv : gv_buf_append(&b, "\r\n", 2);
-    }
-    if (r->sticky_set) {
-        const struct lb_service_spec *svc = req_service(r);
-        char cookie[256];
-        uint64_t expires = (uint64_t)time(NULL) + svc->sticky.ttl_ms / 1000;
-        if (lb_sticky_encode(w->cfg.sticky_key, svc->targets[r->target].address, expires, cookie,
-                             sizeof(cookie)) == 0)
-            rv = rv ? rv
-                    : gv_buf_printf(&b, "Set-Cookie: %s=%s; Path=/; Max-Age=%llu; HttpOnly\r\n",
-                                    svc->sticky.cookie, cookie,
-                                    (unsigned long long)(svc->sticky.ttl_ms / 1000));
-    }
-    if (r->chain != NULL) {
-        struct gw_hdr_out out;
-        gw_hdr_out_h1(&out, &b);
-        rv = rv ? rv : gw_chain_response_add(r, &out);
-    }
-    bool close = !r->keep_alive || w->draining || c->close_after_write;
-    if (upgrade) {
+    if (!have_via)
+        rv = rv ? rv : hdr_add_joined(out, "Via", "1.1", 3, " ", node);
+    rv = rv ? rv : sticky_cookie(r, out);
+    return rv ? rv : gw_chain_response_add(r, out);
+}
+
+/* HTTP/1.1 framing of the response: how the body is delimited and whether
+ * the connection stays. Sets r->framing. */
+static int down_framing(struct gw_request *r, llhttp_t *p, struct gv_buf *b)
+{
+    struct gw_conn *c = r->conn;
+    int status = r->status, rv = 0;
+    bool bodyless = r->method == HTTP_HEAD || status == 204 || status == 304;
+    bool close = !r->keep_alive || c->w->draining || c->close_after_write;
+    if (status == 101) {
         r->framing = GW_FRAME_NONE;
-        rv = rv ? rv : gv_buf_puts(&b, "Connection: upgrade\r\n");
-    } else if (bodyless) {
+        return gv_buf_puts(b, "Connection: upgrade\r\n\r\n");
+    }
+    if (bodyless) {
         r->framing = GW_FRAME_NONE;
     } else if (p->flags & F_CONTENT_LENGTH) {
         r->framing = GW_FRAME_LENGTH;
-        rv = rv ? rv : gv_buf_append(&b, "Content-Length: ", 16);
-        rv = rv ? rv : gv_buf_put_u64(&b, (unsigned long long)p->content_length);
-        rv = rv ? rv : gv_buf_append(&b, "\r\n", 2);
+        rv = gv_buf_append(b, "Content-Length: ", 16);
+        rv = rv ? rv : gv_buf_put_u64(b, (unsigned long long)p->content_length);
+        rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     } else if (r->http_major == 1 && r->http_minor >= 1) {
         r->framing = GW_FRAME_CHUNKED;
-        rv = rv ? rv : gv_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
+        rv = gv_buf_puts(b, "Transfer-Encoding: chunked\r\n");
     } else {
         r->framing = GW_FRAME_CLOSE;
         close = true;
     }
-    if (!upgrade) {
-        if (close) {
-            c->close_after_write = true;
-            rv = rv ? rv : gv_buf_puts(&b, "Connection: close\r\n");
-        } else if (r->http_minor == 0) {
-            rv = rv ? rv : gv_buf_puts(&b, "Connection: keep-alive\r\n");
-        }
+    if (close) {
+        c->close_after_write = true;
+        rv = rv ? rv : gv_buf_puts(b, "Connection: close\r\n");
+    } else if (r->http_minor == 0) {
+        rv = rv ? rv : gv_buf_puts(b, "Connection: keep-alive\r\n");
     }
-    rv = rv ? rv : gv_buf_puts(&b, "\r\n");
+    return rv ? rv : gv_buf_puts(b, "\r\n");
+}
+
+static int write_client_head(struct gw_request *r, llhttp_t *p)
+{
+    struct gv_buf b;
+    struct gw_hdr_out out;
+    size_t ul;
+    gv_buf_init(&b);
+    gw_hdr_out_h1(&out, &b);
+    const char *reason = gw_reason(r->status);
+    int rv = gv_buf_append(&b, "HTTP/1.1 ", 9);
+    rv = rv ? rv : gv_buf_put_u64(&b, (unsigned long long)r->status);
+    rv = rv ? rv : gv_buf_put2(&b, " ", 1, reason, strlen(reason));
+    rv = rv ? rv : gv_buf_append(&b, "\r\n", 2);
+    if (r->status == 101) { /* the tunnel's protocol, which Upgrade (hop-by-hop) names */
+        const char *u = resp_header(r, "upgrade", &ul);
+        if (u != NULL)
+            rv = rv ? rv : gw_hdr_add(&out, "Upgrade", 7, u, ul);
+    }
+    rv = rv ? rv : down_headers(r, &out);
+    rv = rv ? rv : down_framing(r, p, &b);
     if (rv == 0) {
         r->response_started = true;
         r->bytes_out += b.len;
-        gw_conn_write(c, b.data, b.len);
+        gw_conn_write(r->conn, b.data, b.len);
     }
     gv_buf_free(&b);
     return rv;
