@@ -226,6 +226,29 @@ static int enum_lookup(const struct gv_field *f, const char *s, const char **suf
     return -1;
 }
 
+static void strs_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* A list of strings defaults to one element, def.s, when given. */
+static int strs_default(const struct gv_field *f, void *obj)
+{
+    char ***list = MEMBER(obj, f);
+    size_t *count = AUX(obj, f);
+    strs_free(*list, *count);
+    *list = NULL;
+    *count = 0;
+    if (f->def.s == NULL)
+        return 0;
+    if ((*list = calloc(1, sizeof(char *))) == NULL || ((*list)[0] = strdup(f->def.s)) == NULL)
+        return GV_ENOMEM;
+    *count = 1;
+    return 0;
+}
+
 static int field_default(const struct gv_field *f, void *obj)
 {
     void *m = MEMBER(obj, f);
@@ -255,6 +278,8 @@ static int field_default(const struct gv_field *f, void *obj)
         return gv_schema_defaults(f->sub, m);
     case GV_T_CUSTOM:
         return f->custom->init != NULL ? f->custom->init(f, m) : 0;
+    case GV_T_STRS:
+        return strs_default(f, obj);
     default:
         return 0;
     }
@@ -403,6 +428,9 @@ static int parse_strs(const struct gv_field *f, const json_t *v, void *obj, cons
     if ((f->flags & GV_F_NONEMPTY) && json_array_size(v) == 0)
         return gv_schema_fail(err, path, "must not be empty");
     size_t n = json_array_size(v);
+    strs_free(*list, *count); /* a default list */
+    *list = NULL;
+    *count = 0;
     if (n > 0 && (*list = calloc(n, sizeof(char *))) == NULL)
         return gv_schema_nomem(err);
     for (size_t i = 0; i < n; i++) {

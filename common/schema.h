@@ -58,7 +58,7 @@ enum gv_ftype {
     GV_T_DURATION, /* uint64_t milliseconds, in [min, max] ms; "250ms", "2s", "1m", "1h" */
     GV_T_ENUM,     /* int: index into .names; a name ending in ':' takes a suffix
                     * ("header:X-Key"), kept as a char * at .aux_off */
-    GV_T_STRS,     /* char ** at .off, size_t count at .aux_off */
+    GV_T_STRS,     /* char ** at .off, size_t count at .aux_off; def.s: a one-element default */
     GV_T_PAIRS,    /* an object of string values: struct gv_pair * at .off, size_t at .aux_off */
     GV_T_OBJ,      /* a nested struct embedded at .off, described by .sub; with
                     * GV_F_PRESENCE a bool at .aux_off says whether it was given */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_URL_BYTES         8192
 #define ERR_URI_TOO_LONG      1
@@ -54,13 +55,14 @@ static struct gw_request *request_new(struct gw_conn *c)
     if (r != NULL) {
         w->req_cache = r->next_free;
         w->nreq_cache--;
-        struct gv_buf head = r->head, up_head = r->up_head, resp = r->resp;
+        struct gv_buf head = r->head, up_head = r->up_head, resp = r->resp, npath = r->npath;
         struct gw_headers hdrs = r->hdrs, rhdrs = r->rhdrs;
         /* The context slots are governed by ctx_live: no need to clear them. */
         memset(r, 0, offsetof(struct gw_request, ctx));
         r->head = head;
         r->up_head = up_head;
         r->resp = resp;
+        r->npath = npath;
         r->hdrs = hdrs;
         r->rhdrs = rhdrs;
         gw_headers_reset(&r->hdrs);
@@ -90,6 +92,7 @@ static void request_free(struct gw_request *r)
         buf_trim(&r->head);
         buf_trim(&r->up_head);
         buf_trim(&r->resp);
+        buf_trim(&r->npath);
         r->next_free = w->req_cache;
         w->req_cache = r;
         w->nreq_cache++;
@@ -98,6 +101,7 @@ static void request_free(struct gw_request *r)
     gv_buf_free(&r->head);
     gv_buf_free(&r->up_head);
     gv_buf_free(&r->resp);
+    gv_buf_free(&r->npath);
     gw_headers_free(&r->hdrs);
     gw_headers_free(&r->rhdrs);
     free(r);
@@ -111,6 +115,7 @@ void gw_request_cache_clear(struct gw_worker *w)
         gv_buf_free(&r->head);
         gv_buf_free(&r->up_head);
         gv_buf_free(&r->resp);
+        gv_buf_free(&r->npath);
         gw_headers_free(&r->hdrs);
         gw_headers_free(&r->rhdrs);
         free(r);
@@ -165,7 +170,7 @@ void gw_request_finish(struct gw_request *r, bool ok)
         return;
     r->finished = true;
     gw_access_log(r, gv_now_us() - r->start_us);
-    if (!r->keep_alive || !ok || !r->body_done || (r->upgrade && !c->tunnel))
+    if (!r->keep_alive || !ok || !r->body_done || (r->upgrade && !c->tunnel) || r->upgrade_refused)
         c->close_after_write = true;
     c->req = NULL;
     request_free(r);
@@ -326,6 +331,32 @@ static void make_request_id(struct gw_request *r)
         gw_request_new_id(r);
 }
 
+/* An absolute-form target (RFC 9112 3.2.2: "http://host/path", which a
+ * server MUST accept): its authority is the host routing and the upstream
+ * see, in place of the Host header, and the target becomes its path. 0, or
+ * -1 for a target that is neither origin-form nor a valid absolute form. */
+static int absolute_form(struct gw_request *r)
+{
+    const char *url = r->head.data + r->url_off;
+    size_t n = r->url_len, skip;
+    if (n >= 7 && strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (n >= 8 && strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    else
+        return -1;
+    size_t end = skip;
+    while (end < n && url[end] != '/' && url[end] != '?' && url[end] != '#')
+        end++;
+    if (end == skip || memchr(url + skip, '@', end - skip) != NULL)
+        return -1; /* no host, or userinfo: nothing a client should send */
+    r->authority_off = r->url_off + (uint32_t)skip;
+    r->authority_len = (uint32_t)(end - skip);
+    r->url_off += (uint32_t)end;
+    r->url_len -= (uint32_t)end;
+    return 0;
+}
+
 /* Checks what HTTP/1.1 asks of a request head, then routes it. */
 static void request_dispatch(struct gw_request *r)
 {
@@ -341,6 +372,11 @@ static void request_dispatch(struct gw_request *r)
             hlen = h->value_len;
         }
     }
+    if (r->http_major == 0) {
+        r->keep_alive = false;
+        gw_request_fail(r, 400, "HTTP/0.9 is not supported");
+        return;
+    }
     if (r->method == HTTP_CONNECT) {
         gw_request_fail(r, 405, "CONNECT is not supported");
         return;
@@ -349,8 +385,15 @@ static void request_dispatch(struct gw_request *r)
         gw_request_fail(r, 400, hosts ? "more than one Host header" : "missing Host header");
         return;
     }
-    if (r->url_len == 0 || (url[0] != '/' && !(r->url_len == 1 && url[0] == '*'))) {
-        gw_request_fail(r, 400, "request target must be an absolute path");
+    if (r->url_len > 0 && url[0] != '/' && !(r->url_len == 1 && url[0] == '*')) {
+        if (absolute_form(r) != 0) {
+            gw_request_fail(r, 400, "request target must be an absolute path or URI");
+            return;
+        }
+        host = r->head.data + r->authority_off;
+        hlen = r->authority_len;
+    } else if (r->url_len == 0) {
+        gw_request_fail(r, 400, "request target must be an absolute path or URI");
         return;
     }
     if (gw_request_route(r, host, hlen) != 0)

@@ -196,16 +196,16 @@ static bool has_connection_header(const struct gw_headers *hs, const char *base)
     return false;
 }
 
-/* The URL without the query parameters a plugin took out (an auth plugin's
- * credential, r->hide_query); every other byte as the client sent it. */
-static int append_url_hiding(const struct gw_request *r, struct gv_buf *b, const char *url,
-                             size_t ulen)
+/* The query ("?a=1&b=2", qlen bytes) without the parameters a plugin took
+ * out (an auth plugin's credential, r->hide_query); every other byte as the
+ * client sent it. */
+static int append_query(const struct gw_request *r, struct gv_buf *b, const char *q, size_t qlen)
 {
-    const char *q = memchr(url, '?', ulen), *end = url + ulen;
-    if (q == NULL)
-        return gv_buf_append(b, url, ulen);
-    int rv = gv_buf_append(b, url, (size_t)(q - url));
+    const char *end = q + qlen;
+    if (r->nhide_query == 0)
+        return gv_buf_append(b, q, qlen);
     bool first = true;
+    int rv = 0;
     for (const char *p = q + 1; p <= end && rv == 0;) {
         const char *amp = memchr(p, '&', (size_t)(end - p)), *pe = amp ? amp : end;
         bool drop = false;
@@ -254,6 +254,8 @@ static bool up_skips(const struct gw_request *r, bool conn_listed, const char *n
 {
     return gw_is_hop_by_hop(name, nl) || gw_name_eq(name, nl, "content-length") ||
            gw_name_eq(name, nl, "expect") || gw_name_eq(name, nl, "x-forwarded-proto") ||
+           gw_name_eq(name, nl, "http2-settings") ||
+           (r->authority_len > 0 && gw_name_eq(name, nl, "host")) ||
            (conn_listed && listed_in_connection(&r->hdrs, r->head.data, name, nl)) ||
            gw_name_eq(name, nl, "x-consumer") || gw_chain_upstream_drop(r, name, nl);
 }
@@ -290,11 +292,15 @@ static int up_client_headers(struct gw_request *r, const char *peer, struct gw_h
 static int up_gateway_headers(struct gw_request *r, const char *peer, const struct fwd_seen *seen,
                               struct gw_hdr_out *out)
 {
-    size_t hostlen = 0;
-    const char *host = gw_request_header(r, "host", &hostlen);
+    size_t hostlen = r->authority_len;
+    const char *host = r->head.data + r->authority_off;
     int rv = 0;
+    if (hostlen > 0) /* an absolute-form target names the host the upstream sees */
+        rv = gw_hdr_add(out, "Host", 4, host, hostlen);
+    else
+        host = gw_request_header(r, "host", &hostlen);
     if (!seen->xff)
-        rv = hdr_add_str(out, "X-Forwarded-For", peer);
+        rv = rv ? rv : hdr_add_str(out, "X-Forwarded-For", peer);
     if (!seen->via)
         rv = rv ? rv : hdr_add_joined(out, "Via", "1.1", 3, " ", r->worker->cfg.node_name);
     rv = rv ? rv : hdr_add_str(out, "X-Forwarded-Proto", r->tls ? "https" : "http");
@@ -306,22 +312,27 @@ static int up_gateway_headers(struct gw_request *r, const char *peer, const stru
     return rv;
 }
 
-/* "METHOD TARGET HTTP/1.1": the path with the route's prefix stripped and
- * the query parameters plugins took out left out. */
+/* "METHOD TARGET HTTP/1.1": the normalised path (or the client's spelling,
+ * when the route says forward_path: original) with the route's prefix
+ * stripped, then the query without the parameters plugins took out. */
 static int up_request_line(struct gw_request *r, struct gv_buf *b)
 {
-    const char *url = r->head.data + r->url_off;
-    size_t ulen = r->url_len;
-    if (r->strip_len > 0 && r->strip_len <= ulen) {
-        url += r->strip_len;
-        ulen -= r->strip_len;
+    size_t tlen, plen;
+    const char *target = gw_request_target(r, &tlen);
+    const char *q = memchr(target, '?', tlen);
+    bool original = r->view->snap->routes[r->route].forward_path == GW_FORWARD_ORIGINAL;
+    const char *path = original ? gw_request_raw_path(r, &plen) : gw_request_path(r, &plen);
+    if (r->strip_len > 0 && r->strip_len <= plen && (!original || !r->path_norm)) {
+        path += r->strip_len;
+        plen -= r->strip_len;
     }
     const char *mname = llhttp_method_name((llhttp_method_t)r->method);
     int rv = gv_buf_put2(b, mname, strlen(mname), " ", 1);
-    if (ulen == 0 || url[0] != '/')
+    if (plen == 0 || path[0] != '/')
         rv = rv ? rv : gv_buf_puts(b, "/");
-    rv = rv ? rv
-            : (r->nhide_query ? append_url_hiding(r, b, url, ulen) : gv_buf_append(b, url, ulen));
+    rv = rv ? rv : gv_buf_append(b, path, plen);
+    if (q != NULL)
+        rv = rv ? rv : append_query(r, b, q, (size_t)(target + tlen - q));
     return rv ? rv : gv_buf_puts(b, " HTTP/1.1\r\n");
 }
 

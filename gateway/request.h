@@ -75,14 +75,18 @@ struct gw_request {
     bool tls;                   /* came over TLS */
     /* Parsed head: all strings live in `head`, referenced by offsets. */
     struct gv_buf head;
-    struct gw_headers hdrs; /* request headers, in head */
-    uint32_t url_off, url_len;
-    uint8_t method; /* llhttp's HTTP_* */
+    struct gv_buf npath;       /* the normalised path, when it differs (gateway/path.h) */
+    struct gw_headers hdrs;    /* request headers, in head */
+    uint32_t url_off, url_len; /* the target; for an absolute-form one, its path on */
+    uint32_t authority_off, authority_len; /* an absolute-form target's host[:port], else 0 */
+    uint8_t method;                        /* llhttp's HTTP_* */
     uint8_t http_major, http_minor;
     bool keep_alive; /* client wants the connection kept */
     bool expect_continue;
-    bool upgrade;      /* WebSocket (or other) upgrade requested */
-    bool body_chunked; /* request body is chunked */
+    bool upgrade;         /* an upgrade the route allows (WebSocket) is asked for */
+    bool upgrade_refused; /* one it does not allow was: proxied plain, then closed */
+    bool path_norm;       /* npath holds the path routing saw */
+    bool body_chunked;    /* request body is chunked */
     bool has_body;
     bool head_done;        /* head parsed */
     bool dispatch_pending; /* routed; the proxy starts after this parse */
@@ -130,8 +134,11 @@ struct gw_request {
 /* The first header called name (case-insensitive), its length in *len; NULL
  * when absent. */
 const char *gw_request_header(const struct gw_request *r, const char *name, size_t *len);
-/* The request target as received ("/a/b?x=1") and its path part ("/a/b"). */
+/* The request target as received ("/a//b?x=1"), its path part as received
+ * ("/a//b"), and the normalised path routing and plugins see ("/a/b",
+ * gateway/path.h). */
 const char *gw_request_target(const struct gw_request *r, size_t *len);
+const char *gw_request_raw_path(const struct gw_request *r, size_t *len);
 const char *gw_request_path(const struct gw_request *r, size_t *len);
 /* The first value of query parameter name, percent-decoded into buf (n
  * bytes). Returns its length, or -1 when absent, empty or longer than buf. */
@@ -141,11 +148,13 @@ const char *gw_request_route_name(const struct gw_request *r);
 
 /* ---- routing and the log ------------------------------------------------ */
 
-/* Routes the request with the worker's current config: takes a view, matches
- * host (the Host or :authority value, hlen bytes; NULL when none), method,
- * path and headers, and sets route, service and the plugin chain. Returns 0,
- * or answers the request itself (404 no route, 503 no config) and returns a
- * negative error. */
+/* Routes the request with the worker's current config: takes a view,
+ * normalises the path, matches host (the Host or :authority value, hlen
+ * bytes; NULL when none), method, path and headers, applies the route's
+ * rules on escaped slashes and upgrades, and sets route, service and the
+ * plugin chain. Returns 0, or answers the request itself (400 a path that
+ * cannot be normalised or an escaped slash the route refuses, 404 no route,
+ * 503 no config) and returns a negative error. */
 int gw_request_route(struct gw_request *r, const char *host, size_t hlen);
 /* Records a finished request: the latency histogram, and one JSON line in
  * the access log when it is on (gateway/access_log.c). */

@@ -2,14 +2,15 @@
  * (hosts, paths and how, methods, headers), the service it sends to, and its
  * plugins (checked by gateway/plugins/chain.c). */
 #include "gateway/plugins/chain.h"
+#include "gateway/regex.h"
 #include "gateway/router.h"
 #include "common/err.h"
 
 #include <ctype.h>
 #include <llhttp.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A host to match: "api.example.com" or "*.example.com", no port. */
 static bool is_host(const char *s)
@@ -29,7 +30,7 @@ static bool is_host(const char *s)
 static const struct gv_str_rule host_rule = {
     "host", "a name like api.example.com or *.example.com, no port", is_host};
 
-static const char *const path_types[] = {"prefix", "exact", "regex", NULL};
+static const char *const path_types[] = {"prefix", "exact", "regex", "segment_prefix", NULL};
 
 /* methods: a list of names as bits (1 << llhttp_method_t). */
 static int methods_parse(const struct gv_field *f, const json_t *v, void *member, const char *path,
@@ -86,14 +87,14 @@ static int match_check(void *obj, const char *path, struct gv_schema_error *err,
         const char *s = r->paths[i];
         gv_path_index(q, sizeof(q), p, i);
         if (r->path_type == GW_PATH_REGEX) {
-            regex_t re;
-            int e = regcomp(&re, s, REG_EXTENDED | REG_NOSUB);
-            if (e != 0) {
-                char why[128];
-                regerror(e, &re, why, sizeof(why));
+            struct gw_regex *re = NULL;
+            char why[160];
+            int e = gw_regex_compile(s, &re, why, sizeof(why));
+            gw_regex_free(re);
+            if (e == GV_ENOMEM)
+                return gv_schema_nomem(err);
+            if (e != 0)
                 return gv_schema_fail(err, q, "bad regex \"%s\": %s", s, why);
-            }
-            regfree(&re);
         } else if (s[0] != '/' || strpbrk(s, " \t") != NULL) {
             return gv_schema_fail(err, q, "bad path \"%s\" (must start with \"/\")", s);
         }
@@ -108,7 +109,8 @@ static const struct gv_field match_fields[] = {
     GV_FIELD_STRS("paths", struct gw_route_spec, paths, npaths,
                   .doc = "paths matched as path_type says; none: every path"),
     GV_FIELD_ENUM("path_type", struct gw_route_spec, path_type, path_types, .def.s = "prefix",
-                  .doc = "prefix (longest wins), exact, or regex (whole path, in order)"),
+                  .doc = "prefix (longest wins), segment_prefix (whole segments only), exact, or "
+                         "regex (PCRE2, whole path, in order)"),
     GV_FIELD_CUSTOM("methods", struct gw_route_spec, methods, &methods_type,
                     .doc = "methods matched; none: any"),
     GV_FIELD_PAIRS("headers", struct gw_route_spec, headers, nheaders, .rule = &gv_rule_token,
@@ -171,6 +173,19 @@ static int route_check(void *obj, const char *path, struct gv_schema_error *err,
     return 0;
 }
 
+static const char *const slashes_names[] = {"refuse", "keep", "decode", NULL};
+static const char *const forward_names[] = {"normalized", "original", NULL};
+
+/* An upgrade protocol: a token; never h2c, whose tunnel would carry requests
+ * past routing and plugins (h2c smuggling). */
+static bool is_upgrade(const char *s)
+{
+    return gv_rule_token.ok(s) && strcasecmp(s, "h2c") != 0;
+}
+
+static const struct gv_str_rule upgrade_rule = {"upgrade protocol",
+                                                "a token; h2c is never tunnelled", is_upgrade};
+
 static const struct gv_field route_fields[] = {
     GV_FIELD_STR("name", struct gw_route_spec, name, .flags = GV_F_REQUIRED, .rule = &gv_rule_name,
                  .doc = "the route's name, unique"),
@@ -181,6 +196,18 @@ static const struct gv_field route_fields[] = {
                   .doc = "take the matched prefix (or exact path) off the path sent upstream"),
     GV_FIELD_CUSTOM("plugins", struct gw_route_spec, plugins, &plugins_type,
                     .doc = "the route's plugins; one of the same name replaces a global one"),
+    GV_FIELD_ENUM("escaped_slashes", struct gw_route_spec, escaped_slashes, slashes_names,
+                  .def.s = "refuse",
+                  .doc = "a path with %2F, %5C or a backslash: refuse (400), keep (routed "
+                         "and forwarded encoded) or decode (decoded, normalised, routed again)"),
+    GV_FIELD_ENUM("forward_path", struct gw_route_spec, forward_path, forward_names,
+                  .def.s = "normalized",
+                  .doc = "the path sent upstream: the normalised one routing saw, or the "
+                         "client's original spelling"),
+    GV_FIELD_STRS("upgrades", struct gw_route_spec, upgrades, nupgrades, .rule = &upgrade_rule,
+                  .def.s = "websocket",
+                  .doc = "protocols a client may switch to through the route (Upgrade); "
+                         "others are proxied as plain requests"),
 };
 const struct gv_schema gw_route_schema =
     GV_SCHEMA("route", struct gw_route_spec, route_fields, .check = route_check,

@@ -3,8 +3,9 @@
 #include "gateway/router.h"
 #include "common/err.h"
 
+#include "gateway/regex.h"
+
 #include <llhttp.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,8 @@ struct rt_route {
     uint64_t methods;
     struct rt_host *hosts;
     size_t nhosts;
-    struct rt_str *paths; /* prefix/exact */
-    regex_t *regexes;     /* regex; nregexes of them were compiled */
+    struct rt_str *paths;      /* prefix/exact */
+    struct gw_regex **regexes; /* regex; nregexes of them were compiled */
     size_t npaths;
     size_t nregexes;
     size_t max_len; /* longest prefix/exact path: the best length it can score */
@@ -47,6 +48,7 @@ struct rt_route {
     struct rt_str *hdr_values;
     size_t nheaders;
     bool strip_prefix;
+    bool segments; /* a prefix matches whole segments only */
 };
 
 struct gw_router {
@@ -82,7 +84,7 @@ int gw_method_bit(const char *name, uint64_t *mask)
 static void route_free(struct rt_route *rt)
 {
     for (size_t i = 0; i < rt->nregexes; i++)
-        regfree(&rt->regexes[i]);
+        gw_regex_free(rt->regexes[i]);
     free(rt->regexes);
     free(rt->paths);
     free(rt->hosts);
@@ -139,17 +141,18 @@ static int route_compile(const struct gw_route_spec *spec, size_t idx, struct rt
                 snprintf(err, errlen, "routes[%zu].match.paths[%zu]: missing path", idx, j);
                 return GV_EINVAL;
             }
-            int rc = regcomp(&rt->regexes[j], spec->paths[j], REG_EXTENDED);
+            char why[160];
+            int rc = gw_regex_compile(spec->paths[j], &rt->regexes[j], why, sizeof(why));
             if (rc != 0) {
-                char why[160];
-                regerror(rc, &rt->regexes[j], why, sizeof(why));
-                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: %s", idx, j, why);
-                return GV_EINVAL;
+                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: %s", idx, j,
+                         rc == GV_ENOMEM ? "out of memory" : why);
+                return rc;
             }
             rt->nregexes++;
         }
     } else {
         rt->kind = spec->path_type == GW_PATH_EXACT ? RT_EXACT : RT_PREFIX;
+        rt->segments = spec->path_type == GW_PATH_SEGMENTS;
         rt->paths = calloc(spec->npaths, sizeof(*rt->paths));
         if (rt->paths == NULL)
             return GV_ENOMEM;
@@ -278,24 +281,22 @@ static long literal_path_match(const struct rt_route *rt, const char *path, size
         const struct rt_str *p = &rt->paths[i];
         if (rt->kind == RT_EXACT ? len != p->len : len < p->len)
             continue;
+        /* "/api" as segments: "/api" and "/api/x", never "/apix" */
+        if (rt->segments && len > p->len && p->len > 0 && p->s[p->len - 1] != '/' &&
+            path[p->len] != '/')
+            continue;
         if (memcmp(path, p->s, p->len) == 0 && (long)p->len > best)
             best = (long)p->len;
     }
     return best;
 }
 
-/* A regex must match the whole path; REG_STARTEND lets it run on the
- * request's bytes in place, without a NUL-terminated copy. */
+/* A regex must match the whole path (gateway/regex.h anchors both ends). */
 static bool regex_path_match(const struct rt_route *rt, const char *path, size_t len)
 {
-    for (size_t i = 0; i < rt->nregexes; i++) {
-        regmatch_t m[1];
-        m[0].rm_so = 0;
-        m[0].rm_eo = (regoff_t)len;
-        if (regexec(&rt->regexes[i], path, 1, m, REG_STARTEND) == 0 && m[0].rm_so == 0 &&
-            (size_t)m[0].rm_eo == len)
+    for (size_t i = 0; i < rt->nregexes; i++)
+        if (gw_regex_match(rt->regexes[i], path, len))
             return true;
-    }
     return false;
 }
 

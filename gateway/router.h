@@ -12,10 +12,14 @@
  *   a shorter one ("*.api.example.com" over "*.example.com"); host comparison
  *   ignores case, and a ":port" or trailing dot left on the request host is
  *   ignored. "*.example.com" does not match "example.com" itself.
- * - Prefixes are plain string prefixes, as in Envoy and Kong: "/users"
- *   matches "/users", "/users/1" and also "/usersx". Write "/users/" to
- *   require the segment boundary.
- * - A regex (POSIX extended) must match the whole path, not a part of it.
+ * - Paths are matched in their normal form (gateway/path.h): "//a/./b" is
+ *   "/a/b", "/%61" is "/a".
+ * - Prefixes (path_type prefix) are plain string prefixes, as in Envoy and
+ *   Kong: "/users" matches "/users", "/users/1" and also "/usersx".
+ *   path_type segment_prefix matches whole segments: "/users" and
+ *   "/users/1", never "/usersx" (Envoy's path_separated_prefix).
+ * - A regex (PCRE2, gateway/regex.h: bounded in size and steps) must match
+ *   the whole path, not a part of it.
  * - A route without paths is a catch-all: it ranks below the regex routes of
  *   its host group, and strips nothing.
  * - Remaining ties (same rank and prefix length, or two regexes) go to the
@@ -39,7 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum gw_path_type { GW_PATH_PREFIX, GW_PATH_EXACT, GW_PATH_REGEX };
+enum gw_path_type { GW_PATH_PREFIX, GW_PATH_EXACT, GW_PATH_REGEX, GW_PATH_SEGMENTS };
 
 struct gw_route_spec {
     char *name;
@@ -54,7 +58,15 @@ struct gw_route_spec {
     char *service;
     bool strip_prefix;
     json_t *plugins; /* the route's plugin list, canonical (gateway/plugins/chain.h) */
+    /* Paths with an encoded slash or a backslash (gateway/path.h). */
+    int escaped_slashes; /* enum gw_escaped_slashes */
+    int forward_path;    /* enum gw_forward_path */
+    char **upgrades;     /* protocols a client may upgrade to (Upgrade: NAME) */
+    size_t nupgrades;
 };
+
+enum gw_escaped_slashes { GW_SLASHES_REFUSE, GW_SLASHES_KEEP, GW_SLASHES_DECODE };
+enum gw_forward_path { GW_FORWARD_NORMALIZED, GW_FORWARD_ORIGINAL };
 
 /* A route's config: its schema (gateway/route_schema.c). Parsing checks the
  * service it names and its plugins through ctx, a struct gw_route_ctx. */

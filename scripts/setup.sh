@@ -30,7 +30,7 @@ readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging.
 APT_PACKAGES=(
     build-essential cmake pkg-config
-    libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev
+    libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
     clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography
     wrk haproxy nginx-light stress-ng
@@ -39,7 +39,7 @@ APT_PACKAGES=(
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
     APT_PACKAGES=(
         build-essential cmake pkg-config
-        libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev
+        libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
         curl ca-certificates
     )
 fi

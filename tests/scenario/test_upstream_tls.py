@@ -58,8 +58,10 @@ def service(name, target, tls, retries=2):
 
 
 def route(name):
+    # upgrades: foo lets test_new_connection_resumes_the_session tunnel an
+    # upgrade the echo refuses, which closes the upstream connection
     return (f"  - name: {name}\n    match: {{paths: [/{name}], path_type: prefix}}\n"
-            f"    service: {name}\n")
+            f"    service: {name}\n    upgrades: [websocket, foo]\n")
 
 
 @pytest.fixture

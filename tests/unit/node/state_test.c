@@ -348,7 +348,7 @@ static const struct bad_case bad_cases[] = {
     {ROUTE(",\"match\":{\"paths\":[\"^/a(\"],\"path_type\":\"regex\"}"), "routes[0].match.paths[0]",
      NULL /* regerror text varies; prefix checked */},
     {ROUTE(",\"match\":{\"path_type\":\"glob\"}"), "routes[0].match.path_type",
-     "unknown path_type \"glob\" (prefix, exact or regex)"},
+     "unknown path_type \"glob\" (prefix, exact, regex or segment_prefix)"},
     {ROUTE(",\"match\":{\"hosts\":[\"api.example.com:80\"]}"), "routes[0].match.hosts[0]",
      "bad host \"api.example.com:80\" (a name like api.example.com or *.example.com, no port)"},
     {ROUTE(",\"match\":{\"methods\":[\"GET\",\"FETCH\"]}"), "routes[0].match.methods[1]",
