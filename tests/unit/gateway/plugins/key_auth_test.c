@@ -58,8 +58,6 @@ static void test_missing_and_invalid_key(void)
     struct gw_pipeline *p = fx_pipeline("[{\"key_auth\":{}}]", consumers);
     struct gw_peer peer = fx_peer("10.0.0.1");
     struct gw_request r;
-    if (p == NULL)
-        return; /* fx_pipeline failed the test */
 
     fx_routed(&r, p, &peer, HTTP_GET, "/x", (const char *[]){"Accept: */*", NULL});
     CHECK_INT(gw_chain_on_request(&r), GW_PLUGIN_ANSWERED);
@@ -99,8 +97,6 @@ static void test_valid_key_taken_out(void)
     struct gw_pipeline *p = fx_pipeline("[{\"key_auth\":{}}]", consumers);
     struct gw_peer peer = fx_peer("10.0.0.1");
     struct gw_request r;
-    if (p == NULL)
-        return;
     fx_routed(&r, p, &peer, HTTP_GET, "/x",
               (const char *[]){"Accept: */*", "x-api-key: k-a2", "X-Other: 1", NULL});
     CHECK_INT(gw_chain_on_request(&r), GW_PLUGIN_NEXT);
@@ -123,8 +119,6 @@ static void test_forward_credentials(void)
         "[{\"key_auth\":{\"forward_credentials\":true,\"query\":\"api_key\"}}]", consumers);
     struct gw_peer peer = fx_peer("10.0.0.1");
     struct gw_request r;
-    if (p == NULL)
-        return;
     fx_routed(&r, p, &peer, HTTP_GET, "/x", (const char *[]){"X-Api-Key: k-bob", NULL});
     CHECK_INT(gw_chain_on_request(&r), GW_PLUGIN_NEXT);
     CHECK_STR(r.consumer, "bob");
@@ -145,8 +139,6 @@ static void test_query_key_hidden(void)
         "[{\"key_auth\":{\"header\":\"Authorization\",\"query\":\"api_key\"}}]", consumers);
     struct gw_peer peer = fx_peer("10.0.0.1");
     struct gw_request r;
-    if (p == NULL)
-        return;
     /* Percent-encoded in the query, decoded before the lookup. */
     fx_routed(&r, p, &peer, HTTP_GET, "/x?a=1&api_key=k%2Dbob&b=2",
               (const char *[]){"X-Api-Key: k-alice", NULL});
