@@ -17,6 +17,13 @@
 #include <string.h>
 #include <strings.h>
 
+/* max_age: a duration, or absent (no Access-Control-Max-Age sent). The
+ * schema gives a custom field no default, so absent is the zero value. */
+struct cors_max_age {
+    bool set;
+    uint64_t ms;
+};
+
 struct cors_conf {
     char **origins;
     size_t norigins;
@@ -27,7 +34,7 @@ struct cors_conf {
     char **expose;
     size_t nexpose;
     bool credentials;
-    int64_t max_age_ms; /* -1: not sent */
+    struct cors_max_age max_age;
     /* prepared */
     bool any_origin;
     char *methods_text, *headers_text, *expose_text; /* joined by ", " */
@@ -62,7 +69,6 @@ static bool is_origin(const char *s)
 
 static const struct gv_str_rule origin_rule = {"origin", "* or scheme://host[:port]", is_origin};
 
-/* max_age: a duration, or absent (no Access-Control-Max-Age sent). */
 static int max_age_parse(const struct gv_field *f, const json_t *v, void *member, const char *path,
                          struct gv_schema_error *err, void *ctx)
 {
@@ -71,17 +77,18 @@ static int max_age_parse(const struct gv_field *f, const json_t *v, void *member
     (void)ctx;
     if (gv_json_duration(v, &ms) != 0 || ms > 365ULL * 24 * 3600 * 1000)
         return gv_schema_fail(err, path, "must be a duration like \"250ms\", \"2s\" or \"1m\"");
-    *(int64_t *)member = (int64_t)ms;
+    *(struct cors_max_age *)member = (struct cors_max_age){.set = true, .ms = ms};
     return 0;
 }
 
 static json_t *max_age_dump(const struct gv_field *f, const void *member)
 {
+    const struct cors_max_age *m = member;
     char buf[32];
     (void)f;
-    if (*(const int64_t *)member < 0)
+    if (!m->set)
         return NULL;
-    gv_format_duration((uint64_t) * (const int64_t *)member, buf, sizeof(buf));
+    gv_format_duration(m->ms, buf, sizeof(buf));
     return json_string(buf);
 }
 
@@ -103,7 +110,7 @@ static const struct gv_field fields[] = {
                   .doc = "Access-Control-Expose-Headers"),
     GV_FIELD_BOOL("credentials", struct cors_conf, credentials,
                   .doc = "allow credentials (cookies); \"*\" then echoes the origin"),
-    GV_FIELD_CUSTOM("max_age", struct cors_conf, max_age_ms, &max_age_type, .def.i = -1,
+    GV_FIELD_CUSTOM("max_age", struct cors_conf, max_age, &max_age_type,
                     .doc = "how long browsers may cache a preflight"),
 };
 
@@ -217,8 +224,8 @@ static int preflight_headers(const struct cors_conf *c, const struct gw_request 
                              strlen(c->headers_text));
     else if (asked != NULL && hlen > 0)
         rv = rv ? rv : gw_hdr_add(out, "Access-Control-Allow-Headers", 28, asked, hlen);
-    if (c->max_age_ms >= 0) {
-        int n = snprintf(age, sizeof(age), "%lld", (long long)(c->max_age_ms / 1000));
+    if (c->max_age.set) {
+        int n = snprintf(age, sizeof(age), "%llu", (unsigned long long)(c->max_age.ms / 1000));
         rv = rv ? rv : gw_hdr_add(out, "Access-Control-Max-Age", 22, age, (size_t)n);
     }
     return rv;

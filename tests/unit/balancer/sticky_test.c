@@ -10,23 +10,25 @@
 static const uint8_t key[LB_STICKY_KEY_LEN] = "0123456789abcdef0123456789abcdef";
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static struct lb_service_spec spec;
-
-static void make_spec(void)
+/* The service the cookies name targets of: three targets, in this order.
+ * Free it with lb_service_spec_free. */
+static void make_spec(struct lb_service_spec *spec)
 {
     static const char *addrs[] = {"10.0.0.5:9001", "users-2:9001", "[::1]:8080"};
-    lb_service_spec_defaults(&spec);
-    spec.name = strdup("users");
-    spec.targets = calloc(3, sizeof(*spec.targets));
-    spec.ntargets = 3;
+    lb_service_spec_defaults(spec);
+    spec->name = strdup("users");
+    spec->targets = calloc(3, sizeof(*spec->targets));
+    spec->ntargets = 3;
     for (int i = 0; i < 3; i++) {
-        spec.targets[i].address = strdup(addrs[i]);
-        spec.targets[i].weight = 1;
+        spec->targets[i].address = strdup(addrs[i]);
+        spec->targets[i].weight = 1;
     }
 }
 
 static void test_round_trip(void)
 {
+    struct lb_service_spec spec;
+    make_spec(&spec);
     char v[LB_STICKY_VALUE_MAX];
     for (int i = 0; i < 3; i++) {
         CHECK_INT(lb_sticky_encode(key, spec.targets[i].address, 2000, v, sizeof(v)), 0);
@@ -39,10 +41,13 @@ static void test_round_trip(void)
     /* The address itself is not in the value. */
     CHECK_INT(lb_sticky_encode(key, "10.0.0.5:9001", 2000, v, sizeof(v)), 0);
     CHECK(strstr(v, "10.0.0.5") == NULL);
+    lb_service_spec_free(&spec);
 }
 
 static void test_tampered(void)
 {
+    struct lb_service_spec spec;
+    make_spec(&spec);
     char v[LB_STICKY_VALUE_MAX], t[LB_STICKY_VALUE_MAX];
     int idx = 7;
     CHECK_INT(lb_sticky_encode(key, "users-2:9001", 2000, v, sizeof(v)), 0);
@@ -68,10 +73,13 @@ static void test_tampered(void)
     memcpy(t + 12, w + 12, 12); /* splice the id of the other target */
     CHECK_INT(lb_sticky_decode(key, t, 1000, &spec, &idx), GV_EINVAL);
     CHECK_INT(idx, 7);
+    lb_service_spec_free(&spec);
 }
 
 static void test_expired(void)
 {
+    struct lb_service_spec spec;
+    make_spec(&spec);
     char v[LB_STICKY_VALUE_MAX];
     int idx = 7;
     CHECK_INT(lb_sticky_encode(key, "10.0.0.5:9001", 2000, v, sizeof(v)), 0);
@@ -81,10 +89,13 @@ static void test_expired(void)
     CHECK_INT(lb_sticky_decode(key, v, 2000, &spec, &idx), GV_EINVAL);
     CHECK_INT(lb_sticky_decode(key, v, UINT64_MAX, &spec, &idx), GV_EINVAL);
     CHECK_INT(idx, 7);
+    lb_service_spec_free(&spec);
 }
 
 static void test_unknown_target(void)
 {
+    struct lb_service_spec spec;
+    make_spec(&spec);
     char v[LB_STICKY_VALUE_MAX];
     int idx = 7;
     CHECK_INT(lb_sticky_encode(key, "10.9.9.9:80", 2000, v, sizeof(v)), 0);
@@ -94,10 +105,13 @@ static void test_unknown_target(void)
     CHECK_INT(lb_sticky_decode(key, v, 1000, &none, &idx), GV_EINVAL);
     lb_service_spec_free(&none);
     CHECK_INT(idx, 7);
+    lb_service_spec_free(&spec);
 }
 
 static void test_garbage(void)
 {
+    struct lb_service_spec spec;
+    make_spec(&spec);
     char v[LB_STICKY_VALUE_MAX];
     int idx = 7;
     CHECK_INT(lb_sticky_encode(key, "10.0.0.5:9001", 2000, v, sizeof(v)), 0);
@@ -159,6 +173,7 @@ static void test_garbage(void)
         CHECK_INT(lb_sticky_decode(key, t, 1000, &spec, &idx), GV_EINVAL);
     }
     CHECK_INT(idx, 7);
+    lb_service_spec_free(&spec);
 }
 
 static void test_encode_errors(void)
@@ -176,16 +191,5 @@ static void test_encode_errors(void)
     CHECK(v[0] == 'z' && v[LB_STICKY_VALUE_LEN] == 'z');
 }
 
-static void test_setup(void)
-{
-    make_spec();
-}
-
-static void test_teardown(void)
-{
-    lb_service_spec_free(&spec);
-}
-
-TEST_MAIN(TEST(test_setup), TEST(test_round_trip), TEST(test_tampered), TEST(test_expired),
-          TEST(test_unknown_target), TEST(test_garbage), TEST(test_encode_errors),
-          TEST(test_teardown))
+TEST_MAIN(TEST(test_round_trip), TEST(test_tampered), TEST(test_expired), TEST(test_unknown_target),
+          TEST(test_garbage), TEST(test_encode_errors))

@@ -11,41 +11,76 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/gv_tls_test_XXXXXX";
+static char dir[64];
 
 /* Writes a self-signed P-256 certificate for cn (and SAN DNS:san when given)
- * to DIR/NAME.pem and DIR/NAME.key. */
-static void make_cert(const char *name, const char *cn, const char *san)
+ * to DIR/NAME.pem and DIR/NAME.key. false when a file cannot be written. */
+static bool make_cert(const char *name, const char *cn, const char *san)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, key);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, n);
-    if (san) {
-        X509V3_CTX v3;
-        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
+    bool ok = key != NULL && x != NULL;
+    if (ok) {
+        X509_set_version(x, 2);
+        ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+        X509_gmtime_adj(X509_getm_notBefore(x), -60);
+        X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+        X509_set_pubkey(x, key);
+        X509_NAME *n = X509_get_subject_name(x);
+        X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+        X509_set_issuer_name(x, n);
+        if (san) {
+            X509V3_CTX v3;
+            X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+            X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+            ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
+            X509_EXTENSION_free(ext);
+        }
+        ok = ok && X509_sign(x, key, EVP_sha256()) > 0;
     }
-    X509_sign(x, key, EVP_sha256());
     char path[256];
     snprintf(path, sizeof path, "%s/%s.pem", dir, name);
-    FILE *f = fopen(path, "w");
-    PEM_write_X509(f, x);
-    fclose(f);
+    FILE *f = ok ? fopen(path, "w") : NULL;
+    ok = f != NULL && PEM_write_X509(f, x) == 1;
+    if (f != NULL)
+        ok = fclose(f) == 0 && ok;
     snprintf(path, sizeof path, "%s/%s.key", dir, name);
-    f = fopen(path, "w");
-    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-    fclose(f);
+    f = ok ? fopen(path, "w") : NULL;
+    ok = f != NULL && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
+    if (f != NULL)
+        ok = fclose(f) == 0 && ok;
     X509_free(x);
     EVP_PKEY_free(key);
+    return ok;
+}
+
+/* The fixture: certificates a.test, b.test (also exact.wild.test) and
+ * *.wild.test in a fresh directory. false when any cannot be written. */
+static bool certs_write(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/gv_tls_test_XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        dir[0] = '\0';
+        return false;
+    }
+    return make_cert("a", "a.test", "DNS:a.test") &&
+           make_cert("b", "b.test", "DNS:b.test,DNS:exact.wild.test") &&
+           make_cert("w", "wild", "DNS:*.wild.test");
+}
+
+static void certs_remove(void)
+{
+    const char *f[] = {"a.pem", "a.key", "b.pem", "b.key", "w.pem", "w.key"};
+    char p[256];
+    if (dir[0] == '\0')
+        return;
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, f[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    dir[0] = '\0';
 }
 
 static char paths[8][256];
@@ -65,6 +100,22 @@ static struct gw_tls_ctxset *load(const char *const *names, size_t n)
     if (rv != 0)
         fprintf(stderr, "load: %s\n", err);
     return s;
+}
+
+static const char *const names_ab[] = {"a", "b", "w"};
+
+/* Runs body over the fixture's first n certificates loaded as one set, which
+ * body then owns. A fixture that cannot be written or loaded fails the
+ * calling test instead of skipping it. */
+static void with_certs(size_t n, void (*body)(struct gw_tls_ctxset *s))
+{
+    bool written = certs_write();
+    struct gw_tls_ctxset *s = written ? load(names_ab, n) : NULL;
+    CHECK(written);
+    CHECK(s != NULL);
+    if (s != NULL)
+        body(s);
+    certs_remove();
 }
 
 /* Moves pending bytes between an OpenSSL client (over a BIO pair) and the
@@ -145,8 +196,6 @@ static void peer_cn(SSL *ssl, char *cn, size_t len)
     X509_free(x);
 }
 
-static const char *const names_ab[] = {"a", "b", "w"};
-
 static void test_load_errors(void)
 {
     struct gw_tls_certfile f = {"/nonexistent.pem", "/nonexistent.key"};
@@ -155,22 +204,23 @@ static void test_load_errors(void)
     CHECK(gw_tls_ctxset_load(&f, 1, &s, err, sizeof err) < 0);
     CHECK(s == (void *)1);
     CHECK(strstr(err, "/nonexistent.pem") != NULL);
-    /* A key that does not belong to the certificate. */
+    /* A key that does not belong to the certificate: both files exist, so
+     * the refusal is the mismatch, not a missing file. */
+    CHECK(certs_write());
     char c[256], k[256];
     snprintf(c, sizeof c, "%s/a.pem", dir);
     snprintf(k, sizeof k, "%s/b.key", dir);
     f.cert = c;
     f.key = k;
+    err[0] = '\0';
     CHECK(gw_tls_ctxset_load(&f, 1, &s, err, sizeof err) < 0);
     CHECK(s == (void *)1);
+    CHECK(strstr(err, "b.key") != NULL);
+    certs_remove();
 }
 
-static void test_lookup(void)
+static void lookup(struct gw_tls_ctxset *s)
 {
-    struct gw_tls_ctxset *s = load(names_ab, 3);
-    CHECK(s != NULL);
-    if (!s)
-        return;
     CHECK_INT(gw_tls_ctxset_lookup(s, "a.test"), 0);
     CHECK_INT(gw_tls_ctxset_lookup(s, "A.TEST"), 0);
     CHECK_INT(gw_tls_ctxset_lookup(s, "b.test"), 1);
@@ -180,6 +230,11 @@ static void test_lookup(void)
     CHECK_INT(gw_tls_ctxset_lookup(s, "y.x.wild.test"), -1);
     CHECK_INT(gw_tls_ctxset_lookup(s, "c.test"), -1);
     gw_tls_ctxset_unref(s);
+}
+
+static void test_lookup(void)
+{
+    with_certs(3, lookup);
 }
 
 static void handshake_case(struct gw_tls_ctxset *s, const char *sni, const char *want_cn,
@@ -221,11 +276,8 @@ static void handshake_case(struct gw_tls_ctxset *s, const char *sni, const char 
     client_free(&c);
 }
 
-static void test_sni(void)
+static void sni(struct gw_tls_ctxset *s)
 {
-    struct gw_tls_ctxset *s = load(names_ab, 3);
-    if (!s)
-        return;
     handshake_case(s, "a.test", "a.test", 0);
     handshake_case(s, "b.test", "b.test", 1);
     handshake_case(s, "foo.wild.test", "wild", 2);
@@ -234,11 +286,13 @@ static void test_sni(void)
     gw_tls_ctxset_unref(s);
 }
 
-static void test_no_alpn(void)
+static void test_sni(void)
 {
-    struct gw_tls_ctxset *s = load(names_ab, 1);
-    if (!s)
-        return;
+    with_certs(3, sni);
+}
+
+static void no_alpn(struct gw_tls_ctxset *s)
+{
     struct client c;
     client_new(&c, "a.test", "\x02h2", 0); /* only h2 offered: no ALPN, still served */
     struct gw_tls *t = gw_tls_new(s);
@@ -250,11 +304,13 @@ static void test_no_alpn(void)
     gw_tls_ctxset_unref(s);
 }
 
-static void test_old_protocol_refused(void)
+static void test_no_alpn(void)
 {
-    struct gw_tls_ctxset *s = load(names_ab, 1);
-    if (!s)
-        return;
+    with_certs(1, no_alpn);
+}
+
+static void old_protocol_refused(struct gw_tls_ctxset *s)
+{
     struct client c;
     client_new(&c, "a.test", NULL, TLS1_1_VERSION);
     struct gw_tls *t = gw_tls_new(s);
@@ -266,11 +322,13 @@ static void test_old_protocol_refused(void)
     gw_tls_ctxset_unref(s);
 }
 
-static void test_garbage(void)
+static void test_old_protocol_refused(void)
 {
-    struct gw_tls_ctxset *s = load(names_ab, 1);
-    if (!s)
-        return;
+    with_certs(1, old_protocol_refused);
+}
+
+static void garbage(struct gw_tls_ctxset *s)
+{
     struct gw_tls *t = gw_tls_new(s);
     const char junk[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     CHECK_INT(gw_tls_feed(t, junk, strlen(junk)), 0);
@@ -280,12 +338,14 @@ static void test_garbage(void)
     gw_tls_ctxset_unref(s);
 }
 
-/* A connection keeps its set after the owner dropped it (reload). */
-static void test_set_outlives_reload(void)
+static void test_garbage(void)
 {
-    struct gw_tls_ctxset *s = load(names_ab, 2);
-    if (!s)
-        return;
+    with_certs(1, garbage);
+}
+
+/* A connection keeps its set after the owner dropped it (reload). */
+static void set_outlives_reload(struct gw_tls_ctxset *s)
+{
     struct client c;
     client_new(&c, "b.test", NULL, 0);
     struct gw_tls *t = gw_tls_new(s);
@@ -297,37 +357,10 @@ static void test_set_outlives_reload(void)
     client_free(&c);
 }
 
-static void setup(void)
+static void test_set_outlives_reload(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    make_cert("a", "a.test", "DNS:a.test");
-    make_cert("b", "b.test", "DNS:b.test,DNS:exact.wild.test");
-    make_cert("w", "wild", "DNS:*.wild.test");
+    with_certs(2, set_outlives_reload);
 }
 
-static void teardown(void)
-{
-    const char *f[] = {"a.pem", "a.key", "b.pem", "b.key", "w.pem", "w.key"};
-    char p[256];
-    for (size_t i = 0; i < 6; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, f[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
-static void test_setup(void)
-{
-    setup();
-}
-static void test_teardown(void)
-{
-    teardown();
-}
-
-TEST_MAIN(TEST(test_setup), TEST(test_load_errors), TEST(test_lookup), TEST(test_sni),
-          TEST(test_no_alpn), TEST(test_old_protocol_refused), TEST(test_garbage),
-          TEST(test_set_outlives_reload), TEST(test_teardown))
+TEST_MAIN(TEST(test_load_errors), TEST(test_lookup), TEST(test_sni), TEST(test_no_alpn),
+          TEST(test_old_protocol_refused), TEST(test_garbage), TEST(test_set_outlives_reload))

@@ -14,42 +14,49 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/gv_up_tls_test_XXXXXX";
+static char dir[64];
 static char cert_path[256], key_path[256], other_path[256];
 static struct gw_tls_ctxset *server; /* one set: its ticket keys resume sessions */
 
-/* A self-signed P-256 certificate (its own CA) written as PEM. */
-static void make_cert(const char *cert, const char *key, const char *cn, const char *san)
+/* A self-signed P-256 certificate (its own CA) written as PEM. false when
+ * it cannot be made or written. */
+static bool make_cert(const char *cert, const char *key, const char *cn, const char *san)
 {
     EVP_PKEY *k = EVP_EC_gen("P-256");
     X509 *x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, k);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, n);
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    X509_sign(x, k, EVP_sha256());
-    FILE *f = fopen(cert, "w");
-    PEM_write_X509(f, x);
-    fclose(f);
-    if (key != NULL) {
+    bool ok = k != NULL && x != NULL;
+    if (ok) {
+        X509_set_version(x, 2);
+        ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+        X509_gmtime_adj(X509_getm_notBefore(x), -60);
+        X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+        X509_set_pubkey(x, k);
+        X509_NAME *n = X509_get_subject_name(x);
+        X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+        X509_set_issuer_name(x, n);
+        X509V3_CTX v3;
+        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+        ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
+        X509_EXTENSION_free(ext);
+        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+        ok = ok && ext != NULL && X509_add_ext(x, ext, -1) == 1;
+        X509_EXTENSION_free(ext);
+        ok = ok && X509_sign(x, k, EVP_sha256()) > 0;
+    }
+    FILE *f = ok ? fopen(cert, "w") : NULL;
+    ok = f != NULL && PEM_write_X509(f, x) == 1;
+    if (f != NULL)
+        ok = fclose(f) == 0 && ok;
+    if (ok && key != NULL) {
         f = fopen(key, "w");
-        PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-        fclose(f);
+        ok = f != NULL && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
+        if (f != NULL)
+            ok = fclose(f) == 0 && ok;
     }
     X509_free(x);
     EVP_PKEY_free(k);
+    return ok;
 }
 
 static struct gw_tls_ctxset *server_set(void)
@@ -84,6 +91,51 @@ static int pump(struct gw_tls *cli, struct gw_tls *srv)
             break;
     }
     return cst;
+}
+
+/* The fixture: the upstream's certificate (its own CA, for up.test and
+ * 127.0.0.1) and key, another CA, and the server set made of the first.
+ * false when any of it cannot be written or loaded. */
+static bool fixture_up(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/gv_up_tls_test_XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        dir[0] = '\0';
+        return false;
+    }
+    snprintf(cert_path, sizeof cert_path, "%s/up.pem", dir);
+    snprintf(key_path, sizeof key_path, "%s/up.key", dir);
+    snprintf(other_path, sizeof other_path, "%s/other.pem", dir);
+    if (!make_cert(cert_path, key_path, "up.test", "DNS:up.test,IP:127.0.0.1") ||
+        !make_cert(other_path, NULL, "other CA", "DNS:other.test"))
+        return false;
+    server = server_set();
+    return server != NULL;
+}
+
+static void fixture_down(void)
+{
+    gw_tls_ctxset_unref(server);
+    server = NULL;
+    if (dir[0] == '\0')
+        return;
+    unlink(cert_path);
+    unlink(key_path);
+    unlink(other_path);
+    rmdir(dir);
+    dir[0] = '\0';
+}
+
+/* Runs body with the fixture up; a fixture that cannot be made fails the
+ * calling test instead of letting body judge a handshake with no server. */
+static void with_fixture(void (*body)(void))
+{
+    bool up = fixture_up();
+    CHECK(up);
+    if (up)
+        body();
+    fixture_down();
 }
 
 struct result {
@@ -136,7 +188,7 @@ static struct gw_up_tls *ctx(bool verify, const char *ca, const char *name)
     return u;
 }
 
-static void test_verified(void)
+static void verified(void)
 {
     struct gw_up_tls *u = ctx(true, cert_path, "up.test");
     struct result r = connect_once(u, "10.9.9.9", "10.9.9.9:443");
@@ -152,7 +204,12 @@ static void test_verified(void)
     gw_up_tls_unref(u);
 }
 
-static void test_refused(void)
+static void test_verified(void)
+{
+    with_fixture(verified);
+}
+
+static void refused(void)
 {
     struct gw_up_tls *u = ctx(true, cert_path, "other.test");
     struct result r = connect_once(u, "127.0.0.1", "127.0.0.1:443");
@@ -172,6 +229,11 @@ static void test_refused(void)
     gw_up_tls_unref(u);
 }
 
+static void test_refused(void)
+{
+    with_fixture(refused);
+}
+
 static void test_bad_ca_file(void)
 {
     struct lb_tls_spec spec = {.enabled = true, .verify = true, .ca_file = "/nonexistent/ca.pem"};
@@ -182,7 +244,7 @@ static void test_bad_ca_file(void)
     CHECK(strstr(err, "/nonexistent/ca.pem") != NULL);
 }
 
-static void test_resumption(void)
+static void resumption(void)
 {
     struct gw_up_tls *u = ctx(true, cert_path, "up.test");
     struct result r = connect_once(u, "h", "h:443");
@@ -195,29 +257,9 @@ static void test_resumption(void)
     gw_up_tls_unref(u);
 }
 
-static void test_setup(void)
+static void test_resumption(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    snprintf(cert_path, sizeof cert_path, "%s/up.pem", dir);
-    snprintf(key_path, sizeof key_path, "%s/up.key", dir);
-    snprintf(other_path, sizeof other_path, "%s/other.pem", dir);
-    make_cert(cert_path, key_path, "up.test", "DNS:up.test,IP:127.0.0.1");
-    make_cert(other_path, NULL, "other CA", "DNS:other.test");
-    server = server_set();
-    CHECK(server != NULL);
+    with_fixture(resumption);
 }
 
-static void test_teardown(void)
-{
-    gw_tls_ctxset_unref(server);
-    unlink(cert_path);
-    unlink(key_path);
-    unlink(other_path);
-    rmdir(dir);
-}
-
-TEST_MAIN(TEST(test_setup), TEST(test_verified), TEST(test_refused), TEST(test_bad_ca_file),
-          TEST(test_resumption), TEST(test_teardown))
+TEST_MAIN(TEST(test_verified), TEST(test_refused), TEST(test_bad_ca_file), TEST(test_resumption))

@@ -1,4 +1,4 @@
-/* jwt_test.c - JWT verification against keys generated here: every algorithm,
+/* jws_test.c - JWT verification against keys generated here: every algorithm,
  * tampering, times and skew, alg "none" and algorithm confusion, malformed
  * tokens, key refusals, and the per-thread cache of verified tokens. */
 #include "common/err.h"
@@ -26,8 +26,8 @@ static const char *const issuers[] = {"hs256", "hs384", "hs512", "rs256",
                                       "rs384", "rs512", "es256", "es384"};
 static const char *const secrets[] = {"secret-256", "secret-384", "secret-512"};
 
-static EVP_PKEY *rsa2048, *rsa1024, *p256, *p384;
-static char *pem_rsa2048, *pem_rsa1024, *pem_p256, *pem_p384;
+static EVP_PKEY *rsa2048, *p256, *p384;
+static char *pem_rsa2048, *pem_p256, *pem_p384;
 static struct gw_jws_key keyv[8];
 static struct gw_jws_keys keys;
 
@@ -59,19 +59,17 @@ static char *pem_of(EVP_PKEY *pk)
     return out;
 }
 
-static void fixture(void)
+/* The fixture: a key of every algorithm, keyv[a] for issuers[a], and the
+ * set over them. Each test that signs or verifies brings it up and down, so
+ * no test depends on another having run. */
+static void fixture_up(void)
 {
-    static int done;
     const char *why = NULL;
-    if (done++)
-        return;
     rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
     p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    CHECK(rsa2048 != NULL && rsa1024 != NULL && p256 != NULL && p384 != NULL);
+    CHECK(rsa2048 != NULL && p256 != NULL && p384 != NULL);
     pem_rsa2048 = pem_of(rsa2048);
-    pem_rsa1024 = pem_of(rsa1024);
     pem_p256 = pem_of(p256);
     pem_p384 = pem_of(p384);
     for (int a = GW_JWS_HS256; a <= GW_JWS_ES384; a++) {
@@ -84,6 +82,21 @@ static void fixture(void)
     keys.v = keyv;
     keys.n = 8;
     keys.gen = gw_cred_cache_gen();
+}
+
+static void fixture_down(void)
+{
+    for (int a = GW_JWS_HS256; a <= GW_JWS_ES384; a++)
+        gw_jws_key_clear(&keyv[a]);
+    EVP_PKEY_free(rsa2048);
+    EVP_PKEY_free(p256);
+    EVP_PKEY_free(p384);
+    free(pem_rsa2048);
+    free(pem_p256);
+    free(pem_p384);
+    rsa2048 = p256 = p384 = NULL;
+    pem_rsa2048 = pem_p256 = pem_p384 = NULL;
+    gw_cred_cache_reset();
 }
 
 static char *b64url(const unsigned char *in, size_t n)
@@ -257,8 +270,13 @@ static void refused(enum gw_jws_alg alg, const char *material, const char *want)
 
 static void test_key_refusals(void)
 {
-    fixture();
+    fixture_up();
+    EVP_PKEY *rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    CHECK(rsa1024 != NULL);
+    char *pem_rsa1024 = pem_of(rsa1024);
     refused(GW_JWS_RS256, pem_rsa1024, "RS256 needs an RSA key of 2048+ bits");
+    free(pem_rsa1024);
+    EVP_PKEY_free(rsa1024);
     refused(GW_JWS_RS512, pem_p256, "RS512 needs an RSA key of 2048+ bits");
     refused(GW_JWS_ES256, pem_p384, "ES256 needs a P-256 key");
     refused(GW_JWS_ES256, pem_rsa2048, "ES256 needs a P-256 key");
@@ -290,6 +308,7 @@ static void test_key_refusals(void)
     gw_jws_key_clear(&k);
     CHECK(k.issuer == NULL && k.secret == NULL);
     gw_jws_key_clear(&k);
+    fixture_down();
 }
 
 static void test_keys_gen(void)
@@ -300,7 +319,7 @@ static void test_keys_gen(void)
 
 static void test_every_alg(void)
 {
-    fixture();
+    fixture_up();
     for (int a = GW_JWS_HS256; a <= GW_JWS_ES384; a++) {
         char *t = jws(a, hdr(a), fmt("{\"iss\":\"%s\",\"exp\":%lld}", issuers[a], NOW + 300));
         CHECK_STR(outcome(t), "ok");
@@ -308,11 +327,12 @@ static void test_every_alg(void)
         CHECK_INT(got_exp, NOW + 300);
         free(t);
     }
+    fixture_down();
 }
 
 static void test_bad_signature(void)
 {
-    fixture();
+    fixture_up();
     for (int a = GW_JWS_HS256; a <= GW_JWS_ES384; a++) {
         char *t = jws(a, hdr(a), fmt("{\"iss\":\"%s\"}", issuers[a]));
         char *s = strrchr(t, '.') + 1;
@@ -345,11 +365,12 @@ static void test_bad_signature(void)
     char *in = signing_input(hdr(GW_JWS_HS256), "{\"iss\":\"hs256\"}");
     CHECK_STR(outcome(fmt("%s.", in)), "bad signature");
     free(in);
+    fixture_down();
 }
 
 static void test_es_signature_length(void)
 {
-    fixture();
+    fixture_up();
     unsigned char sig[200];
     const char *pl = "{\"iss\":\"es256\"}";
     memset(sig, 0x41, sizeof(sig));
@@ -370,11 +391,12 @@ static void test_es_signature_length(void)
     /* ES384 wants 96 bytes. */
     memset(sig, 0x41, sizeof(sig));
     CHECK_STR(judge(with_sig(hdr(GW_JWS_ES384), "{\"iss\":\"es384\"}", sig, 64)), "bad signature");
+    fixture_down();
 }
 
 static void test_times(void)
 {
-    fixture();
+    fixture_up();
     /* Payload formats are filled with a, b. */
     struct {
         const char *payload;
@@ -423,11 +445,12 @@ static void test_times(void)
     t = jws(GW_JWS_HS256, hdr(GW_JWS_HS256), "{\"iss\":\"hs256\",\"nbf\":-9223372036854775807}");
     CHECK_STR(outcome_n(t, strlen(t), INT64_MIN + 1), "ok");
     free(t);
+    fixture_down();
 }
 
 static void test_alg_none_and_confusion(void)
 {
-    fixture();
+    fixture_up();
     /* alg "none", empty signature, for an HS and an RS issuer. */
     char *in = signing_input("{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"iss\":\"hs256\"}");
     CHECK_STR(outcome(fmt("%s.", in)), "algorithm mismatch");
@@ -453,11 +476,12 @@ static void test_alg_none_and_confusion(void)
     CHECK_STR(judge(jws(GW_JWS_RS384, hdr(GW_JWS_RS384), pl)), "algorithm mismatch");
     CHECK_STR(judge(jws(GW_JWS_ES256, hdr(GW_JWS_ES256), pl)), "algorithm mismatch");
     CHECK_STR(judge(jws(GW_JWS_HS256, "{\"alg\":\"rs256\"}", pl)), "algorithm mismatch");
+    fixture_down();
 }
 
 static void test_issuer(void)
 {
-    fixture();
+    fixture_up();
     CHECK_STR(judge(jws(GW_JWS_HS256, hdr(GW_JWS_HS256), "{\"iss\":\"nobody\"}")),
               "unknown issuer");
     CHECK_STR(judge(jws(GW_JWS_HS256, hdr(GW_JWS_HS256), "{\"iss\":\"HS256\"}")), "unknown issuer");
@@ -478,11 +502,12 @@ static void test_issuer(void)
     CHECK_INT(gw_jws_verify(&none, t, strlen(t), NOW, SKEW, &k, &e, &why), GV_EINVAL);
     CHECK_STR(why, "unknown issuer");
     free(t);
+    fixture_down();
 }
 
 static void test_malformed(void)
 {
-    fixture();
+    fixture_up();
     const char *pl = "{\"iss\":\"hs256\"}";
     char *good = jws(GW_JWS_HS256, hdr(GW_JWS_HS256), pl);
     CHECK_STR(outcome(good), "ok");
@@ -579,6 +604,7 @@ static void test_malformed(void)
     t = fmt("%s.garbage", good);
     CHECK_STR(outcome_n(t, n, NOW), "ok");
     free(good);
+    fixture_down();
 }
 
 struct thread_arg {
@@ -604,7 +630,7 @@ static void *verify_loop(void *p)
 
 static void test_threads(void)
 {
-    fixture();
+    fixture_up();
     char *t1 = jws(GW_JWS_RS256, hdr(GW_JWS_RS256), "{\"iss\":\"rs256\"}");
     char *t2 = jws(GW_JWS_ES256, hdr(GW_JWS_ES256), "{\"iss\":\"es256\"}");
     struct thread_arg a1 = {t1, 0, false}, a2 = {t2, 0, false};
@@ -624,14 +650,15 @@ static void test_threads(void)
     gw_cred_cache_reset();
     free(t1);
     free(t2);
+    fixture_down();
 }
 
+/* The cache alone: an HS256 token needs no generated key. */
 static void test_cache(void)
 {
-    fixture();
     char *t = jws(GW_JWS_HS256, hdr(GW_JWS_HS256), "{\"iss\":\"hs256\"}");
     size_t n = strlen(t), idx = 99;
-    uint64_t gen = keys.gen;
+    uint64_t gen = gw_cred_cache_gen();
 
     CHECK(!gw_cred_cache_get(gen, t, n, NOW, SKEW, &idx)); /* nothing yet */
     gw_cred_cache_put(gen, t, n, NOW + 100, 3);
@@ -686,22 +713,7 @@ static void test_cache(void)
     free(t);
 }
 
-static void test_teardown(void)
-{
-    for (int a = GW_JWS_HS256; a <= GW_JWS_ES384; a++)
-        gw_jws_key_clear(&keyv[a]);
-    EVP_PKEY_free(rsa2048);
-    EVP_PKEY_free(rsa1024);
-    EVP_PKEY_free(p256);
-    EVP_PKEY_free(p384);
-    free(pem_rsa2048);
-    free(pem_rsa1024);
-    free(pem_p256);
-    free(pem_p384);
-    gw_cred_cache_reset();
-}
-
 TEST_MAIN(TEST(test_alg_names), TEST(test_key_refusals), TEST(test_keys_gen), TEST(test_every_alg),
           TEST(test_bad_signature), TEST(test_es_signature_length), TEST(test_times),
           TEST(test_alg_none_and_confusion), TEST(test_issuer), TEST(test_malformed),
-          TEST(test_threads), TEST(test_cache), TEST(test_teardown))
+          TEST(test_threads), TEST(test_cache))
