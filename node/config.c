@@ -1,17 +1,16 @@
-/* config.c - the YAML config file: the node: section into node_settings, the
- * rest converted to JSON and checked by the cluster-state validator; every
+/* config.c - the YAML config file (read by common/yaml): the node: section
+ * into node_settings, the rest checked by the cluster-state validator; every
  * error comes back as "FILE:LINE: message". */
 #include "node/config.h"
 
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/yaml.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <libfyaml.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,67 +18,11 @@
 #include <unistd.h>
 
 #define PATH_LEN 256
-/* A config file is a few kilobytes; this only stops a runaway read. */
-#define MAX_FILE_BYTES (64u << 20)
-
-struct line_entry {
-    char *path; /* JSON path, "routes[0].service" */
-    int line;   /* 1-based YAML line */
-};
 
 struct loader {
-    const char *name; /* FILE in messages */
-    struct line_entry *lines;
-    size_t nlines, caplines;
+    struct gv_yaml *y;
     struct node_config_error *err;
 };
-
-/* ---------------------------------------------------------------------------
- * Paths, lines and messages
- */
-
-static int record_line(struct loader *ld, const char *path, int line)
-{
-    if (ld->nlines == ld->caplines) {
-        size_t cap = ld->caplines ? ld->caplines * 2 : 64;
-        struct line_entry *v = realloc(ld->lines, cap * sizeof(*v));
-        if (v == NULL)
-            return GV_ENOMEM;
-        ld->lines = v;
-        ld->caplines = cap;
-    }
-    if ((ld->lines[ld->nlines].path = strdup(path)) == NULL)
-        return GV_ENOMEM;
-    ld->lines[ld->nlines++].line = line;
-    return 0;
-}
-
-/* The line of path, or of its nearest recorded parent ("a.b[2].c", "a.b[2]",
- * "a.b", "a"); 1 when nothing is known. */
-static int line_of(const struct loader *ld, const char *path)
-{
-    char p[PATH_LEN];
-    snprintf(p, sizeof(p), "%s", path);
-    for (;;) {
-        for (size_t i = 0; i < ld->nlines; i++)
-            if (strcmp(ld->lines[i].path, p) == 0)
-                return ld->lines[i].line;
-        char *dot = strrchr(p, '.'), *bracket = strrchr(p, '[');
-        char *cut = dot > bracket ? dot : bracket;
-        if (cut == NULL)
-            return 1;
-        *cut = '\0';
-    }
-}
-
-static void free_lines(struct loader *ld)
-{
-    for (size_t i = 0; i < ld->nlines; i++)
-        free(ld->lines[i].path);
-    free(ld->lines);
-    ld->lines = NULL;
-    ld->nlines = ld->caplines = 0;
-}
 
 /* "FILE:LINE: path: message" (no "path: " at the top level); returns rc. */
 __attribute__((format(printf, 5, 6))) static int report(struct loader *ld, int rc, int line,
@@ -90,18 +33,13 @@ __attribute__((format(printf, 5, 6))) static int report(struct loader *ld, int r
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    char num[16];
-    char *t = ld->err->text;
-    snprintf(num, sizeof(num), ":%d: ", line);
-    t[0] = '\0';
-    node_path_append(t, sizeof(ld->err->text), ld->name);
-    node_path_append(t, sizeof(ld->err->text), num);
-    if (path[0] != '\0') {
-        node_path_append(t, sizeof(ld->err->text), path);
-        node_path_append(t, sizeof(ld->err->text), ": ");
-    }
-    node_path_append(t, sizeof(ld->err->text), msg);
+    gv_yaml_message(ld->err->text, sizeof(ld->err->text), ld->y->name, line, path, msg);
     return rc;
+}
+
+static int line_of(const struct loader *ld, const char *path)
+{
+    return gv_yaml_line(ld->y, path);
 }
 
 /* report() at the line of path. */
@@ -118,295 +56,8 @@ __attribute__((format(printf, 3, 4))) static int fail(struct loader *ld, const c
 
 static int nomem(struct loader *ld)
 {
-    snprintf(ld->err->text, sizeof(ld->err->text), "%s: out of memory", ld->name);
+    snprintf(ld->err->text, sizeof(ld->err->text), "%s: out of memory", ld->y->name);
     return GV_ENOMEM;
-}
-
-/* ---------------------------------------------------------------------------
- * YAML to JSON
- */
-
-/* 1-based line where node n starts, or 0 when it has no position (an empty
- * value). libfyaml 0.7 keeps marks on tokens, so a collection takes the line
- * of its first scalar. */
-static int node_line(struct fy_node *n)
-{
-    void *it = NULL;
-    if (n == NULL)
-        return 0;
-    switch (fy_node_get_type(n)) {
-    case FYNT_SCALAR: {
-        struct fy_token *t = fy_node_get_scalar_token(n);
-        const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
-        return m ? m->line + 1 : 0;
-    }
-    case FYNT_SEQUENCE:
-        return node_line(fy_node_sequence_iterate(n, &it));
-    case FYNT_MAPPING: {
-        struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
-        return p ? node_line(fy_node_pair_key(p)) : 0;
-    }
-    }
-    return 0;
-}
-
-static bool is_int_text(const char *s)
-{
-    if (*s == '-' || *s == '+')
-        s++;
-    if (!isdigit((unsigned char)*s))
-        return false;
-    while (isdigit((unsigned char)*s))
-        s++;
-    return *s == '\0';
-}
-
-static bool is_float_text(const char *s)
-{
-    bool digits = false;
-    if (*s == '-' || *s == '+')
-        s++;
-    while (isdigit((unsigned char)*s))
-        s++, digits = true;
-    if (*s == '.')
-        for (s++; isdigit((unsigned char)*s); s++)
-            digits = true;
-    if (!digits)
-        return false;
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '-' || *s == '+')
-            s++;
-        if (!isdigit((unsigned char)*s))
-            return false;
-        while (isdigit((unsigned char)*s))
-            s++;
-    }
-    return *s == '\0';
-}
-
-/* A scalar as JSON: quoted (or !!str) is a string; a plain scalar is null,
- * a boolean, an integer or a number when it reads as one (YAML 1.2 core
- * schema), else a string. Returns NULL on invalid UTF-8 or no memory. */
-static json_t *scalar_json(struct fy_node *n)
-{
-    size_t len = 0, tlen = 0;
-    const char *s = fy_node_get_scalar(n, &len);
-    const char *tag = fy_node_get_tag(n, &tlen);
-    static const char str_tag[] = "tag:yaml.org,2002:str";
-    if (s == NULL)
-        s = "";
-    if ((tag != NULL && tlen == sizeof(str_tag) - 1 && memcmp(tag, str_tag, tlen) == 0) ||
-        fy_node_get_style(n) != FYNS_PLAIN)
-        return json_stringn(s, len);
-    if (len > 64) /* too long for any number or keyword */
-        return json_stringn(s, len);
-    char t[65];
-    memcpy(t, s, len);
-    t[len] = '\0';
-    if (len == 0 || strcmp(t, "~") == 0 || strcmp(t, "null") == 0 || strcmp(t, "Null") == 0 ||
-        strcmp(t, "NULL") == 0)
-        return json_null();
-    if (strcmp(t, "true") == 0 || strcmp(t, "True") == 0 || strcmp(t, "TRUE") == 0)
-        return json_true();
-    if (strcmp(t, "false") == 0 || strcmp(t, "False") == 0 || strcmp(t, "FALSE") == 0)
-        return json_false();
-    if (is_int_text(t)) {
-        errno = 0;
-        long long v = strtoll(t, NULL, 10);
-        if (errno == 0)
-            return json_integer(v);
-        return json_stringn(s, len); /* out of range: left for the validator to reject */
-    }
-    if (is_float_text(t) && isfinite(strtod(t, NULL)))
-        return json_real(strtod(t, NULL));
-    return json_stringn(s, len);
-}
-
-/* Converts n (at path, starting on line) to JSON in *out, recording the line
- * of every key and list item on the way. */
-static int yaml_to_json(struct loader *ld, struct fy_node *n, const char *path, int line,
-                        json_t **out)
-{
-    char p[PATH_LEN];
-    json_t *j = NULL;
-    void *it = NULL;
-    int rc;
-
-    if ((rc = record_line(ld, path, line)) != 0)
-        return nomem(ld);
-    if (n == NULL) {
-        *out = json_null();
-        return 0;
-    }
-    switch (fy_node_get_type(n)) {
-    case FYNT_SCALAR:
-        if (fy_node_is_alias(n))
-            return report(ld, GV_EINVAL, line, path, "unresolved alias");
-        if ((j = scalar_json(n)) == NULL)
-            return report(ld, GV_EINVAL, line, path, "invalid text (not UTF-8?)");
-        break;
-    case FYNT_SEQUENCE: {
-        struct fy_node *item;
-        size_t i = 0;
-        if ((j = json_array()) == NULL)
-            return nomem(ld);
-        while ((item = fy_node_sequence_iterate(n, &it)) != NULL) {
-            json_t *v = NULL;
-            int l = node_line(item);
-            node_path_index(p, sizeof(p), path, i++);
-            if ((rc = yaml_to_json(ld, item, p, l ? l : line, &v)) != 0)
-                goto fail;
-            if (json_array_append_new(j, v) != 0) {
-                rc = nomem(ld);
-                goto fail;
-            }
-        }
-        break;
-    }
-    case FYNT_MAPPING: {
-        struct fy_node_pair *pair;
-        if ((j = json_object()) == NULL)
-            return nomem(ld);
-        while ((pair = fy_node_mapping_iterate(n, &it)) != NULL) {
-            struct fy_node *k = fy_node_pair_key(pair);
-            int kl = node_line(k);
-            size_t klen = 0;
-            const char *ks = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &klen) : NULL;
-            char key[PATH_LEN];
-            json_t *v = NULL;
-            kl = kl ? kl : line;
-            if (ks == NULL || klen == 0 || klen >= sizeof(key) || memchr(ks, '\0', klen)) {
-                rc = report(ld, GV_EINVAL, kl, path, "keys must be non-empty plain strings");
-                goto fail;
-            }
-            memcpy(key, ks, klen);
-            key[klen] = '\0';
-            node_path_key(p, sizeof(p), path, key);
-            if (json_object_get(j, key) != NULL) {
-                rc = report(ld, GV_EINVAL, kl, path, "duplicate key \"%s\"", key);
-                goto fail;
-            }
-            if ((rc = yaml_to_json(ld, fy_node_pair_value(pair), p, kl, &v)) != 0)
-                goto fail;
-            if (json_object_set_new(j, key, v) != 0) {
-                rc = report(ld, GV_EINVAL, kl, path, "bad key \"%s\" (not UTF-8?)", key);
-                goto fail;
-            }
-        }
-        break;
-    }
-    }
-    *out = j;
-    return 0;
-fail:
-    json_decref(j);
-    return rc;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. Overlong
- * forms, surrogates and code points past U+10FFFF are invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    uint32_t cp, min;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0)
-        len = 2, cp = s[0] & 0x1f, min = 0x80;
-    else if ((s[0] & 0xf0) == 0xe0)
-        len = 3, cp = s[0] & 0x0f, min = 0x800;
-    else if ((s[0] & 0xf8) == 0xf0)
-        len = 4, cp = s[0] & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/* The file must be UTF-8 without NUL bytes: checked before libfyaml sees it,
- * which is also what keeps it from looping on malformed bytes (0.7.12 does, in
- * a directive line). */
-static int check_text(struct loader *ld, const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    int line = 1;
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_len(s + i, len - i);
-        if (s[i] == '\0')
-            return report(ld, GV_EINVAL, line, "", "NUL byte in the file");
-        if (n == 0)
-            return report(ld, GV_EINVAL, line, "", "invalid UTF-8");
-        line += s[i] == '\n';
-        i += n;
-    }
-    return 0;
-}
-
-/* Parses text as one YAML document into JSON (NULL for an empty file). */
-static int parse_yaml(struct loader *ld, const char *text, size_t len, json_t **out)
-{
-    struct fy_diag_cfg dcfg;
-    struct fy_diag *diag = NULL;
-    struct fy_parser *fyp = NULL;
-    struct fy_document *doc = NULL, *extra = NULL;
-    struct fy_diag_error *de;
-    void *it = NULL;
-    int rc;
-
-    *out = NULL;
-    if ((rc = check_text(ld, text, len)) != 0)
-        return rc;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL; /* collected below, never printed */
-    if ((diag = fy_diag_create(&dcfg)) == NULL)
-        return nomem(ld);
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT, .diag = diag};
-    if ((fyp = fy_parser_create(&pcfg)) == NULL || fy_parser_set_string(fyp, text, len) != 0) {
-        rc = nomem(ld);
-        goto fail;
-    }
-    doc = fy_parse_load_document(fyp);
-    if (doc != NULL) {
-        extra = fy_parse_load_document(fyp);
-        if (extra != NULL) {
-            int l = node_line(fy_document_root(extra));
-            rc = report(ld, GV_EINVAL, l ? l : 1, "", "only one YAML document is allowed");
-            goto fail;
-        }
-    }
-    while ((de = fy_diag_errors_iterate(diag, &it)) != NULL) {
-        if (de->type >= FYET_ERROR) {
-            rc = report(ld, GV_EINVAL, de->line > 0 ? de->line : 1, "", "%s",
-                        de->msg ? de->msg : "YAML syntax error");
-            goto fail;
-        }
-    }
-    if (fy_parser_get_stream_error(fyp)) {
-        rc = report(ld, GV_EINVAL, 1, "", "YAML syntax error");
-        goto fail;
-    }
-    rc = 0;
-    if (doc != NULL && fy_document_root(doc) != NULL)
-        rc = yaml_to_json(ld, fy_document_root(doc), "", 1, out);
-fail:
-    if (extra != NULL)
-        fy_parse_document_destroy(fyp, extra);
-    if (doc != NULL)
-        fy_parse_document_destroy(fyp, doc);
-    if (fyp != NULL)
-        fy_parser_destroy(fyp);
-    fy_diag_destroy(diag);
-    return rc;
 }
 
 /* ---------------------------------------------------------------------------
@@ -812,27 +463,21 @@ static int parse_node(struct loader *ld, const json_t *node, struct node_setting
  * Loading
  */
 
-static int load(const char *name, const char *text, size_t len, struct node_config *out,
-                struct node_config_error *err)
+/* Checks and converts what y holds into *out (untouched on error). */
+static int load(struct gv_yaml *y, struct node_config *out, struct node_config_error *err)
 {
     static const char *const top_keys[] = {"node",      "services", "routes",
                                            "consumers", "plugins",  NULL};
     static const char *const state_keys[] = {"services", "routes", "consumers", "plugins"};
-    struct loader ld = {.name = name, .err = err};
+    struct loader ld = {.y = y, .err = err};
     struct node_config cfg;
     struct node_state_error serr;
-    json_t *root = NULL, *state = NULL;
+    json_t *root = y->root, *state = NULL;
     int rc;
 
     memset(&cfg, 0, sizeof(cfg));
     node_settings_defaults(&cfg.node);
     err->text[0] = '\0';
-    if ((rc = parse_yaml(&ld, text, len, &root)) != 0)
-        goto fail;
-    if (json_is_null(root)) { /* a document with nothing in it: "---" */
-        json_decref(root);
-        root = NULL;
-    }
     if (root != NULL && !json_is_object(root)) {
         rc = fail(&ld, "",
                   "the top level must be a mapping of node, services, routes, "
@@ -871,72 +516,37 @@ fail:
     node_state_free(&cfg.state);
 done:
     json_decref(state);
-    json_decref(root);
-    free_lines(&ld);
     return rc;
 }
 
 int node_config_load_string(const char *name, const char *yaml, size_t len, struct node_config *out,
                             struct node_config_error *err)
 {
-    return load(name ? name : "<string>", yaml, len, out, err);
+    struct gv_yaml y;
+    int rc = gv_yaml_load(&y, name, yaml, len, err->text, sizeof(err->text));
+    if (rc == 0)
+        rc = load(&y, out, err);
+    gv_yaml_free(&y);
+    return rc;
 }
 
 int node_config_load_file(const char *path, struct node_config *out, struct node_config_error *err)
 {
     struct node_config cfg;
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    FILE *f = fopen(path, "rb");
-    int rc;
-
-    if (f == NULL) {
-        rc = -errno;
-        snprintf(err->text, sizeof(err->text), "%s: cannot read: %s", path, strerror(errno));
+    struct gv_yaml y;
+    int rc = gv_yaml_load_file(&y, path, err->text, sizeof(err->text));
+    if (rc == 0)
+        rc = load(&y, &cfg, err);
+    gv_yaml_free(&y);
+    if (rc != 0)
         return rc;
-    }
-    errno = 0;
-    for (;;) {
-        if (len == cap) {
-            char *t;
-            cap = cap ? cap * 2 : 8192;
-            if (cap > MAX_FILE_BYTES) {
-                snprintf(err->text, sizeof(err->text), "%s: cannot read: file too large", path);
-                rc = GV_EINVAL;
-                goto fail;
-            }
-            if ((t = realloc(text, cap)) == NULL) {
-                snprintf(err->text, sizeof(err->text), "%s: out of memory", path);
-                rc = GV_ENOMEM;
-                goto fail;
-            }
-            text = t;
-        }
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                rc = errno ? -errno : GV_EIO;
-                snprintf(err->text, sizeof(err->text), "%s: cannot read: %s", path,
-                         gv_strerror(rc));
-                goto fail;
-            }
-            break;
-        }
-    }
-    if ((rc = load(path, text, len, &cfg, err)) != 0)
-        goto fail;
     if ((cfg.path = strdup(path)) == NULL) {
         node_config_free(&cfg);
         snprintf(err->text, sizeof(err->text), "%s: out of memory", path);
-        rc = GV_ENOMEM;
-        goto fail;
+        return GV_ENOMEM;
     }
     *out = cfg;
-fail:
-    free(text);
-    fclose(f);
-    return rc;
+    return 0;
 }
 
 void node_config_free(struct node_config *c)
