@@ -9,7 +9,6 @@
 
 #include <getopt.h>
 #include <jansson.h>
-#include <libfyaml.h>
 #include <llhttp.h>
 #include <netdb.h>
 #include <signal.h>
@@ -204,21 +203,22 @@ void ctl_object_path(struct gv_buf *b, const char *kind, const char *name)
     }
 }
 
-/* Prints a refused change as "error: PATH: MESSAGE". The node's path is
+/* Prints a refused change as "PLACEerror: PATH: MESSAGE" (PLACE: "FILE:LINE: "
+ * or ""). The node's path is
  * relative to the object sent ("service", "match.paths[0]") unless it names
  * another object ("routes[api].service"); made whole here so it says which
  * object of a file is wrong. */
-void ctl_print_refusal(const char *kind, const char *name, const json_t *answer)
+void ctl_print_refusal(const char *place, const char *kind, const char *name, const json_t *answer)
 {
     const char *path = ctl_str(answer, "path"), *msg = ctl_str(answer, "error");
     size_t kl = strcspn(path, "[");
     char k[32];
     snprintf(k, sizeof(k), "%.*s", (int)GV_MIN(kl, sizeof(k) - 1), path);
     if (path[kl] == '[' && ctl_kind_index(k) >= 0)
-        fprintf(stderr, "error: %s: %s\n", path, msg);
+        fprintf(stderr, "%serror: %s: %s\n", place, path, msg);
     else
-        fprintf(stderr, "error: %s[%s]%s%s: %s\n", kind, name, *path && *path != '[' ? "." : "",
-                path, msg);
+        fprintf(stderr, "%serror: %s[%s]%s%s: %s\n", place, kind, name,
+                *path && *path != '[' ? "." : "", path, msg);
 }
 /* GET path as JSON into *out. Returns 0, or -1 with the reason in why. */
 int ctl_get_json(struct ctl *ctl, const char *path, json_t **out, char *why, size_t whylen)

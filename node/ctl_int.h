@@ -10,8 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CTL_MAX_FILE (64u * 1024 * 1024)
-#define CTL_NKINDS   4
+#define CTL_NKINDS 4
 
 extern const char *const ctl_kinds[CTL_NKINDS];          /* "services", ... */
 extern const char *const ctl_kinds_singular[CTL_NKINDS]; /* "service", ... */
@@ -43,8 +42,9 @@ const char *ctl_kind_arg(const char *s);
 int ctl_kind_index(const char *s);
 /* "/config/KIND/NAME" with NAME escaped (no NAME: the kind) in b. */
 void ctl_object_path(struct gv_buf *b, const char *kind, const char *name);
-/* "error: PATH: MESSAGE" for a refused change of kind/name. */
-void ctl_print_refusal(const char *kind, const char *name, const json_t *answer);
+/* "PLACEerror: PATH: MESSAGE" for a refused change of kind/name; place is
+ * "FILE:LINE: " (or ""). */
+void ctl_print_refusal(const char *place, const char *kind, const char *name, const json_t *answer);
 /* GETs path as JSON into *out (new reference); 0, or -1 with the reason in
  * why. */
 int ctl_get_json(struct ctl *ctl, const char *path, json_t **out, char *why, size_t whylen);

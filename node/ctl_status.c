@@ -7,7 +7,6 @@
 
 #include <getopt.h>
 #include <jansson.h>
-#include <libfyaml.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
