@@ -26,21 +26,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum cl_kind {
-    CL_KIND_SERVICES = 0,
-    CL_KIND_ROUTES = 1,
-    CL_KIND_CONSUMERS = 2,
-    CL_KIND_PLUGINS = 3,
-};
-#define CL_KIND_COUNT 4
-
 #define CL_STORE_MAX_NAME  128
 #define CL_STORE_MAX_VALUE (56 * 1024) /* one object fits one direct message */
 #define CL_STORE_BUCKETS   256
 #define CL_RANK_NONE       UINT32_MAX /* objects created through the API */
 
 struct cl_entry {
-    uint8_t kind;   /* enum cl_kind */
+    uint8_t kind;   /* what the object is (common/kinds.h names them) */
     bool deleted;   /* a tombstone: value is empty */
     uint32_t rank;  /* ordering among objects of a kind (file order for seeds) */
     uint64_t stamp; /* hybrid logical clock of the write; 0 = seed */
@@ -51,11 +43,6 @@ struct cl_entry {
 };
 
 struct cl_store;
-
-/* "services", "routes", "consumers", "plugins"; NULL for others. */
-const char *cl_kind_name(uint8_t kind);
-/* The kind called s, or -1. */
-int cl_kind_parse(const char *s);
 
 /* Checks an entry's shape: known kind, name 1..128 bytes without control
  * characters, origin, value size, tombstones without a value. 0 or GV_EINVAL. */

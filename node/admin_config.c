@@ -3,6 +3,7 @@
  * change is on disk. */
 #include "cluster/store.h"
 #include "common/err.h"
+#include "common/kinds.h"
 #include "common/util.h"
 #include "node/admin_int.h"
 #include "node/cstate.h"
@@ -13,8 +14,8 @@
 /* "route" for routes, for messages about one object. */
 static const char *singular(int kind)
 {
-    static const char *const names[CL_KIND_COUNT] = {"service", "route", "consumer", "plugin"};
-    return kind >= 0 && kind < CL_KIND_COUNT ? names[kind] : "object";
+    const struct gv_kind *k = kind >= 0 ? gv_kind_by_id((unsigned)kind) : NULL;
+    return k ? k->singular : "object";
 }
 
 static void reply_absent(struct admin_conn *c, int kind, const char *name)
@@ -148,16 +149,19 @@ void admin_config_request(struct admin_conn *c, int method, const char *path)
     rest++; /* the '/' */
     const char *slash = strchr(rest, '/');
     size_t klen = slash ? (size_t)(slash - rest) : strlen(rest);
-    int kind = -1;
+    const struct gv_kind *k = NULL;
     if (klen < sizeof(kname)) {
         memcpy(kname, rest, klen);
         kname[klen] = '\0';
-        kind = cl_kind_parse(kname);
+        k = gv_kind_by_name(kname);
     }
-    if (kind < 0) {
-        admin_reply_error(c, 404, "no such kind (services, routes, consumers, plugins)");
+    if (k == NULL) {
+        char kinds[128], msg[160];
+        snprintf(msg, sizeof(msg), "no such kind (%s)", gv_kinds_text(kinds, sizeof(kinds), ", "));
+        admin_reply_error(c, 404, msg);
         return;
     }
+    int kind = k->id;
     if (slash == NULL) {
         if (method != HTTP_GET && method != HTTP_HEAD) {
             admin_reply_error(c, 405, "method not allowed (GET)");

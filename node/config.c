@@ -4,6 +4,7 @@
 #include "node/config.h"
 
 #include "common/err.h"
+#include "common/kinds.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/yaml.h"
@@ -463,12 +464,22 @@ static int parse_node(struct loader *ld, const json_t *node, struct node_setting
  * Loading
  */
 
+/* The top level holds node: and the kinds of cluster state. */
+static int check_top_keys(struct loader *ld, const json_t *root)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)root, k, v)
+    {
+        if (strcmp(k, "node") != 0 && gv_kind_by_name(k) == NULL)
+            return report(ld, GV_EINVAL, line_of(ld, k), "", "unknown key \"%s\"", k);
+    }
+    return 0;
+}
+
 /* Checks and converts what y holds into *out (untouched on error). */
 static int load(struct gv_yaml *y, struct node_config *out, struct node_config_error *err)
 {
-    static const char *const top_keys[] = {"node",      "services", "routes",
-                                           "consumers", "plugins",  NULL};
-    static const char *const state_keys[] = {"services", "routes", "consumers", "plugins"};
     struct loader ld = {.y = y, .err = err};
     struct node_config cfg;
     struct node_state_error serr;
@@ -479,21 +490,21 @@ static int load(struct gv_yaml *y, struct node_config *out, struct node_config_e
     node_settings_defaults(&cfg.node);
     err->text[0] = '\0';
     if (root != NULL && !json_is_object(root)) {
-        rc = fail(&ld, "",
-                  "the top level must be a mapping of node, services, routes, "
-                  "consumers and plugins");
+        char kinds[128];
+        rc = fail(&ld, "", "the top level must be a mapping of node, %s",
+                  gv_kinds_text(kinds, sizeof(kinds), " and "));
         goto fail;
     }
-    if (root != NULL && ((rc = check_keys(&ld, root, "", top_keys)) != 0 ||
+    if (root != NULL && ((rc = check_top_keys(&ld, root)) != 0 ||
                          (rc = parse_node(&ld, field(root, "node"), &cfg.node)) != 0))
         goto fail;
     if ((state = json_object()) == NULL) {
         rc = nomem(&ld);
         goto fail;
     }
-    for (size_t i = 0; root != NULL && i < GV_ARRAY_LEN(state_keys); i++) {
-        json_t *v = json_object_get(root, state_keys[i]);
-        if (v != NULL && json_object_set(state, state_keys[i], v) != 0) {
+    for (size_t i = 0; root != NULL && i < GV_KIND_COUNT; i++) {
+        json_t *v = json_object_get(root, gv_kinds[i].plural);
+        if (v != NULL && json_object_set(state, gv_kinds[i].plural, v) != 0) {
             rc = nomem(&ld);
             goto fail;
         }

@@ -41,7 +41,7 @@ int node_cstate_attach(struct node_cstate *cs, struct cl_swim *swim);
  * done(arg) is called when everything is closed and freed. */
 void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *arg);
 
-/* Changes from the admin API. kind is an enum cl_kind. Each validates the
+/* Changes from the admin API. kind is an id of common/kinds.h. Each validates the
  * whole state the change would make; on failure it returns GV_EINVAL with err
  * filled (path relative to the request body: "service", "match.paths[0]",
  * "routes[2].service" for PUT /config, or the other object's path such as

@@ -2,6 +2,7 @@
  * cluster state applied object by object through the admin API. */
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/kinds.h"
 #include "common/util.h"
 #include "common/yaml.h"
 #include "node/ctl_int.h"
@@ -21,7 +22,7 @@
 /* ---- the objects of a file ------------------------------------------------- */
 
 struct item {
-    int kind;
+    const struct gv_kind *kind;
     char *name;
     json_t *body; /* what PUT sends */
     char *where;  /* its path in the file: "routes[2]", "" for a kind: document */
@@ -33,8 +34,8 @@ struct items {
     size_t n, cap;
 };
 
-static int add_item(struct items *l, int kind, const char *name, json_t *body, const char *where,
-                    bool named)
+static int add_item(struct items *l, const struct gv_kind *kind, const char *name, json_t *body,
+                    const char *where, bool named)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -98,21 +99,22 @@ static int plugin_entry(const json_t *v, const char **name, json_t **config)
 static int collect_one(const struct gv_yaml *y, struct items *out)
 {
     const json_t *doc = y->root;
-    const char *k = json_string_value(json_object_get(doc, "kind"));
-    int kind = k ? ctl_kind_index(k) : -1;
+    const struct gv_kind *kind = gv_kind_by_word(json_string_value(json_object_get(doc, "kind")));
     json_t *obj = json_deep_copy(doc), *config = NULL;
     const char *name = NULL;
     bool named = false;
+    char kinds[128];
     int rv = -1;
-    if (kind < 0) {
-        file_error(y, "kind", "kind", "must be services, routes, consumers or plugins");
+    if (kind == NULL) {
+        file_error(y, "kind", "kind", "must be %s", gv_kinds_text(kinds, sizeof(kinds), " or "));
         goto out;
     }
     json_object_del(obj, "kind");
-    if (kind == 3 && plugin_entry(obj, &name, &config) == 0 && strcmp(name, "name") != 0) {
+    bool plugin = kind->id == GV_KIND_PLUGINS; /* {NAME: {config}}, not {name: NAME, ...} */
+    if (plugin && plugin_entry(obj, &name, &config) == 0 && strcmp(name, "name") != 0) {
         /* kind: plugin, NAME: {...} */
     } else if ((name = json_string_value(json_object_get(obj, "name"))) != NULL) {
-        if (kind == 3) { /* kind: plugin, name: NAME, and its config beside */
+        if (plugin) { /* kind: plugin, name: NAME, and its config beside */
             config = json_deep_copy(obj);
             json_object_del(config, "name");
             named = true;
@@ -130,15 +132,14 @@ out:
     return rv;
 }
 
-/* A state document: services, consumers, plugins, then routes (which name
- * services), each in file order. */
+/* A state document: its kinds in the table's apply order (routes, which name
+ * services, last), each in file order. */
 static int collect_state(const struct gv_yaml *y, struct items *out)
 {
-    static const int order[] = {0, 2, 3, 1};
     const json_t *doc = y->root;
     const char *key;
     const json_t *v;
-    char where[64];
+    char where[64], kinds[128];
     json_object_foreach((json_t *)doc, key, v)
     {
         if (strcmp(key, "node") == 0)
@@ -146,30 +147,29 @@ static int collect_state(const struct gv_yaml *y, struct items *out)
                     "grapevine ctl: %s: ignoring node: (this node's settings are not "
                     "cluster state)\n",
                     y->name);
-        else if (ctl_kind_index(key) < 0 || strcmp(key, ctl_kinds[ctl_kind_index(key)]) != 0)
-            return file_error(y, key, "",
-                              "unknown key \"%s\" (services, routes, consumers, plugins; or "
-                              "kind: for one object)",
-                              key);
+        else if (gv_kind_by_name(key) == NULL)
+            return file_error(y, key, "", "unknown key \"%s\" (%s; or kind: for one object)", key,
+                              gv_kinds_text(kinds, sizeof(kinds), ", "));
     }
-    for (size_t o = 0; o < 4; o++) {
-        int kind = order[o];
-        const json_t *list = json_object_get(doc, ctl_kinds[kind]), *e;
+    for (size_t o = 0; o < GV_KIND_COUNT; o++) {
+        const struct gv_kind *kind = &gv_kinds[o];
+        bool plugin = kind->id == GV_KIND_PLUGINS;
+        const json_t *list = json_object_get(doc, kind->plural), *e;
         size_t i;
         if (list != NULL && !json_is_array(list))
-            return file_error(y, ctl_kinds[kind], ctl_kinds[kind], "must be a list");
+            return file_error(y, kind->plural, kind->plural, "must be a list");
         json_array_foreach(list, i, e)
         {
             const char *name = NULL;
             json_t *config = NULL;
-            snprintf(where, sizeof(where), "%s[%zu]", ctl_kinds[kind], i);
-            if (kind == 3 ? plugin_entry(e, &name, &config) != 0
-                          : (name = json_string_value(json_object_get(e, "name"))) == NULL ||
-                                !json_is_object(e))
+            snprintf(where, sizeof(where), "%s[%zu]", kind->plural, i);
+            if (plugin ? plugin_entry(e, &name, &config) != 0
+                       : (name = json_string_value(json_object_get(e, "name"))) == NULL ||
+                             !json_is_object(e))
                 return file_error(y, where, where, "%s",
-                                  kind == 3 ? "a plugin is {NAME: {...}}"
-                                            : "must be an object with a name");
-            int rv = add_item(out, kind, name, kind == 3 ? config : (json_t *)e, where, false);
+                                  plugin ? "a plugin is {NAME: {...}}"
+                                         : "must be an object with a name");
+            int rv = add_item(out, kind, name, plugin ? config : (json_t *)e, where, false);
             json_decref(config);
             if (rv != 0)
                 return -1;
@@ -193,11 +193,11 @@ static void refusal_place(const struct gv_yaml *y, const struct items *items, co
     const struct item *at = it;
     const char *rest = path;
     if (sscanf(path, "%31[a-z][%255[^]]]%n", kname, name, &used) == 2 && used > 0 &&
-        ctl_kind_index(kname) >= 0) {
+        gv_kind_by_name(kname) != NULL) {
         at = NULL;
         rest = path + used;
         for (size_t i = 0; i < items->n && at == NULL; i++)
-            if (items->v[i].kind == ctl_kind_index(kname) && strcmp(items->v[i].name, name) == 0)
+            if (items->v[i].kind == gv_kind_by_name(kname) && strcmp(items->v[i].name, name) == 0)
                 at = &items->v[i];
     } else if (at->named) { /* its config sits beside name:, not under NAME */
         size_t nl = strlen(at->name);
@@ -218,7 +218,7 @@ static void refusal_place(const struct gv_yaml *y, const struct items *items, co
 static int apply_item(struct ctl *ctl, const struct gv_yaml *y, const struct items *items,
                       const struct item *it)
 {
-    const char *kind = ctl_kinds[it->kind];
+    const char *kind = it->kind->plural;
     struct gv_buf path;
     struct reply r;
     json_t *cur = NULL, *stored = NULL;

@@ -1,5 +1,5 @@
 /* ctl_int.h - what the parts of `grapevine ctl` share: one admin request
- * and its answer, the kinds of cluster state, and the commands in their own
+ * and its answer, how objects are named, and the commands in their own
  * files (ctl_status.c, ctl_apply.c). Internal to node/ctl*.c. */
 #ifndef GV_NODE_CTL_INT_H
 #define GV_NODE_CTL_INT_H
@@ -9,11 +9,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#define CTL_NKINDS 4
-
-extern const char *const ctl_kinds[CTL_NKINDS];          /* "services", ... */
-extern const char *const ctl_kinds_singular[CTL_NKINDS]; /* "service", ... */
 
 struct ctl {
     const char *admin;
@@ -37,9 +32,8 @@ json_t *ctl_reply_json(const struct reply *r);
 const char *ctl_str(const json_t *o, const char *key);
 /* Prints "ADDR answered CODE: MESSAGE"; returns exit code 1. */
 int ctl_answered_error(const struct ctl *ctl, const struct reply *r);
-/* "route"/"routes" -> "routes" (other words as typed); the index or -1. */
+/* "route"/"routes" -> "routes" (other words as typed, for the node to refuse). */
 const char *ctl_kind_arg(const char *s);
-int ctl_kind_index(const char *s);
 /* "/config/KIND/NAME" with NAME escaped (no NAME: the kind) in b. */
 void ctl_object_path(struct gv_buf *b, const char *kind, const char *name);
 /* "PLACEerror: PATH: MESSAGE" for a refused change of kind/name; place is
