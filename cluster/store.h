@@ -6,8 +6,11 @@
  * larger (stamp, origin, deleted, rank, value) wins, so every node that has seen
  * the same writes holds the same state whatever the order they arrived in.
  * Seeds from a config file have stamp 0 and origin "" and lose to any write.
- * Values are opaque bytes (the object's JSON text): the store does not judge
- * them; the node validates the state built from them before applying it.
+ * Kinds (0..255) and values (the object's JSON text) are opaque: the store
+ * does not judge them, and keeps, spreads, saves and collects an entry of a
+ * kind this version does not know like any other, so a newer node's new kind
+ * survives a rolling upgrade. The node validates the state it builds from
+ * the kinds it knows before applying it.
  *
  * For anti-entropy the store keeps, per bucket of the key space, the XOR of
  * the identity hashes of its entries, so two stores compare in 2 KiB and a
@@ -44,7 +47,7 @@ struct cl_entry {
 
 struct cl_store;
 
-/* Checks an entry's shape: known kind, name 1..128 bytes without control
+/* Checks an entry's shape: name 1..128 bytes without control
  * characters, origin, value size, tombstones without a value. 0 or GV_EINVAL. */
 int cl_entry_check(const struct cl_entry *e);
 /* Which of two versions of one object wins: > 0 when a wins, < 0 when b

@@ -111,10 +111,15 @@ static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
                   "grapevine_config_save_errors_total %lld\n"
                   "# HELP grapevine_config_invalid Whether the store's state does not validate "
                   "and the last good one is served (1).\n"
-                  "# TYPE grapevine_config_invalid gauge\ngrapevine_config_invalid %d\n",
+                  "# TYPE grapevine_config_invalid gauge\ngrapevine_config_invalid %d\n"
+                  "# HELP grapevine_config_unknown_kind_entries Stored objects of kinds this "
+                  "version does not know (kept and spread, not applied).\n"
+                  "# TYPE grapevine_config_unknown_kind_entries gauge\n"
+                  "grapevine_config_unknown_kind_entries %lld\n",
                   STAT("objects"), STAT("applied_local"), STAT("applied_remote"),
                   STAT("states_rejected"), STAT("save_errors"),
-                  json_is_true(json_object_get(st, "invalid")) ? 1 : 0);
+                  json_is_true(json_object_get(st, "invalid")) ? 1 : 0,
+                  STAT("unknown_kind_entries"));
 #undef STAT
     json_decref(st);
 }

@@ -60,6 +60,9 @@ struct node_cstate {
     struct arrival *arrivals;
     size_t narrivals, caparrivals, arrivals_dropped;
     bool invalid; /* the store's state does not validate: serving the last good one */
+    /* Kinds met in the store that this version does not know (a newer
+     * node's): kept and spread, never applied; logged once each. */
+    uint64_t unknown_logged[256 / 64];
 
     uint64_t applied_local, applied_remote, states_rejected, saves, save_errors;
 
@@ -91,6 +94,42 @@ static const char *plural(int kind)
 static const char *self_name(struct node_cstate *cs)
 {
     return cs->n->cfg.node.name;
+}
+
+/* ---- kinds this version does not know ---------------------------------------- */
+
+/* An entry of an unknown kind stays in the store, so it is saved, spread and
+ * collected like any other (a newer node in a rolling upgrade wrote it), but
+ * the state built here leaves it out. Said once per kind. */
+static void note_unknown_kind(struct node_cstate *cs, uint8_t kind)
+{
+    uint64_t bit = 1ULL << (kind % 64);
+    if (gv_kind_by_id(kind) != NULL || (cs->unknown_logged[kind / 64] & bit))
+        return;
+    cs->unknown_logged[kind / 64] |= bit;
+    gv_warn("config: keeping objects of kind %u, which this version does not know (from a newer "
+            "node?): they are saved and passed on, not applied",
+            kind);
+}
+
+static int note_if_unknown(void *arg, const struct cl_entry *e)
+{
+    note_unknown_kind(arg, e->kind);
+    return 0;
+}
+
+static int count_unknown(void *arg, const struct cl_entry *e)
+{
+    *(size_t *)arg += gv_kind_by_id(e->kind) == NULL;
+    return 0;
+}
+
+/* Entries (tombstones included) of kinds this version does not know. */
+static size_t unknown_kind_entries(const struct node_cstate *cs)
+{
+    size_t n = 0;
+    cl_store_foreach(cs->store, count_unknown, &n);
+    return n;
 }
 
 /* ---- materializing the store as the JSON the validator takes ------------- */
@@ -345,6 +384,11 @@ static void on_change(void *arg, const struct cl_entry *e, const char *from)
 {
     struct node_cstate *cs = arg;
     (void)from;
+    if (gv_kind_by_id(e->kind) == NULL) { /* nothing to apply: just keep it */
+        note_unknown_kind(cs, e->kind);
+        request_save(cs, NULL, NULL);
+        return;
+    }
     if (cs->narrivals == cs->caparrivals) {
         size_t cap = cs->caparrivals ? cs->caparrivals * 2 : 16;
         struct arrival *a = cap <= 4096 ? realloc(cs->arrivals, cap * sizeof(*a)) : NULL;
@@ -611,7 +655,8 @@ struct replace_ctx {
 static int find_gone(void *arg, const struct cl_entry *e)
 {
     struct replace_ctx *c = arg;
-    if (e->deleted)
+    /* a kind the new state cannot name (unknown here) is not replaced */
+    if (e->deleted || gv_kind_by_id(e->kind) == NULL)
         return 0;
     const json_t *arr = json_object_get(c->canon, plural(e->kind));
     size_t i;
@@ -794,13 +839,14 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
 {
     const struct cl_replica_stats *r = cs->replica ? cl_replica_stats(cs->replica) : NULL;
     return json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I}", "objects",
+        "{s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I}", "objects",
         (json_int_t)cl_store_count(cs->store), "applied_local", (json_int_t)cs->applied_local,
         "applied_remote", (json_int_t)cs->applied_remote, "states_rejected",
         (json_int_t)cs->states_rejected, "save_errors", (json_int_t)cs->save_errors, "invalid",
         cs->invalid, "published", (json_int_t)(r ? r->published : 0), "received",
         (json_int_t)(r ? r->received : 0), "entries_pushed",
-        (json_int_t)(r ? r->entries_pushed : 0), "malformed", (json_int_t)(r ? r->malformed : 0));
+        (json_int_t)(r ? r->entries_pushed : 0), "malformed", (json_int_t)(r ? r->malformed : 0),
+        "unknown_kind_entries", (json_int_t)unknown_kind_entries(cs));
 }
 
 /* ---- life ------------------------------------------------------------------- */
@@ -896,6 +942,7 @@ int node_cstate_open(struct node *n, struct node_cstate **out)
             goto fail;
         }
         cl_store_drop_seeds(cs->store);
+        cl_store_foreach(cs->store, note_if_unknown, cs);
     } else {
         gv_warn("config: no node.data_dir: changes made through the API are kept by the cluster "
                 "but not on this node's disk");

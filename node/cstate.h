@@ -9,6 +9,11 @@
  * but not applied, and the node serves the last good one until a later change
  * fixes it.
  *
+ * Entries of a kind this version does not know (a newer node's) are kept in
+ * the store, and so saved, spread and collected, but left out of the state
+ * built here; node_cstate_replace leaves them alone. Each such kind is logged
+ * once; node_cstate_stats_json counts them ("unknown_kind_entries").
+ *
  * Threads: the node's control loop only. Memory: JSON handed in is borrowed;
  * JSON handed out is a new reference.
  */

@@ -641,19 +641,18 @@ static void test_damaged_messages(void)
     send_bad(whole.data, whole.len);
     whole.len--;
     /* well-formed msgpack, wrong shapes */
-    struct cl_entry bad_kind = valid;
-    bad_kind.kind = 9;
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 99); msgpack_pack_nil(pk));
     SEND_PACKED(msgpack_pack_array(pk, 1); msgpack_pack_uint8(pk, 1));
     SEND_PACKED(msgpack_pack_map(pk, 0));
     SEND_PACKED(msgpack_pack_uint8(pk, 4));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_int8(pk, -1); msgpack_pack_nil(pk));
-    /* a change whose entry is out of shape (packed by hand: cl_entry_pack refuses) */
+    /* a change whose entry is out of shape, a kind past one byte (packed by
+     * hand: cl_entry_pack cannot) */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 1); msgpack_pack_array(pk, 7);
-                msgpack_pack_uint8(pk, bad_kind.kind);
-                msgpack_pack_str_with_body(pk, "injected", 8); msgpack_pack_uint64(pk, valid.stamp);
-                msgpack_pack_str_with_body(pk, "n0", 2); msgpack_pack_uint32(pk, 0);
-                msgpack_pack_false(pk); msgpack_pack_bin_with_body(pk, "{}", 2));
+                msgpack_pack_uint16(pk, 256); msgpack_pack_str_with_body(pk, "injected", 8);
+                msgpack_pack_uint64(pk, valid.stamp); msgpack_pack_str_with_body(pk, "n0", 2);
+                msgpack_pack_uint32(pk, 0); msgpack_pack_false(pk);
+                msgpack_pack_bin_with_body(pk, "{}", 2));
     /* an entries batch with one bad entry: the good one must not be taken */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 6); msgpack_pack_array(pk, 2);
                 cl_entry_pack(pk, &valid); msgpack_pack_array(pk, 7); msgpack_pack_uint8(pk, 0);
@@ -662,7 +661,7 @@ static void test_damaged_messages(void)
                 msgpack_pack_false(pk); msgpack_pack_bin_with_body(pk, "{}", 2));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 6); msgpack_pack_nil(pk));
     /* notice: bad kind, empty name, no origin */
-    SEND_PACKED(msgpack_pack_array(pk, 5); msgpack_pack_uint8(pk, 2); msgpack_pack_uint8(pk, 9);
+    SEND_PACKED(msgpack_pack_array(pk, 5); msgpack_pack_uint8(pk, 2); msgpack_pack_uint16(pk, 256);
                 msgpack_pack_str_with_body(pk, "x", 1); msgpack_pack_uint64(pk, 5);
                 msgpack_pack_str_with_body(pk, "n0", 2));
     SEND_PACKED(msgpack_pack_array(pk, 5); msgpack_pack_uint8(pk, 2); msgpack_pack_uint8(pk, 0);
@@ -674,7 +673,7 @@ static void test_damaged_messages(void)
     /* fetch: not a list, a bad key */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 3); msgpack_pack_uint8(pk, 3));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 3); msgpack_pack_array(pk, 1);
-                msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 7);
+                msgpack_pack_array(pk, 2); msgpack_pack_uint16(pk, 256);
                 msgpack_pack_str_with_body(pk, "present", 7));
     /* root: not a number */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 4);
@@ -811,8 +810,40 @@ static void test_fetch_empty_name(void)
     teardown();
 }
 
+/* Entries of kinds this version does not know (a newer node's) spread like
+ * any other: by broadcast, and by anti-entropy to a node that joins later,
+ * in both directions. */
+static void test_unknown_kinds_spread(void)
+{
+    setup(3, 2, (struct opts){.tick_ms = 100});
+    struct cl_entry e = write_str(0, 200, WATCH, "{\"from\":\"the future\"}");
+    struct cl_entry d = write_str(1, 255, "gone", NULL);
+    skip_node = 2;
+    CHECK(run_until(all_hold, &e, 10000));
+    CHECK(run_until(all_hold, &d, 10000));
+    CHECK_INT(C.nodes[1].watched, 1);
+    /* n2 held one of its own before it joins: it reaches the others, and
+     * what they hold reaches it */
+    CHECK_INT(cl_store_new(&C.nodes[2].store), 0);
+    struct cl_entry own = {.kind = 77, .stamp = e.stamp + 1, .rank = CL_RANK_NONE};
+    snprintf(own.name, sizeof(own.name), "own");
+    snprintf(own.origin, sizeof(own.origin), "n2");
+    own.value = (const uint8_t *)"{}";
+    own.value_len = 2;
+    CHECK_INT(cl_store_merge(C.nodes[2].store, &own), 1);
+    CHECK_INT(start_node(2, "10.0.0.1:7946"), 0);
+    skip_node = -1;
+    CHECK(run_until(all_hold, &e, 10000));
+    CHECK(run_until(all_hold, &d, 10000));
+    CHECK(run_until(all_hold, &own, 10000));
+    CHECK(run_until(roots_equal, (void *)(intptr_t)3, 5000));
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(cl_replica_stats(C.nodes[i].r)->malformed, 0);
+    teardown();
+}
+
 TEST_MAIN(TEST(test_write_spreads_once), TEST(test_large_value_by_fetch),
           TEST(test_concurrent_writes_converge), TEST(test_partitioned_node_catches_up),
           TEST(test_late_joiner_gets_everything), TEST(test_damaged_messages),
           TEST(test_long_names_keep_apart), TEST(test_far_future_stamp),
-          TEST(test_fetch_empty_name))
+          TEST(test_fetch_empty_name), TEST(test_unknown_kinds_spread))
