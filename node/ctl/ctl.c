@@ -1,8 +1,8 @@
 /* ctl.c - `grapevine ctl`: talks to a node's admin API over HTTP/1.1, prints
  * what it answers as tables (status, members, backends) or JSON, and applies
  * YAML or JSON files of cluster state object by object. */
-#include "node/ctl.h"
-#include "node/ctl_int.h"
+#include "node/ctl/ctl.h"
+#include "node/ctl/ctl_int.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/kinds.h"

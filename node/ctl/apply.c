@@ -1,11 +1,11 @@
-/* ctl_apply.c - `grapevine ctl apply` and `delete`: YAML or JSON files of
+/* apply.c - `grapevine ctl apply` and `delete`: YAML or JSON files of
  * cluster state applied object by object through the admin API. */
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/kinds.h"
 #include "common/util.h"
 #include "common/yaml.h"
-#include "node/ctl_int.h"
+#include "node/ctl/ctl_int.h"
 
 #include <getopt.h>
 #include <jansson.h>

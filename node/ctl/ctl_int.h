@@ -1,6 +1,6 @@
 /* ctl_int.h - what the parts of `grapevine ctl` share: one admin request
  * and its answer, how objects are named, and the commands in their own
- * files (ctl_status.c, ctl_apply.c). Internal to node/ctl*.c. */
+ * files (status.c, apply.c). Internal to node/ctl/. */
 #ifndef GV_NODE_CTL_INT_H
 #define GV_NODE_CTL_INT_H
 
