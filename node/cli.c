@@ -2,7 +2,7 @@
 #include "node/cli.h"
 #include "node/config.h"
 #include "node/ctl/ctl.h"
-#include "node/echo.h"
+#include "node/echo/echo.h"
 #include "node/node.h"
 #include "common/err.h"
 
