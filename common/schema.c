@@ -232,6 +232,10 @@ static int field_default(const struct gv_field *f, void *obj)
     const char *suffix;
     switch (f->type) {
     case GV_T_STR:
+        /* a nested object gets its defaults twice (from its parent's, then
+         * from its own parse): the first copy is not leaked */
+        free(*(char **)m);
+        *(char **)m = NULL;
         if (f->def.s != NULL && (*(char **)m = strdup(f->def.s)) == NULL)
             return GV_ENOMEM;
         return 0;

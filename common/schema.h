@@ -143,7 +143,8 @@ struct gv_schema {
 };
 
 /* Sets every field to its default (strings strdup'd; lists empty). obj must
- * be zeroed. 0 or GV_ENOMEM. */
+ * be zeroed, or hold defaults set before (strings are then replaced, not
+ * leaked). 0 or GV_ENOMEM. */
 int gv_schema_defaults(const struct gv_schema *s, void *obj);
 /* Parses the JSON object in into obj (zeroed by the caller): defaults first,
  * then each field; unknown keys are refused. Returns 0, or GV_EINVAL /
