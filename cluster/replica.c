@@ -2,6 +2,7 @@
  * anti-entropy exchange that repairs whatever the broadcasts missed. */
 #include "cluster/replica.h"
 #include "common/err.h"
+#include "common/kinds.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -213,10 +214,11 @@ static void take(struct cl_replica *r, const struct cl_entry *e, const char *fro
     if (too_old(r, e))
         return;
     if (too_new(r, e)) {
+        char kind[16];
         if (r->stats.from_future++ == 0)
             gv_warn("replica: %s/%s from %s is stamped %llu ms ahead of this clock; refused "
                     "(check NTP)",
-                    cl_kind_name(e->kind), e->name, e->origin,
+                    gv_kind_label(e->kind, kind, sizeof(kind)), e->name, e->origin,
                     (unsigned long long)(cl_hlc_unix_ms(e->stamp) - cl_hlc_wall_ms()));
         return;
     }
@@ -250,7 +252,7 @@ static void reply_fetch(struct cl_replica *r, const msgpack_object_array *list, 
         char name[CL_STORE_MAX_NAME + 1];
         if (k->type != MSGPACK_OBJECT_ARRAY || k->via.array.size != 2 ||
             k->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            k->via.array.ptr[0].via.u64 >= CL_KIND_COUNT ||
+            k->via.array.ptr[0].via.u64 > UINT8_MAX ||
             k->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
             k->via.array.ptr[1].via.str.size == 0 ||
             k->via.array.ptr[1].via.str.size > CL_STORE_MAX_NAME) {
@@ -303,10 +305,10 @@ static int handle(struct cl_replica *r, const msgpack_object *m, const char *fro
     case MSG_NOTICE: {
         char name[CL_STORE_MAX_NAME + 1], origin[CL_WIRE_MAX_NAME + 1];
         if (n != 5 || in_push_pull || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            a[1].via.u64 >= CL_KIND_COUNT || a[2].type != MSGPACK_OBJECT_STR ||
-            a[2].via.str.size == 0 || a[2].via.str.size > CL_STORE_MAX_NAME ||
-            a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[4].type != MSGPACK_OBJECT_STR ||
-            a[4].via.str.size == 0 || a[4].via.str.size > CL_WIRE_MAX_NAME)
+            a[1].via.u64 > UINT8_MAX || a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size == 0 ||
+            a[2].via.str.size > CL_STORE_MAX_NAME || a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            a[4].type != MSGPACK_OBJECT_STR || a[4].via.str.size == 0 ||
+            a[4].via.str.size > CL_WIRE_MAX_NAME)
             return GV_EPROTO;
         memcpy(name, a[2].via.str.ptr, a[2].via.str.size);
         name[a[2].via.str.size] = '\0';

@@ -23,21 +23,6 @@ struct cl_store {
     uint64_t max_stamp;
 };
 
-static const char *const kind_names[CL_KIND_COUNT] = {"services", "routes", "consumers", "plugins"};
-
-const char *cl_kind_name(uint8_t kind)
-{
-    return kind < CL_KIND_COUNT ? kind_names[kind] : NULL;
-}
-
-int cl_kind_parse(const char *s)
-{
-    for (int i = 0; s != NULL && i < CL_KIND_COUNT; i++)
-        if (strcmp(s, kind_names[i]) == 0)
-            return i;
-    return -1;
-}
-
 static bool clean_str(const char *s, size_t max, bool empty_ok)
 {
     size_t n = strnlen(s, max + 1);
@@ -51,7 +36,9 @@ static bool clean_str(const char *s, size_t max, bool empty_ok)
 
 int cl_entry_check(const struct cl_entry *e)
 {
-    if (e == NULL || e->kind >= CL_KIND_COUNT || !clean_str(e->name, CL_STORE_MAX_NAME, false) ||
+    /* any kind: one this node does not know came from a newer node, and is
+     * kept and spread all the same */
+    if (e == NULL || !clean_str(e->name, CL_STORE_MAX_NAME, false) ||
         !clean_str(e->origin, CL_WIRE_MAX_NAME, true) || e->value_len > CL_STORE_MAX_VALUE ||
         (e->value_len > 0 && e->value == NULL) || (e->deleted && e->value_len > 0) ||
         (!e->deleted && e->value_len == 0))
@@ -150,7 +137,7 @@ static struct slot **find(const struct cl_store *s, uint8_t kind, const char *na
 
 const struct cl_entry *cl_store_get(const struct cl_store *s, uint8_t kind, const char *name)
 {
-    if (kind >= CL_KIND_COUNT || name == NULL)
+    if (name == NULL)
         return NULL;
     struct slot **pp = find(s, kind, name);
     return *pp ? &(*pp)->e : NULL;
@@ -370,8 +357,8 @@ int cl_entry_unpack(const msgpack_object *o, struct cl_entry *e)
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 7)
         return GV_EPROTO;
     const msgpack_object *a = o->via.array.ptr;
-    if (obj_uint(&a[0], CL_KIND_COUNT - 1, &kind) < 0 ||
-        obj_str(&a[1], e->name, CL_STORE_MAX_NAME) < 0 || obj_uint(&a[2], UINT64_MAX, &stamp) < 0 ||
+    if (obj_uint(&a[0], UINT8_MAX, &kind) < 0 || obj_str(&a[1], e->name, CL_STORE_MAX_NAME) < 0 ||
+        obj_uint(&a[2], UINT64_MAX, &stamp) < 0 ||
         obj_str(&a[3], e->origin, CL_WIRE_MAX_NAME) < 0 || obj_uint(&a[4], UINT32_MAX, &rank) < 0 ||
         a[5].type != MSGPACK_OBJECT_BOOLEAN || a[6].type != MSGPACK_OBJECT_BIN ||
         a[6].via.bin.size > CL_STORE_MAX_VALUE)

@@ -6,8 +6,11 @@
  * larger (stamp, origin, deleted, rank, value) wins, so every node that has seen
  * the same writes holds the same state whatever the order they arrived in.
  * Seeds from a config file have stamp 0 and origin "" and lose to any write.
- * Values are opaque bytes (the object's JSON text): the store does not judge
- * them; the node validates the state built from them before applying it.
+ * Kinds (0..255) and values (the object's JSON text) are opaque: the store
+ * does not judge them, and keeps, spreads, saves and collects an entry of a
+ * kind this version does not know like any other, so a newer node's new kind
+ * survives a rolling upgrade. The node validates the state it builds from
+ * the kinds it knows before applying it.
  *
  * For anti-entropy the store keeps, per bucket of the key space, the XOR of
  * the identity hashes of its entries, so two stores compare in 2 KiB and a
@@ -26,21 +29,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum cl_kind {
-    CL_KIND_SERVICES = 0,
-    CL_KIND_ROUTES = 1,
-    CL_KIND_CONSUMERS = 2,
-    CL_KIND_PLUGINS = 3,
-};
-#define CL_KIND_COUNT 4
-
 #define CL_STORE_MAX_NAME  128
 #define CL_STORE_MAX_VALUE (56 * 1024) /* one object fits one direct message */
 #define CL_STORE_BUCKETS   256
 #define CL_RANK_NONE       UINT32_MAX /* objects created through the API */
 
 struct cl_entry {
-    uint8_t kind;   /* enum cl_kind */
+    uint8_t kind;   /* what the object is (common/kinds.h names them) */
     bool deleted;   /* a tombstone: value is empty */
     uint32_t rank;  /* ordering among objects of a kind (file order for seeds) */
     uint64_t stamp; /* hybrid logical clock of the write; 0 = seed */
@@ -52,12 +47,7 @@ struct cl_entry {
 
 struct cl_store;
 
-/* "services", "routes", "consumers", "plugins"; NULL for others. */
-const char *cl_kind_name(uint8_t kind);
-/* The kind called s, or -1. */
-int cl_kind_parse(const char *s);
-
-/* Checks an entry's shape: known kind, name 1..128 bytes without control
+/* Checks an entry's shape: name 1..128 bytes without control
  * characters, origin, value size, tombstones without a value. 0 or GV_EINVAL. */
 int cl_entry_check(const struct cl_entry *e);
 /* Which of two versions of one object wins: > 0 when a wins, < 0 when b

@@ -62,31 +62,32 @@ int gv_file_write_atomic(const char *path, const void *data, size_t len)
     return fsync_dir(path);
 }
 
+int gv_file_read_fd(int fd, size_t max, struct gv_buf *out)
+{
+    size_t total = 0;
+    for (;;) {
+        int rv = gv_buf_reserve(out, 65536);
+        if (rv != 0)
+            return rv;
+        ssize_t n = read(fd, out->data + out->len, out->cap - out->len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return 0;
+        out->len += (size_t)n;
+        if ((total += (size_t)n) > max)
+            return GV_ERANGE;
+    }
+}
+
 int gv_file_read(const char *path, size_t max, struct gv_buf *out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rv = 0;
-    size_t total = 0;
-    for (;;) {
-        if ((rv = gv_buf_reserve(out, 65536)) != 0)
-            break;
-        ssize_t n = read(fd, out->data + out->len, out->cap - out->len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rv = -errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        out->len += (size_t)n;
-        if ((total += (size_t)n) > max) {
-            rv = GV_ERANGE;
-            break;
-        }
-    }
+    int rv = gv_file_read_fd(fd, max, out);
     close(fd);
     return rv;
 }

@@ -18,6 +18,8 @@ int gv_file_write_atomic(const char *path, const void *data, size_t len);
 /* Appends the whole file to out. Returns 0, GV_ENOENT, GV_ERANGE (larger than
  * max) or another negative errno. */
 int gv_file_read(const char *path, size_t max, struct gv_buf *out);
+/* The same from an open descriptor (read to its end; not closed). */
+int gv_file_read_fd(int fd, size_t max, struct gv_buf *out);
 /* Creates dir (and its parents) with mode 0700 when missing. 0 or -errno. */
 int gv_mkdirs(const char *dir);
 

@@ -912,7 +912,8 @@ static void default_doc(const struct gv_field *f, char *buf, size_t n)
         char d[32];
         gv_format_duration((uint64_t)f->def.i, d, sizeof(d));
         snprintf(buf, n, "`%s`", d);
-    }
+    } else if (f->type == GV_T_CUSTOM && f->def.s) /* the default as the config writes it */
+        snprintf(buf, n, "`%s`", f->def.s);
 }
 
 int gv_schema_doc(const struct gv_schema *s, const char *prefix, struct gv_buf *out)

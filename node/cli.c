@@ -1,8 +1,8 @@
 /* cli.c - command-line parsing and subcommand dispatch. */
 #include "node/cli.h"
 #include "node/config.h"
-#include "node/ctl.h"
-#include "node/echo.h"
+#include "node/ctl/ctl.h"
+#include "node/echo/echo.h"
 #include "node/node.h"
 #include "common/err.h"
 

@@ -8,6 +8,7 @@
 #include "cluster/swim.h"
 #include "common/err.h"
 #include "common/file.h"
+#include "common/kinds.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "node/node.h"
@@ -59,6 +60,9 @@ struct node_cstate {
     struct arrival *arrivals;
     size_t narrivals, caparrivals, arrivals_dropped;
     bool invalid; /* the store's state does not validate: serving the last good one */
+    /* Kinds met in the store that this version does not know (a newer
+     * node's): kept and spread, never applied; logged once each. */
+    uint64_t unknown_logged[256 / 64];
 
     uint64_t applied_local, applied_remote, states_rejected, saves, save_errors;
 
@@ -80,9 +84,52 @@ static void copy_str(char *dst, size_t n, const char *src)
     dst[len] = '\0';
 }
 
+/* The plural of a kind this version knows ("services"). */
+static const char *plural(int kind)
+{
+    const struct gv_kind *k = gv_kind_by_id((unsigned)kind);
+    return k ? k->plural : "?";
+}
+
 static const char *self_name(struct node_cstate *cs)
 {
     return cs->n->cfg.node.name;
+}
+
+/* ---- kinds this version does not know ---------------------------------------- */
+
+/* An entry of an unknown kind stays in the store, so it is saved, spread and
+ * collected like any other (a newer node in a rolling upgrade wrote it), but
+ * the state built here leaves it out. Said once per kind. */
+static void note_unknown_kind(struct node_cstate *cs, uint8_t kind)
+{
+    uint64_t bit = 1ULL << (kind % 64);
+    if (gv_kind_by_id(kind) != NULL || (cs->unknown_logged[kind / 64] & bit))
+        return;
+    cs->unknown_logged[kind / 64] |= bit;
+    gv_warn("config: keeping objects of kind %u, which this version does not know (from a newer "
+            "node?): they are saved and passed on, not applied",
+            kind);
+}
+
+static int note_if_unknown(void *arg, const struct cl_entry *e)
+{
+    note_unknown_kind(arg, e->kind);
+    return 0;
+}
+
+static int count_unknown(void *arg, const struct cl_entry *e)
+{
+    *(size_t *)arg += gv_kind_by_id(e->kind) == NULL;
+    return 0;
+}
+
+/* Entries (tombstones included) of kinds this version does not know. */
+static size_t unknown_kind_entries(const struct node_cstate *cs)
+{
+    size_t n = 0;
+    cl_store_foreach(cs->store, count_unknown, &n);
+    return n;
 }
 
 /* ---- materializing the store as the JSON the validator takes ------------- */
@@ -90,7 +137,7 @@ static const char *self_name(struct node_cstate *cs)
 /* The name an element of a kind's list goes by (plugins: their only key). */
 static const char *element_name(int kind, const json_t *v)
 {
-    if (kind == CL_KIND_PLUGINS) {
+    if (kind == GV_KIND_PLUGINS) {
         void *it = json_object_iter((json_t *)v);
         return it ? json_object_iter_key(it) : NULL;
     }
@@ -103,7 +150,7 @@ static const char *element_name(int kind, const json_t *v)
 static json_t *materialize(struct node_cstate *cs, struct node_state_error *err)
 {
     json_t *root = json_object();
-    for (int k = 0; root != NULL && k < CL_KIND_COUNT; k++) {
+    for (int k = 0; root != NULL && k < GV_KIND_COUNT; k++) {
         const struct cl_entry **list;
         int n = cl_store_list(cs->store, (uint8_t)k, &list);
         json_t *arr = json_array();
@@ -117,7 +164,7 @@ static json_t *materialize(struct node_cstate *cs, struct node_state_error *err)
             json_t *v = json_loadb((const char *)list[i]->value, list[i]->value_len, 0, &je);
             if (!json_is_object(v)) {
                 char p[sizeof(err->path) + CL_STORE_MAX_NAME + 16];
-                snprintf(p, sizeof(p), "%s[%s]", cl_kind_name((uint8_t)k), list[i]->name);
+                snprintf(p, sizeof(p), "%s[%s]", plural(k), list[i]->name);
                 copy_str(err->path, sizeof(err->path), p);
                 copy_str(err->where, sizeof(err->where), p);
                 snprintf(err->msg, sizeof(err->msg), "stored value is not a JSON object");
@@ -130,7 +177,7 @@ static json_t *materialize(struct node_cstate *cs, struct node_state_error *err)
             json_array_append_new(arr, v);
         }
         free(list);
-        json_object_set_new(root, cl_kind_name((uint8_t)k), arr);
+        json_object_set_new(root, plural(k), arr);
     }
     return root;
 }
@@ -144,9 +191,10 @@ static void rewrite_path(char *p, size_t len, const json_t *root, int kind, long
     int used = 0;
     if (sscanf(p, "%15[a-z][%ld]%n", kname, &idx, &used) != 2 || used == 0)
         return;
-    int k = cl_kind_parse(kname);
-    if (k < 0)
+    const struct gv_kind *kd = gv_kind_by_name(kname);
+    if (kd == NULL)
         return;
+    int k = kd->id;
     copy_str(rest, sizeof(rest), p + used);
     if (k == kind && idx == self) {
         copy_str(p, len, rest[0] == '.' ? rest + 1 : rest);
@@ -297,8 +345,9 @@ static void log_arrivals(struct node_cstate *cs, bool applied, const struct node
     size_t n = cs->narrivals;
     for (size_t i = 0; i < n && i < LOG_EACH_MAX; i++) {
         const struct arrival *a = &cs->arrivals[i];
+        char kind[16];
         gv_info("config: %s %s/%s from %s, %llu ms after it was made%s",
-                applied ? "applied" : "stored", cl_kind_name(a->kind), a->name,
+                applied ? "applied" : "stored", gv_kind_label(a->kind, kind, sizeof(kind)), a->name,
                 a->origin[0] ? a->origin : "a config file", (unsigned long long)delay_ms(a->stamp),
                 a->deleted ? " (deleted)" : "");
     }
@@ -335,6 +384,11 @@ static void on_change(void *arg, const struct cl_entry *e, const char *from)
 {
     struct node_cstate *cs = arg;
     (void)from;
+    if (gv_kind_by_id(e->kind) == NULL) { /* nothing to apply: just keep it */
+        note_unknown_kind(cs, e->kind);
+        request_save(cs, NULL, NULL);
+        return;
+    }
     if (cs->narrivals == cs->caparrivals) {
         size_t cap = cs->caparrivals ? cs->caparrivals * 2 : 16;
         struct arrival *a = cap <= 4096 ? realloc(cs->arrivals, cap * sizeof(*a)) : NULL;
@@ -379,7 +433,7 @@ static void commit(struct node_cstate *cs, struct cl_entry *e, node_cstate_done_
 {
     int rv = cl_store_merge(cs->store, e);
     if (rv != 1)
-        gv_error("config: %s/%s: local write not stored (%s)", cl_kind_name(e->kind), e->name,
+        gv_error("config: %s/%s: local write not stored (%s)", plural(e->kind), e->name,
                  rv < 0 ? gv_strerror(rv) : "an equal or newer version is held");
     if (cs->replica != NULL && rv == 1)
         cl_replica_publish(cs->replica, e);
@@ -420,8 +474,11 @@ static long position(struct node_cstate *cs, int kind, const char *name, uint32_
 
 static int check_name(int kind, const char *name, struct node_state_error *err)
 {
-    if (kind < 0 || kind >= CL_KIND_COUNT)
-        return fail(err, "", "unknown kind (services, routes, consumers, plugins)");
+    char kinds[128], msg[160];
+    if (kind < 0 || gv_kind_by_id((unsigned)kind) == NULL) {
+        snprintf(msg, sizeof(msg), "unknown kind (%s)", gv_kinds_text(kinds, sizeof(kinds), ", "));
+        return fail(err, "", msg);
+    }
     size_t n = strlen(name);
     if (n == 0 || n > CL_STORE_MAX_NAME)
         return fail(err, "name", "name must be 1..128 characters");
@@ -470,7 +527,7 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
         return GV_ENOMEM;
     if (!json_is_object(obj))
         return fail(err, "", "must be a JSON object");
-    if (kind == CL_KIND_PLUGINS) {
+    if (kind == GV_KIND_PLUGINS) {
         elem = json_pack("{s:O}", name, (json_t *)obj);
     } else {
         const json_t *given = json_object_get(obj, "name");
@@ -489,7 +546,7 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
         json_decref(elem);
         return err->msg[0] ? GV_EINVAL : GV_ENOMEM;
     }
-    json_t *arr = json_object_get(root, cl_kind_name((uint8_t)kind));
+    json_t *arr = json_object_get(root, plural(kind));
     if (present >= 0)
         json_array_set_new(arr, (size_t)present, elem);
     else
@@ -499,16 +556,16 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
     /* The client sees the object with every default; the store keeps its
      * minimal form (node_state_to_json_min). */
     canon = node_state_to_json(&st);
-    json_t *cobj = json_array_get(json_object_get(canon, cl_kind_name((uint8_t)kind)), (size_t)at);
+    json_t *cobj = json_array_get(json_object_get(canon, plural(kind)), (size_t)at);
     json_t *mins = node_state_to_json_min(&st);
-    json_t *mobj = json_array_get(json_object_get(mins, cl_kind_name((uint8_t)kind)), (size_t)at);
+    json_t *mobj = json_array_get(json_object_get(mins, plural(kind)), (size_t)at);
     value = cobj && mobj ? json_dumps(mobj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(mins);
     if (value == NULL) {
         rv = GV_ENOMEM;
         goto out_state;
     }
-    *stored = json_incref(kind == CL_KIND_PLUGINS ? json_object_get(cobj, name) : cobj);
+    *stored = json_incref(kind == GV_KIND_PLUGINS ? json_object_get(cobj, name) : cobj);
     if (exists && cur->value_len == strlen(value) &&
         memcmp(cur->value, value, cur->value_len) == 0) {
         done_later(cs, done, arg);
@@ -538,8 +595,7 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
     *created = !exists;
     cs->applied_local++;
     cs->invalid = false;
-    gv_info("config: %s %s/%s here", exists ? "updated" : "created", cl_kind_name((uint8_t)kind),
-            name);
+    gv_info("config: %s %s/%s here", exists ? "updated" : "created", plural(kind), name);
     commit(cs, &e, done, arg);
     goto out;
 out_state:
@@ -569,12 +625,12 @@ int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
     json_t *root = materialize(cs, err);
     if (root == NULL)
         return err->msg[0] ? GV_EINVAL : GV_ENOMEM;
-    json_array_remove(json_object_get(root, cl_kind_name((uint8_t)kind)), (size_t)present);
+    json_array_remove(json_object_get(root, plural(kind)), (size_t)present);
     if ((rv = validate(root, kind, -1, &st, err)) != 0) {
         /* another object still needs this one: say which, at its path */
         char msg[sizeof(err->msg)];
-        snprintf(msg, sizeof(msg), "%s/%s is still needed: %.128s: %.96s",
-                 cl_kind_name((uint8_t)kind), name, err->where, err->msg);
+        snprintf(msg, sizeof(msg), "%s/%s is still needed: %.128s: %.96s", plural(kind), name,
+                 err->where, err->msg);
         copy_str(err->msg, sizeof(err->msg), msg);
         json_decref(root);
         return rv;
@@ -590,7 +646,7 @@ int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
     }
     cs->applied_local++;
     cs->invalid = false;
-    gv_info("config: deleted %s/%s here", cl_kind_name((uint8_t)kind), name);
+    gv_info("config: deleted %s/%s here", plural(kind), name);
     commit(cs, &e, done, arg);
     return 0;
 }
@@ -604,9 +660,10 @@ struct replace_ctx {
 static int find_gone(void *arg, const struct cl_entry *e)
 {
     struct replace_ctx *c = arg;
-    if (e->deleted)
+    /* a kind the new state cannot name (unknown here) is not replaced */
+    if (e->deleted || gv_kind_by_id(e->kind) == NULL)
         return 0;
-    const json_t *arr = json_object_get(c->canon, cl_kind_name(e->kind));
+    const json_t *arr = json_object_get(c->canon, plural(e->kind));
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v)
@@ -638,8 +695,8 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
     struct replace_ctx ctx = {canon, writes, 0};
     char **values = NULL;
     size_t nvalues = 0, total = 0;
-    for (int k = 0; k < CL_KIND_COUNT; k++)
-        total += json_array_size(json_object_get(canon, cl_kind_name((uint8_t)k)));
+    for (int k = 0; k < GV_KIND_COUNT; k++)
+        total += json_array_size(json_object_get(canon, plural(k)));
     values = calloc(total + 1, sizeof(*values));
     if (canon == NULL || created == NULL || updated == NULL || deleted == NULL || writes == NULL ||
         values == NULL) {
@@ -664,11 +721,11 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
         init_entry(cs, e, e->kind, nm);
         e->deleted = true;
         e->rank = rank;
-        snprintf(label, sizeof(label), "%s/%s", cl_kind_name(e->kind), nm);
+        snprintf(label, sizeof(label), "%s/%s", plural(e->kind), nm);
         json_array_append_new(deleted, json_string(label));
     }
-    for (int k = 0; k < CL_KIND_COUNT; k++) {
-        const json_t *arr = json_object_get(canon, cl_kind_name((uint8_t)k));
+    for (int k = 0; k < GV_KIND_COUNT; k++) {
+        const json_t *arr = json_object_get(canon, plural(k));
         size_t i;
         json_t *v;
         json_array_foreach(arr, i, v)
@@ -681,7 +738,7 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
                 goto fail;
             }
             values[nvalues++] = text;
-            snprintf(label, sizeof(label), "%s[%zu]", cl_kind_name((uint8_t)k), i);
+            snprintf(label, sizeof(label), "%s[%zu]", plural(k), i);
             if (strlen(text) > CL_STORE_MAX_VALUE) {
                 char msg[128];
                 snprintf(msg, sizeof(msg), "object is %zu bytes; the limit is %d", strlen(text),
@@ -699,7 +756,7 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
             e->rank = (uint32_t)i;
             e->value = (const uint8_t *)text;
             e->value_len = strlen(text);
-            snprintf(label, sizeof(label), "%s/%s", cl_kind_name((uint8_t)k), nm);
+            snprintf(label, sizeof(label), "%s/%s", plural(k), nm);
             json_array_append_new(exists ? updated : created, json_string(label));
         }
     }
@@ -754,7 +811,7 @@ json_t *node_cstate_get(struct node_cstate *cs, int kind, const char *name)
         json_object_set_new(all, "version", json_integer((json_int_t)cs->n->config_version));
         return all;
     }
-    json_t *arr = json_object_get(all, cl_kind_name((uint8_t)kind));
+    json_t *arr = json_object_get(all, plural(kind));
     if (name == NULL) {
         out = json_incref(arr);
     } else {
@@ -764,7 +821,7 @@ json_t *node_cstate_get(struct node_cstate *cs, int kind, const char *name)
         {
             const char *nm = element_name(kind, v);
             if (nm != NULL && strcmp(nm, name) == 0) {
-                out = json_incref(kind == CL_KIND_PLUGINS ? json_object_get(v, nm) : v);
+                out = json_incref(kind == GV_KIND_PLUGINS ? json_object_get(v, nm) : v);
                 break;
             }
         }
@@ -787,13 +844,14 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
 {
     const struct cl_replica_stats *r = cs->replica ? cl_replica_stats(cs->replica) : NULL;
     return json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I}", "objects",
+        "{s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I}", "objects",
         (json_int_t)cl_store_count(cs->store), "applied_local", (json_int_t)cs->applied_local,
         "applied_remote", (json_int_t)cs->applied_remote, "states_rejected",
         (json_int_t)cs->states_rejected, "save_errors", (json_int_t)cs->save_errors, "invalid",
         cs->invalid, "published", (json_int_t)(r ? r->published : 0), "received",
         (json_int_t)(r ? r->received : 0), "entries_pushed",
-        (json_int_t)(r ? r->entries_pushed : 0), "malformed", (json_int_t)(r ? r->malformed : 0));
+        (json_int_t)(r ? r->entries_pushed : 0), "malformed", (json_int_t)(r ? r->malformed : 0),
+        "unknown_kind_entries", (json_int_t)unknown_kind_entries(cs));
 }
 
 /* ---- life ------------------------------------------------------------------- */
@@ -803,10 +861,10 @@ static int seed(struct node_cstate *cs)
 {
     json_t *canon = node_state_to_json_min(&cs->n->cfg.state);
     int rv = canon ? 0 : GV_ENOMEM;
-    for (int k = 0; rv == 0 && k < CL_KIND_COUNT; k++) {
+    for (int k = 0; rv == 0 && k < GV_KIND_COUNT; k++) {
         size_t i;
         json_t *v;
-        json_array_foreach(json_object_get(canon, cl_kind_name((uint8_t)k)), i, v)
+        json_array_foreach(json_object_get(canon, plural(k)), i, v)
         {
             const char *nm = element_name(k, v);
             char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
@@ -820,8 +878,8 @@ static int seed(struct node_cstate *cs)
             e.value = (const uint8_t *)text;
             e.value_len = strlen(text);
             if (cl_store_merge(cs->store, &e) < 0)
-                gv_warn("config: %s[%zu] cannot be seeded (name or size over a limit)",
-                        cl_kind_name((uint8_t)k), i);
+                gv_warn("config: %s[%zu] cannot be seeded (name or size over a limit)", plural(k),
+                        i);
             free(text);
         }
     }
@@ -889,6 +947,7 @@ int node_cstate_open(struct node *n, struct node_cstate **out)
             goto fail;
         }
         cl_store_drop_seeds(cs->store);
+        cl_store_foreach(cs->store, note_if_unknown, cs);
     } else {
         gv_warn("config: no node.data_dir: changes made through the API are kept by the cluster "
                 "but not on this node's disk");

@@ -9,6 +9,11 @@
  * but not applied, and the node serves the last good one until a later change
  * fixes it.
  *
+ * Entries of a kind this version does not know (a newer node's) are kept in
+ * the store, and so saved, spread and collected, but left out of the state
+ * built here; node_cstate_replace leaves them alone. Each such kind is logged
+ * once; node_cstate_stats_json counts them ("unknown_kind_entries").
+ *
  * Threads: the node's control loop only. Memory: JSON handed in is borrowed;
  * JSON handed out is a new reference.
  */
@@ -41,7 +46,7 @@ int node_cstate_attach(struct node_cstate *cs, struct cl_swim *swim);
  * done(arg) is called when everything is closed and freed. */
 void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *arg);
 
-/* Changes from the admin API. kind is an enum cl_kind. Each validates the
+/* Changes from the admin API. kind is an id of common/kinds.h. Each validates the
  * whole state the change would make; on failure it returns GV_EINVAL with err
  * filled (path relative to the request body: "service", "match.paths[0]",
  * "routes[2].service" for PUT /config, or the other object's path such as

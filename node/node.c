@@ -330,20 +330,20 @@ static int apply_opts(struct node_settings *s, const struct node_run_opts *o)
 static int node_tls_start(struct node *n)
 {
     const struct node_settings *s = &n->cfg.node;
-    if (s->tls_listen == NULL || s->ncerts == 0)
+    if (s->tls.listen == NULL || s->tls.ncerts == 0)
         return 0;
-    struct gw_tls_certfile *files = calloc(s->ncerts, sizeof(*files));
+    struct gw_tls_certfile *files = calloc(s->tls.ncerts, sizeof(*files));
     char err[512];
     if (files == NULL)
         return GV_ENOMEM;
-    for (size_t i = 0; i < s->ncerts; i++)
-        files[i] = (struct gw_tls_certfile){s->certs[i].cert, s->certs[i].key};
-    int rv = gw_tls_slot_new(files, s->ncerts, &n->tls, err, sizeof(err));
+    for (size_t i = 0; i < s->tls.ncerts; i++)
+        files[i] = (struct gw_tls_certfile){s->tls.certs[i].cert, s->tls.certs[i].key};
+    int rv = gw_tls_slot_new(files, s->tls.ncerts, &n->tls, err, sizeof(err));
     free(files);
     if (rv != 0)
         gv_error("TLS: %s", err);
     else
-        gv_info("TLS listening on %s with %zu certificates", s->tls_listen, s->ncerts);
+        gv_info("TLS listening on %s with %zu certificates", s->tls.listen, s->tls.ncerts);
     return rv;
 }
 
@@ -380,9 +380,9 @@ static int start_workers(struct node *n)
             .sticky_key = n->sticky_key,
             .tls = n->tls,
         };
-        if (n->tls != NULL && (rv = gw_listen_socket(s->tls_listen, &tls_fd)) != 0) {
+        if (n->tls != NULL && (rv = gw_listen_socket(s->tls.listen, &tls_fd)) != 0) {
             close(fd);
-            gv_error("cannot listen on %s: %s", s->tls_listen, gv_strerror(rv));
+            gv_error("cannot listen on %s: %s", s->tls.listen, gv_strerror(rv));
             return rv;
         }
         wc.tls_listen_fd = tls_fd;

@@ -61,7 +61,7 @@ int node_publish(struct node *n, struct node_state *state, uint64_t version);
 /* health_tls.c: gives n->health the TLS engine for probes of tls services. */
 void node_health_tls_init(struct node *n);
 
-/* admin.c: the admin API on the node's control loop. */
+/* admin/server.c: the admin API on the node's control loop. */
 int node_admin_start(struct node *n, const char *addr, struct node_admin **out);
 void node_admin_stop(struct node_admin *a);
 

@@ -17,6 +17,7 @@
 #include "cluster/replica.h"
 #include "cluster/swim.h"
 #include "common/err.h"
+#include "common/kinds.h"
 #include "common/util.h"
 #include "tests/sim/sim_util.h"
 
@@ -122,7 +123,7 @@ static bool node_holds(int i, struct range r)
     char name[32];
     for (int k = r.from; k < r.to; k++) {
         snprintf(name, sizeof(name), "chg-%04d", k);
-        if (cl_store_get(S.nodes[i].store, CL_KIND_SERVICES, name) == NULL)
+        if (cl_store_get(S.nodes[i].store, GV_KIND_SERVICES, name) == NULL)
             return false;
     }
     return true;
@@ -170,7 +171,7 @@ static void write_change(int id, int o)
     char value[128];
     struct cl_entry e;
     memset(&e, 0, sizeof(e));
-    e.kind = CL_KIND_SERVICES;
+    e.kind = GV_KIND_SERVICES;
     e.rank = CL_RANK_NONE;
     e.stamp = cl_hlc_now(&d->clock, cl_hlc_wall_ms());
     snprintf(e.name, sizeof(e.name), "chg-%04d", id);

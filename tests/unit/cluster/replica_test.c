@@ -7,6 +7,7 @@
 #include "cluster/replica.h"
 #include "cluster/swim.h"
 #include "common/err.h"
+#include "common/kinds.h"
 #include "test.h"
 
 #include <msgpack.h>
@@ -280,14 +281,14 @@ static void test_write_spreads_once(void)
 {
     setup(5, 5, (struct opts){.tick_ms = 100});
     uint64_t t0 = now_ms();
-    struct cl_entry e = write_str(0, CL_KIND_SERVICES, WATCH, "{\"targets\":[\"a:1\"]}");
+    struct cl_entry e = write_str(0, GV_KIND_SERVICES, WATCH, "{\"targets\":[\"a:1\"]}");
     CHECK(run_until(all_hold, &e, 10000));
     printf("  write on n0 everywhere after %llu ms\n", (unsigned long long)(now_ms() - t0));
     for (int i = 1; i < 5; i++) {
         struct node *n = &C.nodes[i];
         CHECK_INT(n->watched, 1);
         CHECK_STR(n->last_from, "n0");
-        const struct cl_entry *h = cl_store_get(n->store, CL_KIND_SERVICES, WATCH);
+        const struct cl_entry *h = cl_store_get(n->store, GV_KIND_SERVICES, WATCH);
         CHECK(h && h->value_len == e.value_len && memcmp(h->value, e.value, e.value_len) == 0);
         /* the clock moved past what it saw */
         CHECK(n->clock.last >= e.stamp);
@@ -302,16 +303,16 @@ static void test_write_spreads_once(void)
     /* every node keeps probing a peer's root each tick, in sync or not */
     CHECK(run_until(all_probed, (void *)(intptr_t)10, 10000));
     /* a newer write elsewhere replaces it everywhere, a delete removes it */
-    struct cl_entry e2 = write_str(3, CL_KIND_SERVICES, WATCH, "{\"targets\":[]}");
+    struct cl_entry e2 = write_str(3, GV_KIND_SERVICES, WATCH, "{\"targets\":[]}");
     CHECK(run_until(all_hold, &e2, 10000));
     CHECK(e2.stamp > e.stamp);
-    struct cl_entry d = write_str(2, CL_KIND_SERVICES, WATCH, NULL);
+    struct cl_entry d = write_str(2, GV_KIND_SERVICES, WATCH, NULL);
     CHECK(run_until(all_hold, &d, 10000));
     run_for(300);
     for (int i = 0; i < 5; i++)
         CHECK_INT(C.nodes[i].watched, (i != 0) + (i != 3) + (i != 2));
     const struct cl_entry **live;
-    CHECK_INT(cl_store_list(C.nodes[4].store, CL_KIND_SERVICES, &live), 0);
+    CHECK_INT(cl_store_list(C.nodes[4].store, GV_KIND_SERVICES, &live), 0);
     free(live);
     /* API edges */
     CHECK_INT(cl_replica_sync_with(C.nodes[0].r, "nobody"), GV_ENOENT);
@@ -336,11 +337,11 @@ static void test_large_value_by_fetch(void)
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (uint8_t)('a' + i % 26);
     uint64_t t0 = now_ms();
-    struct cl_entry e = write_at(1, CL_KIND_PLUGINS, WATCH, big, sizeof(big));
+    struct cl_entry e = write_at(1, GV_KIND_PLUGINS, WATCH, big, sizeof(big));
     CHECK(run_until(all_hold, &e, 5000));
     printf("  20 KiB value everywhere after %llu ms\n", (unsigned long long)(now_ms() - t0));
     for (int i = 0; i < 4; i++) {
-        const struct cl_entry *h = cl_store_get(C.nodes[i].store, CL_KIND_PLUGINS, WATCH);
+        const struct cl_entry *h = cl_store_get(C.nodes[i].store, GV_KIND_PLUGINS, WATCH);
         CHECK(h && h->value_len == sizeof(big) && memcmp(h->value, big, sizeof(big)) == 0);
         if (i != 1) {
             CHECK_INT(cl_replica_stats(C.nodes[i].r)->fetches, 1);
@@ -352,10 +353,10 @@ static void test_large_value_by_fetch(void)
     /* the largest value the store takes goes the same way */
     static uint8_t max[CL_STORE_MAX_VALUE];
     memset(max, 'm', sizeof(max));
-    struct cl_entry m = write_at(2, CL_KIND_PLUGINS, "max", max, sizeof(max));
+    struct cl_entry m = write_at(2, GV_KIND_PLUGINS, "max", max, sizeof(max));
     CHECK(run_until(all_hold, &m, 5000));
     /* a small value still rides the broadcast itself: no fetch */
-    struct cl_entry s = write_str(3, CL_KIND_PLUGINS, "small", "{}");
+    struct cl_entry s = write_str(3, GV_KIND_PLUGINS, "small", "{}");
     CHECK(run_until(all_hold, &s, 5000));
     CHECK_INT(cl_replica_stats(C.nodes[0].r)->fetches, 2);
     teardown();
@@ -372,7 +373,7 @@ static void test_concurrent_writes_converge(void)
         int i = k ? 2 : 0;
         struct cl_entry *e = k ? &b : &a;
         memset(e, 0, sizeof(*e));
-        e->kind = CL_KIND_ROUTES;
+        e->kind = GV_KIND_ROUTES;
         e->rank = CL_RANK_NONE;
         e->stamp = stamp;
         snprintf(e->name, sizeof(e->name), WATCH);
@@ -384,8 +385,8 @@ static void test_concurrent_writes_converge(void)
     }
     /* and n1 and n4 race on another object: the larger stamp wins even
      * though its origin is smaller */
-    struct cl_entry c = write_str(4, CL_KIND_ROUTES, "other", "{\"by\":\"n4\"}");
-    struct cl_entry d = write_str(1, CL_KIND_ROUTES, "other", "{\"by\":\"n1\"}");
+    struct cl_entry c = write_str(4, GV_KIND_ROUTES, "other", "{\"by\":\"n4\"}");
+    struct cl_entry d = write_str(1, GV_KIND_ROUTES, "other", "{\"by\":\"n1\"}");
     if (d.stamp <= c.stamp) { /* same millisecond: make n1's the later one */
         d.stamp = c.stamp + 1;
         CHECK_INT(cl_store_merge(C.nodes[1].store, &d), 1);
@@ -395,7 +396,7 @@ static void test_concurrent_writes_converge(void)
     CHECK(run_until(all_hold, &d, 10000));
     CHECK(run_until(roots_equal, (void *)(intptr_t)2, 10000));
     for (int i = 0; i < 5; i++) {
-        const struct cl_entry *h = cl_store_get(C.nodes[i].store, CL_KIND_ROUTES, WATCH);
+        const struct cl_entry *h = cl_store_get(C.nodes[i].store, GV_KIND_ROUTES, WATCH);
         CHECK(h && memcmp(h->value, "{\"by\":\"n2\"}", 11) == 0);
     }
     /* the winner's writer never saw a change for it; the loser's saw one */
@@ -443,7 +444,7 @@ static void test_partitioned_node_catches_up(void)
     for (int k = 0; k < 20; k++) {
         snprintf(names[k], sizeof(names[k]), "svc-%02d", k);
         snprintf(vals[k], sizeof(vals[k]), "{\"k\":%d}", k);
-        es[k] = write_str(k % 3, CL_KIND_SERVICES, names[k], vals[k]);
+        es[k] = write_str(k % 3, GV_KIND_SERVICES, names[k], vals[k]);
         run_for(10);
     }
     struct batch b = {es, 20, 3};
@@ -469,7 +470,7 @@ static void test_partitioned_node_catches_up(void)
     CHECK(pushed >= 20);
     CHECK(summaries > 0);
     /* n3 was not shut down: a write it makes now reaches the others */
-    struct cl_entry back = write_str(3, CL_KIND_SERVICES, "from-n3", "{}");
+    struct cl_entry back = write_str(3, GV_KIND_SERVICES, "from-n3", "{}");
     CHECK(run_until(all_hold, &back, 10000));
     teardown();
 }
@@ -486,7 +487,7 @@ static void test_late_joiner_gets_everything(void)
     for (int k = 0; k < 300; k++) {
         snprintf(name, sizeof(name), "consumer-%03d", k);
         val[0] = (uint8_t)k;
-        write_at(0, CL_KIND_CONSUMERS, name, val, sizeof(val));
+        write_at(0, GV_KIND_CONSUMERS, name, val, sizeof(val));
         if (k % 50 == 49)
             run_for(20);
     }
@@ -506,7 +507,7 @@ static void test_late_joiner_gets_everything(void)
     for (int k = 0; k < 5; k++) {
         struct cl_entry e;
         memset(&e, 0, sizeof(e));
-        e.kind = CL_KIND_ROUTES;
+        e.kind = GV_KIND_ROUTES;
         e.rank = CL_RANK_NONE;
         e.stamp = cl_hlc_now(&old_clock, cl_hlc_wall_ms() - 60000);
         snprintf(e.name, sizeof(e.name), "offline-%d", k);
@@ -536,7 +537,7 @@ static void test_late_joiner_gets_everything(void)
         pushed += cl_replica_stats(C.nodes[i].r)->entries_pushed;
     CHECK(pushed - pushed_before >= 300);
     CHECK(cl_replica_stats(C.nodes[3].r)->entries_pushed >= 5);
-    const struct cl_entry *e = cl_store_get(C.nodes[3].store, CL_KIND_CONSUMERS, "consumer-299");
+    const struct cl_entry *e = cl_store_get(C.nodes[3].store, GV_KIND_CONSUMERS, "consumer-299");
     CHECK(e && e->value_len == sizeof(val) && e->value[0] == (uint8_t)299);
     CHECK(run_until(all_alive, (void *)(intptr_t)4, 3000));
     teardown();
@@ -553,7 +554,7 @@ static struct cl_entry garbage_entry(const char *name, uint64_t stamp, bool dele
 {
     struct cl_entry e;
     memset(&e, 0, sizeof(e));
-    e.kind = CL_KIND_SERVICES;
+    e.kind = GV_KIND_SERVICES;
     e.stamp = stamp;
     snprintf(e.name, sizeof(e.name), "%s", name);
     snprintf(e.origin, sizeof(e.origin), "n0");
@@ -607,7 +608,7 @@ static void send_bad(const void *p, size_t len)
 static void test_damaged_messages(void)
 {
     setup(3, 3, (struct opts){.tick_ms = 100});
-    struct cl_entry seeded = write_str(2, CL_KIND_SERVICES, "present", "{}");
+    struct cl_entry seeded = write_str(2, GV_KIND_SERVICES, "present", "{}");
     CHECK(run_until(all_hold, &seeded, 5000));
     CHECK(run_until(roots_equal, (void *)(intptr_t)1, 5000));
     struct node *n1 = &C.nodes[1];
@@ -640,19 +641,18 @@ static void test_damaged_messages(void)
     send_bad(whole.data, whole.len);
     whole.len--;
     /* well-formed msgpack, wrong shapes */
-    struct cl_entry bad_kind = valid;
-    bad_kind.kind = 9;
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 99); msgpack_pack_nil(pk));
     SEND_PACKED(msgpack_pack_array(pk, 1); msgpack_pack_uint8(pk, 1));
     SEND_PACKED(msgpack_pack_map(pk, 0));
     SEND_PACKED(msgpack_pack_uint8(pk, 4));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_int8(pk, -1); msgpack_pack_nil(pk));
-    /* a change whose entry is out of shape (packed by hand: cl_entry_pack refuses) */
+    /* a change whose entry is out of shape, a kind past one byte (packed by
+     * hand: cl_entry_pack cannot) */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 1); msgpack_pack_array(pk, 7);
-                msgpack_pack_uint8(pk, bad_kind.kind);
-                msgpack_pack_str_with_body(pk, "injected", 8); msgpack_pack_uint64(pk, valid.stamp);
-                msgpack_pack_str_with_body(pk, "n0", 2); msgpack_pack_uint32(pk, 0);
-                msgpack_pack_false(pk); msgpack_pack_bin_with_body(pk, "{}", 2));
+                msgpack_pack_uint16(pk, 256); msgpack_pack_str_with_body(pk, "injected", 8);
+                msgpack_pack_uint64(pk, valid.stamp); msgpack_pack_str_with_body(pk, "n0", 2);
+                msgpack_pack_uint32(pk, 0); msgpack_pack_false(pk);
+                msgpack_pack_bin_with_body(pk, "{}", 2));
     /* an entries batch with one bad entry: the good one must not be taken */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 6); msgpack_pack_array(pk, 2);
                 cl_entry_pack(pk, &valid); msgpack_pack_array(pk, 7); msgpack_pack_uint8(pk, 0);
@@ -661,7 +661,7 @@ static void test_damaged_messages(void)
                 msgpack_pack_false(pk); msgpack_pack_bin_with_body(pk, "{}", 2));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 6); msgpack_pack_nil(pk));
     /* notice: bad kind, empty name, no origin */
-    SEND_PACKED(msgpack_pack_array(pk, 5); msgpack_pack_uint8(pk, 2); msgpack_pack_uint8(pk, 9);
+    SEND_PACKED(msgpack_pack_array(pk, 5); msgpack_pack_uint8(pk, 2); msgpack_pack_uint16(pk, 256);
                 msgpack_pack_str_with_body(pk, "x", 1); msgpack_pack_uint64(pk, 5);
                 msgpack_pack_str_with_body(pk, "n0", 2));
     SEND_PACKED(msgpack_pack_array(pk, 5); msgpack_pack_uint8(pk, 2); msgpack_pack_uint8(pk, 0);
@@ -673,7 +673,7 @@ static void test_damaged_messages(void)
     /* fetch: not a list, a bad key */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 3); msgpack_pack_uint8(pk, 3));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 3); msgpack_pack_array(pk, 1);
-                msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 7);
+                msgpack_pack_array(pk, 2); msgpack_pack_uint16(pk, 256);
                 msgpack_pack_str_with_body(pk, "present", 7));
     /* root: not a number */
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 4);
@@ -697,7 +697,7 @@ static void test_damaged_messages(void)
     run_for(200);
     CHECK_INT(cl_replica_stats(n1->r)->malformed, before + (uint64_t)sent_bad);
     CHECK_INT(n1->changes, changes);
-    CHECK(cl_store_get(n1->store, CL_KIND_SERVICES, "injected") == NULL);
+    CHECK(cl_store_get(n1->store, GV_KIND_SERVICES, "injected") == NULL);
     CHECK(cl_store_root(n1->store) == root);
     size_t counts[CL_STATE_COUNT];
     cl_swim_counts(n1->s, counts);
@@ -721,7 +721,7 @@ static void test_damaged_messages(void)
     CHECK(run_until(all_hold, &valid, 5000)); /* n1 directly, the rest by anti-entropy */
     CHECK(cl_replica_stats(n1->r)->received >= received + 3);
     CHECK_INT(cl_replica_stats(n1->r)->malformed, before + (uint64_t)sent_bad);
-    CHECK(cl_store_get(n1->store, CL_KIND_SERVICES, "ancient") == NULL);
+    CHECK(cl_store_get(n1->store, GV_KIND_SERVICES, "ancient") == NULL);
     CHECK(holds(1, &seeded));
     CHECK_INT(n1->changes, changes + 1);
     CHECK_STR(n1->last_from, "n0");
@@ -743,13 +743,13 @@ static void test_long_names_keep_apart(void)
     memcpy(b, a, sizeof(a));
     a[CL_STORE_MAX_NAME - 1] = 'a';
     b[CL_STORE_MAX_NAME - 1] = 'b';
-    struct cl_entry ea = write_str(0, CL_KIND_ROUTES, a, "{\"a\":1}");
-    struct cl_entry eb = write_str(0, CL_KIND_ROUTES, b, "{\"b\":1}");
+    struct cl_entry ea = write_str(0, GV_KIND_ROUTES, a, "{\"a\":1}");
+    struct cl_entry eb = write_str(0, GV_KIND_ROUTES, b, "{\"b\":1}");
     CHECK(run_until(all_hold, &eb, 2000));
     CHECK(run_until(all_hold, &ea, 1000));
     /* names that differ early are two keys: both spread */
-    struct cl_entry ec = write_str(1, CL_KIND_ROUTES, "short-a", "{}");
-    struct cl_entry ed = write_str(1, CL_KIND_ROUTES, "short-b", "{}");
+    struct cl_entry ec = write_str(1, GV_KIND_ROUTES, "short-a", "{}");
+    struct cl_entry ed = write_str(1, GV_KIND_ROUTES, "short-b", "{}");
     CHECK(run_until(all_hold, &ec, 2000));
     CHECK(run_until(all_hold, &ed, 2000));
     teardown();
@@ -763,7 +763,7 @@ static void test_far_future_stamp(void)
     setup(3, 3, (struct opts){.tick_ms = 100});
     struct cl_entry e;
     memset(&e, 0, sizeof(e));
-    e.kind = CL_KIND_SERVICES;
+    e.kind = GV_KIND_SERVICES;
     e.stamp = 1ULL << 60;
     snprintf(e.name, sizeof(e.name), "future");
     snprintf(e.origin, sizeof(e.origin), "n0");
@@ -778,7 +778,7 @@ static void test_far_future_stamp(void)
     CHECK_INT(cl_entry_pack(&pk, &e), 0);
     CHECK_INT(cl_swim_send_to(C.nodes[0].s, "n1", CHANNEL, (const uint8_t *)b.data, b.len), 0);
     run_for(300);
-    CHECK(cl_store_get(C.nodes[1].store, CL_KIND_SERVICES, "future") == NULL);
+    CHECK(cl_store_get(C.nodes[1].store, GV_KIND_SERVICES, "future") == NULL);
     CHECK(cl_hlc_now(&C.nodes[1].clock, cl_hlc_wall_ms()) < (1ULL << 53));
     gv_buf_free(&b);
     teardown();
@@ -789,7 +789,7 @@ static void test_far_future_stamp(void)
 static void test_fetch_empty_name(void)
 {
     setup(3, 3, (struct opts){.tick_ms = 100});
-    struct cl_entry e = write_str(0, CL_KIND_SERVICES, "present", "{}");
+    struct cl_entry e = write_str(0, GV_KIND_SERVICES, "present", "{}");
     CHECK(run_until(all_hold, &e, 5000));
     uint64_t root = cl_store_root(C.nodes[1].store);
     struct gv_buf b;
@@ -810,8 +810,40 @@ static void test_fetch_empty_name(void)
     teardown();
 }
 
+/* Entries of kinds this version does not know (a newer node's) spread like
+ * any other: by broadcast, and by anti-entropy to a node that joins later,
+ * in both directions. */
+static void test_unknown_kinds_spread(void)
+{
+    setup(3, 2, (struct opts){.tick_ms = 100});
+    struct cl_entry e = write_str(0, 200, WATCH, "{\"from\":\"the future\"}");
+    struct cl_entry d = write_str(1, 255, "gone", NULL);
+    skip_node = 2;
+    CHECK(run_until(all_hold, &e, 10000));
+    CHECK(run_until(all_hold, &d, 10000));
+    CHECK_INT(C.nodes[1].watched, 1);
+    /* n2 held one of its own before it joins: it reaches the others, and
+     * what they hold reaches it */
+    CHECK_INT(cl_store_new(&C.nodes[2].store), 0);
+    struct cl_entry own = {.kind = 77, .stamp = e.stamp + 1, .rank = CL_RANK_NONE};
+    snprintf(own.name, sizeof(own.name), "own");
+    snprintf(own.origin, sizeof(own.origin), "n2");
+    own.value = (const uint8_t *)"{}";
+    own.value_len = 2;
+    CHECK_INT(cl_store_merge(C.nodes[2].store, &own), 1);
+    CHECK_INT(start_node(2, "10.0.0.1:7946"), 0);
+    skip_node = -1;
+    CHECK(run_until(all_hold, &e, 10000));
+    CHECK(run_until(all_hold, &d, 10000));
+    CHECK(run_until(all_hold, &own, 10000));
+    CHECK(run_until(roots_equal, (void *)(intptr_t)3, 5000));
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(cl_replica_stats(C.nodes[i].r)->malformed, 0);
+    teardown();
+}
+
 TEST_MAIN(TEST(test_write_spreads_once), TEST(test_large_value_by_fetch),
           TEST(test_concurrent_writes_converge), TEST(test_partitioned_node_catches_up),
           TEST(test_late_joiner_gets_everything), TEST(test_damaged_messages),
           TEST(test_long_names_keep_apart), TEST(test_far_future_stamp),
-          TEST(test_fetch_empty_name))
+          TEST(test_fetch_empty_name), TEST(test_unknown_kinds_spread))

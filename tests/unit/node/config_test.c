@@ -38,10 +38,10 @@ static void test_spec_example(void)
     const struct node_settings *n = &c.node;
     CHECK_STR(n->name, "gw1");
     CHECK_STR(n->listen, "0.0.0.0:8080");
-    CHECK_STR(n->tls_listen, "0.0.0.0:8443");
-    CHECK_INT(n->ncerts, 1);
-    CHECK_STR(n->certs[0].cert, "a.pem");
-    CHECK_STR(n->certs[0].key, "a.key");
+    CHECK_STR(n->tls.listen, "0.0.0.0:8443");
+    CHECK_INT(n->tls.ncerts, 1);
+    CHECK_STR(n->tls.certs[0].cert, "a.pem");
+    CHECK_STR(n->tls.certs[0].key, "a.key");
     CHECK_STR(n->admin, "127.0.0.1:9901");
     CHECK_STR(n->admin_token_file, "/etc/grapevine/admin.token");
     CHECK_STR(n->gossip, "0.0.0.0:7946");
@@ -123,8 +123,8 @@ static void test_defaults(void)
         CHECK_STR(n->listen, "0.0.0.0:8080");
         CHECK_STR(n->admin, "127.0.0.1:9901");
         CHECK_STR(n->gossip, "0.0.0.0:7946");
-        CHECK(n->tls_listen == NULL);
-        CHECK_INT(n->ncerts, 0);
+        CHECK(n->tls.listen == NULL);
+        CHECK_INT(n->tls.ncerts, 0);
         CHECK(n->advertise == NULL);
         CHECK_INT(n->njoin, 0);
         CHECK(n->admin_token_file == NULL);
@@ -176,7 +176,7 @@ static void test_node_settings(void)
     CHECK_INT(c.node.idle_timeout_ms, 90000);
     CHECK_INT(c.node.max_header_bytes, 32768);
     CHECK_INT(c.node.max_headers, 50);
-    CHECK_STR(c.node.tls_listen, "0.0.0.0:8443");
+    CHECK_STR(c.node.tls.listen, "0.0.0.0:8443");
     CHECK_INT(node_settings_check(&c.node, &err), 0);
     /* An override that drops the token is caught by the re-check. */
     free(c.node.admin_token_file);

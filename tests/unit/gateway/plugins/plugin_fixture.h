@@ -16,6 +16,7 @@
 
 #include "../request_fixture.h"
 #include "gateway/plugins/chain.h"
+#include "gateway/router.h"
 #include "common/err.h"
 #include "test.h"
 
@@ -126,10 +127,9 @@ static inline int fx_check(const char *list, const char *consumers, char **canon
 static inline struct gw_pipeline *fx_pipeline(const char *list, const char *consumers)
 {
     json_t *route = fx_json(list), *cs = consumers ? fx_json(consumers) : NULL;
-    const json_t *per_route[1] = {route};
-    const char *names[1] = {"r"};
+    struct gw_route_spec routes[1] = {{.name = "r", .plugins = route}};
     struct gw_pipeline *p = NULL;
-    CHECK_INT(gw_pipeline_build(NULL, per_route, names, 1, cs, &p), 0);
+    CHECK_INT(gw_pipeline_build(NULL, routes, 1, cs, &p), 0);
     CHECK(p != NULL);
     json_decref(route);
     json_decref(cs);

@@ -74,12 +74,11 @@ static void test_route_replaces_global(void)
 {
     json_t *global = fx_json("[{\"request_headers\":{\"add\":{\"X-Global\":\"g\"}}}]");
     json_t *route = fx_json("[{\"request_headers\":{\"add\":{\"X-Route\":\"r\"}}}]");
-    const json_t *per_route[2] = {route, NULL};
-    const char *names[2] = {"with", "without"};
+    struct gw_route_spec routes[2] = {{.name = "with", .plugins = route}, {.name = "without"}};
     struct gw_pipeline *p = NULL;
     struct gw_peer peer = fx_peer("10.0.0.1");
     struct gw_request r;
-    CHECK_INT(gw_pipeline_build(global, per_route, names, 2, NULL, &p), 0);
+    CHECK_INT(gw_pipeline_build(global, routes, 2, NULL, &p), 0);
     CHECK(p != NULL);
     for (int i = 0; i < 2 && p != NULL; i++) {
         fx_request(&r, &peer, HTTP_GET, "/x", NULL);

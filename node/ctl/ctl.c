@@ -1,15 +1,15 @@
 /* ctl.c - `grapevine ctl`: talks to a node's admin API over HTTP/1.1, prints
  * what it answers as tables (status, members, backends) or JSON, and applies
  * YAML or JSON files of cluster state object by object. */
-#include "node/ctl.h"
-#include "node/ctl_int.h"
+#include "node/ctl/ctl.h"
+#include "node/ctl/ctl_int.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/kinds.h"
 #include "common/util.h"
 
 #include <getopt.h>
 #include <jansson.h>
-#include <libfyaml.h>
 #include <llhttp.h>
 #include <netdb.h>
 #include <signal.h>
@@ -21,9 +21,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-const char *const ctl_kinds[CTL_NKINDS] = {"services", "routes", "consumers", "plugins"};
-const char *const ctl_kinds_singular[CTL_NKINDS] = {"service", "route", "consumer", "plugin"};
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
@@ -163,18 +160,8 @@ int ctl_answered_error(const struct ctl *ctl, const struct reply *r)
  * are passed on as typed, for the node to refuse. */
 const char *ctl_kind_arg(const char *s)
 {
-    for (int k = 0; k < CTL_NKINDS; k++)
-        if (strcmp(s, ctl_kinds[k]) == 0 || strcmp(s, ctl_kinds_singular[k]) == 0)
-            return ctl_kinds[k];
-    return s;
-}
-
-int ctl_kind_index(const char *s)
-{
-    for (int k = 0; k < CTL_NKINDS; k++)
-        if (strcmp(s, ctl_kinds[k]) == 0 || strcmp(s, ctl_kinds_singular[k]) == 0)
-            return k;
-    return -1;
+    const struct gv_kind *k = gv_kind_by_word(s);
+    return k ? k->plural : s;
 }
 
 /* Appends s to b percent-encoded as one path segment. */
@@ -204,21 +191,22 @@ void ctl_object_path(struct gv_buf *b, const char *kind, const char *name)
     }
 }
 
-/* Prints a refused change as "error: PATH: MESSAGE". The node's path is
+/* Prints a refused change as "PLACEerror: PATH: MESSAGE" (PLACE: "FILE:LINE: "
+ * or ""). The node's path is
  * relative to the object sent ("service", "match.paths[0]") unless it names
  * another object ("routes[api].service"); made whole here so it says which
  * object of a file is wrong. */
-void ctl_print_refusal(const char *kind, const char *name, const json_t *answer)
+void ctl_print_refusal(const char *place, const char *kind, const char *name, const json_t *answer)
 {
     const char *path = ctl_str(answer, "path"), *msg = ctl_str(answer, "error");
     size_t kl = strcspn(path, "[");
     char k[32];
     snprintf(k, sizeof(k), "%.*s", (int)GV_MIN(kl, sizeof(k) - 1), path);
-    if (path[kl] == '[' && ctl_kind_index(k) >= 0)
-        fprintf(stderr, "error: %s: %s\n", path, msg);
+    if (path[kl] == '[' && gv_kind_by_name(k) != NULL)
+        fprintf(stderr, "%serror: %s: %s\n", place, path, msg);
     else
-        fprintf(stderr, "error: %s[%s]%s%s: %s\n", kind, name, *path && *path != '[' ? "." : "",
-                path, msg);
+        fprintf(stderr, "%serror: %s[%s]%s%s: %s\n", place, kind, name,
+                *path && *path != '[' ? "." : "", path, msg);
 }
 /* GET path as JSON into *out. Returns 0, or -1 with the reason in why. */
 int ctl_get_json(struct ctl *ctl, const char *path, json_t **out, char *why, size_t whylen)
@@ -295,24 +283,27 @@ static void print_backends(const json_t *arr)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: grapevine ctl [--admin HOST:PORT] [--token T] COMMAND\n"
-               "  status [--watch] [--interval MS] [--timeout S] [--json]\n"
-               "        this node, and each member's config version and digest (* marks a\n"
-               "        member whose config differs from this node's); --watch reprints the\n"
-               "        table whenever it changes, until Ctrl-C or --timeout\n"
-               "  members | backends\n"
-               "  get [KIND [NAME]]          the cluster state, one kind, or one object (JSON)\n"
-               "  apply [-f] FILE            creates or updates every object in FILE (YAML or\n"
-               "        JSON; - is stdin): a state document like the config file's (its node:\n"
-               "        section is ignored) or one object with a kind: key. Prints\n"
-               "        KIND/NAME created | configured | unchanged for each, and stops at the\n"
-               "        first one the node refuses (\"error: PATH: MESSAGE\", exit 1); the\n"
-               "        objects before it stay applied. Never deletes anything.\n"
-               "  delete KIND NAME\n"
-               "  keys [list | install KEY | use ID | remove ID]   (gossip encryption keys)\n"
-               "KIND is services, routes, consumers or plugins (or service, route, ...).\n"
-               "The admin address and token may also come from GRAPEVINE_ADMIN and\n"
-               "GRAPEVINE_TOKEN.\n");
+    char kinds[128];
+    fprintf(f,
+            "usage: grapevine ctl [--admin HOST:PORT] [--token T] COMMAND\n"
+            "  status [--watch] [--interval MS] [--timeout S] [--json]\n"
+            "        this node, and each member's config version and digest (* marks a\n"
+            "        member whose config differs from this node's); --watch reprints the\n"
+            "        table whenever it changes, until Ctrl-C or --timeout\n"
+            "  members | backends\n"
+            "  get [KIND [NAME]]          the cluster state, one kind, or one object (JSON)\n"
+            "  apply [-f] FILE            creates or updates every object in FILE (YAML or\n"
+            "        JSON; - is stdin): a state document like the config file's (its node:\n"
+            "        section is ignored) or one object with a kind: key. Prints\n"
+            "        KIND/NAME created | configured | unchanged for each, and stops at the\n"
+            "        first one the node refuses (\"error: PATH: MESSAGE\", exit 1); the\n"
+            "        objects before it stay applied. Never deletes anything.\n"
+            "  delete KIND NAME\n"
+            "  keys [list | install KEY | use ID | remove ID]   (gossip encryption keys)\n"
+            "KIND is %s (or service, route, ...).\n"
+            "The admin address and token may also come from GRAPEVINE_ADMIN and\n"
+            "GRAPEVINE_TOKEN.\n",
+            gv_kinds_text(kinds, sizeof(kinds), " or "));
 }
 
 int node_ctl_main(int argc, char **argv)

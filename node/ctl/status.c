@@ -1,13 +1,12 @@
-/* ctl_status.c - `grapevine ctl status [--watch]`: this node and every
+/* status.c - `grapevine ctl status [--watch]`: this node and every
  * member's config version and digest, reprinted as the change spreads. */
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/util.h"
-#include "node/ctl_int.h"
+#include "node/ctl/ctl_int.h"
 
 #include <getopt.h>
 #include <jansson.h>
-#include <libfyaml.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>

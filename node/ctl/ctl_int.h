@@ -1,6 +1,6 @@
 /* ctl_int.h - what the parts of `grapevine ctl` share: one admin request
- * and its answer, the kinds of cluster state, and the commands in their own
- * files (ctl_status.c, ctl_apply.c). Internal to node/ctl*.c. */
+ * and its answer, how objects are named, and the commands in their own
+ * files (status.c, apply.c). Internal to node/ctl/. */
 #ifndef GV_NODE_CTL_INT_H
 #define GV_NODE_CTL_INT_H
 
@@ -9,12 +9,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#define CTL_MAX_FILE (64u * 1024 * 1024)
-#define CTL_NKINDS   4
-
-extern const char *const ctl_kinds[CTL_NKINDS];          /* "services", ... */
-extern const char *const ctl_kinds_singular[CTL_NKINDS]; /* "service", ... */
 
 struct ctl {
     const char *admin;
@@ -38,13 +32,13 @@ json_t *ctl_reply_json(const struct reply *r);
 const char *ctl_str(const json_t *o, const char *key);
 /* Prints "ADDR answered CODE: MESSAGE"; returns exit code 1. */
 int ctl_answered_error(const struct ctl *ctl, const struct reply *r);
-/* "route"/"routes" -> "routes" (other words as typed); the index or -1. */
+/* "route"/"routes" -> "routes" (other words as typed, for the node to refuse). */
 const char *ctl_kind_arg(const char *s);
-int ctl_kind_index(const char *s);
 /* "/config/KIND/NAME" with NAME escaped (no NAME: the kind) in b. */
 void ctl_object_path(struct gv_buf *b, const char *kind, const char *name);
-/* "error: PATH: MESSAGE" for a refused change of kind/name. */
-void ctl_print_refusal(const char *kind, const char *name, const json_t *answer);
+/* "PLACEerror: PATH: MESSAGE" for a refused change of kind/name; place is
+ * "FILE:LINE: " (or ""). */
+void ctl_print_refusal(const char *place, const char *kind, const char *name, const json_t *answer);
 /* GETs path as JSON into *out (new reference); 0, or -1 with the reason in
  * why. */
 int ctl_get_json(struct ctl *ctl, const char *path, json_t **out, char *why, size_t whylen);

@@ -1,5 +1,7 @@
 /* echo.h - `grapevine echo`: the demo and test upstream, a small HTTP/1.x
- * server that describes every request back to its client as JSON.
+ * server that describes every request back to its client as JSON. A library
+ * of its own (gv_node_echo): it shares nothing with the daemon but the
+ * gateway's TLS engine.
  *
  * Usage: grapevine echo [--listen ADDR:PORT] [--name NAME] [--tls-cert PEM --tls-key PEM]
  *   --listen  where to listen; default 127.0.0.1:9001 (loopback, like the

@@ -1,6 +1,6 @@
 /* echo.c - `grapevine echo`: a single-threaded libuv + llhttp server that
  * answers each request with a JSON description of it (see echo.h). */
-#include "node/echo.h"
+#include "node/echo/echo.h"
 #include "gateway/http.h"
 #include "gateway/tls.h"
 #include "common/buf.h"

@@ -1,5 +1,6 @@
-/* admin_int.h - what admin.c (connections, routing, read-only endpoints)
- * shares with admin_config.c (the /config endpoints that change state).
+/* admin_int.h - what the admin API's files share: server.c (connections,
+ * dispatch, read-only endpoints), config_api.c (the /config endpoints that
+ * change state) and routes.c (the table naming every endpoint).
  *
  * Threads: the node's control loop only. A request that changes the cluster
  * state is answered only once the change is on disk: the handler holds the
@@ -46,6 +47,7 @@ struct admin_conn {
     bool held;      /* a change is waiting for its done callback */
     json_t *answer; /* held: what to answer once the change is saved */
     int answer_status;
+    char allow[64]; /* an Allow header for the next answer (a 405), or "" */
 };
 
 /* Answers the current request; j (may be NULL: 500) is taken over. */
@@ -67,8 +69,26 @@ void admin_hold(struct admin_conn *c, int status, json_t *answer);
  * connection, or frees it when it was closed meanwhile. */
 void admin_change_done(void *arg, int status);
 
-/* admin_config.c: GET/PUT/DELETE under /config (path starts with
- * "/config"; the token is already checked). */
-void admin_config_request(struct admin_conn *c, int method, const char *path);
+/* The endpoints, as routes.c's table names them (server.c: health, status,
+ * members, backends, metrics, the keyring, the test fault switch;
+ * config_api.c: /config). m->kind and m->param are the path's :kind and
+ * :name (or :id); the token is already checked. */
+struct admin_match;
+void admin_get_health(struct admin_conn *c, const struct admin_match *m);
+void admin_get_status(struct admin_conn *c, const struct admin_match *m);
+void admin_get_members(struct admin_conn *c, const struct admin_match *m);
+void admin_get_backends(struct admin_conn *c, const struct admin_match *m);
+void admin_get_metrics(struct admin_conn *c, const struct admin_match *m);
+void admin_get_keys(struct admin_conn *c, const struct admin_match *m);
+void admin_post_keys(struct admin_conn *c, const struct admin_match *m);
+void admin_post_key_use(struct admin_conn *c, const struct admin_match *m);
+void admin_delete_key(struct admin_conn *c, const struct admin_match *m);
+void admin_post_debug_block(struct admin_conn *c, const struct admin_match *m);
+void admin_get_config(struct admin_conn *c, const struct admin_match *m);
+void admin_put_config(struct admin_conn *c, const struct admin_match *m);
+void admin_get_kind(struct admin_conn *c, const struct admin_match *m);
+void admin_get_object(struct admin_conn *c, const struct admin_match *m);
+void admin_put_object(struct admin_conn *c, const struct admin_match *m);
+void admin_delete_object(struct admin_conn *c, const struct admin_match *m);
 
 #endif

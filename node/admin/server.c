@@ -1,7 +1,9 @@
-/* admin.c - the admin API (JSON over HTTP/1.1) on the node's control loop:
- * connections, the token check, /health, /status, /backends, /metrics and
- * the cluster keyring; /config is in admin_config.c. */
-#include "node/admin_int.h"
+/* server.c - the admin API (JSON over HTTP/1.1) on the node's control loop:
+ * connections, the token check, dispatch through the route table
+ * (routes.c), and the endpoints other than /config (config_api.c): /health,
+ * /status, /backends, /metrics and the cluster keyring. */
+#include "node/admin/admin_int.h"
+#include "node/admin/routes.h"
 #include "node/cstate.h"
 #include "node/gossip.h"
 #include "node/health_share.h"
@@ -9,6 +11,7 @@
 #include "balancer/lb.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/kinds.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "gateway/http.h"
@@ -112,10 +115,15 @@ static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
                   "grapevine_config_save_errors_total %lld\n"
                   "# HELP grapevine_config_invalid Whether the store's state does not validate "
                   "and the last good one is served (1).\n"
-                  "# TYPE grapevine_config_invalid gauge\ngrapevine_config_invalid %d\n",
+                  "# TYPE grapevine_config_invalid gauge\ngrapevine_config_invalid %d\n"
+                  "# HELP grapevine_config_unknown_kind_entries Stored objects of kinds this "
+                  "version does not know (kept and spread, not applied).\n"
+                  "# TYPE grapevine_config_unknown_kind_entries gauge\n"
+                  "grapevine_config_unknown_kind_entries %lld\n",
                   STAT("objects"), STAT("applied_local"), STAT("applied_remote"),
                   STAT("states_rejected"), STAT("save_errors"),
-                  json_is_true(json_object_get(st, "invalid")) ? 1 : 0);
+                  json_is_true(json_object_get(st, "invalid")) ? 1 : 0,
+                  STAT("unknown_kind_entries"));
 #undef STAT
     json_decref(st);
 }
@@ -181,83 +189,23 @@ json_t *admin_body_object(struct admin_conn *c)
     return j;
 }
 
-/* The keyring (GET/POST /cluster/keys, POST /cluster/keys/ID/use,
- * DELETE /cluster/keys/ID) and the test-only fault switch
- * (POST /debug/block {"peers": [...]}). */
-static void cluster_write(struct admin_conn *c, int method, const char *path)
+/* ---- the endpoints (routes.c maps requests to them) -------------------------- */
+
+/* The gossip, or NULL after answering 503 (the node is stopping). */
+static struct node_gossip *gossip_or_503(struct admin_conn *c)
 {
     struct node_gossip *g = c->admin->node->gossip;
-    char err[256] = "";
-    char id[64];
-    int rv;
-    if (g == NULL) {
+    if (g == NULL)
         admin_reply_error(c, 503, "not in a cluster (stopping)");
-        return;
-    }
-    if (strcmp(path, "/debug/block") == 0) {
-        if (method != HTTP_POST) {
-            admin_reply_error(c, 405, "method not allowed");
-            return;
-        }
-        json_t *j = admin_body_object(c);
-        if (j == NULL)
-            return;
-        json_t *peers = json_object_get(j, "peers");
-        const char *addrs[64];
-        size_t n = 0, i;
-        json_t *p;
-        bool ok = json_is_array(peers) && json_array_size(peers) <= 64;
-        json_array_foreach(peers, i, p)
-        {
-            if (!json_is_string(p))
-                ok = false;
-            else if (n < 64)
-                addrs[n++] = json_string_value(p);
-        }
-        if (!ok)
-            admin_reply_error(c, 400, "peers must be a list of at most 64 \"host:port\" strings");
-        else if (node_gossip_block(g, addrs, n) != 0)
-            admin_reply_error(c, 403, "test faults are off (GRAPEVINE_TEST_FAULTS=1 enables them)");
-        else
-            admin_reply_json(c, 200, json_pack("{s:O}", "blocked", peers));
-        json_decref(j);
-        return;
-    }
-    if (strcmp(path, "/cluster/keys") == 0 && (method == HTTP_GET || method == HTTP_HEAD)) {
-        admin_reply_json(c, 200, node_gossip_keys_json(g));
-        return;
-    }
-    if (strcmp(path, "/cluster/keys") == 0 && method == HTTP_POST) {
-        json_t *j = admin_body_object(c);
-        if (j == NULL)
-            return;
-        const char *key = json_string_value(json_object_get(j, "key"));
-        if (key == NULL || json_object_size(j) != 1)
-            rv = (snprintf(err, sizeof(err), "body must be {\"key\": \"<base64 of 32 bytes>\"}"),
-                  GV_EINVAL);
-        else
-            rv = node_gossip_key_install(g, key, err, sizeof(err));
-        json_decref(j);
-        if (rv != 0)
-            admin_reply_error(c, 400, err);
-        else
-            admin_reply_json(c, 200, node_gossip_keys_json(g));
-        return;
-    }
-    if (sscanf(path, "/cluster/keys/%63[0-9a-f]/use", id) == 1 && method == HTTP_POST &&
-        strlen(path) == strlen("/cluster/keys//use") + strlen(id)) {
-        rv = node_gossip_key_use(g, id, err, sizeof(err));
-    } else if (sscanf(path, "/cluster/keys/%63[0-9a-f]", id) == 1 && method == HTTP_DELETE &&
-               strlen(path) == strlen("/cluster/keys/") + strlen(id)) {
-        rv = node_gossip_key_remove(g, id, err, sizeof(err));
-    } else {
-        admin_reply_error(c, 404, "not found");
-        return;
-    }
-    if (rv != 0)
-        admin_reply_error(c, rv == GV_ENOENT ? 404 : 400, err);
-    else
-        admin_reply_json(c, 200, node_gossip_keys_json(g));
+    return g;
+}
+
+void admin_get_health(struct admin_conn *c, const struct admin_match *m)
+{
+    struct node *n = c->admin->node;
+    (void)m;
+    admin_reply_json(c, n->stopping ? 503 : 200,
+                     json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
 }
 
 static json_t *status_json(struct node *n)
@@ -276,13 +224,140 @@ static json_t *status_json(struct node *n)
     return j;
 }
 
+void admin_get_status(struct admin_conn *c, const struct admin_match *m)
+{
+    (void)m;
+    admin_reply_json(c, 200, status_json(c->admin->node));
+}
+
+void admin_get_members(struct admin_conn *c, const struct admin_match *m)
+{
+    struct node_gossip *g = gossip_or_503(c);
+    (void)m;
+    if (g != NULL)
+        admin_reply_json(c, 200, node_gossip_members_json(g));
+}
+
+void admin_get_backends(struct admin_conn *c, const struct admin_match *m)
+{
+    (void)m;
+    admin_reply_json(c, 200, backends_json(c->admin->node));
+}
+
+void admin_get_metrics(struct admin_conn *c, const struct admin_match *m)
+{
+    (void)m;
+    metrics(c);
+}
+
+/* The keyring: GET/POST /cluster/keys, POST /cluster/keys/ID/use,
+ * DELETE /cluster/keys/ID. */
+void admin_get_keys(struct admin_conn *c, const struct admin_match *m)
+{
+    struct node_gossip *g = gossip_or_503(c);
+    (void)m;
+    if (g != NULL)
+        admin_reply_json(c, 200, node_gossip_keys_json(g));
+}
+
+void admin_post_keys(struct admin_conn *c, const struct admin_match *m)
+{
+    struct node_gossip *g = gossip_or_503(c);
+    char err[256] = "";
+    int rv;
+    (void)m;
+    if (g == NULL)
+        return;
+    json_t *j = admin_body_object(c);
+    if (j == NULL)
+        return;
+    const char *key = json_string_value(json_object_get(j, "key"));
+    if (key == NULL || json_object_size(j) != 1)
+        rv = (snprintf(err, sizeof(err), "body must be {\"key\": \"<base64 of 32 bytes>\"}"),
+              GV_EINVAL);
+    else
+        rv = node_gossip_key_install(g, key, err, sizeof(err));
+    json_decref(j);
+    if (rv != 0)
+        admin_reply_error(c, 400, err);
+    else
+        admin_reply_json(c, 200, node_gossip_keys_json(g));
+}
+
+/* A key id is up to 63 lower-case hex digits; anything else names no key. */
+static bool key_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    return n > 0 && n < 64 && strspn(id, "0123456789abcdef") == n;
+}
+
+static void key_change(struct admin_conn *c, const char *id,
+                       int (*change)(struct node_gossip *, const char *, char *, size_t))
+{
+    struct node_gossip *g = gossip_or_503(c);
+    char err[256] = "";
+    if (g == NULL)
+        return;
+    if (!key_id_ok(id)) {
+        admin_reply_error(c, 404, "not found");
+        return;
+    }
+    int rv = change(g, id, err, sizeof(err));
+    if (rv != 0)
+        admin_reply_error(c, rv == GV_ENOENT ? 404 : 400, err);
+    else
+        admin_reply_json(c, 200, node_gossip_keys_json(g));
+}
+
+void admin_post_key_use(struct admin_conn *c, const struct admin_match *m)
+{
+    key_change(c, m->param, node_gossip_key_use);
+}
+
+void admin_delete_key(struct admin_conn *c, const struct admin_match *m)
+{
+    key_change(c, m->param, node_gossip_key_remove);
+}
+
+/* The test-only fault switch: POST /debug/block {"peers": [...]}. */
+void admin_post_debug_block(struct admin_conn *c, const struct admin_match *m)
+{
+    struct node_gossip *g = gossip_or_503(c);
+    (void)m;
+    if (g == NULL)
+        return;
+    json_t *j = admin_body_object(c);
+    if (j == NULL)
+        return;
+    json_t *peers = json_object_get(j, "peers");
+    const char *addrs[64];
+    size_t n = 0, i;
+    json_t *p;
+    bool ok = json_is_array(peers) && json_array_size(peers) <= 64;
+    json_array_foreach(peers, i, p)
+    {
+        if (!json_is_string(p))
+            ok = false;
+        else if (n < 64)
+            addrs[n++] = json_string_value(p);
+    }
+    if (!ok)
+        admin_reply_error(c, 400, "peers must be a list of at most 64 \"host:port\" strings");
+    else if (node_gossip_block(g, addrs, n) != 0)
+        admin_reply_error(c, 403, "test faults are off (GRAPEVINE_TEST_FAULTS=1 enables them)");
+    else
+        admin_reply_json(c, 200, json_pack("{s:O}", "blocked", peers));
+    json_decref(j);
+}
+
+/* Checks the token, finds the request's row in the route table and runs it,
+ * or answers why there is none. */
 static void route_request(struct admin_conn *c)
 {
-    struct node *n = c->admin->node;
     const char *url = c->url.data ? c->url.data : "/";
     size_t ul = strcspn(url, "?");
-    char path[ADMIN_MAX_PATH];
-    int method = c->method;
+    char path[ADMIN_MAX_PATH], methods[64], msg[128];
+    struct admin_match m;
 
     if (c->admin->token != NULL) {
         const char *a = c->auth.data ? c->auth.data : "";
@@ -299,34 +374,31 @@ static void route_request(struct admin_conn *c)
     }
     memcpy(path, url, ul);
     path[ul] = '\0';
-    if (strncmp(path, "/cluster/keys", 13) == 0 || strcmp(path, "/debug/block") == 0) {
-        cluster_write(c, method, path);
-        return;
+    switch (admin_route_match(admin_routes, admin_nroutes, c->method, path, &m)) {
+    case ADMIN_FOUND:
+        m.route->handler(c, &m);
+        break;
+    case ADMIN_NO_METHOD:
+        admin_methods_text(m.allowed, 1, c->allow, sizeof(c->allow));
+        snprintf(msg, sizeof(msg), "method not allowed (%s)",
+                 admin_methods_text(m.allowed, 0, methods, sizeof(methods)));
+        admin_reply_error(c, 405, msg);
+        break;
+    case ADMIN_NO_KIND: {
+        char kinds[96];
+        snprintf(msg, sizeof(msg), "no such kind (%s)", gv_kinds_text(kinds, sizeof(kinds), ", "));
+        admin_reply_error(c, 404, msg);
+        break;
     }
-    if (strcmp(path, "/config") == 0 || strncmp(path, "/config/", 8) == 0) {
-        admin_config_request(c, method, path);
-        return;
-    }
-    if (method != HTTP_GET && method != HTTP_HEAD) {
-        admin_reply_error(c, 405, "method not allowed");
-        return;
-    }
-    if (strcmp(path, "/health") == 0) {
-        admin_reply_json(c, n->stopping ? 503 : 200,
-                         json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
-    } else if (strcmp(path, "/status") == 0) {
-        admin_reply_json(c, 200, status_json(n));
-    } else if (strcmp(path, "/cluster/members") == 0) {
-        if (n->gossip == NULL)
-            admin_reply_error(c, 503, "not in a cluster (stopping)");
-        else
-            admin_reply_json(c, 200, node_gossip_members_json(n->gossip));
-    } else if (strcmp(path, "/backends") == 0) {
-        admin_reply_json(c, 200, backends_json(n));
-    } else if (strcmp(path, "/metrics") == 0) {
-        metrics(c);
-    } else {
-        admin_reply_error(c, 404, "not found");
+    case ADMIN_BAD_ESCAPE:
+        admin_reply_invalid(c, "name", "bad percent-encoding in the name");
+        break;
+    case ADMIN_NOT_FOUND:
+        admin_reply_error(c, 404,
+                          strncmp(path, "/config/", 8) == 0
+                              ? "not found (/config/KIND/NAME; a '/' in NAME is %2F)"
+                              : "not found");
+        break;
     }
 }
 
@@ -400,6 +472,9 @@ void admin_reply(struct admin_conn *c, int status, const char *ctype, const char
         len = 0;
     else
         gv_buf_printf(&b, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
+    if (c->allow[0] != '\0') /* a 405 says what the path takes (RFC 9110) */
+        gv_buf_printf(&b, "Allow: %s\r\n", c->allow);
+    c->allow[0] = '\0';
     gv_buf_printf(&b, "%s\r\n", close ? "Connection: close\r\n" : "");
     if (c->method != HTTP_HEAD)
         gv_buf_append(&b, body, len);

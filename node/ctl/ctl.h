@@ -1,4 +1,7 @@
-/* ctl.h - `grapevine ctl`: a command-line client of a node's admin API. */
+/* ctl.h - `grapevine ctl`: a command-line client of a node's admin API.
+ *
+ * A library of its own (gv_node_ctl) that links only common/: it talks to a
+ * node over HTTP like any client and shares no code with the daemon. */
 #ifndef GV_NODE_CTL_H
 #define GV_NODE_CTL_H
 
