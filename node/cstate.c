@@ -510,39 +510,38 @@ static void done_later(struct node_cstate *cs, node_cstate_done_fn done, void *a
         start_write(cs);
 }
 
-int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
-                    json_t **stored, bool *created, struct node_state_error *err,
-                    node_cstate_done_fn done, void *arg)
+/* The element obj becomes in its kind's list: {NAME: obj} for a plugin,
+ * obj with its name for the others (a name in the body must be the URL's). */
+static int put_element(int kind, const char *name, const json_t *obj, json_t **out,
+                       struct node_state_error *err)
 {
-    struct node_state st;
-    json_t *elem = NULL, *root = NULL, *canon = NULL;
-    char *value = NULL;
-    int rv;
-    memset(err, 0, sizeof(*err));
-    *stored = NULL;
-    *created = false;
-    if ((rv = check_name(kind, name, err)) != 0)
-        return rv;
-    if (reserve_waiter(cs) != 0)
-        return GV_ENOMEM;
     if (!json_is_object(obj))
         return fail(err, "", "must be a JSON object");
     if (kind == GV_KIND_PLUGINS) {
-        elem = json_pack("{s:O}", name, (json_t *)obj);
-    } else {
-        const json_t *given = json_object_get(obj, "name");
-        if (given != NULL &&
-            (!json_is_string(given) || strcmp(json_string_value(given), name) != 0))
-            return fail(err, "name", "must be the name in the URL");
-        elem = json_deep_copy(obj);
-        if (elem != NULL)
-            json_object_set_new(elem, "name", json_string(name));
+        *out = json_pack("{s:O}", name, (json_t *)obj);
+        return *out ? 0 : GV_ENOMEM;
     }
-    const struct cl_entry *cur = cl_store_get(cs->store, (uint8_t)kind, name);
-    bool exists = cur != NULL && !cur->deleted;
-    uint32_t rank = exists ? cur->rank : CL_RANK_NONE;
-    long present, at = position(cs, kind, name, rank, &present);
-    if (elem == NULL || (root = materialize(cs, err)) == NULL) {
+    const json_t *given = json_object_get(obj, "name");
+    if (given != NULL && (!json_is_string(given) || strcmp(json_string_value(given), name) != 0))
+        return fail(err, "name", "must be the name in the URL");
+    if ((*out = json_deep_copy(obj)) == NULL)
+        return GV_ENOMEM;
+    if (json_object_set_new(*out, "name", json_string(name)) != 0) {
+        json_decref(*out);
+        return GV_ENOMEM;
+    }
+    return 0;
+}
+
+/* The state with elem put at its place (replacing the object held, or
+ * inserted at its rank), validated into *st; *at is its index in its list. */
+static int stage_put(struct node_cstate *cs, int kind, const char *name, json_t *elem,
+                     uint32_t rank, struct node_state *st, long *at, struct node_state_error *err)
+{
+    long present;
+    json_t *root = NULL;
+    *at = position(cs, kind, name, rank, &present);
+    if ((root = materialize(cs, err)) == NULL) {
         json_decref(elem);
         return err->msg[0] ? GV_EINVAL : GV_ENOMEM;
     }
@@ -550,36 +549,67 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
     if (present >= 0)
         json_array_set_new(arr, (size_t)present, elem);
     else
-        json_array_insert_new(arr, (size_t)at, elem);
-    if ((rv = validate(root, kind, at, &st, err)) != 0)
-        goto out;
-    /* The client sees the object with every default; the store keeps its
-     * minimal form (node_state_to_json_min). */
-    canon = node_state_to_json(&st);
+        json_array_insert_new(arr, (size_t)*at, elem);
+    int rv = validate(root, kind, *at, st, err);
+    json_decref(root);
+    return rv;
+}
+
+/* The object at index at of its kind in st: as the client sees it (every
+ * default, *shown) and as the store keeps it (minimal form, *value). */
+static int object_forms(const struct node_state *st, int kind, long at, const char *name,
+                        json_t **shown, char **value)
+{
+    json_t *canon = node_state_to_json(st), *mins = node_state_to_json_min(st);
     json_t *cobj = json_array_get(json_object_get(canon, plural(kind)), (size_t)at);
-    json_t *mins = node_state_to_json_min(&st);
     json_t *mobj = json_array_get(json_object_get(mins, plural(kind)), (size_t)at);
-    value = cobj && mobj ? json_dumps(mobj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    *value = cobj && mobj ? json_dumps(mobj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    *shown =
+        *value ? json_incref(kind == GV_KIND_PLUGINS ? json_object_get(cobj, name) : cobj) : NULL;
+    json_decref(canon);
     json_decref(mins);
-    if (value == NULL) {
-        rv = GV_ENOMEM;
-        goto out_state;
-    }
-    *stored = json_incref(kind == GV_KIND_PLUGINS ? json_object_get(cobj, name) : cobj);
+    return *value ? 0 : GV_ENOMEM;
+}
+
+static int too_large(const char *value, const char *where, struct node_state_error *err)
+{
+    char msg[128];
+    if (strlen(value) <= CL_STORE_MAX_VALUE)
+        return 0;
+    snprintf(msg, sizeof(msg), "object is %zu bytes; the limit is %d", strlen(value),
+             CL_STORE_MAX_VALUE);
+    return fail(err, where, msg);
+}
+
+int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
+                    json_t **stored, bool *created, struct node_state_error *err,
+                    node_cstate_done_fn done, void *arg)
+{
+    struct node_state st;
+    json_t *elem = NULL;
+    char *value = NULL;
+    long at;
+    int rv;
+    memset(err, 0, sizeof(*err));
+    *stored = NULL;
+    *created = false;
+    if ((rv = check_name(kind, name, err)) != 0 || (rv = reserve_waiter(cs)) != 0 ||
+        (rv = put_element(kind, name, obj, &elem, err)) != 0)
+        return rv;
+    const struct cl_entry *cur = cl_store_get(cs->store, (uint8_t)kind, name);
+    bool exists = cur != NULL && !cur->deleted;
+    uint32_t rank = exists ? cur->rank : CL_RANK_NONE;
+    if ((rv = stage_put(cs, kind, name, elem, rank, &st, &at, err)) != 0)
+        return rv;
+    if ((rv = object_forms(&st, kind, at, name, stored, &value)) != 0 ||
+        (rv = too_large(value, "", err)) != 0)
+        goto fail;
     if (exists && cur->value_len == strlen(value) &&
         memcmp(cur->value, value, cur->value_len) == 0) {
+        node_state_free(&st);
+        free(value);
         done_later(cs, done, arg);
-        rv = 1; /* the same object is held: nothing to write */
-        goto out_state;
-    }
-    if (strlen(value) > CL_STORE_MAX_VALUE) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "object is %zu bytes; the limit is %d", strlen(value),
-                 CL_STORE_MAX_VALUE);
-        json_decref(*stored);
-        *stored = NULL;
-        rv = fail(err, "", msg);
-        goto out_state;
+        return 1; /* the same object is held: nothing to write */
     }
     struct cl_entry e;
     init_entry(cs, &e, kind, name);
@@ -587,23 +617,21 @@ int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const js
     e.value = (const uint8_t *)value;
     e.value_len = strlen(value);
     if ((rv = node_publish(cs->n, &st, GV_MAX(e.stamp, cl_store_max_stamp(cs->store)))) != 0) {
-        json_decref(*stored);
-        *stored = NULL;
         fail(err, "", gv_strerror(rv));
-        goto out_state;
+        goto fail;
     }
     *created = !exists;
     cs->applied_local++;
     cs->invalid = false;
     gv_info("config: %s %s/%s here", exists ? "updated" : "created", plural(kind), name);
     commit(cs, &e, done, arg);
-    goto out;
-out_state:
-    node_state_free(&st);
-out:
     free(value);
-    json_decref(canon);
-    json_decref(root);
+    return 0;
+fail:
+    json_decref(*stored);
+    *stored = NULL;
+    node_state_free(&st);
+    free(value);
     return rv;
 }
 
@@ -676,45 +704,37 @@ static int find_gone(void *arg, const struct cl_entry *e)
     return 0;
 }
 
-int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **changes,
-                        struct node_state_error *err, node_cstate_done_fn done, void *arg)
+/* What PUT /config writes: tombstones for what the new state no longer
+ * names, and an entry per object that is new or changed, with the changes
+ * listed for the answer. The entries' values point at strings kept in
+ * values (freed by the caller). */
+struct replace_plan {
+    struct cl_entry *writes;
+    size_t nwrites;
+    char **values;
+    size_t nvalues;
+    json_t *created, *updated, *deleted;
+};
+
+static void plan_free(struct replace_plan *p)
 {
-    struct node_state st;
-    int rv;
-    memset(err, 0, sizeof(*err));
-    *changes = NULL;
-    if (!json_is_object(state))
-        return fail(err, "", "must be a JSON object");
-    if (reserve_waiter(cs) != 0)
-        return GV_ENOMEM;
-    if ((rv = validate(state, -1, -1, &st, err)) != 0)
-        return rv;
-    json_t *canon = node_state_to_json_min(&st); /* what is stored */
-    json_t *created = json_array(), *updated = json_array(), *deleted = json_array();
-    struct cl_entry *writes = calloc(cl_store_count(cs->store) + 1, sizeof(*writes));
-    struct replace_ctx ctx = {canon, writes, 0};
-    char **values = NULL;
-    size_t nvalues = 0, total = 0;
-    for (int k = 0; k < GV_KIND_COUNT; k++)
-        total += json_array_size(json_object_get(canon, plural(k)));
-    values = calloc(total + 1, sizeof(*values));
-    if (canon == NULL || created == NULL || updated == NULL || deleted == NULL || writes == NULL ||
-        values == NULL) {
-        rv = GV_ENOMEM;
-        goto fail;
-    }
-    /* tombstones first: everything held that the new state does not name */
-    cl_store_foreach(cs->store, find_gone, &ctx);
-    size_t nwrites = ctx.ngone;
-    struct cl_entry *all = realloc(writes, (nwrites + total + 1) * sizeof(*all));
-    if (all == NULL) {
-        rv = GV_ENOMEM;
-        goto fail;
-    }
-    writes = all;
+    for (size_t i = 0; i < p->nvalues; i++)
+        free(p->values[i]);
+    free(p->values);
+    free(p->writes);
+    json_decref(p->created);
+    json_decref(p->updated);
+    json_decref(p->deleted);
+}
+
+static int plan_tombstones(struct node_cstate *cs, const json_t *canon, struct replace_plan *p)
+{
+    struct replace_ctx ctx = {canon, p->writes, 0};
     char label[200];
-    for (size_t i = 0; i < nwrites; i++) {
-        struct cl_entry *e = &writes[i];
+    cl_store_foreach(cs->store, find_gone, &ctx);
+    p->nwrites = ctx.ngone;
+    for (size_t i = 0; i < p->nwrites; i++) {
+        struct cl_entry *e = &p->writes[i];
         char nm[CL_STORE_MAX_NAME + 1];
         snprintf(nm, sizeof(nm), "%s", e->name);
         uint32_t rank = e->rank;
@@ -722,77 +742,111 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
         e->deleted = true;
         e->rank = rank;
         snprintf(label, sizeof(label), "%s/%s", plural(e->kind), nm);
-        json_array_append_new(deleted, json_string(label));
+        if (json_array_append_new(p->deleted, json_string(label)) != 0)
+            return GV_ENOMEM;
     }
-    for (int k = 0; k < GV_KIND_COUNT; k++) {
-        const json_t *arr = json_object_get(canon, plural(k));
+    return 0;
+}
+
+/* An entry for object v (index i of kind k) unless the store holds it as is. */
+static int plan_object(struct node_cstate *cs, int k, size_t i, const json_t *v,
+                       struct replace_plan *p, struct node_state_error *err)
+{
+    char label[200];
+    const char *nm = element_name(k, v);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    if (nm == NULL || text == NULL) {
+        free(text);
+        return GV_ENOMEM;
+    }
+    p->values[p->nvalues++] = text;
+    snprintf(label, sizeof(label), "%s[%zu]", plural(k), i);
+    int rv = too_large(text, label, err);
+    if (rv != 0)
+        return rv;
+    const struct cl_entry *cur = cl_store_get(cs->store, (uint8_t)k, nm);
+    bool exists = cur != NULL && !cur->deleted;
+    if (exists && cur->rank == i && cur->value_len == strlen(text) &&
+        memcmp(cur->value, text, cur->value_len) == 0)
+        return 0;
+    struct cl_entry *e = &p->writes[p->nwrites++];
+    init_entry(cs, e, k, nm);
+    e->rank = (uint32_t)i;
+    e->value = (const uint8_t *)text;
+    e->value_len = strlen(text);
+    snprintf(label, sizeof(label), "%s/%s", plural(k), nm);
+    return json_array_append_new(exists ? p->updated : p->created, json_string(label)) == 0
+               ? 0
+               : GV_ENOMEM;
+}
+
+static int plan_replace(struct node_cstate *cs, const json_t *canon, struct replace_plan *p,
+                        struct node_state_error *err)
+{
+    size_t total = 0;
+    for (int k = 0; k < GV_KIND_COUNT; k++)
+        total += json_array_size(json_object_get(canon, plural(k)));
+    p->writes = calloc(cl_store_count(cs->store) + total + 1, sizeof(*p->writes));
+    p->values = calloc(total + 1, sizeof(*p->values));
+    p->created = json_array();
+    p->updated = json_array();
+    p->deleted = json_array();
+    if (p->writes == NULL || p->values == NULL || p->created == NULL || p->updated == NULL ||
+        p->deleted == NULL)
+        return GV_ENOMEM;
+    /* tombstones first: everything held that the new state does not name */
+    int rv = plan_tombstones(cs, canon, p);
+    for (int k = 0; k < GV_KIND_COUNT && rv == 0; k++) {
         size_t i;
         json_t *v;
-        json_array_foreach(arr, i, v)
+        json_array_foreach(json_object_get(canon, plural(k)), i, v)
         {
-            const char *nm = element_name(k, v);
-            char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-            if (nm == NULL || text == NULL) {
-                free(text);
-                rv = GV_ENOMEM;
-                goto fail;
-            }
-            values[nvalues++] = text;
-            snprintf(label, sizeof(label), "%s[%zu]", plural(k), i);
-            if (strlen(text) > CL_STORE_MAX_VALUE) {
-                char msg[128];
-                snprintf(msg, sizeof(msg), "object is %zu bytes; the limit is %d", strlen(text),
-                         CL_STORE_MAX_VALUE);
-                rv = fail(err, label, msg);
-                goto fail;
-            }
-            const struct cl_entry *cur = cl_store_get(cs->store, (uint8_t)k, nm);
-            bool exists = cur != NULL && !cur->deleted;
-            if (exists && cur->rank == i && cur->value_len == strlen(text) &&
-                memcmp(cur->value, text, cur->value_len) == 0)
-                continue;
-            struct cl_entry *e = &writes[nwrites++];
-            init_entry(cs, e, k, nm);
-            e->rank = (uint32_t)i;
-            e->value = (const uint8_t *)text;
-            e->value_len = strlen(text);
-            snprintf(label, sizeof(label), "%s/%s", plural(k), nm);
-            json_array_append_new(exists ? updated : created, json_string(label));
+            if (rv == 0)
+                rv = plan_object(cs, k, i, v, p, err);
         }
     }
-    *changes =
-        json_pack("{s:o,s:o,s:o}", "created", created, "updated", updated, "deleted", deleted);
-    created = updated = deleted = NULL;
-    if (nwrites == 0) {
+    return rv;
+}
+
+int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **changes,
+                        struct node_state_error *err, node_cstate_done_fn done, void *arg)
+{
+    struct node_state st;
+    struct replace_plan p = {0};
+    int rv;
+    memset(err, 0, sizeof(*err));
+    *changes = NULL;
+    if (!json_is_object(state))
+        return fail(err, "", "must be a JSON object");
+    if ((rv = reserve_waiter(cs)) != 0 || (rv = validate(state, -1, -1, &st, err)) != 0)
+        return rv;
+    json_t *canon = node_state_to_json_min(&st); /* what is stored */
+    rv = canon ? plan_replace(cs, canon, &p, err) : GV_ENOMEM;
+    json_decref(canon);
+    if (rv != 0)
+        goto fail;
+    if (p.nwrites == 0) {
         node_state_free(&st);
         done_later(cs, done, arg);
     } else {
-        uint64_t top = GV_MAX(writes[nwrites - 1].stamp, cl_store_max_stamp(cs->store));
+        uint64_t top = GV_MAX(p.writes[p.nwrites - 1].stamp, cl_store_max_stamp(cs->store));
         if ((rv = node_publish(cs->n, &st, top)) != 0) {
-            json_decref(*changes);
-            *changes = NULL;
             fail(err, "", gv_strerror(rv));
             goto fail;
         }
-        cs->applied_local += nwrites;
+        cs->applied_local += p.nwrites;
         cs->invalid = false;
-        gv_info("config: replaced the whole state here (%zu changes)", nwrites);
-        for (size_t i = 0; i < nwrites; i++)
-            commit(cs, &writes[i], i + 1 == nwrites ? done : NULL, arg);
+        gv_info("config: replaced the whole state here (%zu changes)", p.nwrites);
+        for (size_t i = 0; i < p.nwrites; i++)
+            commit(cs, &p.writes[i], i + 1 == p.nwrites ? done : NULL, arg);
     }
-    rv = 0;
-    goto out;
+    *changes = json_pack("{s:O,s:O,s:O}", "created", p.created, "updated", p.updated, "deleted",
+                         p.deleted);
+    plan_free(&p);
+    return 0;
 fail:
     node_state_free(&st);
-out:
-    json_decref(created);
-    json_decref(updated);
-    json_decref(deleted);
-    for (size_t i = 0; i < nvalues; i++)
-        free(values[i]);
-    free(values);
-    free(writes);
-    json_decref(canon);
+    plan_free(&p);
     return rv;
 }
 

@@ -442,43 +442,27 @@ static int sticky_key(struct node *n)
     return ok ? 0 : GV_EIO;
 }
 
-int node_run(const struct node_run_opts *o)
+/* Log level and sticky key from the config: 0, or 2 (the exit status) on a
+ * bad value. */
+static int configure_process(struct node *n)
 {
-    struct node *n = calloc(1, sizeof(*n));
-    int code = 1;
-    if (n == NULL)
-        return 1;
-    if (load_config(n, o) != 0) {
-        code = 2;
-        goto out_free;
-    }
     enum gv_log_level lvl = GV_LOG_INFO;
     if (n->cfg.node.log_level != NULL && gv_log_parse_level(n->cfg.node.log_level, &lvl) != 0) {
         fprintf(stderr, "grapevine: unknown log level \"%s\"\n", n->cfg.node.log_level);
-        code = 2;
-        goto out_cfg;
+        return 2;
     }
     gv_log_set_level(lvl);
     n->started_ms = gv_now_ms();
     /* A peer that hangs up mid-write is an error on that connection, not
      * the end of the process. */
     signal(SIGPIPE, SIG_IGN);
-    if (sticky_key(n) != 0) {
-        code = 2;
-        goto out_cfg;
-    }
-    gw_snapshot_slot_init(&n->slot);
-    if (uv_loop_init(&n->loop) != 0 || lb_registry_new(&n->registry) != 0)
-        goto out_slot;
-    if (lb_health_start(&n->loop, &n->health) != 0)
-        goto out_loop;
-    node_health_tls_init(n);
-    if (node_cstate_open(n, &n->cstate) != 0)
-        goto out_health;
-    if (start_workers(n) != 0)
-        goto out_workers;
-    if (node_admin_start(n, n->cfg.node.admin, &n->admin) != 0)
-        goto out_workers;
+    return sticky_key(n) != 0 ? 2 : 0;
+}
+
+/* Joins the mesh and wires what rides on it: replicated config, cluster rate
+ * limits, shared health. Only the mesh itself is fatal. */
+static int start_mesh(struct node *n)
+{
     const char *faults = getenv("GRAPEVINE_TEST_FAULTS");
     struct node_gossip_config gc = {
         .name = n->cfg.node.name,
@@ -490,11 +474,8 @@ int node_run(const struct node_run_opts *o)
         .profile = n->cfg.node.gossip_profile,
         .test_faults = faults != NULL && strcmp(faults, "1") == 0,
     };
-    if (node_gossip_start(&n->loop, &gc, &n->gossip) != 0) {
-        node_admin_stop(n->admin);
-        n->admin = NULL;
-        goto out_workers;
-    }
+    if (node_gossip_start(&n->loop, &gc, &n->gossip) != 0)
+        return GV_EIO;
     node_gossip_set_config(n->gossip, n->config_digest, n->config_version);
     if (node_cstate_attach(n->cstate, node_gossip_swim(n->gossip)) != 0)
         gv_error("config: cannot replicate through the cluster channel");
@@ -502,6 +483,11 @@ int node_run(const struct node_run_opts *o)
         gv_error("cluster rate limits: cannot follow the membership");
     if (node_health_share_start(n, node_gossip_swim(n->gossip)) != 0)
         gv_error("health checks: cannot share them through the cluster channel");
+    return 0;
+}
+
+static void watch_signals(struct node *n)
+{
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);
@@ -509,6 +495,49 @@ int node_run(const struct node_run_opts *o)
     uv_signal_start(&n->sig_term, on_signal, SIGTERM);
     uv_signal_start(&n->sig_int, on_signal, SIGINT);
     uv_signal_start(&n->sig_hup, on_signal, SIGHUP);
+}
+
+/* Frees what the node holds after its loop has ended. */
+static void release_node(struct node *n)
+{
+    gw_snapshot_slot_fini(&n->slot);
+    gw_tls_slot_free(n->tls);
+    for (int i = 0; i < n->nmetrics; i++)
+        gw_metrics_free(n->metrics[i]);
+    free(n->metrics);
+    free(n->workers);
+    lb_registry_free(n->registry);
+}
+
+int node_run(const struct node_run_opts *o)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    int code = 1;
+    if (n == NULL)
+        return 1;
+    if (load_config(n, o) != 0) {
+        code = 2;
+        goto out_free;
+    }
+    if ((code = configure_process(n)) != 0)
+        goto out_cfg;
+    code = 1;
+    gw_snapshot_slot_init(&n->slot);
+    if (uv_loop_init(&n->loop) != 0 || lb_registry_new(&n->registry) != 0)
+        goto out_slot;
+    if (lb_health_start(&n->loop, &n->health) != 0)
+        goto out_loop;
+    node_health_tls_init(n);
+    if (node_cstate_open(n, &n->cstate) != 0)
+        goto out_health;
+    if (start_workers(n) != 0 || node_admin_start(n, n->cfg.node.admin, &n->admin) != 0)
+        goto out_workers;
+    if (start_mesh(n) != 0) {
+        node_admin_stop(n->admin);
+        n->admin = NULL;
+        goto out_workers;
+    }
+    watch_signals(n);
     gv_info("node %s started (grapevine %s)", n->cfg.node.name, GV_VERSION);
     uv_run(&n->loop, UV_RUN_DEFAULT);
     code = 0;
@@ -533,13 +562,7 @@ out_loop:
     uv_run(&n->loop, UV_RUN_DEFAULT);
     uv_loop_close(&n->loop);
 out_slot:
-    gw_snapshot_slot_fini(&n->slot);
-    gw_tls_slot_free(n->tls);
-    for (int i = 0; i < n->nmetrics; i++)
-        gw_metrics_free(n->metrics[i]);
-    free(n->metrics);
-    free(n->workers);
-    lb_registry_free(n->registry);
+    release_node(n);
 out_cfg:
     node_config_free(&n->cfg);
 out_free:
