@@ -1,6 +1,7 @@
 /* cli.c - command-line parsing and subcommand dispatch. */
 #include "node/cli.h"
 #include "node/config.h"
+#include "node/docs.h"
 #include "node/ctl/ctl.h"
 #include "node/echo/echo.h"
 #include "node/node.h"
@@ -23,6 +24,7 @@ static void usage(FILE *f)
            "       grapevine ctl [--admin HOST:PORT] [--token T] status [--watch] | members\n"
            "                     | backends | get [KIND [NAME]] | apply [-f] FILE\n"
            "                     | delete KIND NAME | keys ...   (grapevine ctl --help)\n"
+           "       grapevine docs config      (the configuration reference, markdown)\n"
            "       grapevine version\n"
            "Every run flag may also come from GRAPEVINE_<FLAG> (GRAPEVINE_JOIN, ...);\n"
            "flags beat the environment, which beats the config file.\n");
@@ -149,6 +151,12 @@ int node_cli_main(int argc, char **argv)
         return node_echo_main(argc - 1, argv + 1);
     if (strcmp(cmd, "ctl") == 0)
         return node_ctl_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "docs") == 0) {
+        if (argc == 3 && strcmp(argv[2], "config") == 0)
+            return node_docs_config(stdout) == 0 ? 0 : 1;
+        fprintf(stderr, "usage: grapevine docs config   (the configuration reference)\n");
+        return 2;
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("grapevine %s\n", GV_VERSION);
         return 0;
