@@ -234,6 +234,7 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg,
     }
     bool close = !r->keep_alive || !r->body_done || c->w->draining;
     struct gv_buf b;
+    c->linger |= !r->body_done; /* part of its body may still be on the way */
     gv_buf_init(&b);
     if (gw_error_response(&b, status, msg, r->request_id, close) == 0) {
         const char *eol = memchr(b.data, '\n', b.len); /* after the status line */
@@ -482,6 +483,53 @@ static void on_conn_closed(uv_handle_t *h)
     gw_worker_conn_gone(w);
 }
 
+/* Ends the connection's request, logged as 499 when it had no answer. */
+static void drop_request(struct gw_conn *c)
+{
+    struct gw_request *r = c->req;
+    if (r == NULL)
+        return;
+    c->req = NULL;
+    if (r->up != NULL)
+        gw_proxy_abort(r);
+    if (!r->finished) {
+        if (r->status == 0)
+            r->status = 499; /* client went away first, as nginx logs it */
+        gw_access_log(r, gv_now_us() - r->start_us);
+    }
+    request_free(r);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Lingering close (as nginx does): after an error answer to a client that
+ * may still be sending, shut the write side and read and discard until the
+ * client closes or GW_LINGER_MS pass. Closing at once would make the kernel
+ * answer the unread input with a reset, which can destroy the answer
+ * before the client reads it (a 431 for an oversized head). */
+static void linger(struct gw_conn *c)
+{
+    uv_shutdown_t *sh = malloc(sizeof(*sh));
+    drop_request(c);
+    c->lingering = true;
+    c->since_ms = gv_now_ms();
+    gw_link_remove(&c->link);
+    gw_link_append(&c->w->linger_conns, &c->link);
+    if (sh == NULL || uv_shutdown(sh, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        free(sh);
+    if (!c->reading) {
+        c->reading = true;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
 void gw_conn_close(struct gw_conn *c)
 {
     if (c->closing)
@@ -490,20 +538,13 @@ void gw_conn_close(struct gw_conn *c)
         c->close_pending = true;
         return;
     }
+    if (c->linger && !c->lingering && !c->broken && !c->w->draining) {
+        linger(c);
+        return;
+    }
     c->closing = true;
     gw_link_remove(&c->link);
-    if (c->req != NULL) {
-        struct gw_request *r = c->req;
-        c->req = NULL;
-        if (r->up != NULL)
-            gw_proxy_abort(r);
-        if (!r->finished) {
-            if (r->status == 0)
-                r->status = 499; /* client went away first, as nginx logs it */
-            gw_access_log(r, gv_now_us() - r->start_us);
-        }
-        request_free(r);
-    }
+    drop_request(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -608,6 +649,7 @@ static void parse_error(struct gw_conn *c, llhttp_errno_t err)
     gv_debug("client parse error: %s (%s)", llhttp_errno_name(err),
              llhttp_get_error_reason(&c->parser));
     c->close_after_write = true;
+    c->linger = true; /* the rest of what it sent is unread */
     if (r != NULL) {
         r->keep_alive = false;
         gw_request_fail(r, status, msg);
@@ -746,6 +788,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct gw_conn *c = s->data;
     const char *plain = NULL;
+    if (c->lingering) { /* discard until the client closes */
+        if (nread < 0) {
+            c->linger = false;
+            gw_conn_close(c);
+        }
+        return;
+    }
     if (c->tls != NULL && nread > 0)
         nread = gw_tls_conn_decrypt(c, buf->base, (size_t)nread, &plain);
     if (nread == 0)
@@ -818,6 +867,13 @@ void gw_conn_close_idle(struct gw_worker *w)
 
 void gw_conn_tick(struct gw_worker *w, uint64_t now_ms)
 {
+    while (!gw_link_empty(&w->linger_conns)) {
+        struct gw_conn *c = GV_CONTAINER_OF(w->linger_conns.next, struct gw_conn, link);
+        if (!w->draining && now_ms - c->since_ms < GW_LINGER_MS)
+            break;
+        c->linger = false;
+        gw_conn_close(c);
+    }
     if (w->draining && now_ms >= w->drain_deadline_ms) {
         /* Past the drain deadline: cut what is still open (long polls,
          * WebSocket tunnels) so the process can exit. */

@@ -30,6 +30,7 @@
 #define GW_POOL_MAX_IDLE 128          /* idle upstream connections per target */
 #define GW_POOL_IDLE_MS  60000        /* idle upstream connections closed after */
 #define GW_DRAIN_MS      30000        /* SIGTERM: connections still busy after this are cut */
+#define GW_LINGER_MS     5000         /* an error answer's connection drains input this long */
 
 /* One config generation as this worker sees it: the shared snapshot plus this
  * worker's balancer instances (lock-free because they are per worker). */
@@ -61,9 +62,10 @@ struct gw_worker {
     bool draining;
     int nconns;
     struct gw_view *view;
-    struct gw_link idle_conns; /* waiting for a request; oldest first */
-    struct gw_link head_conns; /* receiving a request head; oldest first */
-    struct gw_link busy_conns; /* serving a request or tunnelling */
+    struct gw_link idle_conns;   /* waiting for a request; oldest first */
+    struct gw_link head_conns;   /* receiving a request head; oldest first */
+    struct gw_link busy_conns;   /* serving a request or tunnelling */
+    struct gw_link linger_conns; /* answered with an error, draining input; oldest first */
     uint64_t drain_deadline_ms;
     struct gw_link pool;      /* idle upstream connections; oldest first */
     char read_buf[64 * 1024]; /* every client read lands here, then is parsed */
@@ -96,6 +98,8 @@ struct gw_conn {
     bool reading;
     bool tunnel;        /* upgraded: bytes pass through untouched */
     bool tls_raw;       /* writing ciphertext: gw_conn_write passes it through */
+    bool linger;        /* an error answer may leave unread input: close lingering */
+    bool lingering;     /* answered and shut for writing; reading until EOF or the deadline */
     struct gw_tls *tls; /* NULL on plain TCP connections */
 };
 

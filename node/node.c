@@ -317,6 +317,8 @@ static int apply_opts(struct node_settings *s, const struct node_run_opts *o)
             s->workers = (int)w;
         }
     }
+    if (rv == 0)
+        rv = node_settings_default_gossip(s);
     if (rv == 0 && s->name == NULL) {
         char host[256];
         if (gethostname(host, sizeof(host)) != 0)
@@ -412,6 +414,10 @@ static int load_config(struct node *n, const struct node_run_opts *o)
         node_settings_defaults(&n->cfg.node);
     }
     int rv = apply_opts(&n->cfg.node, o);
+    if (rv == 0 && n->cfg.node.insecure_gossip && n->cfg.node.cluster_key_file == NULL)
+        gv_warn("insecure_gossip: gossip on %s is not encrypted or authenticated: any host "
+                "that reaches it can change every route and join the cluster",
+                n->cfg.node.gossip ? n->cfg.node.gossip : "?");
     if (rv == 0 && node_settings_check(&n->cfg.node, &err) != 0) {
         fprintf(stderr, "grapevine: %s\n", err.text);
         return GV_EINVAL;

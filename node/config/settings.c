@@ -477,7 +477,11 @@ static const struct gv_field settings_fields[] = {
                     .doc = "File with the admin API's bearer token; required when admin is not "
                            "on loopback"),
     GV_FIELD_CUSTOM("gossip", S, gossip, &address_type, .rule = &gv_rule_hostport,
-                    .def.s = "0.0.0.0:7946", .doc = "Where the gossip mesh (nng, TCP) listens"),
+                    .doc = "Where the gossip mesh (nng, TCP) listens (default 0.0.0.0:7946 with "
+                           "a cluster key, 127.0.0.1:7946 without one)"),
+    GV_FIELD_BOOL("insecure_gossip", S, insecure_gossip,
+                  .doc = "Let gossip listen off loopback without a cluster key: any host that "
+                         "reaches it can then change every route (logged loudly)"),
     GV_FIELD_CUSTOM("advertise", S, advertise, &address_type, .rule = &gv_rule_hostport,
                     .doc = "How other nodes reach this one (default: the gossip address, or the "
                            "host name and its port)"),
@@ -596,6 +600,12 @@ static const char *settings_problem(const struct node_settings *s, const char **
     *path = "node.admin";
     if (s->admin != NULL && !is_loopback(s->admin) && s->admin_token_file == NULL)
         return "admin_token_file is required when admin is not on loopback";
+    /* The same rule for the mesh, which can change every route. */
+    *path = "node.gossip";
+    if (s->gossip != NULL && !is_loopback(s->gossip) && s->cluster_key_file == NULL &&
+        !s->insecure_gossip)
+        return "cluster_key_file is required when gossip is not on loopback "
+               "(or insecure_gossip: true)";
     return NULL;
 }
 
@@ -606,6 +616,14 @@ static int settings_check(void *obj, const char *path, struct gv_schema_error *e
     (void)path, (void)ctx;
     const char *why = settings_problem(obj, &where, buf, sizeof(buf));
     return why ? gv_schema_fail(err, where, "%s", why) : 0;
+}
+
+int node_settings_default_gossip(struct node_settings *s)
+{
+    if (s->gossip != NULL)
+        return 0;
+    s->gossip = strdup(s->cluster_key_file != NULL ? "0.0.0.0:7946" : "127.0.0.1:7946");
+    return s->gossip != NULL ? 0 : GV_ENOMEM;
 }
 
 int node_settings_check(const struct node_settings *s, struct node_config_error *err)

@@ -45,6 +45,7 @@ struct node_settings {
     int workers;          /* 0 = auto (one per core) */
     char *log_level;      /* "info" */
     bool access_log;      /* JSON line per request on stdout; default true */
+    bool insecure_gossip; /* gossip off loopback without a cluster key, knowingly */
     /* Client-side limits (HAProxy/nginx-like defaults). */
     uint64_t header_timeout_ms; /* whole request head must arrive: 10s */
     uint64_t idle_timeout_ms;   /* keep-alive idle client: 60s */
@@ -61,6 +62,12 @@ struct node_config_error {
  * s, "node", ...) on settings filled by node_settings_defaults parses the
  * section; its check is node_settings_check's. */
 extern const struct gv_schema node_settings_schema;
+
+/* The gossip address when none was given (file, flag or environment):
+ * every interface with a cluster key, loopback without one, so an
+ * unencrypted mesh is never reachable from elsewhere by default.
+ * 0 or GV_ENOMEM. */
+int node_settings_default_gossip(struct node_settings *s);
 
 /* Fills s (any contents; overwritten) with the defaults: strings malloc'd,
  * name is the host name. */

@@ -122,7 +122,9 @@ static void test_defaults(void)
         CHECK(n->name != NULL && n->name[0] != '\0');
         CHECK_STR(n->listen, "0.0.0.0:8080");
         CHECK_STR(n->admin, "127.0.0.1:9901");
-        CHECK_STR(n->gossip, "0.0.0.0:7946");
+        CHECK(n->gossip == NULL); /* chosen at start: by the key (node_settings_default_gossip) */
+        CHECK_INT(node_settings_default_gossip(&c.node), 0);
+        CHECK_STR(n->gossip, "127.0.0.1:7946"); /* no key: loopback only */
         CHECK(n->tls.listen == NULL);
         CHECK_INT(n->tls.ncerts, 0);
         CHECK(n->advertise == NULL);
@@ -358,6 +360,9 @@ static const struct bad_case bad_cases[] = {
      "gw.yaml:4: node.tls.certificates[0]: missing \"key\""},
     {"node:\n  name: gw1\n  admin: 0.0.0.0:9901\n",
      "gw.yaml:3: node.admin: admin_token_file is required when admin is not on loopback"},
+    {"node:\n  name: gw1\n  gossip: 0.0.0.0:7946\n",
+     "gw.yaml:3: node.gossip: cluster_key_file is required when gossip is not on loopback "
+     "(or insecure_gossip: true)"},
     /* YAML itself. */
     {"services:\n  - name: a\n    targets: [{address: h:1}\n",
      "gw.yaml:4: flow sequence without a closing bracket"},
@@ -424,6 +429,23 @@ static void test_canonical_from_yaml(void)
         node_config_free(&b);
 }
 
-TEST_MAIN(TEST(test_spec_example), TEST(test_defaults), TEST(test_node_settings),
-          TEST(test_scalars), TEST(test_missing_file), TEST(test_file_errors_name_the_file),
-          TEST(test_errors), TEST(test_canonical_from_yaml))
+static void test_gossip_off_loopback(void)
+{
+    struct node_config c;
+    struct node_config_error err;
+    const char *ok[] = {"node:\n  gossip: 0.0.0.0:7946\n  insecure_gossip: true\n",
+                        "node:\n  gossip: 0.0.0.0:7946\n  cluster_key_file: /k\n",
+                        "node:\n  gossip: 127.0.0.1:7946\n"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        CHECK_INT(load(ok[i], &c, &err), 0);
+        node_config_free(&c);
+    }
+    CHECK_INT(load("node:\n  cluster_key_file: /k\n", &c, &err), 0);
+    CHECK_INT(node_settings_default_gossip(&c.node), 0);
+    CHECK_STR(c.node.gossip, "0.0.0.0:7946"); /* with a key: every interface */
+    node_config_free(&c);
+}
+
+TEST_MAIN(TEST(test_gossip_off_loopback), TEST(test_spec_example), TEST(test_defaults),
+          TEST(test_node_settings), TEST(test_scalars), TEST(test_missing_file),
+          TEST(test_file_errors_name_the_file), TEST(test_errors), TEST(test_canonical_from_yaml))
