@@ -153,6 +153,17 @@ static void notify(struct hc_target *t, bool healthy, const char *why)
         h->hooks.on_transition(h->hooks_arg, t->conf->service, t->conf->address, healthy, why);
 }
 
+/* Clears the verdict of the checks, or their pending first check; a
+ * passive ejection keeps its own reason. */
+static void reason_clear_checked(struct lb_target_state *st)
+{
+    int r = LB_REASON_HEALTH_CHECK;
+    if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {
+        r = LB_REASON_UNCHECKED;
+        atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
+    }
+}
+
 /* Applies one probe result to the shared state, logging transitions. */
 static void record(struct hc_target *t, bool ok, const char *why)
 {
@@ -168,11 +179,7 @@ static void record(struct hc_target *t, bool ok, const char *why)
             st->check_successes++;
         if (!healthy && st->check_successes >= c->healthy) {
             atomic_store(&st->active_healthy, 1);
-            int r = LB_REASON_HEALTH_CHECK;
-            if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {
-                r = LB_REASON_UNCHECKED;
-                atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
-            }
+            reason_clear_checked(st);
             gv_info("service %s target %s is now healthy", c->service, c->address);
             notify(t, true, "");
         } else if (healthy && reason == LB_REASON_UNCHECKED) {
@@ -404,6 +411,50 @@ static int build_request(struct hc_target *t)
     return t->req != NULL ? 0 : GV_ENOMEM;
 }
 
+/* A failed connect moves on to the resolver's next address, on a fresh
+ * handle; the last address failing fails the probe. */
+static void connect_failed(struct hc_target *t, int status)
+{
+    if (t->ai_cur != NULL && t->ai_cur->ai_next != NULL) {
+        snprintf(t->last_err, sizeof(t->last_err), "%s", uv_strerror(status));
+        t->ai_cur = t->ai_cur->ai_next;
+        t->reconnect = true;
+        tcp_close(t);
+        return;
+    }
+    probe_finish(t, false, "connect: %s", uv_strerror(status));
+}
+
+/* Opens the probe's TLS engine and sends its ClientHello; the request
+ * follows the handshake (tls_pump). false when the probe ended. */
+static bool tls_begin(struct hc_target *t)
+{
+    const struct lb_probe_tls_ops *ops = t->h->tls_ops;
+    if (ops == NULL) {
+        probe_finish(t, false, "tls: not available");
+        return false;
+    }
+    t->tls = ops->open(t->h->tls_arg, t->conf->service, t->conf->host, t->conf->address);
+    if (t->tls == NULL) {
+        probe_finish(t, false, "tls: no context for this service");
+        return false;
+    }
+    tls_pump(t, NULL, 0);
+    return t->probing;
+}
+
+/* Writes the request in the clear. false when the probe ended. */
+static bool plain_send(struct hc_target *t)
+{
+    uv_buf_t b = uv_buf_init(t->req, (unsigned int)strlen(t->req));
+    int rc = uv_write(&t->write, (uv_stream_t *)&t->tcp, &b, 1, write_cb);
+    if (rc < 0) {
+        probe_finish(t, false, "write: %s", uv_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
     struct hc_target *t = GV_CONTAINER_OF(req, struct hc_target, connect);
@@ -411,44 +462,15 @@ static void connect_cb(uv_connect_t *req, int status)
     if (!t->probing || status == UV_ECANCELED)
         return;
     if (status < 0) {
-        /* Try the resolver's next address, on a fresh handle. */
-        if (t->ai_cur != NULL && t->ai_cur->ai_next != NULL) {
-            snprintf(t->last_err, sizeof(t->last_err), "%s", uv_strerror(status));
-            t->ai_cur = t->ai_cur->ai_next;
-            t->reconnect = true;
-            tcp_close(t);
-            return;
-        }
-        probe_finish(t, false, "connect: %s", uv_strerror(status));
+        connect_failed(t, status);
         return;
     }
     t->phase = HC_RESPONSE;
     llhttp_init(&t->parser, HTTP_RESPONSE, &hc_parser_settings);
     t->parser.data = t;
-    int rc;
-    if (t->conf->tls) {
-        const struct lb_probe_tls_ops *ops = t->h->tls_ops;
-        if (ops == NULL) {
-            probe_finish(t, false, "tls: not available");
-            return;
-        }
-        t->tls = ops->open(t->h->tls_arg, t->conf->service, t->conf->host, t->conf->address);
-        if (t->tls == NULL) {
-            probe_finish(t, false, "tls: no context for this service");
-            return;
-        }
-        tls_pump(t, NULL, 0); /* the ClientHello */
-        if (!t->probing)
-            return;
-    } else {
-        uv_buf_t b = uv_buf_init(t->req, (unsigned int)strlen(t->req));
-        rc = uv_write(&t->write, (uv_stream_t *)&t->tcp, &b, 1, write_cb);
-        if (rc < 0) {
-            probe_finish(t, false, "write: %s", uv_strerror(rc));
-            return;
-        }
-    }
-    rc = uv_read_start((uv_stream_t *)&t->tcp, alloc_cb, read_cb);
+    if (!(t->conf->tls ? tls_begin(t) : plain_send(t)))
+        return;
+    int rc = uv_read_start((uv_stream_t *)&t->tcp, alloc_cb, read_cb);
     if (rc < 0)
         probe_finish(t, false, "read: %s", uv_strerror(rc));
 }
@@ -662,130 +684,174 @@ static struct hc_target *find_target(struct hc_target **v, size_t n,
     return NULL;
 }
 
+/* The checked set lb_health_set builds aside before it commits it. */
+struct hc_plan {
+    struct hc_target **next; /* the new set */
+    struct hc_conf **confs;  /* next[i]'s new settings, until committed */
+    bool *fresh;             /* next[i] was allocated for this set */
+    size_t k;                /* entries filled */
+};
+
+/* Frees what a plan that is not committed holds. */
+static void plan_free(struct hc_plan *p)
+{
+    for (size_t i = 0; i < p->k; i++) {
+        free(p->confs[i]);
+        if (p->fresh[i])
+            free(p->next[i]);
+    }
+    free(p->next);
+    free(p->confs);
+    free(p->fresh);
+}
+
+/* Adds one target of a checked service: its new settings, and the running
+ * target for its state or a new one. GV_EINVAL / GV_ENOMEM; the plan then
+ * holds only whole entries. */
+static int plan_add_target(struct lb_health *h, struct hc_plan *p, const struct lb_service_spec *sp,
+                           const struct lb_target_spec *ts, struct lb_target_state *st)
+{
+    if (st == NULL)
+        return GV_EINVAL;
+    /* The same state twice (a repeated address) is checked once. */
+    if (find_target(p->next, p->k, st) != NULL)
+        return 0;
+    struct hc_conf *c;
+    int rc = conf_new(sp, ts, &c);
+    if (rc < 0)
+        return rc;
+    struct hc_target *t = find_target(h->targets, h->ntargets, st);
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL) {
+            free(c);
+            return GV_ENOMEM;
+        }
+        t->h = h;
+        t->st = st;
+        p->fresh[p->k] = true;
+    }
+    p->confs[p->k] = c;
+    p->next[p->k++] = t;
+    return 0;
+}
+
+/* Plans the checked set for specs[0..n): every target of a service with
+ * checks. Returns 0, GV_EINVAL or GV_ENOMEM; plan_free releases the plan
+ * either way until it is committed. */
+static int plan_build(struct lb_health *h, struct hc_plan *p, const struct lb_service_spec *specs,
+                      size_t n, struct lb_target_state **const *states)
+{
+    size_t total = 0;
+    for (size_t s = 0; s < n; s++) {
+        if (specs[s].health.enabled)
+            total += specs[s].ntargets;
+    }
+    if (total > 0) {
+        p->next = calloc(total, sizeof(*p->next));
+        p->confs = calloc(total, sizeof(*p->confs));
+        p->fresh = calloc(total, sizeof(*p->fresh));
+        if (p->next == NULL || p->confs == NULL || p->fresh == NULL)
+            return GV_ENOMEM;
+    }
+    for (size_t s = 0; s < n; s++) {
+        const struct lb_service_spec *sp = &specs[s];
+        if (!sp->health.enabled)
+            continue;
+        if (sp->ntargets > 0 && states[s] == NULL)
+            return GV_EINVAL;
+        for (size_t i = 0; i < sp->ntargets; i++) {
+            int rc = plan_add_target(h, p, sp, &sp->targets[i], states[s][i]);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Starts checking a target new to the set. A target that serves and was
+ * never checked is marked unchecked until its first verdict. */
+static void target_start(struct lb_health *h, struct hc_target *t)
+{
+    uv_timer_init(h->loop, &t->tick);
+    uv_timer_init(h->loop, &t->deadline);
+    t->tick.data = t->deadline.data = t;
+    t->handles = 2;
+    h->live++;
+    t->st->check_successes = 0;
+    t->st->check_failures = 0;
+    int r = LB_REASON_NONE;
+    if (atomic_load(&t->st->active_healthy) && atomic_load(&t->st->last_check_ms) == 0)
+        atomic_compare_exchange_strong(&t->st->reason, &r, LB_REASON_UNCHECKED);
+    schedule(t);
+}
+
+/* Commit: retires the running targets the plan leaves out, hands every
+ * planned target its settings and starts the new ones. Cannot fail. */
+static void plan_commit(struct lb_health *h, struct hc_plan *p)
+{
+    for (size_t i = 0; i < h->ntargets; i++) {
+        if (find_target(p->next, p->k, h->targets[i]->st) == NULL)
+            target_retire(h->targets[i]);
+    }
+    for (size_t i = 0; i < p->k; i++) {
+        struct hc_target *t = p->next[i];
+        struct hc_conf *old = t->conf;
+        t->conf = p->confs[i];
+        p->confs[i] = NULL;
+        if (p->fresh[i])
+            target_start(h, t);
+        else if (old->interval_ms != t->conf->interval_ms)
+            schedule(t);
+        free(old);
+    }
+    free(h->targets);
+    h->targets = p->next;
+    h->ntargets = p->k;
+    free(p->confs);
+    free(p->fresh);
+}
+
+/* Targets whose service has no checks (any more) are not held down by an
+ * old verdict. Runs after plan_commit: h's set is the new one. */
+static void release_unchecked(const struct lb_health *h, const struct lb_service_spec *specs,
+                              size_t n, struct lb_target_state **const *states)
+{
+    for (size_t s = 0; s < n; s++) {
+        if (specs[s].health.enabled || states[s] == NULL)
+            continue;
+        for (size_t i = 0; i < specs[s].ntargets; i++) {
+            struct lb_target_state *st = states[s][i];
+            if (st == NULL || find_target(h->targets, h->ntargets, st) != NULL)
+                continue;
+            st->check_successes = 0;
+            st->check_failures = 0;
+            atomic_store(&st->last_check_ms, 0);
+            atomic_store(&st->active_healthy, 1);
+            reason_clear_checked(st);
+        }
+    }
+}
+
 /* The new set is built aside (settings copied, new targets allocated but no
  * handle started) so that any failure leaves the running set untouched; the
  * commit after it cannot fail. */
 int lb_health_set(struct lb_health *h, const struct lb_service_spec *specs, size_t n,
                   struct lb_target_state **const *states)
 {
-    struct hc_target **next = NULL;
-    struct hc_conf **confs = NULL;
-    bool *fresh = NULL;
-    size_t total = 0, k = 0;
-    int rc = GV_ENOMEM;
+    struct hc_plan p = {0};
 
     if (h->stopping)
         return GV_EINVAL;
-    for (size_t s = 0; s < n; s++) {
-        if (specs[s].health.enabled)
-            total += specs[s].ntargets;
-    }
-    if (total > 0) {
-        next = calloc(total, sizeof(*next));
-        confs = calloc(total, sizeof(*confs));
-        fresh = calloc(total, sizeof(*fresh));
-        if (next == NULL || confs == NULL || fresh == NULL)
-            goto fail;
-    }
-    for (size_t s = 0; s < n; s++) {
-        const struct lb_service_spec *sp = &specs[s];
-        if (!sp->health.enabled)
-            continue;
-        if (sp->ntargets > 0 && states[s] == NULL) {
-            rc = GV_EINVAL;
-            goto fail;
-        }
-        for (size_t i = 0; i < sp->ntargets; i++) {
-            struct lb_target_state *st = states[s][i];
-            if (st == NULL) {
-                rc = GV_EINVAL;
-                goto fail;
-            }
-            /* The same state twice (a repeated address) is checked once. */
-            if (find_target(next, k, st) != NULL)
-                continue;
-            rc = conf_new(sp, &sp->targets[i], &confs[k]);
-            if (rc < 0)
-                goto fail;
-            struct hc_target *t = find_target(h->targets, h->ntargets, st);
-            if (t == NULL) {
-                t = calloc(1, sizeof(*t));
-                if (t == NULL) {
-                    rc = GV_ENOMEM;
-                    k++; /* so confs[k] is freed below */
-                    goto fail;
-                }
-                t->h = h;
-                t->st = st;
-                fresh[k] = true;
-            }
-            next[k++] = t;
-        }
-    }
-
-    /* Commit. */
-    for (size_t i = 0; i < h->ntargets; i++) {
-        if (find_target(next, k, h->targets[i]->st) == NULL)
-            target_retire(h->targets[i]);
-    }
-    for (size_t i = 0; i < k; i++) {
-        struct hc_target *t = next[i];
-        struct hc_conf *old = t->conf;
-        t->conf = confs[i];
-        confs[i] = NULL;
-        if (fresh[i]) {
-            uv_timer_init(h->loop, &t->tick);
-            uv_timer_init(h->loop, &t->deadline);
-            t->tick.data = t->deadline.data = t;
-            t->handles = 2;
-            h->live++;
-            t->st->check_successes = 0;
-            t->st->check_failures = 0;
-            int r = LB_REASON_NONE;
-            if (atomic_load(&t->st->active_healthy) && atomic_load(&t->st->last_check_ms) == 0)
-                atomic_compare_exchange_strong(&t->st->reason, &r, LB_REASON_UNCHECKED);
-            schedule(t);
-        } else if (old->interval_ms != t->conf->interval_ms) {
-            schedule(t);
-        }
-        free(old);
-    }
-    /* Targets whose service has no checks (any more) are not held down by
-     * an old verdict. */
-    for (size_t s = 0; s < n; s++) {
-        if (specs[s].health.enabled || states[s] == NULL)
-            continue;
-        for (size_t i = 0; i < specs[s].ntargets; i++) {
-            struct lb_target_state *st = states[s][i];
-            if (st == NULL || find_target(next, k, st) != NULL)
-                continue;
-            st->check_successes = 0;
-            st->check_failures = 0;
-            atomic_store(&st->last_check_ms, 0);
-            atomic_store(&st->active_healthy, 1);
-            int r = LB_REASON_HEALTH_CHECK;
-            if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {
-                r = LB_REASON_UNCHECKED;
-                atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
-            }
-        }
-    }
-    free(h->targets);
-    h->targets = next;
-    h->ntargets = k;
-    free(confs);
-    free(fresh);
+    int rc = plan_build(h, &p, specs, n, states);
+    if (rc < 0)
+        goto fail;
+    plan_commit(h, &p);
+    release_unchecked(h, specs, n, states);
     return 0;
 
 fail:
-    for (size_t i = 0; i < k; i++) {
-        free(confs[i]);
-        if (fresh[i])
-            free(next[i]);
-    }
-    free(next);
-    free(confs);
-    free(fresh);
+    plan_free(&p);
     return rc;
 }
 
@@ -819,12 +885,7 @@ int lb_health_apply(struct lb_health *h, const char *service, const char *addres
             st->check_successes = c->healthy;
             st->check_failures = 0;
             atomic_store(&st->active_healthy, 1);
-            /* a passive ejection keeps its own reason */
-            int r = LB_REASON_HEALTH_CHECK;
-            if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {
-                r = LB_REASON_UNCHECKED;
-                atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
-            }
+            reason_clear_checked(st);
         } else {
             st->check_successes = 0;
             st->check_failures = c->unhealthy;

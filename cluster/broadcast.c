@@ -59,57 +59,73 @@ static void remove_at(struct cl_bqueue *q, size_t i)
     q->items[i] = q->items[--q->n];
 }
 
+static struct cl_bq_item *find_key(const struct cl_bqueue *q, uint64_t h, const char *key)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        struct cl_bq_item *it = q->items[i];
+        if (it->khash == h && strcmp(it->key, key) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+/* Makes room for one more item pointer. 0 or GV_ENOMEM (q unchanged). */
+static int reserve_one(struct cl_bqueue *q)
+{
+    if (q->n < q->cap)
+        return 0;
+    size_t ncap = q->cap ? q->cap * 2 : 16;
+    struct cl_bq_item **n = realloc(q->items, ncap * sizeof(*n));
+    if (n == NULL)
+        return GV_ENOMEM;
+    q->items = n;
+    q->cap = ncap;
+    return 0;
+}
+
+/* A full queue drops what has been sent most (the oldest among equals). */
+static void drop_most_sent(struct cl_bqueue *q)
+{
+    size_t worst = 0;
+    for (size_t i = 1; i < q->n; i++) {
+        struct cl_bq_item *a = q->items[i], *b = q->items[worst];
+        if (a->transmits > b->transmits || (a->transmits == b->transmits && a->id < b->id))
+            worst = i;
+    }
+    remove_at(q, worst);
+    q->dropped++;
+}
+
 int cl_bq_push(struct cl_bqueue *q, const char *key, const uint8_t *data, size_t len,
                uint32_t limit)
 {
     uint64_t h = gv_hash64(key, strlen(key), 0);
     uint8_t *copy = malloc(len ? len : 1);
+    char *k = NULL;
     if (copy == NULL)
         return GV_ENOMEM;
     memcpy(copy, data, len);
-    for (size_t i = 0; i < q->n; i++) {
-        struct cl_bq_item *it = q->items[i];
-        if (it->khash == h && strcmp(it->key, key) == 0) {
-            free(it->data);
-            it->data = copy;
-            it->len = len;
-            it->transmits = 0;
-            it->limit = limit;
-            it->id = q->next_id++;
-            q->replaced++;
-            return 0;
-        }
-    }
-    struct cl_bq_item *it = calloc(1, sizeof(*it));
-    char *k = strdup(key);
-    if (it == NULL || k == NULL)
-        goto fail;
-    if (q->n == q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 16;
-        struct cl_bq_item **n = realloc(q->items, ncap * sizeof(*n));
-        if (n == NULL)
+    struct cl_bq_item *it = find_key(q, h, key);
+    if (it != NULL) {
+        /* a newer broadcast with the key replaces the queued one */
+        free(it->data);
+        q->replaced++;
+    } else {
+        it = calloc(1, sizeof(*it));
+        k = strdup(key);
+        if (it == NULL || k == NULL || reserve_one(q) < 0)
             goto fail;
-        q->items = n;
-        q->cap = ncap;
+        if (q->n >= q->max)
+            drop_most_sent(q);
+        it->key = k;
+        it->khash = h;
+        q->items[q->n++] = it;
     }
-    if (q->n >= q->max) {
-        /* drop what has been sent most (the oldest among equals) */
-        size_t worst = 0;
-        for (size_t i = 1; i < q->n; i++) {
-            struct cl_bq_item *a = q->items[i], *b = q->items[worst];
-            if (a->transmits > b->transmits || (a->transmits == b->transmits && a->id < b->id))
-                worst = i;
-        }
-        remove_at(q, worst);
-        q->dropped++;
-    }
-    it->key = k;
-    it->khash = h;
     it->data = copy;
     it->len = len;
+    it->transmits = 0;
     it->limit = limit;
     it->id = q->next_id++;
-    q->items[q->n++] = it;
     return 0;
 fail:
     free(copy);

@@ -410,13 +410,55 @@ static void sweep_cb(uv_timer_t *timer)
 
 /* ---- send (loop thread) ---- */
 
+/* The peer for addr, opened on first use, made the most recent. Returns 0
+ * or a negative error. */
+static int peer_use(struct cl_nng_transport *t, const char *addr, struct cl_nng_peer **out)
+{
+    struct cl_nng_peer *p = peer_find(t, addr);
+    int rc;
+
+    if (p == NULL && (rc = peer_open(t, addr, &p)) < 0)
+        return rc;
+    p->last_used_ms = uv_now(t->loop);
+    recent_unlink(t, p);
+    recent_push(t, p);
+    *out = p;
+    return 0;
+}
+
+/* Frames data as from this node and seals it when keyed, into a new nng
+ * message. Returns 0 or a negative error; *out is unchanged on error. */
+static int frame_msg(struct cl_nng_transport *t, const uint8_t *data, size_t len, nng_msg **out)
+{
+    size_t wire = CL_NNG_FRAME_HEADER + strlen(t->advertise) + len;
+    nng_msg *msg;
+    int n, rc;
+
+    if (t->keyring)
+        wire += CL_SEAL_OVERHEAD;
+    if (nng_msg_alloc(&msg, wire) != 0)
+        return GV_ENOMEM;
+    if (t->keyring) {
+        n = cl_nng_frame_encode(t->advertise, data, len, t->scratch, sizeof(t->scratch));
+        rc = n < 0 ? n : cl_seal(t->keyring, t->scratch, (size_t)n, nng_msg_body(msg), wire, &wire);
+    } else {
+        n = cl_nng_frame_encode(t->advertise, data, len, nng_msg_body(msg), wire);
+        rc = n < 0 ? n : 0;
+    }
+    if (rc < 0) {
+        nng_msg_free(msg);
+        return rc;
+    }
+    *out = msg;
+    return 0;
+}
+
 int cl_nng_transport_send(struct cl_nng_transport *t, const char *addr, const uint8_t *data,
                           size_t len)
 {
     struct cl_nng_peer *p;
     nng_msg *msg = NULL;
-    size_t wire;
-    int rc, n;
+    int rc;
 
     if (t->stopping) {
         rc = -ESHUTDOWN;
@@ -430,36 +472,8 @@ int cl_nng_transport_send(struct cl_nng_transport *t, const char *addr, const ui
         count(&t->c.out_blocked, 1);
         return GV_EAGAIN;
     }
-    p = peer_find(t, addr);
-    if (p == NULL && (rc = peer_open(t, addr, &p)) < 0)
+    if ((rc = peer_use(t, addr, &p)) < 0 || (rc = frame_msg(t, data, len, &msg)) < 0)
         goto fail;
-    p->last_used_ms = uv_now(t->loop);
-    recent_unlink(t, p);
-    recent_push(t, p);
-
-    wire = CL_NNG_FRAME_HEADER + strlen(t->advertise) + len;
-    if (t->keyring)
-        wire += CL_SEAL_OVERHEAD;
-    if (nng_msg_alloc(&msg, wire) != 0) {
-        rc = GV_ENOMEM;
-        goto fail;
-    }
-    if (t->keyring) {
-        n = cl_nng_frame_encode(t->advertise, data, len, t->scratch, sizeof(t->scratch));
-        if (n < 0) {
-            rc = n;
-            goto fail;
-        }
-        rc = cl_seal(t->keyring, t->scratch, (size_t)n, nng_msg_body(msg), wire, &wire);
-        if (rc < 0)
-            goto fail;
-    } else {
-        n = cl_nng_frame_encode(t->advertise, data, len, nng_msg_body(msg), wire);
-        if (n < 0) {
-            rc = n;
-            goto fail;
-        }
-    }
     /* Non-blocking: fails with NNG_EAGAIN once the peer's buffer is full. */
     if ((rc = nng_sendmsg(p->sock, msg, NNG_FLAG_NONBLOCK)) != 0) {
         rc = nng_to_gv(rc);
@@ -533,6 +547,37 @@ static void recv_cb(void *arg)
     nng_recv_aio(t->pull, t->aio);
 }
 
+/* Authenticates and decrypts a keyed message into t->scratch, counting and
+ * (rate-limited) warning about what it drops. false when dropped. */
+static bool unseal(struct cl_nng_transport *t, const uint8_t **body, size_t *len)
+{
+    int rc;
+
+    if (*len >= 3 && memcmp(*body, frame_magic, sizeof(frame_magic)) == 0) {
+        count(&t->c.in_auth_failed, 1);
+        warn_limited(t, &t->warned_plain_ms,
+                     "dropping unencrypted messages: a peer has no cluster key");
+        return false;
+    }
+    rc = cl_open(t->keyring, *body, *len, t->scratch, sizeof(t->scratch), len);
+    if (rc == GV_EINVAL) {
+        count(&t->c.in_auth_failed, 1);
+        warn_limited(t, &t->warned_auth_ms,
+                     "dropping messages that fail authentication: do the cluster keys match?");
+        return false;
+    }
+    if (rc == GV_ETIMEDOUT || rc == GV_EEXIST) {
+        count(&t->c.in_replayed, 1);
+        return false;
+    }
+    if (rc < 0) {
+        count(&t->c.in_malformed, 1);
+        return false;
+    }
+    *body = t->scratch;
+    return true;
+}
+
 /* Opens (when keyed), decodes and filters one message, then hands its
  * payload to the receive callback. */
 static void deliver(struct cl_nng_transport *t, nng_msg *msg)
@@ -540,32 +585,9 @@ static void deliver(struct cl_nng_transport *t, nng_msg *msg)
     const uint8_t *body = nng_msg_body(msg), *payload;
     size_t len = nng_msg_len(msg), flen, plen;
     const char *from;
-    int rc;
 
-    if (t->keyring) {
-        if (len >= 3 && memcmp(body, frame_magic, sizeof(frame_magic)) == 0) {
-            count(&t->c.in_auth_failed, 1);
-            warn_limited(t, &t->warned_plain_ms,
-                         "dropping unencrypted messages: a peer has no cluster key");
-            return;
-        }
-        rc = cl_open(t->keyring, body, len, t->scratch, sizeof(t->scratch), &len);
-        if (rc == GV_EINVAL) {
-            count(&t->c.in_auth_failed, 1);
-            warn_limited(t, &t->warned_auth_ms,
-                         "dropping messages that fail authentication: do the cluster keys match?");
-            return;
-        }
-        if (rc == GV_ETIMEDOUT || rc == GV_EEXIST) {
-            count(&t->c.in_replayed, 1);
-            return;
-        }
-        if (rc < 0) {
-            count(&t->c.in_malformed, 1);
-            return;
-        }
-        body = t->scratch;
-    }
+    if (t->keyring && !unseal(t, &body, &len))
+        return;
     if (cl_nng_frame_decode(body, len, &from, &flen, &payload, &plen) < 0) {
         count(&t->c.in_malformed, 1);
         if (!t->keyring && len >= 3 && memcmp(body, "GVS", 3) == 0)
@@ -618,14 +640,77 @@ static int is_wildcard(const char *host)
            strcmp(host, "*") == 0;
 }
 
+/* Opens the pull socket, listening on url, and learns the bound port.
+ * Returns 0 or an nng error; the socket is closed again on error. */
+static int pull_listen(struct cl_nng_transport *t, const char *url)
+{
+    nng_listener listener;
+    int rv, bound = 0;
+
+    if ((rv = nng_pull0_open(&t->pull)) != 0)
+        return rv;
+    /* A message larger than any peer could send closes that connection. */
+    if ((rv = nng_socket_set_size(t->pull, NNG_OPT_RECVMAXSZ, CL_NNG_MAX_WIRE)) != 0 ||
+        (rv = nng_listener_create(&listener, t->pull, url)) != 0 ||
+        (rv = nng_listener_start(listener, 0)) != 0 ||
+        (rv = nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &bound)) != 0) {
+        nng_close(t->pull);
+        return rv;
+    }
+    t->port = (uint16_t)bound;
+    return 0;
+}
+
+/* The nng side of receiving: the listening pull socket and the aio reading
+ * from it. Returns 0 or a negative error, logged; nothing stays open on
+ * error. */
+static int recv_open(struct cl_nng_transport *t, const char *listen_addr, const char *url)
+{
+    int rv = pull_listen(t, url);
+
+    if (rv == 0 && (rv = nng_aio_alloc(&t->aio, recv_cb, t)) != 0)
+        nng_close(t->pull);
+    if (rv != 0) {
+        gv_error("gossip: cannot listen on %s: %s", listen_addr, nng_strerror(rv));
+        return nng_to_gv(rv);
+    }
+    return 0;
+}
+
+/* Sweeps idle peers from now on; that alone must not keep the loop alive. */
+static void sweep_start(struct cl_nng_transport *t)
+{
+    uv_timer_init(t->loop, &t->sweep);
+    uv_timer_start(&t->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&t->sweep);
+}
+
+/* Makes the listen address the default advertise address when it names a
+ * host (a wildcard leaves it empty), and says where gossip listens. */
+static void announce(struct cl_nng_transport *t, const char *host)
+{
+    char adv[URL_MAX];
+
+    if (!is_wildcard(host)) {
+        /* The bound port replaces a requested 0; the length fits, as the
+         * listen address itself did. */
+        snprintf(adv, sizeof(adv), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)t->port);
+        cl_nng_transport_set_advertise(t, adv);
+    }
+    if (t->keyring == NULL)
+        gv_warn("gossip is not encrypted: set node.cluster_key_file");
+    gv_info("gossip: listening on tcp://%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
+            strchr(host, ':') ? "]" : "", (unsigned)t->port);
+}
+
 int cl_nng_transport_start(uv_loop_t *loop, const char *listen_addr, struct cl_keyring *keyring,
                            cl_receive_fn receive, void *arg, struct cl_nng_transport **out)
 {
-    char url[URL_MAX], host[CL_NNG_MAX_ADDR + 1], adv[URL_MAX];
+    char url[URL_MAX], host[CL_NNG_MAX_ADDR + 1];
     struct cl_nng_transport *t;
-    nng_listener listener;
     uint16_t port;
-    int rv, rc, bound = 0, have_pull = 0, have_lock = 0;
+    int rc;
 
     if (make_url(listen_addr, 1, url, sizeof(url), host, sizeof(host), &port) < 0) {
         gv_error("gossip: bad listen address \"%s\": expected host:port", listen_addr);
@@ -641,54 +726,23 @@ int cl_nng_transport_start(uv_loop_t *loop, const char *listen_addr, struct cl_k
     t->max_peers = CL_NNG_MAX_PEERS;
     rc = GV_EIO;
     if (uv_mutex_init(&t->lock) != 0)
-        goto fail;
-    have_lock = 1;
-    if ((rv = nng_pull0_open(&t->pull)) != 0)
-        goto nng_fail;
-    have_pull = 1;
-    /* A message larger than any peer could send closes that connection. */
-    if ((rv = nng_socket_set_size(t->pull, NNG_OPT_RECVMAXSZ, CL_NNG_MAX_WIRE)) != 0)
-        goto nng_fail;
-    if ((rv = nng_listener_create(&listener, t->pull, url)) != 0 ||
-        (rv = nng_listener_start(listener, 0)) != 0)
-        goto nng_fail;
-    if ((rv = nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &bound)) != 0)
-        goto nng_fail;
-    t->port = (uint16_t)bound;
-    if ((rv = nng_aio_alloc(&t->aio, recv_cb, t)) != 0)
-        goto nng_fail;
+        goto fail_free;
+    if ((rc = recv_open(t, listen_addr, url)) < 0)
+        goto fail_lock;
     if ((rc = uv_async_init(loop, &t->async, async_cb)) < 0)
-        goto fail;
-    uv_timer_init(loop, &t->sweep);
-    uv_timer_start(&t->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
-    /* Idle-peer sweeping alone must not keep the loop alive. */
-    uv_unref((uv_handle_t *)&t->sweep);
-
-    if (!is_wildcard(host)) {
-        /* The bound port replaces a requested 0; the length fits, as the
-         * listen address itself did. */
-        snprintf(adv, sizeof(adv), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
-                 (unsigned)t->port);
-        cl_nng_transport_set_advertise(t, adv);
-    }
-    if (keyring == NULL)
-        gv_warn("gossip is not encrypted: set node.cluster_key_file");
-    gv_info("gossip: listening on tcp://%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
-            strchr(host, ':') ? "]" : "", (unsigned)t->port);
+        goto fail_recv;
+    sweep_start(t);
+    announce(t, host);
     nng_recv_aio(t->pull, t->aio);
     *out = t;
     return 0;
 
-nng_fail:
-    rc = nng_to_gv(rv);
-    gv_error("gossip: cannot listen on %s: %s", listen_addr, nng_strerror(rv));
-fail:
-    if (t->aio)
-        nng_aio_free(t->aio);
-    if (have_pull)
-        nng_close(t->pull);
-    if (have_lock)
-        uv_mutex_destroy(&t->lock);
+fail_recv:
+    nng_aio_free(t->aio);
+    nng_close(t->pull);
+fail_lock:
+    uv_mutex_destroy(&t->lock);
+fail_free:
     free(t);
     return rc;
 }
@@ -726,18 +780,10 @@ static void close_handles(struct cl_nng_transport *t)
     uv_close((uv_handle_t *)&t->sweep, handle_closed);
 }
 
-void cl_nng_transport_stop(struct cl_nng_transport *t, cl_nng_stopped_fn done, void *arg)
+/* Stops receiving: no receive callback runs after this, and what was
+ * received but not delivered is dropped. */
+static void recv_stop(struct cl_nng_transport *t)
 {
-    struct cl_nng_closer *c;
-    size_t n = 0;
-
-    if (t->stopping)
-        return;
-    t->stopping = 1;
-    t->stopped = done;
-    t->stopped_arg = arg;
-    uv_timer_stop(&t->sweep);
-
     uv_mutex_lock(&t->lock);
     t->closing = 1;
     uv_mutex_unlock(&t->lock);
@@ -754,10 +800,15 @@ void cl_nng_transport_stop(struct cl_nng_transport *t, cl_nng_stopped_fn done, v
         t->qhead = (t->qhead + 1) % CL_NNG_RECV_QUEUE;
         t->qcount--;
     }
+}
 
-    /* The listener and every peer close in the background; nothing here
-     * waits for them (see close_later()). */
-    c = malloc(sizeof(*c) + (t->npeers + 1) * sizeof(nng_socket));
+/* Forgets every peer. The listener and the peers' sockets close in the
+ * background; nothing here waits for them (see close_later()). */
+static void sockets_close(struct cl_nng_transport *t)
+{
+    struct cl_nng_closer *c = malloc(sizeof(*c) + (t->npeers + 1) * sizeof(nng_socket));
+    size_t n = 0;
+
     if (c)
         c->socks[n++] = t->pull;
     else
@@ -775,6 +826,18 @@ void cl_nng_transport_stop(struct cl_nng_transport *t, cl_nng_stopped_fn done, v
         c->n = n;
         close_later(c);
     }
+}
+
+void cl_nng_transport_stop(struct cl_nng_transport *t, cl_nng_stopped_fn done, void *arg)
+{
+    if (t->stopping)
+        return;
+    t->stopping = 1;
+    t->stopped = done;
+    t->stopped_arg = arg;
+    uv_timer_stop(&t->sweep);
+    recv_stop(t);
+    sockets_close(t);
     close_handles(t);
 }
 

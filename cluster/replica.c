@@ -287,70 +287,123 @@ static void send_fetch(struct cl_replica *r, uint8_t kind, const char *name, con
     gv_buf_free(&b);
 }
 
+/* Copies a msgpack string of 1..max bytes into dst[max + 1]; false when o
+ * is not one. */
+static bool copy_name(const msgpack_object *o, size_t max, char *dst)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > max)
+        return false;
+    memcpy(dst, o->via.str.ptr, o->via.str.size);
+    dst[o->via.str.size] = '\0';
+    return true;
+}
+
+/* One handler per message type. Each gets the message's elements (their
+ * number already checked) and returns 0 or GV_EPROTO. */
+
+/* [CHANGE, entry]: a write small enough to travel whole. */
+static int on_change(struct cl_replica *r, const msgpack_object *a, const char *from,
+                     bool in_push_pull)
+{
+    struct cl_entry e;
+    if (cl_entry_unpack(&a[1], &e) < 0)
+        return GV_EPROTO;
+    take(r, &e, from);
+    return 0;
+}
+
+/* [NOTICE, kind, name, stamp, origin]: a write too big to broadcast; the
+ * entry is fetched from its origin when newer than ours. */
+static int on_notice(struct cl_replica *r, const msgpack_object *a, const char *from,
+                     bool in_push_pull)
+{
+    char name[CL_STORE_MAX_NAME + 1], origin[CL_WIRE_MAX_NAME + 1];
+    if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 > UINT8_MAX ||
+        a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        !copy_name(&a[2], CL_STORE_MAX_NAME, name) || !copy_name(&a[4], CL_WIRE_MAX_NAME, origin))
+        return GV_EPROTO;
+    if (newer_than_held(r, (uint8_t)a[1].via.u64, name, a[3].via.u64, origin))
+        send_fetch(r, (uint8_t)a[1].via.u64, name, origin);
+    return 0;
+}
+
+/* [FETCH, [[kind, name]...]]: someone wants these entries. */
+static int on_fetch(struct cl_replica *r, const msgpack_object *a, const char *from,
+                    bool in_push_pull)
+{
+    if (a[1].type != MSGPACK_OBJECT_ARRAY)
+        return GV_EPROTO;
+    reply_fetch(r, &a[1].via.array, from);
+    return 0;
+}
+
+/* [ROOT, hash]: a peer's store root; a different one starts a summary
+ * exchange. */
+static int on_root(struct cl_replica *r, const msgpack_object *a, const char *from,
+                   bool in_push_pull)
+{
+    if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return GV_EPROTO;
+    if (a[1].via.u64 != cl_store_root(r->store))
+        send_summary(r, from, true);
+    return 0;
+}
+
+/* [SUMMARY, reply, buckets]: we push what differs, and send our summary
+ * back when asked so the peer pushes its side (in a push-pull exchange the
+ * peer gets ours anyway). */
+static int on_summary(struct cl_replica *r, const msgpack_object *a, const char *from,
+                      bool in_push_pull)
+{
+    if (a[1].type != MSGPACK_OBJECT_BOOLEAN || a[2].type != MSGPACK_OBJECT_BIN ||
+        a[2].via.bin.size != SUMMARY_BYTES)
+        return GV_EPROTO;
+    if (push_differences(r, from, (const uint8_t *)a[2].via.bin.ptr) > 0 && a[1].via.boolean &&
+        !in_push_pull)
+        send_summary(r, from, false);
+    return 0;
+}
+
+/* [ENTRIES, [entry...]]: a batch pushed or fetched; nothing is taken from
+ * a damaged batch. */
+static int on_entries(struct cl_replica *r, const msgpack_object *a, const char *from,
+                      bool in_push_pull)
+{
+    const msgpack_object_array *list = &a[1].via.array;
+    struct cl_entry e;
+    if (a[1].type != MSGPACK_OBJECT_ARRAY)
+        return GV_EPROTO;
+    for (uint32_t i = 0; i < list->size; i++)
+        if (cl_entry_unpack(&list->ptr[i], &e) < 0)
+            return GV_EPROTO;
+    for (uint32_t i = 0; i < list->size; i++) {
+        cl_entry_unpack(&list->ptr[i], &e);
+        take(r, &e, from);
+    }
+    return 0;
+}
+
+static const struct {
+    uint32_t size;     /* elements, the type included */
+    bool in_push_pull; /* may come in a push-pull state exchange */
+    int (*fn)(struct cl_replica *r, const msgpack_object *a, const char *from, bool in_push_pull);
+} handlers[] = {
+    [MSG_CHANGE] = {2, false, on_change},  [MSG_NOTICE] = {5, false, on_notice},
+    [MSG_FETCH] = {2, false, on_fetch},    [MSG_ROOT] = {2, false, on_root},
+    [MSG_SUMMARY] = {3, true, on_summary}, [MSG_ENTRIES] = {2, false, on_entries},
+};
+
 static int handle(struct cl_replica *r, const msgpack_object *m, const char *from,
                   bool in_push_pull)
 {
     if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size < 2 ||
         m->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return GV_EPROTO;
-    const msgpack_object *a = m->via.array.ptr;
-    uint32_t n = m->via.array.size;
-    struct cl_entry e;
-    switch (a[0].via.u64) {
-    case MSG_CHANGE:
-        if (n != 2 || in_push_pull || cl_entry_unpack(&a[1], &e) < 0)
-            return GV_EPROTO;
-        take(r, &e, from);
-        return 0;
-    case MSG_NOTICE: {
-        char name[CL_STORE_MAX_NAME + 1], origin[CL_WIRE_MAX_NAME + 1];
-        if (n != 5 || in_push_pull || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            a[1].via.u64 > UINT8_MAX || a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size == 0 ||
-            a[2].via.str.size > CL_STORE_MAX_NAME || a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            a[4].type != MSGPACK_OBJECT_STR || a[4].via.str.size == 0 ||
-            a[4].via.str.size > CL_WIRE_MAX_NAME)
-            return GV_EPROTO;
-        memcpy(name, a[2].via.str.ptr, a[2].via.str.size);
-        name[a[2].via.str.size] = '\0';
-        memcpy(origin, a[4].via.str.ptr, a[4].via.str.size);
-        origin[a[4].via.str.size] = '\0';
-        if (newer_than_held(r, (uint8_t)a[1].via.u64, name, a[3].via.u64, origin))
-            send_fetch(r, (uint8_t)a[1].via.u64, name, origin);
-        return 0;
-    }
-    case MSG_FETCH:
-        if (n != 2 || in_push_pull || a[1].type != MSGPACK_OBJECT_ARRAY)
-            return GV_EPROTO;
-        reply_fetch(r, &a[1].via.array, from);
-        return 0;
-    case MSG_ROOT:
-        if (n != 2 || in_push_pull || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return GV_EPROTO;
-        if (a[1].via.u64 != cl_store_root(r->store))
-            send_summary(r, from, true);
-        return 0;
-    case MSG_SUMMARY:
-        if (n != 3 || a[1].type != MSGPACK_OBJECT_BOOLEAN || a[2].type != MSGPACK_OBJECT_BIN ||
-            a[2].via.bin.size != SUMMARY_BYTES)
-            return GV_EPROTO;
-        if (push_differences(r, from, (const uint8_t *)a[2].via.bin.ptr) > 0 && a[1].via.boolean &&
-            !in_push_pull)
-            send_summary(r, from, false);
-        return 0;
-    case MSG_ENTRIES:
-        if (n != 2 || in_push_pull || a[1].type != MSGPACK_OBJECT_ARRAY)
-            return GV_EPROTO;
-        for (uint32_t i = 0; i < a[1].via.array.size; i++)
-            if (cl_entry_unpack(&a[1].via.array.ptr[i], &e) < 0)
-                return GV_EPROTO; /* nothing is taken from a damaged batch */
-        for (uint32_t i = 0; i < a[1].via.array.size; i++) {
-            cl_entry_unpack(&a[1].via.array.ptr[i], &e);
-            take(r, &e, from);
-        }
-        return 0;
-    default:
+    uint64_t type = m->via.array.ptr[0].via.u64;
+    if (type >= GV_ARRAY_LEN(handlers) || handlers[type].fn == NULL ||
+        m->via.array.size != handlers[type].size || (in_push_pull && !handlers[type].in_push_pull))
         return GV_EPROTO;
-    }
+    return handlers[type].fn(r, m->via.array.ptr, from, in_push_pull);
 }
 
 static void receive(struct cl_replica *r, const uint8_t *p, size_t len, const char *from,

@@ -468,18 +468,55 @@ static void replay_remember(struct cl_keyring *kr, const uint8_t nonce[CL_SEAL_N
     kr->ring_head = (kr->ring_head + 1) % CL_REPLAY_CACHE;
 }
 
+/* Whether in[0..len) has a sealed message's header and room for its
+ * overhead, and a body small enough for the cipher's int lengths. */
+static bool sealed_shape_ok(const uint8_t *in, size_t len)
+{
+    return len >= CL_SEAL_OVERHEAD && memcmp(in, seal_magic, sizeof(seal_magic)) == 0 &&
+           in[3] == CL_SEAL_VERSION && len - CL_SEAL_OVERHEAD <= INT32_MAX;
+}
+
+/* Tries every key, the primary first: it is what peers most likely sealed
+ * with. Returns 1 when one authenticates. Called with the lock held. */
+static int try_keys(struct cl_keyring *kr, const uint8_t *in, size_t ctlen,
+                    uint8_t sent[CL_SEAL_TIME_LEN], uint8_t *out)
+{
+    int ok = try_key(kr, kr->keys[kr->primary].key, in, ctlen, sent, out);
+    for (size_t i = 0; !ok && i < kr->nkeys; i++)
+        if (i != kr->primary)
+            ok = try_key(kr, kr->keys[i].key, in, ctlen, sent, out);
+    return ok;
+}
+
+/* Accepts an authentic message once, and only when sent within the window
+ * around now and after what the replay filter has forgotten. Returns 0 (the
+ * nonce is then remembered), GV_ETIMEDOUT or GV_EEXIST. Called with the lock
+ * held. */
+static int replay_check(struct cl_keyring *kr, uint64_t now_ms,
+                        const uint8_t nonce[CL_SEAL_NONCE_LEN], uint64_t sent_ms)
+{
+    if ((now_ms > kr->window_ms && sent_ms < now_ms - kr->window_ms) ||
+        (sent_ms > now_ms && sent_ms - now_ms > kr->window_ms) || sent_ms <= kr->horizon_ms) {
+        kr->stats.replay_rejected++;
+        return GV_ETIMEDOUT;
+    }
+    if (replay_seen(kr, nonce)) {
+        kr->stats.replay_rejected++;
+        return GV_EEXIST;
+    }
+    replay_remember(kr, nonce, sent_ms);
+    return 0;
+}
+
 int cl_open_at(struct cl_keyring *kr, uint64_t now_ms, const uint8_t *in, size_t len, uint8_t *out,
                size_t outcap, size_t *outlen)
 {
     uint8_t sent[CL_SEAL_TIME_LEN];
-    const uint8_t *nonce = in + CL_SEAL_HEADER_LEN;
     size_t ctlen, body, wipe = 0;
-    uint64_t sent_ms;
-    int rc, ok;
+    int rc;
 
     uv_mutex_lock(&kr->lock);
-    if (len < CL_SEAL_OVERHEAD || memcmp(in, seal_magic, sizeof(seal_magic)) != 0 ||
-        in[3] != CL_SEAL_VERSION || len - CL_SEAL_OVERHEAD > INT32_MAX) {
+    if (!sealed_shape_ok(in, len)) {
         kr->stats.malformed++;
         rc = GV_EPROTO;
         goto fail;
@@ -492,29 +529,13 @@ int cl_open_at(struct cl_keyring *kr, uint64_t now_ms, const uint8_t *in, size_t
     }
     /* From here on out may hold plaintext that must not outlive a failure. */
     wipe = body;
-    /* The primary first: it is what peers most likely sealed with. */
-    ok = try_key(kr, kr->keys[kr->primary].key, in, ctlen, sent, out);
-    for (size_t i = 0; !ok && i < kr->nkeys; i++)
-        if (i != kr->primary)
-            ok = try_key(kr, kr->keys[i].key, in, ctlen, sent, out);
-    if (!ok) {
+    if (!try_keys(kr, in, ctlen, sent, out)) {
         kr->stats.auth_failed++;
         rc = GV_EINVAL;
         goto fail;
     }
-    sent_ms = get_be64(sent);
-    if ((now_ms > kr->window_ms && sent_ms < now_ms - kr->window_ms) ||
-        (sent_ms > now_ms && sent_ms - now_ms > kr->window_ms) || sent_ms <= kr->horizon_ms) {
-        kr->stats.replay_rejected++;
-        rc = GV_ETIMEDOUT;
+    if ((rc = replay_check(kr, now_ms, in + CL_SEAL_HEADER_LEN, get_be64(sent))) < 0)
         goto fail;
-    }
-    if (replay_seen(kr, nonce)) {
-        kr->stats.replay_rejected++;
-        rc = GV_EEXIST;
-        goto fail;
-    }
-    replay_remember(kr, nonce, sent_ms);
     kr->stats.opened++;
     uv_mutex_unlock(&kr->lock);
     *outlen = body;

@@ -320,20 +320,14 @@ static void send_gossip(struct cl_swim *s, size_t fanout)
         cl_swim_send_msg(s, s->tmp[i]->addr, &m, true);
 }
 
-/* Sends our full state, split over as many messages as it takes (merging is
- * per member, so each part stands alone); only the first asks for a reply. */
-static void send_push_pull(struct cl_swim *s, const char *addr, uint8_t flags)
+/* Our member table as wire members, or NULL when out of memory. */
+static struct cl_wire_member *members_to_wire(const struct cl_swim *s)
 {
     struct cl_wire_member *mb = calloc(s->n_members ? s->n_members : 1, sizeof(*mb));
-    struct gv_buf *bufs;
-    struct cl_wire_state *states;
-    size_t n_states = cl_bcast_local_states(s, &bufs, &states);
-    if (mb == NULL) {
-        s->stats.send_failed++;
-        goto out;
-    }
+    if (mb == NULL)
+        return NULL;
     for (size_t i = 0; i < s->n_members; i++) {
-        struct cl_member *m = s->members[i];
+        const struct cl_member *m = s->members[i];
         mb[i].name = cl_bytes_str(m->name);
         mb[i].addr = cl_bytes_str(m->addr);
         mb[i].meta.p = m->meta;
@@ -341,39 +335,67 @@ static void send_push_pull(struct cl_swim *s, const char *addr, uint8_t flags)
         mb[i].incarnation = m->incarnation;
         mb[i].state = m->state;
     }
+    return mb;
+}
+
+/* How many of mb[start..n) still fit in a push-pull message that holds *est
+ * bytes by a generous estimate; adds theirs to *est. */
+static size_t pp_members_fit(const struct cl_wire_member *mb, size_t start, size_t n, size_t *est)
+{
+    size_t end = start;
+    while (end < n && end - start < CL_WIRE_MAX_MEMBERS) {
+        size_t one = mb[end].name.len + mb[end].addr.len + mb[end].meta.len + 32;
+        if (*est + one > PP_LIMIT)
+            break;
+        *est += one;
+        end++;
+    }
+    return end - start;
+}
+
+/* The same for channel states. */
+static size_t pp_states_fit(const struct cl_wire_state *st, size_t start, size_t n, size_t *est)
+{
+    size_t end = start;
+    while (end < n && *est + st[end].data.len + 16 <= PP_LIMIT) {
+        *est += st[end].data.len + 16;
+        end++;
+    }
+    return end - start;
+}
+
+/* Sends our full state, split over as many messages as it takes (merging is
+ * per member, so each part stands alone); only the first asks for a reply. */
+static void send_push_pull(struct cl_swim *s, const char *addr, uint8_t flags)
+{
+    struct gv_buf *bufs;
+    struct cl_wire_state *states;
+    size_t n_states = cl_bcast_local_states(s, &bufs, &states);
+    struct cl_wire_member *mb = members_to_wire(s);
+    if (mb == NULL) {
+        s->stats.send_failed++;
+        goto out;
+    }
     struct cl_wire_msg msg = {
         .type = CL_MSG_PUSH_PULL,
         .from = cl_bytes_str(s->name),
         .from_addr = cl_bytes_str(s->addr),
         .flags = flags,
     };
-    size_t start = 0, si = 0;
-    while (start < s->n_members || si < n_states) {
-        size_t est = 64 + 2 * CL_WIRE_MAX_ADDR, end = start;
-        while (end < s->n_members && end - start < CL_WIRE_MAX_MEMBERS) {
-            size_t one = mb[end].name.len + mb[end].addr.len + mb[end].meta.len + 32;
-            if (est + one > PP_LIMIT)
-                break;
-            est += one;
-            end++;
-        }
-        size_t send = si;
-        while (send < n_states && est + states[send].data.len + 16 <= PP_LIMIT) {
-            est += states[send].data.len + 16;
-            send++;
-        }
-        if (end == start && send == si) /* a state too big for one message */
-            send = si + 1;
+    for (size_t start = 0, si = 0; start < s->n_members || si < n_states;) {
+        size_t est = 64 + 2 * CL_WIRE_MAX_ADDR;
+        size_t nm = pp_members_fit(mb, start, s->n_members, &est);
+        size_t ns = pp_states_fit(states, si, n_states, &est);
+        if (nm == 0 && ns == 0) /* a state too big for one message goes alone */
+            ns = 1;
         msg.members = mb + start;
-        msg.n_members = end - start;
+        msg.n_members = nm;
         msg.states = states + si;
-        msg.n_states = send - si;
-        if (send > n_states)
-            msg.n_states = 0;
+        msg.n_states = si + ns > n_states ? 0 : ns;
         cl_swim_send_msg(s, addr, &msg, false);
         msg.flags &= (uint8_t)~CL_PP_REPLY;
-        start = end;
-        si = send;
+        start += nm;
+        si += ns;
     }
 out:
     free(mb);
@@ -808,6 +830,35 @@ static void handle_push_pull(struct cl_swim *s, const struct cl_wire_msg *m)
 
 /* ---- receiving ---- */
 
+/* A ping for us is acked to the address it came from. */
+static void handle_ping(struct cl_swim *s, const struct cl_wire_msg *m)
+{
+    char to[CL_WIRE_MAX_ADDR + 1];
+    if (!cl_bytes_eq(m->target, s->name)) {
+        s->stats.ignored++;
+        return;
+    }
+    cl_bytes_copy(m->from_addr, to, sizeof(to));
+    struct cl_wire_msg ack = {.type = CL_MSG_ACK, .seq = m->seq, .from = cl_bytes_str(s->name)};
+    cl_swim_send_msg(s, to, &ack, true);
+}
+
+/* Counts the nacks for our indirect probe: the ones that never come count
+ * against our own health (Lifeguard). */
+static void handle_nack(struct cl_swim *s, const struct cl_wire_msg *m)
+{
+    if (s->probe.phase == CL_PROBE_INDIRECT && m->seq == s->probe.seq)
+        s->probe.nacks++;
+}
+
+/* What each message does beyond its piggybacked updates; gossip carries
+ * nothing else. */
+static void (*const handlers[CL_MSG_TYPE_MAX + 1])(struct cl_swim *, const struct cl_wire_msg *) = {
+    [CL_MSG_PING] = handle_ping,           [CL_MSG_ACK] = handle_ack,
+    [CL_MSG_NACK] = handle_nack,           [CL_MSG_PING_REQ] = handle_ping_req,
+    [CL_MSG_PUSH_PULL] = handle_push_pull, [CL_MSG_USER] = cl_bcast_on_user,
+};
+
 void cl_swim_receive(struct cl_swim *s, const uint8_t *data, size_t len)
 {
     struct cl_wire_msg m;
@@ -824,38 +875,8 @@ void cl_swim_receive(struct cl_swim *s, const uint8_t *data, size_t len)
     }
     for (size_t i = 0; i < m.n_updates && !s->stopping; i++)
         apply_update(s, &m.updates[i]);
-    if (s->stopping)
-        goto out;
-    switch (m.type) {
-    case CL_MSG_PING:
-        if (!cl_bytes_eq(m.target, s->name)) {
-            s->stats.ignored++;
-            break;
-        }
-        char to[CL_WIRE_MAX_ADDR + 1];
-        cl_bytes_copy(m.from_addr, to, sizeof(to));
-        struct cl_wire_msg ack = {.type = CL_MSG_ACK, .seq = m.seq, .from = cl_bytes_str(s->name)};
-        cl_swim_send_msg(s, to, &ack, true);
-        break;
-    case CL_MSG_ACK:
-        handle_ack(s, &m);
-        break;
-    case CL_MSG_NACK:
-        if (s->probe.phase == CL_PROBE_INDIRECT && m.seq == s->probe.seq)
-            s->probe.nacks++;
-        break;
-    case CL_MSG_PING_REQ:
-        handle_ping_req(s, &m);
-        break;
-    case CL_MSG_GOSSIP:
-        break;
-    case CL_MSG_PUSH_PULL:
-        handle_push_pull(s, &m);
-        break;
-    case CL_MSG_USER:
-        cl_bcast_on_user(s, &m);
-        break;
-    }
+    if (!s->stopping && handlers[m.type] != NULL)
+        handlers[m.type](s, &m);
 out:
     cl_wire_msg_free(&m);
 }
@@ -1114,28 +1135,34 @@ static void free_swim(struct cl_swim *s)
     free(s);
 }
 
-int cl_swim_new(uv_loop_t *loop, const struct cl_swim_config *cfg, struct cl_transport *t,
-                struct cl_swim **out)
+/* Whether a config names this node, fits the wire's limits and has every
+ * interval it needs. */
+static bool config_ok(const struct cl_swim_config *cfg)
 {
     const struct cl_timing *tm = &cfg->timing;
     if (cfg->name == NULL || cfg->name[0] == '\0' || strlen(cfg->name) > CL_WIRE_MAX_NAME ||
         !valid_addr(cfg->advertise) || cfg->meta_len > CL_WIRE_MAX_META ||
-        (cfg->meta_len && cfg->meta == NULL) || t == NULL || tm->probe_interval_ms == 0 ||
+        (cfg->meta_len && cfg->meta == NULL) || tm->probe_interval_ms == 0 ||
         tm->probe_timeout_ms == 0 || tm->probe_timeout_ms >= tm->probe_interval_ms ||
         tm->gossip_interval_ms == 0 || tm->push_pull_interval_ms == 0 || tm->suspicion_mult == 0 ||
         tm->suspicion_max_timeout_mult == 0 || tm->retransmit_mult == 0 || tm->join_retry_ms == 0)
-        return GV_EINVAL;
+        return false;
     for (size_t i = 0; i < cfg->n_seeds; i++)
         if (!valid_addr(cfg->seeds[i]))
-            return GV_EINVAL;
-    struct cl_swim *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return GV_ENOMEM;
+            return false;
+    return true;
+}
+
+/* Copies the settings and allocates the buffers and tables. GV_ENOMEM
+ * leaves s for free_swim. */
+static int swim_init(struct cl_swim *s, uv_loop_t *loop, const struct cl_swim_config *cfg,
+                     struct cl_transport *t)
+{
     s->loop = loop;
     s->tr = t;
     snprintf(s->name, sizeof(s->name), "%s", cfg->name);
     snprintf(s->addr, sizeof(s->addr), "%s", cfg->advertise);
-    s->t = *tm;
+    s->t = cfg->timing;
     s->budget = cfg->packet_budget ? GV_MIN(cfg->packet_budget, (size_t)RAW_CAP) : 16 * 1024;
     s->on_member = cfg->on_member;
     s->on_member_arg = cfg->on_member_arg;
@@ -1146,17 +1173,36 @@ int cl_swim_new(uv_loop_t *loop, const struct cl_swim_config *cfg, struct cl_tra
     s->raw = malloc(RAW_CAP);
     s->reaped = calloc(MAX_REAPED, sizeof(*s->reaped));
     if (s->out == NULL || s->raw == NULL || s->reaped == NULL || cl_seen_init(&s->seen, 8192) < 0)
-        goto fail;
-    if (grow_members(s) < 0)
+        return GV_ENOMEM;
+    return grow_members(s);
+}
+
+/* Adds this node to its own table. GV_ENOMEM leaves s for free_swim. */
+static int add_self(struct cl_swim *s, const struct cl_swim_config *cfg)
+{
+    if ((s->self = add_member(s, s->name, s->addr)) == NULL)
+        return GV_ENOMEM;
+    s->self->incarnation = cfg->incarnation ? cfg->incarnation : (uint64_t)time(NULL);
+    copy_meta(s->self, cfg->meta, cfg->meta_len);
+    s->self->change_ms = uv_now(s->loop);
+    s->self->change_unix_ms = unix_ms();
+    return 0;
+}
+
+int cl_swim_new(uv_loop_t *loop, const struct cl_swim_config *cfg, struct cl_transport *t,
+                struct cl_swim **out)
+{
+    if (t == NULL || !config_ok(cfg))
+        return GV_EINVAL;
+    struct cl_swim *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return GV_ENOMEM;
+    if (swim_init(s, loop, cfg, t) < 0)
         goto fail;
     if (cfg->n_seeds && cl_swim_join(s, cfg->seeds, cfg->n_seeds) < 0)
         goto fail;
-    if ((s->self = add_member(s, s->name, s->addr)) == NULL)
+    if (add_self(s, cfg) < 0)
         goto fail;
-    s->self->incarnation = cfg->incarnation ? cfg->incarnation : (uint64_t)time(NULL);
-    copy_meta(s->self, cfg->meta, cfg->meta_len);
-    s->self->change_ms = uv_now(loop);
-    s->self->change_unix_ms = unix_ms();
     uv_timer_t *timers[] = {&s->probe_timer, &s->gossip_timer, &s->pp_timer,
                             &s->maint_timer, &s->join_timer,   &s->leave_timer};
     for (size_t i = 0; i < GV_ARRAY_LEN(timers); i++) {

@@ -27,108 +27,107 @@ static int read_be(const uint8_t *p, size_t avail, size_t n, uint64_t *v)
     return 0;
 }
 
+/* What follows the head of a msgpack token whose first byte is 0xc0..0xdf.
+ * (Below 0xc0 and from 0xe0 on, the first byte says it all: fixint, fixmap,
+ * fixarray, fixstr.) */
+enum skim_kind {
+    SK_BAD,   /* 0xc1: never used */
+    SK_FIXED, /* a payload of `width` bytes */
+    SK_SIZED, /* a big-endian length of `width` bytes, then `extra` + that many bytes */
+    SK_ARRAY, /* a big-endian count of `width` bytes, then that many objects */
+    SK_MAP,   /* the same with twice that many objects */
+};
+
+struct skim_op {
+    uint8_t kind;
+    uint8_t width;
+    uint8_t extra; /* ext: the type byte after the length */
+};
+
+static const struct skim_op skim_ops[0xe0 - 0xc0] = {
+    [0xc0 - 0xc0] = {SK_FIXED, 0, 0},  /* nil */
+    [0xc2 - 0xc0] = {SK_FIXED, 0, 0},  /* false */
+    [0xc3 - 0xc0] = {SK_FIXED, 0, 0},  /* true */
+    [0xc4 - 0xc0] = {SK_SIZED, 1, 0},  /* bin 8 */
+    [0xc5 - 0xc0] = {SK_SIZED, 2, 0},  /* bin 16 */
+    [0xc6 - 0xc0] = {SK_SIZED, 4, 0},  /* bin 32 */
+    [0xc7 - 0xc0] = {SK_SIZED, 1, 1},  /* ext 8 */
+    [0xc8 - 0xc0] = {SK_SIZED, 2, 1},  /* ext 16 */
+    [0xc9 - 0xc0] = {SK_SIZED, 4, 1},  /* ext 32 */
+    [0xca - 0xc0] = {SK_FIXED, 4, 0},  /* float 32 */
+    [0xcb - 0xc0] = {SK_FIXED, 8, 0},  /* float 64 */
+    [0xcc - 0xc0] = {SK_FIXED, 1, 0},  /* uint 8 */
+    [0xcd - 0xc0] = {SK_FIXED, 2, 0},  /* uint 16 */
+    [0xce - 0xc0] = {SK_FIXED, 4, 0},  /* uint 32 */
+    [0xcf - 0xc0] = {SK_FIXED, 8, 0},  /* uint 64 */
+    [0xd0 - 0xc0] = {SK_FIXED, 1, 0},  /* int 8 */
+    [0xd1 - 0xc0] = {SK_FIXED, 2, 0},  /* int 16 */
+    [0xd2 - 0xc0] = {SK_FIXED, 4, 0},  /* int 32 */
+    [0xd3 - 0xc0] = {SK_FIXED, 8, 0},  /* int 64 */
+    [0xd4 - 0xc0] = {SK_FIXED, 2, 0},  /* fixext 1 */
+    [0xd5 - 0xc0] = {SK_FIXED, 3, 0},  /* fixext 2 */
+    [0xd6 - 0xc0] = {SK_FIXED, 5, 0},  /* fixext 4 */
+    [0xd7 - 0xc0] = {SK_FIXED, 9, 0},  /* fixext 8 */
+    [0xd8 - 0xc0] = {SK_FIXED, 17, 0}, /* fixext 16 */
+    [0xd9 - 0xc0] = {SK_SIZED, 1, 0},  /* str 8 */
+    [0xda - 0xc0] = {SK_SIZED, 2, 0},  /* str 16 */
+    [0xdb - 0xc0] = {SK_SIZED, 4, 0},  /* str 32 */
+    [0xdc - 0xc0] = {SK_ARRAY, 2, 0},  /* array 16 */
+    [0xdd - 0xc0] = {SK_ARRAY, 4, 0},  /* array 32 */
+    [0xde - 0xc0] = {SK_MAP, 2, 0},    /* map 16 */
+    [0xdf - 0xc0] = {SK_MAP, 4, 0},    /* map 32 */
+};
+
+/* Reads the head of the token at p[*off..len) and moves *off past it. Sets
+ * *skip to the payload bytes that follow the head and *n to the objects the
+ * token contains. GV_EPROTO when the head is cut short or the byte is
+ * unused; neither *skip nor *n is checked against what remains. */
+static int skim_head(const uint8_t *p, size_t len, size_t *off, uint64_t *skip, uint64_t *n)
+{
+    if (*off >= len)
+        return GV_EPROTO;
+    uint8_t b = p[(*off)++];
+    uint64_t v;
+    *skip = *n = 0;
+    if (b <= 0x7f || b >= 0xe0) /* fixint */
+        return 0;
+    if (b <= 0x8f) { /* fixmap */
+        *n = 2u * (b & 0x0f);
+        return 0;
+    }
+    if (b <= 0x9f) { /* fixarray */
+        *n = b & 0x0f;
+        return 0;
+    }
+    if (b <= 0xbf) { /* fixstr */
+        *skip = b & 0x1f;
+        return 0;
+    }
+    const struct skim_op *op = &skim_ops[b - 0xc0];
+    if (op->kind == SK_BAD)
+        return GV_EPROTO;
+    if (op->kind == SK_FIXED) {
+        *skip = op->width;
+        return 0;
+    }
+    if (read_be(p + *off, len - *off, op->width, &v) < 0)
+        return GV_EPROTO;
+    *off += op->width;
+    if (op->kind == SK_SIZED)
+        *skip = v + op->extra;
+    else
+        *n = op->kind == SK_MAP ? 2 * v : v;
+    return 0;
+}
+
 /* Walks one msgpack object at p[0..len) without building it. Returns 0 and
  * the object's end in *end, or GV_EPROTO when a length or count cannot fit. */
 int cl_wire_skim(const uint8_t *p, size_t len, size_t *end)
 {
     size_t off = 0, pending = 1;
     while (pending > 0) {
-        if (off >= len)
-            return GV_EPROTO;
-        uint8_t b = p[off++];
-        uint64_t skip = 0, n = 0, v;
-        size_t lenbytes = 0, extra = 0;
-        if (b <= 0x7f || b >= 0xe0) {
-            /* fixint */
-        } else if (b <= 0x8f) {
-            n = 2u * (b & 0x0f);
-        } else if (b <= 0x9f) {
-            n = b & 0x0f;
-        } else if (b <= 0xbf) {
-            skip = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xc0:
-            case 0xc2:
-            case 0xc3:
-                break;
-            case 0xc4:
-            case 0xd9:
-                lenbytes = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-                lenbytes = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-                lenbytes = 4;
-                break;
-            case 0xc7:
-                lenbytes = 1;
-                extra = 1;
-                break;
-            case 0xc8:
-                lenbytes = 2;
-                extra = 1;
-                break;
-            case 0xc9:
-                lenbytes = 4;
-                extra = 1;
-                break;
-            case 0xcc:
-            case 0xd0:
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xca:
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcb:
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xd4:
-                skip = 2;
-                break;
-            case 0xd5:
-                skip = 3;
-                break;
-            case 0xd6:
-                skip = 5;
-                break;
-            case 0xd7:
-                skip = 9;
-                break;
-            case 0xd8:
-                skip = 17;
-                break;
-            case 0xdc:
-            case 0xdd:
-            case 0xde:
-            case 0xdf:
-                if (read_be(p + off, len - off, (b & 1) ? 4 : 2, &v) < 0)
-                    return GV_EPROTO;
-                off += (b & 1) ? 4 : 2;
-                n = b >= 0xde ? 2 * v : v;
-                break;
-            default:
-                return GV_EPROTO; /* 0xc1 is never used */
-            }
-        }
-        if (lenbytes) {
-            if (read_be(p + off, len - off, lenbytes, &v) < 0)
-                return GV_EPROTO;
-            off += lenbytes;
-            skip = v + extra;
-        }
-        if (skip > len - off)
+        uint64_t skip, n;
+        if (skim_head(p, len, &off, &skip, &n) < 0 || skip > len - off)
             return GV_EPROTO;
         off += (size_t)skip;
         pending--;
@@ -283,58 +282,78 @@ static int decode_states(const msgpack_object *o, struct cl_wire_msg *m)
     return 0;
 }
 
-static int decode_body(const msgpack_object *body, struct cl_wire_msg *m)
+/* One decoder per message type (the bodies are listed in wire.h); each
+ * checks the body's shape and fills m. */
+
+/* ping_req is a ping with the target's address before the updates. */
+static int decode_ping(const msgpack_object *body, struct cl_wire_msg *m)
 {
     const msgpack_object *a;
     uint64_t v;
-    switch (m->type) {
-    case CL_MSG_PING:
-    case CL_MSG_PING_REQ: {
-        size_t n = m->type == CL_MSG_PING ? 5 : 6;
-        if ((a = get_array(body, n)) == NULL || get_uint(&a[0], UINT32_MAX, &v) < 0 ||
-            get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
-            get_str(&a[2], CL_WIRE_MAX_ADDR, false, &m->from_addr) < 0 ||
-            get_str(&a[3], CL_WIRE_MAX_NAME, false, &m->target) < 0)
-            return GV_EPROTO;
-        m->seq = (uint32_t)v;
-        if (m->type == CL_MSG_PING_REQ &&
-            get_str(&a[4], CL_WIRE_MAX_ADDR, false, &m->target_addr) < 0)
-            return GV_EPROTO;
-        return decode_updates(&a[n - 1], m);
-    }
-    case CL_MSG_ACK:
-    case CL_MSG_NACK:
-        if ((a = get_array(body, 3)) == NULL || get_uint(&a[0], UINT32_MAX, &v) < 0 ||
-            get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0)
-            return GV_EPROTO;
-        m->seq = (uint32_t)v;
-        return decode_updates(&a[2], m);
-    case CL_MSG_GOSSIP:
-        if ((a = get_array(body, 2)) == NULL ||
-            get_str(&a[0], CL_WIRE_MAX_NAME, false, &m->from) < 0)
-            return GV_EPROTO;
-        return decode_updates(&a[1], m);
-    case CL_MSG_PUSH_PULL: {
-        int rc;
-        if ((a = get_array(body, 5)) == NULL || get_uint(&a[0], CL_PP_REPLY | CL_PP_JOIN, &v) < 0 ||
-            get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
-            get_str(&a[2], CL_WIRE_MAX_ADDR, false, &m->from_addr) < 0)
-            return GV_EPROTO;
-        m->flags = (uint8_t)v;
-        if ((rc = decode_members(&a[3], m)) < 0)
-            return rc;
-        return decode_states(&a[4], m);
-    }
-    case CL_MSG_USER:
-        if ((a = get_array(body, 3)) == NULL ||
-            get_str(&a[0], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
-            get_uint(&a[1], UINT8_MAX, &v) < 0 || get_bin(&a[2], CL_MAX_MESSAGE, &m->payload) < 0)
-            return GV_EPROTO;
-        m->channel = (uint8_t)v;
-        return 0;
-    }
-    return GV_EPROTO;
+    size_t n = m->type == CL_MSG_PING ? 5 : 6;
+    if ((a = get_array(body, n)) == NULL || get_uint(&a[0], UINT32_MAX, &v) < 0 ||
+        get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
+        get_str(&a[2], CL_WIRE_MAX_ADDR, false, &m->from_addr) < 0 ||
+        get_str(&a[3], CL_WIRE_MAX_NAME, false, &m->target) < 0)
+        return GV_EPROTO;
+    m->seq = (uint32_t)v;
+    if (m->type == CL_MSG_PING_REQ && get_str(&a[4], CL_WIRE_MAX_ADDR, false, &m->target_addr) < 0)
+        return GV_EPROTO;
+    return decode_updates(&a[n - 1], m);
 }
+
+/* ack and nack share a body. */
+static int decode_ack(const msgpack_object *body, struct cl_wire_msg *m)
+{
+    const msgpack_object *a;
+    uint64_t v;
+    if ((a = get_array(body, 3)) == NULL || get_uint(&a[0], UINT32_MAX, &v) < 0 ||
+        get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0)
+        return GV_EPROTO;
+    m->seq = (uint32_t)v;
+    return decode_updates(&a[2], m);
+}
+
+static int decode_gossip(const msgpack_object *body, struct cl_wire_msg *m)
+{
+    const msgpack_object *a;
+    if ((a = get_array(body, 2)) == NULL || get_str(&a[0], CL_WIRE_MAX_NAME, false, &m->from) < 0)
+        return GV_EPROTO;
+    return decode_updates(&a[1], m);
+}
+
+static int decode_push_pull(const msgpack_object *body, struct cl_wire_msg *m)
+{
+    const msgpack_object *a;
+    uint64_t v;
+    int rc;
+    if ((a = get_array(body, 5)) == NULL || get_uint(&a[0], CL_PP_REPLY | CL_PP_JOIN, &v) < 0 ||
+        get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
+        get_str(&a[2], CL_WIRE_MAX_ADDR, false, &m->from_addr) < 0)
+        return GV_EPROTO;
+    m->flags = (uint8_t)v;
+    if ((rc = decode_members(&a[3], m)) < 0)
+        return rc;
+    return decode_states(&a[4], m);
+}
+
+static int decode_user(const msgpack_object *body, struct cl_wire_msg *m)
+{
+    const msgpack_object *a;
+    uint64_t v;
+    if ((a = get_array(body, 3)) == NULL || get_str(&a[0], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
+        get_uint(&a[1], UINT8_MAX, &v) < 0 || get_bin(&a[2], CL_MAX_MESSAGE, &m->payload) < 0)
+        return GV_EPROTO;
+    m->channel = (uint8_t)v;
+    return 0;
+}
+
+static int (*const decoders[CL_MSG_TYPE_MAX + 1])(const msgpack_object *, struct cl_wire_msg *) = {
+    [CL_MSG_PING] = decode_ping,     [CL_MSG_PING_REQ] = decode_ping,
+    [CL_MSG_ACK] = decode_ack,       [CL_MSG_NACK] = decode_ack,
+    [CL_MSG_GOSSIP] = decode_gossip, [CL_MSG_PUSH_PULL] = decode_push_pull,
+    [CL_MSG_USER] = decode_user,
+};
 
 int cl_wire_decode(const uint8_t *data, size_t len, struct cl_wire_msg *m)
 {
@@ -357,7 +376,7 @@ int cl_wire_decode(const uint8_t *data, size_t len, struct cl_wire_msg *m)
         off != blen)
         goto fail;
     /* strings and bins point into body, so the zone can go right after */
-    if ((rc = decode_body(&up.data, m)) < 0)
+    if ((rc = decoders[m->type](&up.data, m)) < 0)
         goto fail;
     msgpack_unpacked_destroy(&up);
     return 0;
@@ -472,26 +491,145 @@ int cl_wire_encode_update(const struct cl_wire_update *u, uint8_t *out, size_t c
     return 0;
 }
 
-static int pack_updates(msgpack_packer *pk, struct wbuf *w, const struct cl_wire_msg *m,
-                        const uint8_t *raw, size_t raw_len, size_t n_raw)
+/* One message being encoded: the packer writing into its buffer, and the
+ * updates the caller encoded beforehand, which follow the message's own. */
+struct enc {
+    struct wbuf w;
+    msgpack_packer pk;
+    const uint8_t *raw;
+    size_t raw_len, n_raw;
+};
+
+static int pack_updates(struct enc *e, const struct cl_wire_msg *m)
 {
     int rc = 0;
-    if (m->n_updates + n_raw > CL_WIRE_MAX_UPDATES)
+    if (m->n_updates + e->n_raw > CL_WIRE_MAX_UPDATES)
         return GV_EINVAL;
-    PK(msgpack_pack_array(pk, m->n_updates + n_raw));
+    PK(msgpack_pack_array(&e->pk, m->n_updates + e->n_raw));
     for (size_t i = 0; i < m->n_updates; i++)
-        CHK(pack_update(pk, &m->updates[i]));
-    if (raw_len)
-        PK(wbuf_write(w, (const char *)raw, raw_len));
+        CHK(pack_update(&e->pk, &m->updates[i]));
+    if (e->raw_len)
+        PK(wbuf_write(&e->w, (const char *)e->raw, e->raw_len));
     return 0;
 fail:
     return rc;
 }
 
+/* One encoder per message type, writing the body (listed in wire.h). */
+
+/* ping_req is a ping with the target's address before the updates. */
+static int encode_ping(struct enc *e, const struct cl_wire_msg *m)
+{
+    msgpack_packer *pk = &e->pk;
+    int rc = 0;
+    PK(msgpack_pack_array(pk, m->type == CL_MSG_PING ? 5 : 6));
+    PK(msgpack_pack_uint32(pk, m->seq));
+    CHK(pack_str(pk, m->from, CL_WIRE_MAX_NAME, false));
+    CHK(pack_str(pk, m->from_addr, CL_WIRE_MAX_ADDR, false));
+    CHK(pack_str(pk, m->target, CL_WIRE_MAX_NAME, false));
+    if (m->type == CL_MSG_PING_REQ)
+        CHK(pack_str(pk, m->target_addr, CL_WIRE_MAX_ADDR, false));
+    return pack_updates(e, m);
+fail:
+    return rc;
+}
+
+/* ack and nack share a body. */
+static int encode_ack(struct enc *e, const struct cl_wire_msg *m)
+{
+    msgpack_packer *pk = &e->pk;
+    int rc = 0;
+    PK(msgpack_pack_array(pk, 3));
+    PK(msgpack_pack_uint32(pk, m->seq));
+    CHK(pack_str(pk, m->from, CL_WIRE_MAX_NAME, false));
+    return pack_updates(e, m);
+fail:
+    return rc;
+}
+
+static int encode_gossip(struct enc *e, const struct cl_wire_msg *m)
+{
+    msgpack_packer *pk = &e->pk;
+    int rc = 0;
+    PK(msgpack_pack_array(pk, 2));
+    CHK(pack_str(pk, m->from, CL_WIRE_MAX_NAME, false));
+    return pack_updates(e, m);
+fail:
+    return rc;
+}
+
+static int pack_member(msgpack_packer *pk, const struct cl_wire_member *mb)
+{
+    int rc = 0;
+    if (mb->state > CL_STATE_LEFT)
+        return GV_EINVAL;
+    PK(msgpack_pack_array(pk, 5));
+    CHK(pack_str(pk, mb->name, CL_WIRE_MAX_NAME, false));
+    CHK(pack_str(pk, mb->addr, CL_WIRE_MAX_ADDR, false));
+    PK(msgpack_pack_uint64(pk, mb->incarnation));
+    PK(msgpack_pack_uint8(pk, (uint8_t)mb->state));
+    CHK(pack_bin(pk, mb->meta, CL_WIRE_MAX_META));
+    return 0;
+fail:
+    return rc;
+}
+
+static int pack_state(msgpack_packer *pk, const struct cl_wire_state *st)
+{
+    int rc = 0;
+    PK(msgpack_pack_array(pk, 2));
+    PK(msgpack_pack_uint8(pk, st->channel));
+    CHK(pack_bin(pk, st->data, CL_MAX_MESSAGE));
+    return 0;
+fail:
+    return rc;
+}
+
+static int encode_push_pull(struct enc *e, const struct cl_wire_msg *m)
+{
+    msgpack_packer *pk = &e->pk;
+    int rc = 0;
+    if (m->n_members > CL_WIRE_MAX_MEMBERS || m->n_states > CL_WIRE_MAX_STATES ||
+        (m->flags & ~(CL_PP_REPLY | CL_PP_JOIN)))
+        return GV_EINVAL;
+    PK(msgpack_pack_array(pk, 5));
+    PK(msgpack_pack_uint8(pk, m->flags));
+    CHK(pack_str(pk, m->from, CL_WIRE_MAX_NAME, false));
+    CHK(pack_str(pk, m->from_addr, CL_WIRE_MAX_ADDR, false));
+    PK(msgpack_pack_array(pk, m->n_members));
+    for (size_t i = 0; i < m->n_members; i++)
+        CHK(pack_member(pk, &m->members[i]));
+    PK(msgpack_pack_array(pk, m->n_states));
+    for (size_t i = 0; i < m->n_states; i++)
+        CHK(pack_state(pk, &m->states[i]));
+    return 0;
+fail:
+    return rc;
+}
+
+static int encode_user(struct enc *e, const struct cl_wire_msg *m)
+{
+    msgpack_packer *pk = &e->pk;
+    int rc = 0;
+    PK(msgpack_pack_array(pk, 3));
+    CHK(pack_str(pk, m->from, CL_WIRE_MAX_NAME, false));
+    PK(msgpack_pack_uint8(pk, m->channel));
+    CHK(pack_bin(pk, m->payload, CL_MAX_MESSAGE));
+    return 0;
+fail:
+    return rc;
+}
+
+static int (*const encoders[CL_MSG_TYPE_MAX + 1])(struct enc *, const struct cl_wire_msg *) = {
+    [CL_MSG_PING] = encode_ping,     [CL_MSG_PING_REQ] = encode_ping,
+    [CL_MSG_ACK] = encode_ack,       [CL_MSG_NACK] = encode_ack,
+    [CL_MSG_GOSSIP] = encode_gossip, [CL_MSG_PUSH_PULL] = encode_push_pull,
+    [CL_MSG_USER] = encode_user,
+};
+
 int cl_wire_encode(const struct cl_wire_msg *m, const uint8_t *raw, size_t raw_len, size_t n_raw,
                    uint8_t *out, size_t cap, size_t *len)
 {
-    int rc = 0;
     if (m->type < CL_MSG_PING || m->type > CL_MSG_TYPE_MAX)
         return GV_EINVAL;
     if (cap > CL_MAX_MESSAGE)
@@ -502,72 +640,14 @@ int cl_wire_encode(const struct cl_wire_msg *m, const uint8_t *raw, size_t raw_l
     out[1] = CL_WIRE_MAGIC1;
     out[2] = CL_WIRE_VERSION;
     out[3] = (uint8_t)m->type;
-    struct wbuf w = {out, cap, CL_WIRE_HEADER};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &w, wbuf_write);
-
-    switch (m->type) {
-    case CL_MSG_PING:
-    case CL_MSG_PING_REQ:
-        PK(msgpack_pack_array(&pk, m->type == CL_MSG_PING ? 5 : 6));
-        PK(msgpack_pack_uint32(&pk, m->seq));
-        CHK(pack_str(&pk, m->from, CL_WIRE_MAX_NAME, false));
-        CHK(pack_str(&pk, m->from_addr, CL_WIRE_MAX_ADDR, false));
-        CHK(pack_str(&pk, m->target, CL_WIRE_MAX_NAME, false));
-        if (m->type == CL_MSG_PING_REQ)
-            CHK(pack_str(&pk, m->target_addr, CL_WIRE_MAX_ADDR, false));
-        CHK(pack_updates(&pk, &w, m, raw, raw_len, n_raw));
-        break;
-    case CL_MSG_ACK:
-    case CL_MSG_NACK:
-        PK(msgpack_pack_array(&pk, 3));
-        PK(msgpack_pack_uint32(&pk, m->seq));
-        CHK(pack_str(&pk, m->from, CL_WIRE_MAX_NAME, false));
-        CHK(pack_updates(&pk, &w, m, raw, raw_len, n_raw));
-        break;
-    case CL_MSG_GOSSIP:
-        PK(msgpack_pack_array(&pk, 2));
-        CHK(pack_str(&pk, m->from, CL_WIRE_MAX_NAME, false));
-        CHK(pack_updates(&pk, &w, m, raw, raw_len, n_raw));
-        break;
-    case CL_MSG_PUSH_PULL:
-        if (m->n_members > CL_WIRE_MAX_MEMBERS || m->n_states > CL_WIRE_MAX_STATES ||
-            (m->flags & ~(CL_PP_REPLY | CL_PP_JOIN)))
-            return GV_EINVAL;
-        PK(msgpack_pack_array(&pk, 5));
-        PK(msgpack_pack_uint8(&pk, m->flags));
-        CHK(pack_str(&pk, m->from, CL_WIRE_MAX_NAME, false));
-        CHK(pack_str(&pk, m->from_addr, CL_WIRE_MAX_ADDR, false));
-        PK(msgpack_pack_array(&pk, m->n_members));
-        for (size_t i = 0; i < m->n_members; i++) {
-            const struct cl_wire_member *mb = &m->members[i];
-            if (mb->state > CL_STATE_LEFT)
-                return GV_EINVAL;
-            PK(msgpack_pack_array(&pk, 5));
-            CHK(pack_str(&pk, mb->name, CL_WIRE_MAX_NAME, false));
-            CHK(pack_str(&pk, mb->addr, CL_WIRE_MAX_ADDR, false));
-            PK(msgpack_pack_uint64(&pk, mb->incarnation));
-            PK(msgpack_pack_uint8(&pk, (uint8_t)mb->state));
-            CHK(pack_bin(&pk, mb->meta, CL_WIRE_MAX_META));
-        }
-        PK(msgpack_pack_array(&pk, m->n_states));
-        for (size_t i = 0; i < m->n_states; i++) {
-            PK(msgpack_pack_array(&pk, 2));
-            PK(msgpack_pack_uint8(&pk, m->states[i].channel));
-            CHK(pack_bin(&pk, m->states[i].data, CL_MAX_MESSAGE));
-        }
-        break;
-    case CL_MSG_USER:
-        PK(msgpack_pack_array(&pk, 3));
-        CHK(pack_str(&pk, m->from, CL_WIRE_MAX_NAME, false));
-        PK(msgpack_pack_uint8(&pk, m->channel));
-        CHK(pack_bin(&pk, m->payload, CL_MAX_MESSAGE));
-        break;
-    }
-    *len = w.len;
+    struct enc e = {
+        .w = {out, cap, CL_WIRE_HEADER}, .raw = raw, .raw_len = raw_len, .n_raw = n_raw};
+    msgpack_packer_init(&e.pk, &e.w, wbuf_write);
+    int rc = encoders[m->type](&e, m);
+    if (rc < 0)
+        return rc;
+    *len = e.w.len;
     return 0;
-fail:
-    return rc;
 }
 
 struct cl_bytes cl_bytes_str(const char *s)

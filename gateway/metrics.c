@@ -99,51 +99,69 @@ static int put_label(struct gv_buf *out, const char *s)
     return 0;
 }
 
-int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)
+static bool same_key(const struct gw_metric_entry *a, const struct gw_metric_entry *b)
+{
+    return a->hash == b->hash && a->code == b->code && strcmp(a->route, b->route) == 0 &&
+           strcmp(a->service, b->service) == 0;
+}
+
+/* Sums the count of e's key over the workers from w on, into *total; false
+ * when a worker before w has the key, so it was printed with that one. */
+static bool sum_from_first(struct gw_metrics *const *ms, size_t n, size_t w,
+                           const struct gw_metric_entry *e, uint64_t *total)
+{
+    *total = 0;
+    for (size_t v = 0; v < n; v++) {
+        for (size_t j = 0; j < GW_METRICS_SLOTS; j++) {
+            struct gw_metric_entry *f =
+                atomic_load_explicit(&ms[v]->slots[j], memory_order_acquire);
+            if (f == NULL || !same_key(f, e))
+                continue;
+            if (v < w)
+                return false;
+            *total += atomic_load_explicit(&f->count, memory_order_relaxed);
+            break;
+        }
+    }
+    return true;
+}
+
+static int render_count(struct gv_buf *out, const struct gw_metric_entry *e, uint64_t total)
+{
+    int rv = gv_buf_puts(out, "grapevine_http_requests_total{route=\"");
+    rv = rv ? rv : put_label(out, e->route);
+    rv = rv ? rv : gv_buf_puts(out, "\",service=\"");
+    rv = rv ? rv : put_label(out, e->service);
+    rv = rv ? rv : gv_buf_printf(out, "\",code=\"%d\"} %llu\n", e->code, (unsigned long long)total);
+    return rv;
+}
+
+/* The request counter, one line per route, service and code. Equal keys are
+ * summed across workers: each worker's table is visited once and every
+ * entry is merged into the first worker's entry with that key. */
+static int render_requests(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)
 {
     int rv = gv_buf_puts(out, "# HELP grapevine_http_requests_total Proxied HTTP requests.\n"
                               "# TYPE grapevine_http_requests_total counter\n");
-    /* Sum equal keys across workers: each worker's table is visited once and
-     * every entry is merged into the first worker's entry with that key. */
     for (size_t w = 0; w < n && rv == 0; w++) {
         for (size_t i = 0; i < GW_METRICS_SLOTS && rv == 0; i++) {
             struct gw_metric_entry *e =
                 atomic_load_explicit(&ms[w]->slots[i], memory_order_acquire);
-            if (e == NULL)
-                continue;
-            int seen = 0;
-            uint64_t total = 0;
-            for (size_t v = 0; v < n && !seen; v++) {
-                for (size_t j = 0; j < GW_METRICS_SLOTS; j++) {
-                    struct gw_metric_entry *f =
-                        atomic_load_explicit(&ms[v]->slots[j], memory_order_acquire);
-                    if (f == NULL || f->hash != e->hash || f->code != e->code ||
-                        strcmp(f->route, e->route) != 0 || strcmp(f->service, e->service) != 0)
-                        continue;
-                    if (v < w) {
-                        seen = 1; /* already printed with an earlier worker */
-                        break;
-                    }
-                    total += atomic_load_explicit(&f->count, memory_order_relaxed);
-                    break;
-                }
-            }
-            if (seen)
-                continue;
-            rv = gv_buf_puts(out, "grapevine_http_requests_total{route=\"");
-            rv = rv ? rv : put_label(out, e->route);
-            rv = rv ? rv : gv_buf_puts(out, "\",service=\"");
-            rv = rv ? rv : put_label(out, e->service);
-            rv = rv ? rv
-                    : gv_buf_printf(out, "\",code=\"%d\"} %llu\n", e->code,
-                                    (unsigned long long)total);
+            uint64_t total;
+            if (e != NULL && sum_from_first(ms, n, w, e, &total))
+                rv = render_count(out, e, total);
         }
     }
-    if (rv != 0)
-        return rv;
-    rv = gv_buf_puts(out, "# HELP grapevine_http_request_duration_seconds Time from request "
-                          "start to the last response byte.\n"
-                          "# TYPE grapevine_http_request_duration_seconds histogram\n");
+    return rv;
+}
+
+/* The duration histogram, its buckets cumulative as Prometheus wants them,
+ * summed over the workers. */
+static int render_durations(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)
+{
+    int rv = gv_buf_puts(out, "# HELP grapevine_http_request_duration_seconds Time from request "
+                              "start to the last response byte.\n"
+                              "# TYPE grapevine_http_request_duration_seconds histogram\n");
     uint64_t cum = 0, sum_us = 0, count = 0;
     for (size_t b = 0; b <= GW_HIST_BUCKETS && rv == 0; b++) {
         for (size_t w = 0; w < n; w++)
@@ -161,11 +179,16 @@ int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out
         sum_us += atomic_load_explicit(&ms[w]->sum_us, memory_order_relaxed);
         count += atomic_load_explicit(&ms[w]->count, memory_order_relaxed);
     }
-    rv = rv ? rv
-            : gv_buf_printf(out,
-                            "grapevine_http_request_duration_seconds_sum %.6f\n"
-                            "grapevine_http_request_duration_seconds_count %llu\n",
-                            (double)sum_us / 1e6, (unsigned long long)count);
-    rv = rv ? rv : gw_plugins_metrics(out);
-    return rv;
+    return rv ? rv
+              : gv_buf_printf(out,
+                              "grapevine_http_request_duration_seconds_sum %.6f\n"
+                              "grapevine_http_request_duration_seconds_count %llu\n",
+                              (double)sum_us / 1e6, (unsigned long long)count);
+}
+
+int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)
+{
+    int rv = render_requests(ms, n, out);
+    rv = rv ? rv : render_durations(ms, n, out);
+    return rv ? rv : gw_plugins_metrics(out);
 }

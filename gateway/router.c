@@ -102,12 +102,13 @@ void gw_router_free(struct gw_router *r)
     free(r);
 }
 
-static int route_compile(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
+/* Each compile step fills one part of rt from the spec of routes[idx]; an
+ * error names the offending field in err. They return 0, GV_EINVAL or
+ * GV_ENOMEM, and leave what they allocated in rt for route_free. */
+
+static int compile_hosts(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
                          char *err, size_t errlen)
 {
-    rt->methods = spec->methods;
-    rt->strip_prefix = spec->strip_prefix;
-
     if (spec->nhosts > 0) {
         rt->hosts = calloc(spec->nhosts, sizeof(*rt->hosts));
         if (rt->hosts == NULL)
@@ -128,47 +129,74 @@ static int route_compile(const struct gw_route_spec *spec, size_t idx, struct rt
         }
         rh->len = strlen(rh->s);
     }
+    return 0;
+}
 
+static int compile_regexes(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
+                           char *err, size_t errlen)
+{
+    rt->regexes = calloc(spec->npaths, sizeof(*rt->regexes));
+    if (rt->regexes == NULL)
+        return GV_ENOMEM;
+    for (size_t j = 0; j < spec->npaths; j++) {
+        if (spec->paths[j] == NULL) {
+            snprintf(err, errlen, "routes[%zu].match.paths[%zu]: missing path", idx, j);
+            return GV_EINVAL;
+        }
+        char why[160];
+        int rc = gw_regex_compile(spec->paths[j], &rt->regexes[j], why, sizeof(why));
+        if (rc != 0) {
+            snprintf(err, errlen, "routes[%zu].match.paths[%zu]: %s", idx, j,
+                     rc == GV_ENOMEM ? "out of memory" : why);
+            return rc;
+        }
+        rt->nregexes++;
+    }
+    return 0;
+}
+
+/* Prefix and exact paths; max_len is what the route can score at best. */
+static int compile_literals(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
+                            char *err, size_t errlen)
+{
+    rt->paths = calloc(spec->npaths, sizeof(*rt->paths));
+    if (rt->paths == NULL)
+        return GV_ENOMEM;
+    for (size_t j = 0; j < spec->npaths; j++) {
+        if (spec->paths[j] == NULL) {
+            snprintf(err, errlen, "routes[%zu].match.paths[%zu]: missing path", idx, j);
+            return GV_EINVAL;
+        }
+        rt->paths[j].s = spec->paths[j];
+        rt->paths[j].len = strlen(spec->paths[j]);
+        if (rt->paths[j].len > rt->max_len)
+            rt->max_len = rt->paths[j].len;
+    }
+    return 0;
+}
+
+static int compile_paths(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
+                         char *err, size_t errlen)
+{
+    int rc = 0;
     if (spec->npaths == 0) {
         rt->kind = RT_ANY;
     } else if (spec->path_type == GW_PATH_REGEX) {
         rt->kind = RT_REGEX;
-        rt->regexes = calloc(spec->npaths, sizeof(*rt->regexes));
-        if (rt->regexes == NULL)
-            return GV_ENOMEM;
-        for (size_t j = 0; j < spec->npaths; j++) {
-            if (spec->paths[j] == NULL) {
-                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: missing path", idx, j);
-                return GV_EINVAL;
-            }
-            char why[160];
-            int rc = gw_regex_compile(spec->paths[j], &rt->regexes[j], why, sizeof(why));
-            if (rc != 0) {
-                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: %s", idx, j,
-                         rc == GV_ENOMEM ? "out of memory" : why);
-                return rc;
-            }
-            rt->nregexes++;
-        }
+        rc = compile_regexes(spec, idx, rt, err, errlen);
     } else {
         rt->kind = spec->path_type == GW_PATH_EXACT ? RT_EXACT : RT_PREFIX;
         rt->segments = spec->path_type == GW_PATH_SEGMENTS;
-        rt->paths = calloc(spec->npaths, sizeof(*rt->paths));
-        if (rt->paths == NULL)
-            return GV_ENOMEM;
-        for (size_t j = 0; j < spec->npaths; j++) {
-            if (spec->paths[j] == NULL) {
-                snprintf(err, errlen, "routes[%zu].match.paths[%zu]: missing path", idx, j);
-                return GV_EINVAL;
-            }
-            rt->paths[j].s = spec->paths[j];
-            rt->paths[j].len = strlen(spec->paths[j]);
-            if (rt->paths[j].len > rt->max_len)
-                rt->max_len = rt->paths[j].len;
-        }
+        rc = compile_literals(spec, idx, rt, err, errlen);
     }
-    rt->npaths = spec->npaths;
+    if (rc == 0)
+        rt->npaths = spec->npaths;
+    return rc;
+}
 
+static int compile_headers(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
+                           char *err, size_t errlen)
+{
     if (spec->nheaders > 0) {
         rt->hdr_names = calloc(spec->nheaders, sizeof(*rt->hdr_names));
         rt->hdr_values = calloc(spec->nheaders, sizeof(*rt->hdr_values));
@@ -188,6 +216,18 @@ static int route_compile(const struct gw_route_spec *spec, size_t idx, struct rt
     }
     rt->nheaders = spec->nheaders;
     return 0;
+}
+
+static int route_compile(const struct gw_route_spec *spec, size_t idx, struct rt_route *rt,
+                         char *err, size_t errlen)
+{
+    int rc;
+    rt->methods = spec->methods;
+    rt->strip_prefix = spec->strip_prefix;
+    if ((rc = compile_hosts(spec, idx, rt, err, errlen)) != 0 ||
+        (rc = compile_paths(spec, idx, rt, err, errlen)) != 0)
+        return rc;
+    return compile_headers(spec, idx, rt, err, errlen);
 }
 
 int gw_router_build(const struct gw_route_spec *routes, size_t n, struct gw_router **out, char *err,
@@ -311,45 +351,65 @@ static int score_cmp(const struct rt_score *a, const struct rt_score *b)
     return 0;
 }
 
+/* What a request is matched on, normalised once per match. */
+struct rt_req {
+    const char *host, *path;
+    size_t hlen, plen;
+    uint64_t mbit; /* the method's bit, 0 for a method outside the mask */
+};
+
+/* Whether the path matches rt and, for a literal route, whether the matched
+ * length (set in s->len) still beats best (NULL: nothing matched yet). */
+static bool path_beats(const struct rt_route *rt, const struct rt_req *q,
+                       const struct rt_score *best, struct rt_score *s)
+{
+    if (rt->kind == RT_EXACT || rt->kind == RT_PREFIX) {
+        long len = literal_path_match(rt, q->path, q->plen);
+        if (len < 0)
+            return false;
+        s->len = (size_t)len;
+        return best == NULL || score_cmp(s, best) > 0;
+    }
+    return rt->kind != RT_REGEX || regex_path_match(rt, q->path, q->plen);
+}
+
+/* Whether rt matches the request with a score (set in *s) above best
+ * (NULL: nothing matched yet). The cheap tests come first, so most routes
+ * are dismissed before their paths and headers are looked at. */
+static bool route_beats(const struct rt_route *rt, const struct rt_req *q,
+                        const struct gw_request_view *req, const struct rt_score *best,
+                        struct rt_score *s)
+{
+    if (rt->methods != 0 && (rt->methods & q->mbit) == 0)
+        return false;
+    *s = (struct rt_score){0, rt->kind, 0};
+    if (rt->nhosts > 0 && (s->host = host_rank(rt, q->host, q->hlen)) == 0)
+        return false;
+    /* Ties go to the earlier route, so only a strictly better score can
+     * win; the most a literal route can score is its longest path. */
+    if (best != NULL) {
+        struct rt_score ceiling = {s->host, rt->kind, rt->max_len};
+        if (score_cmp(&ceiling, best) <= 0)
+            return false;
+    }
+    return path_beats(rt, q, best, s) && headers_match(rt, req);
+}
+
 bool gw_router_match(const struct gw_router *r, const struct gw_request_view *req,
                      struct gw_route_match *m)
 {
-    const char *host = req->host != NULL ? req->host : "";
-    size_t hlen = req->host != NULL ? host_len_without_port(host, req->host_len) : 0;
-    const char *path = req->path != NULL ? req->path : "";
-    size_t plen = req->path != NULL ? req->path_len : 0;
-    uint64_t mbit = req->method >= 0 && req->method <= METHOD_MAX ? (uint64_t)1 << req->method : 0;
-
+    struct rt_req q = {
+        .host = req->host != NULL ? req->host : "",
+        .hlen = req->host != NULL ? host_len_without_port(req->host, req->host_len) : 0,
+        .path = req->path != NULL ? req->path : "",
+        .plen = req->path != NULL ? req->path_len : 0,
+        .mbit = req->method >= 0 && req->method <= METHOD_MAX ? (uint64_t)1 << req->method : 0,
+    };
     bool found = false;
-    struct rt_score best = {0, RT_ANY, 0};
+    struct rt_score best, s;
     for (size_t i = 0; i < r->n; i++) {
         const struct rt_route *rt = &r->routes[i];
-        if (rt->methods != 0 && (rt->methods & mbit) == 0)
-            continue;
-        struct rt_score s = {0, rt->kind, 0};
-        if (rt->nhosts > 0) {
-            s.host = host_rank(rt, host, hlen);
-            if (s.host == 0)
-                continue;
-        }
-        /* Ties go to the earlier route, so only a strictly better score can
-         * win; the most a literal route can score is its longest path. */
-        if (found) {
-            struct rt_score ceiling = {s.host, rt->kind, rt->max_len};
-            if (score_cmp(&ceiling, &best) <= 0)
-                continue;
-        }
-        if (rt->kind == RT_EXACT || rt->kind == RT_PREFIX) {
-            long len = literal_path_match(rt, path, plen);
-            if (len < 0)
-                continue;
-            s.len = (size_t)len;
-            if (found && score_cmp(&s, &best) <= 0)
-                continue;
-        } else if (rt->kind == RT_REGEX && !regex_path_match(rt, path, plen)) {
-            continue;
-        }
-        if (!headers_match(rt, req))
+        if (!route_beats(rt, &q, req, found ? &best : NULL, &s))
             continue;
         best = s;
         found = true;

@@ -130,17 +130,15 @@ static void heap_down(int *heap, int n, const struct group *g, int i)
     }
 }
 
-/* Fills ch->table from the ranked targets (ch->order follows rk). Returns 0
- * or GV_ENOMEM (the table is then left unfilled). */
-static int build_table(struct chash *ch, const struct ranked *rk, size_t n)
+/* Sets each ranked target at the start of its permutation and gathers the
+ * targets into weight groups, heaviest first. Returns the number of groups;
+ * heap[] then lists them in that order, which is already a heap since no
+ * group has taken a turn. */
+static int start_cursors(const struct ranked *rk, size_t n, struct cursor *cur, struct group *g,
+                         int *heap)
 {
     const uint32_t m = CHASH_TABLE_SIZE;
-    struct cursor *cur = calloc(n, sizeof(*cur));
-    struct group *g = calloc(n, sizeof(*g));
-    int *heap = calloc(n, sizeof(*heap));
     int ngroups = 0;
-    if (cur == NULL || g == NULL || heap == NULL)
-        goto fail;
     for (size_t r = 0; r < n; r++) {
         size_t len = strlen(rk[r].address);
         cur[r].pos = (uint32_t)(gv_hash64(rk[r].address, len, CHASH_SEED_OFFSET) % m);
@@ -152,35 +150,55 @@ static int build_table(struct chash *ch, const struct ranked *rk, size_t n)
         }
         g[ngroups - 1].count++;
     }
-    /* No turns yet and groups heaviest first: heap[] is already a heap. */
-    memset(ch->table, 0xff, m * sizeof(*ch->table));
-    uint32_t filled = 0;
-    while (filled < m) {
-        struct group *turn = &g[heap[0]];
-        for (int r = turn->first; r < turn->first + turn->count && filled < m; r++) {
-            struct cursor *c = &cur[r];
-            /* Terminates: the permutation visits every slot and one is free. */
-            while (ch->table[c->pos] != CHASH_EMPTY) {
-                c->pos += c->skip;
-                if (c->pos >= m)
-                    c->pos -= m;
-            }
-            ch->table[c->pos] = (uint16_t)ch->order[r];
-            filled++;
+    return ngroups;
+}
+
+/* One turn of a weight group: each member, in rank order, claims the next
+ * free slot of its permutation while the table has one. Returns the slots
+ * filled. */
+static uint32_t take_turn(struct chash *ch, const struct group *turn, struct cursor *cur,
+                          uint32_t filled)
+{
+    const uint32_t m = CHASH_TABLE_SIZE;
+    uint32_t taken = 0;
+    for (int r = turn->first; r < turn->first + turn->count && filled + taken < m; r++) {
+        struct cursor *c = &cur[r];
+        /* Terminates: the permutation visits every slot and one is free. */
+        while (ch->table[c->pos] != CHASH_EMPTY) {
+            c->pos += c->skip;
+            if (c->pos >= m)
+                c->pos -= m;
         }
+        ch->table[c->pos] = (uint16_t)ch->order[r];
+        taken++;
+    }
+    return taken;
+}
+
+/* Fills ch->table from the ranked targets (ch->order follows rk). Returns 0
+ * or GV_ENOMEM (the table is then left unfilled). */
+static int build_table(struct chash *ch, const struct ranked *rk, size_t n)
+{
+    struct cursor *cur = calloc(n, sizeof(*cur));
+    struct group *g = calloc(n, sizeof(*g));
+    int *heap = calloc(n, sizeof(*heap));
+    int rc = GV_ENOMEM;
+    if (cur == NULL || g == NULL || heap == NULL)
+        goto fail;
+    int ngroups = start_cursors(rk, n, cur, g, heap);
+    memset(ch->table, 0xff, CHASH_TABLE_SIZE * sizeof(*ch->table));
+    for (uint32_t filled = 0; filled < CHASH_TABLE_SIZE;) {
+        struct group *turn = &g[heap[0]];
+        filled += take_turn(ch, turn, cur, filled);
         turn->turns++;
         heap_down(heap, ngroups, g, 0);
     }
-    free(cur);
-    free(g);
-    free(heap);
-    return 0;
-
+    rc = 0;
 fail:
     free(cur);
     free(g);
     free(heap);
-    return GV_ENOMEM;
+    return rc;
 }
 
 static int chash_init(struct lb_balancer *b)

@@ -83,11 +83,53 @@ static int ec_curve(const EVP_PKEY *pkey)
     return nid != NID_undef ? nid : EC_curve_nist2nid(group);
 }
 
+/* HS*: keeps a copy of the secret. 0, or GV_EINVAL / GV_ENOMEM with *why. */
+static int key_take_secret(struct gw_jws_key *k, const char *material, const char **why)
+{
+    size_t n = strlen(material);
+    if (n == 0 || n > INT_MAX) { /* HMAC() takes an int length */
+        *why = n == 0 ? "empty secret" : "secret too long";
+        return GV_EINVAL;
+    }
+    if ((k->secret = malloc(n)) == NULL) {
+        *why = NOMEM;
+        return GV_ENOMEM;
+    }
+    memcpy(k->secret, material, n);
+    k->secret_len = n;
+    return 0;
+}
+
+/* RS*, ES*: reads the PEM public key and checks that the algorithm can use
+ * it. 0, or GV_EINVAL / GV_ENOMEM with *why; k->pkey may be set either way. */
+static int key_read_public(struct gw_jws_key *k, const struct alg_info *ai, const char *material,
+                           const char **why)
+{
+    BIO *bio = BIO_new_mem_buf(material, -1);
+    if (bio == NULL) {
+        *why = NOMEM;
+        return GV_ENOMEM;
+    }
+    k->pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (k->pkey == NULL) {
+        *why = "not a PEM public key";
+        return GV_EINVAL;
+    }
+    /* EVP_PKEY_is_a(.., "RSA") is false for RSA-PSS keys, which JWS RS* cannot use. */
+    if ((ai->fam == FAM_RS &&
+         (!EVP_PKEY_is_a(k->pkey, "RSA") || EVP_PKEY_get_bits(k->pkey) < 2048)) ||
+        (ai->fam == FAM_ES && ec_curve(k->pkey) != ai->curve)) {
+        *why = ai->why;
+        return GV_EINVAL;
+    }
+    return 0;
+}
+
 int gw_jws_key_init(struct gw_jws_key *k, const char *issuer, enum gw_jws_alg alg,
                     const char *material, int consumer, const char **why)
 {
     const struct alg_info *ai = alg_info(alg);
-    BIO *bio = NULL;
     int rc = GV_EINVAL;
     memset(k, 0, sizeof(*k));
     ERR_set_mark();
@@ -101,42 +143,18 @@ int gw_jws_key_init(struct gw_jws_key *k, const char *issuer, enum gw_jws_alg al
     }
     k->alg = alg;
     k->consumer = consumer;
-    if ((k->issuer = strdup(issuer)) == NULL)
-        goto nomem;
-    if (ai->fam == FAM_HS) {
-        size_t n = strlen(material);
-        if (n == 0 || n > INT_MAX) { /* HMAC() takes an int length */
-            *why = n == 0 ? "empty secret" : "secret too long";
-            goto fail;
-        }
-        if ((k->secret = malloc(n)) == NULL)
-            goto nomem;
-        memcpy(k->secret, material, n);
-        k->secret_len = n;
-        goto done;
-    }
-    if ((bio = BIO_new_mem_buf(material, -1)) == NULL)
-        goto nomem;
-    if ((k->pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL) {
-        *why = "not a PEM public key";
+    if ((k->issuer = strdup(issuer)) == NULL) {
+        rc = GV_ENOMEM;
+        *why = NOMEM;
         goto fail;
     }
-    /* EVP_PKEY_is_a(.., "RSA") is false for RSA-PSS keys, which JWS RS* cannot use. */
-    if ((ai->fam == FAM_RS &&
-         (!EVP_PKEY_is_a(k->pkey, "RSA") || EVP_PKEY_get_bits(k->pkey) < 2048)) ||
-        (ai->fam == FAM_ES && ec_curve(k->pkey) != ai->curve)) {
-        *why = ai->why;
+    rc = ai->fam == FAM_HS ? key_take_secret(k, material, why)
+                           : key_read_public(k, ai, material, why);
+    if (rc != 0)
         goto fail;
-    }
-done:
-    BIO_free(bio);
     ERR_pop_to_mark();
     return 0;
-nomem:
-    rc = GV_ENOMEM;
-    *why = NOMEM;
 fail:
-    BIO_free(bio);
     gw_jws_key_clear(k);
     ERR_pop_to_mark();
     return rc;
@@ -274,78 +292,134 @@ static json_t *load_segment(const char *s, size_t n, unsigned char *buf)
     return v;
 }
 
+/* Finds the two dots of header.payload.signature, checking that every other
+ * character is base64url and that the header and payload are not empty. 0
+ * or GV_EINVAL. */
+static int split_token(const char *tok, size_t len, size_t *dot1, size_t *dot2)
+{
+    size_t dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (tok[i] == '.') {
+            if (++dots > 2)
+                return GV_EINVAL;
+            *(dots == 1 ? dot1 : dot2) = i;
+        } else if (gv_b64url_value((unsigned char)tok[i]) < 0) {
+            return GV_EINVAL;
+        }
+    }
+    return dots == 2 && *dot1 != 0 && *dot2 != *dot1 + 1 ? 0 : GV_EINVAL;
+}
+
+/* What verification reads from the header and the payload. */
+struct jws_parts {
+    json_t *hdr, *pl; /* owned */
+    const char *alg, *iss;
+    const json_t *exp, *nbf; /* NULL when absent */
+};
+
+/* Decodes the header and the payload and picks out the fields verification
+ * needs. 0 or GV_EINVAL (malformed); p->hdr and p->pl are the caller's to
+ * release either way. */
+static int load_parts(const char *tok, size_t dot1, size_t dot2, unsigned char *buf,
+                      struct jws_parts *p)
+{
+    if ((p->hdr = load_segment(tok, dot1, buf)) == NULL ||
+        (p->pl = load_segment(tok + dot1 + 1, dot2 - dot1 - 1, buf)) == NULL)
+        return GV_EINVAL;
+    /* json_string_value is NULL for anything but a string. Strings cannot hold
+     * NUL (no JSON_ALLOW_NUL), so strcmp sees the whole value. */
+    p->alg = json_string_value(json_object_get(p->hdr, "alg"));
+    p->iss = json_string_value(json_object_get(p->pl, "iss"));
+    p->exp = json_object_get(p->pl, "exp");
+    p->nbf = json_object_get(p->pl, "nbf");
+    if (p->alg == NULL || json_object_get(p->hdr, "crit") != NULL || p->iss == NULL ||
+        (p->exp != NULL && !json_is_number(p->exp)) || (p->nbf != NULL && !json_is_number(p->nbf)))
+        return GV_EINVAL;
+    return 0;
+}
+
+/* The issuer's key, when the header's algorithm is the key's: the key
+ * decides the algorithm; the header may only agree with it. 0, or GV_EINVAL
+ * with *reason. */
+static int pick_key(const struct gw_jws_keys *ks, const struct jws_parts *p,
+                    const struct gw_jws_key **out, const char **reason)
+{
+    const struct gw_jws_key *k = find_key(ks, p->iss);
+    enum gw_jws_alg alg;
+    if (k == NULL) {
+        *reason = "unknown issuer";
+        return GV_EINVAL;
+    }
+    if (gw_jws_alg_parse(p->alg, &alg) != 0 || alg != k->alg) {
+        *reason = "algorithm mismatch";
+        return GV_EINVAL;
+    }
+    *out = k;
+    return 0;
+}
+
+/* Checks the signature after the second dot over everything before it. 0,
+ * or GV_EINVAL / GV_ENOMEM with *reason. */
+static int verify_signature(const struct gw_jws_key *k, const char *tok, size_t len, size_t dot2,
+                            unsigned char *buf, const char **reason)
+{
+    size_t n;
+    int rc;
+    if (b64url_decode(tok + dot2 + 1, len - dot2 - 1, buf, &n) != 0)
+        return GV_EINVAL; /* *reason stays "malformed token" */
+    if ((rc = check_sig(k, (const unsigned char *)tok, dot2, buf, n)) != 0)
+        *reason = rc == GV_ENOMEM ? NOMEM : "bad signature";
+    return rc;
+}
+
+/* Checks "exp" and "nbf" against now, each widened by skew (>= 0). 0 with
+ * *exp (INT64_MAX without an "exp"), or GV_EINVAL with *reason. */
+static int check_times(const struct jws_parts *p, int64_t now, int64_t skew, int64_t *exp,
+                       const char **reason)
+{
+    int64_t e = p->exp != NULL ? claim_time(p->exp) : INT64_MAX;
+    if (p->exp != NULL && now >= sat_add(e, skew)) {
+        *reason = "token expired";
+        return GV_EINVAL;
+    }
+    if (p->nbf != NULL && now < sat_sub(claim_time(p->nbf), skew)) {
+        *reason = "token not yet valid";
+        return GV_EINVAL;
+    }
+    *exp = e;
+    return 0;
+}
+
 int gw_jws_verify(const struct gw_jws_keys *ks, const char *tok, size_t len, int64_t now,
                   int64_t skew, const struct gw_jws_key **key, int64_t *exp, const char **why)
 {
     unsigned char buf[GW_JWS_MAX_LEN / 4 * 3 + 3]; /* one decoded segment at a time */
-    json_t *hdr = NULL, *pl = NULL;
-    const struct gw_jws_key *k;
+    struct jws_parts p = {0};
+    const struct gw_jws_key *k = NULL;
     const char *reason = MALFORMED;
-    size_t dot1 = 0, dot2 = 0, dots = 0, n;
-    enum gw_jws_alg alg;
+    size_t dot1 = 0, dot2 = 0;
+    int64_t e = INT64_MAX;
     int rc = GV_EINVAL;
 
     ERR_set_mark();
     if (skew < 0)
         skew = 0;
-    if (ks == NULL || tok == NULL || len == 0 || len > GW_JWS_MAX_LEN)
+    if (ks == NULL || tok == NULL || len == 0 || len > GW_JWS_MAX_LEN ||
+        split_token(tok, len, &dot1, &dot2) != 0 || load_parts(tok, dot1, dot2, buf, &p) != 0)
         goto fail;
-    for (size_t i = 0; i < len; i++) {
-        if (tok[i] == '.') {
-            if (++dots > 2)
-                goto fail;
-            *(dots == 1 ? &dot1 : &dot2) = i;
-        } else if (gv_b64url_value((unsigned char)tok[i]) < 0) {
-            goto fail;
-        }
-    }
-    if (dots != 2 || dot1 == 0 || dot2 == dot1 + 1)
+    /* The signature is checked before the times, so the time reasons are
+     * only given for authentic tokens. */
+    if ((rc = pick_key(ks, &p, &k, &reason)) != 0 ||
+        (rc = verify_signature(k, tok, len, dot2, buf, &reason)) != 0 ||
+        (rc = check_times(&p, now, skew, &e, &reason)) != 0)
         goto fail;
-
-    if ((hdr = load_segment(tok, dot1, buf)) == NULL ||
-        (pl = load_segment(tok + dot1 + 1, dot2 - dot1 - 1, buf)) == NULL)
-        goto fail;
-    /* json_string_value is NULL for anything but a string. Strings cannot hold
-     * NUL (no JSON_ALLOW_NUL), so strcmp sees the whole value. */
-    const char *alg_name = json_string_value(json_object_get(hdr, "alg"));
-    const char *iss = json_string_value(json_object_get(pl, "iss"));
-    const json_t *jexp = json_object_get(pl, "exp"), *jnbf = json_object_get(pl, "nbf");
-    if (alg_name == NULL || json_object_get(hdr, "crit") != NULL || iss == NULL ||
-        (jexp != NULL && !json_is_number(jexp)) || (jnbf != NULL && !json_is_number(jnbf)))
-        goto fail;
-    if ((k = find_key(ks, iss)) == NULL) {
-        reason = "unknown issuer";
-        goto fail;
-    }
-    /* The key decides the algorithm; the header may only agree with it. */
-    if (gw_jws_alg_parse(alg_name, &alg) != 0 || alg != k->alg) {
-        reason = "algorithm mismatch";
-        goto fail;
-    }
-    if (b64url_decode(tok + dot2 + 1, len - dot2 - 1, buf, &n) != 0)
-        goto fail;
-    if ((rc = check_sig(k, (const unsigned char *)tok, dot2, buf, n)) != 0) {
-        reason = rc == GV_ENOMEM ? NOMEM : "bad signature";
-        goto fail;
-    }
-    rc = GV_EINVAL;
-    int64_t e = jexp != NULL ? claim_time(jexp) : INT64_MAX;
-    if (jexp != NULL && now >= sat_add(e, skew)) {
-        reason = "token expired";
-        goto fail;
-    }
-    if (jnbf != NULL && now < sat_sub(claim_time(jnbf), skew)) {
-        reason = "token not yet valid";
-        goto fail;
-    }
     *key = k;
     *exp = e;
-    rc = 0;
 fail:
     if (rc != 0)
         *why = reason;
-    json_decref(hdr);
-    json_decref(pl);
+    json_decref(p.hdr);
+    json_decref(p.pl);
     ERR_pop_to_mark();
     return rc;
 }
