@@ -162,6 +162,35 @@ static int get_str(const msgpack_object *o, size_t max, bool empty_ok, struct cl
     return 0;
 }
 
+/* A member name: what node.name allows ([A-Za-z0-9_.-]); anything else in
+ * a name (a control byte, "\x02A") is junk that must never become a member. */
+static int get_name(const msgpack_object *o, struct cl_bytes *b)
+{
+    if (get_str(o, CL_WIRE_MAX_NAME, false, b) < 0)
+        return GV_EPROTO;
+    for (size_t i = 0; i < b->len; i++) {
+        uint8_t c = b->p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return GV_EPROTO;
+    }
+    return 0;
+}
+
+/* A member address: HOST:PORT in printable ASCII without spaces. */
+static int get_addr(const msgpack_object *o, struct cl_bytes *b)
+{
+    bool colon = false;
+    if (get_str(o, CL_WIRE_MAX_ADDR, false, b) < 0)
+        return GV_EPROTO;
+    for (size_t i = 0; i < b->len; i++) {
+        if (b->p[i] <= ' ' || b->p[i] >= 0x7f)
+            return GV_EPROTO;
+        colon |= b->p[i] == ':';
+    }
+    return colon ? 0 : GV_EPROTO;
+}
+
 static int get_bin(const msgpack_object *o, size_t max, struct cl_bytes *b)
 {
     if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size > max)
@@ -190,25 +219,22 @@ static int decode_update(const msgpack_object *o, struct cl_wire_update *u)
     u->kind = (enum cl_update_kind)v;
     switch (u->kind) {
     case CL_UPD_ALIVE:
-        if (o->via.array.size != 5 || get_str(&a[1], CL_WIRE_MAX_NAME, false, &u->name) < 0 ||
-            get_str(&a[2], CL_WIRE_MAX_ADDR, false, &u->addr) < 0 ||
-            get_uint(&a[3], UINT64_MAX, &u->incarnation) < 0 ||
+        if (o->via.array.size != 5 || get_name(&a[1], &u->name) < 0 ||
+            get_addr(&a[2], &u->addr) < 0 || get_uint(&a[3], UINT64_MAX, &u->incarnation) < 0 ||
             get_bin(&a[4], CL_WIRE_MAX_META, &u->meta) < 0)
             return GV_EPROTO;
         return 0;
     case CL_UPD_SUSPECT:
     case CL_UPD_DEAD:
-        if (o->via.array.size != 4 || get_str(&a[1], CL_WIRE_MAX_NAME, false, &u->name) < 0 ||
-            get_uint(&a[2], UINT64_MAX, &u->incarnation) < 0 ||
-            get_str(&a[3], CL_WIRE_MAX_NAME, false, &u->from) < 0)
+        if (o->via.array.size != 4 || get_name(&a[1], &u->name) < 0 ||
+            get_uint(&a[2], UINT64_MAX, &u->incarnation) < 0 || get_name(&a[3], &u->from) < 0)
             return GV_EPROTO;
         return 0;
     case CL_UPD_USER:
         if (o->via.array.size != 6 || get_uint(&a[1], UINT8_MAX, &v) < 0)
             return GV_EPROTO;
         u->channel = (uint8_t)v;
-        if (get_str(&a[2], CL_WIRE_MAX_KEY, true, &u->key) < 0 ||
-            get_str(&a[3], CL_WIRE_MAX_NAME, false, &u->from) < 0 ||
+        if (get_str(&a[2], CL_WIRE_MAX_KEY, true, &u->key) < 0 || get_name(&a[3], &u->from) < 0 ||
             get_uint(&a[4], UINT64_MAX, &u->seq) < 0 ||
             get_bin(&a[5], CL_MAX_MESSAGE, &u->payload) < 0)
             return GV_EPROTO;
@@ -249,8 +275,7 @@ static int decode_members(const msgpack_object *o, struct cl_wire_msg *m)
     for (size_t i = 0; i < n; i++) {
         struct cl_wire_member *w = &m->members[i];
         const msgpack_object *a = get_array(&o->via.array.ptr[i], 5);
-        if (a == NULL || get_str(&a[0], CL_WIRE_MAX_NAME, false, &w->name) < 0 ||
-            get_str(&a[1], CL_WIRE_MAX_ADDR, false, &w->addr) < 0 ||
+        if (a == NULL || get_name(&a[0], &w->name) < 0 || get_addr(&a[1], &w->addr) < 0 ||
             get_uint(&a[2], UINT64_MAX, &w->incarnation) < 0 ||
             get_uint(&a[3], CL_STATE_LEFT, &v) < 0 ||
             get_bin(&a[4], CL_WIRE_MAX_META, &w->meta) < 0)
@@ -292,12 +317,11 @@ static int decode_ping(const msgpack_object *body, struct cl_wire_msg *m)
     uint64_t v;
     size_t n = m->type == CL_MSG_PING ? 5 : 6;
     if ((a = get_array(body, n)) == NULL || get_uint(&a[0], UINT32_MAX, &v) < 0 ||
-        get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
-        get_str(&a[2], CL_WIRE_MAX_ADDR, false, &m->from_addr) < 0 ||
-        get_str(&a[3], CL_WIRE_MAX_NAME, false, &m->target) < 0)
+        get_name(&a[1], &m->from) < 0 || get_addr(&a[2], &m->from_addr) < 0 ||
+        get_name(&a[3], &m->target) < 0)
         return GV_EPROTO;
     m->seq = (uint32_t)v;
-    if (m->type == CL_MSG_PING_REQ && get_str(&a[4], CL_WIRE_MAX_ADDR, false, &m->target_addr) < 0)
+    if (m->type == CL_MSG_PING_REQ && get_addr(&a[4], &m->target_addr) < 0)
         return GV_EPROTO;
     return decode_updates(&a[n - 1], m);
 }
@@ -308,7 +332,7 @@ static int decode_ack(const msgpack_object *body, struct cl_wire_msg *m)
     const msgpack_object *a;
     uint64_t v;
     if ((a = get_array(body, 3)) == NULL || get_uint(&a[0], UINT32_MAX, &v) < 0 ||
-        get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0)
+        get_name(&a[1], &m->from) < 0)
         return GV_EPROTO;
     m->seq = (uint32_t)v;
     return decode_updates(&a[2], m);
@@ -317,7 +341,7 @@ static int decode_ack(const msgpack_object *body, struct cl_wire_msg *m)
 static int decode_gossip(const msgpack_object *body, struct cl_wire_msg *m)
 {
     const msgpack_object *a;
-    if ((a = get_array(body, 2)) == NULL || get_str(&a[0], CL_WIRE_MAX_NAME, false, &m->from) < 0)
+    if ((a = get_array(body, 2)) == NULL || get_name(&a[0], &m->from) < 0)
         return GV_EPROTO;
     return decode_updates(&a[1], m);
 }
@@ -328,8 +352,7 @@ static int decode_push_pull(const msgpack_object *body, struct cl_wire_msg *m)
     uint64_t v;
     int rc;
     if ((a = get_array(body, 5)) == NULL || get_uint(&a[0], CL_PP_REPLY | CL_PP_JOIN, &v) < 0 ||
-        get_str(&a[1], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
-        get_str(&a[2], CL_WIRE_MAX_ADDR, false, &m->from_addr) < 0)
+        get_name(&a[1], &m->from) < 0 || get_addr(&a[2], &m->from_addr) < 0)
         return GV_EPROTO;
     m->flags = (uint8_t)v;
     if ((rc = decode_members(&a[3], m)) < 0)
@@ -341,7 +364,7 @@ static int decode_user(const msgpack_object *body, struct cl_wire_msg *m)
 {
     const msgpack_object *a;
     uint64_t v;
-    if ((a = get_array(body, 3)) == NULL || get_str(&a[0], CL_WIRE_MAX_NAME, false, &m->from) < 0 ||
+    if ((a = get_array(body, 3)) == NULL || get_name(&a[0], &m->from) < 0 ||
         get_uint(&a[1], UINT8_MAX, &v) < 0 || get_bin(&a[2], CL_MAX_MESSAGE, &m->payload) < 0)
         return GV_EPROTO;
     m->channel = (uint8_t)v;

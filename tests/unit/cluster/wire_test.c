@@ -323,5 +323,39 @@ static void test_encode_bounds(void)
     CHECK_STR(cl_state_name(CL_STATE_LEFT), "left");
 }
 
-TEST_MAIN(TEST(test_round_trip), TEST(test_truncation_and_flips), TEST(test_header_and_limits),
-          TEST(test_encode_bounds))
+/* A member name or address that is not one (what a fuzzer or a hostile peer
+ * with the key sends) makes the whole message malformed: never a member. */
+static void test_junk_names_refused(void)
+{
+    static const char *const names[] = {"\x02"
+                                        "A",
+                                        "a b", "gw1\n", "a/b", "\xc3\xa9"};
+    static const char *const addrs[] = {"h 1:2", "h\x01:2", "nocolon", "h:1\r\n"};
+    struct cl_wire_msg m;
+    size_t len;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct cl_wire_msg msg = {.type = CL_MSG_PING,
+                                  .from = cl_bytes_str(names[i]),
+                                  .from_addr = cl_bytes_str("gw1:7946"),
+                                  .target = cl_bytes_str("gw2")};
+        CHECK_INT(cl_wire_encode(&msg, NULL, 0, 0, buf, sizeof(buf), &len), 0);
+        CHECK_INT(cl_wire_decode(buf, len, &m), GV_EPROTO);
+    }
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        struct cl_wire_msg msg = {.type = CL_MSG_PING,
+                                  .from = cl_bytes_str("gw1"),
+                                  .from_addr = cl_bytes_str(addrs[i]),
+                                  .target = cl_bytes_str("gw2")};
+        CHECK_INT(cl_wire_encode(&msg, NULL, 0, 0, buf, sizeof(buf), &len), 0);
+        CHECK_INT(cl_wire_decode(buf, len, &m), GV_EPROTO);
+    }
+    struct cl_wire_msg ok = {.type = CL_MSG_PING,
+                             .from = cl_bytes_str("gw-1.a_b"),
+                             .from_addr = cl_bytes_str("[::1]:7946"),
+                             .target = cl_bytes_str("gw2")};
+    CHECK_INT(cl_wire_encode(&ok, NULL, 0, 0, buf, sizeof(buf), &len), 0);
+    CHECK_INT(cl_wire_decode(buf, len, &m), 0);
+}
+
+TEST_MAIN(TEST(test_junk_names_refused), TEST(test_round_trip), TEST(test_truncation_and_flips),
+          TEST(test_header_and_limits), TEST(test_encode_bounds))
