@@ -2,6 +2,7 @@
  * llhttp, enforcing limits and timeouts, routing, and writing responses in
  * order on keep-alive and pipelined connections. */
 #include "gateway/http.h"
+#include "gateway/path.h"
 #include "gateway/pipeline.h"
 #include "gateway/plugins/chain.h"
 #include "gateway/tls.h"
@@ -338,23 +339,13 @@ static void make_request_id(struct gw_request *r)
  * -1 for a target that is neither origin-form nor a valid absolute form. */
 static int absolute_form(struct gw_request *r)
 {
-    const char *url = r->head.data + r->url_off;
-    size_t n = r->url_len, skip;
-    if (n >= 7 && strncasecmp(url, "http://", 7) == 0)
-        skip = 7;
-    else if (n >= 8 && strncasecmp(url, "https://", 8) == 0)
-        skip = 8;
-    else
+    size_t aoff, alen, poff;
+    if (gw_target_absolute(r->head.data + r->url_off, r->url_len, &aoff, &alen, &poff) != 0)
         return -1;
-    size_t end = skip;
-    while (end < n && url[end] != '/' && url[end] != '?' && url[end] != '#')
-        end++;
-    if (end == skip || memchr(url + skip, '@', end - skip) != NULL)
-        return -1; /* no host, or userinfo: nothing a client should send */
-    r->authority_off = r->url_off + (uint32_t)skip;
-    r->authority_len = (uint32_t)(end - skip);
-    r->url_off += (uint32_t)end;
-    r->url_len -= (uint32_t)end;
+    r->authority_off = r->url_off + (uint32_t)aoff;
+    r->authority_len = (uint32_t)alen;
+    r->url_off += (uint32_t)poff;
+    r->url_len -= (uint32_t)poff;
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "common/util.h"
 
 #include <string.h>
+#include <strings.h>
 
 static bool unreserved(unsigned char c)
 {
@@ -122,4 +123,25 @@ long gw_path_normalize(const char *path, size_t len, char *out, size_t cap, bool
     if (m != len || memcmp(out, path, len) != 0)
         *flags |= GW_PATH_CHANGED;
     return (long)m;
+}
+
+int gw_target_absolute(const char *url, size_t len, size_t *auth_off, size_t *auth_len,
+                       size_t *path_off)
+{
+    size_t skip;
+    if (len >= 7 && strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (len >= 8 && strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    else
+        return -1;
+    size_t end = skip;
+    while (end < len && url[end] != '/' && url[end] != '?' && url[end] != '#')
+        end++;
+    if (end == skip || memchr(url + skip, '@', end - skip) != NULL)
+        return -1; /* no host, or userinfo: nothing a client should send */
+    *auth_off = skip;
+    *auth_len = end - skip;
+    *path_off = end;
+    return 0;
 }

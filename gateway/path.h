@@ -34,6 +34,13 @@ enum {
 long gw_path_normalize(const char *path, size_t len, char *out, size_t cap, bool decode_slashes,
                        unsigned *flags);
 
+/* An absolute-form request target (RFC 9112 3.2.2: "http://host[:port]/p?q"):
+ * where its authority is (*auth_off, *auth_len) and where its path starts
+ * (*path_off; the path may be empty). 0, or -1 when url is not one: a scheme
+ * other than http or https, no host, or userinfo ("user@host"). */
+int gw_target_absolute(const char *url, size_t len, size_t *auth_off, size_t *auth_len,
+                       size_t *path_off);
+
 /* True when path needs any work: a quick scan before gw_path_normalize, so
  * an already normal path (the common case) costs no copy. */
 bool gw_path_needs_normalizing(const char *path, size_t len);

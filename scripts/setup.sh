@@ -31,7 +31,7 @@ readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
-    clang-format curl ca-certificates
+    clang clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography
     wrk haproxy nginx-light stress-ng
     procps netcat-openbsd iproute2 util-linux

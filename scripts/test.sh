@@ -117,5 +117,46 @@ else
     build_and_test "asan+ubsan" build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGV_SANITIZE=ON
 fi
 
+# shellcheck disable=SC2317 # called through step()
+build_fuzzers() {
+    cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_C_COMPILER=clang -DGV_FUZZ=ON >/dev/null &&
+        cmake --build "$ROOT/build-fuzz" -j "$JOBS" --target "$@"
+}
+
+# shellcheck disable=SC2317 # called through step()
+run_fuzzers() {
+    local t name dict rc seconds=${GV_FUZZ_SECONDS:-20} log=$ROOT/build-fuzz/fuzz.log
+    : >"$log"
+    for t in "$ROOT"/build-fuzz/tests/fuzz/*_fuzz; do
+        name=$(basename "$t")
+        dict=$ROOT/tests/fuzz/$name.dict
+        local args=(-max_total_time="$seconds" -print_final_stats=1)
+        [[ -f $dict ]] && args+=(-dict="$dict")
+        printf 'fuzz: %s for %ss: ' "$name" "$seconds"
+        set +e
+        (cd "$ROOT/build-fuzz" && "$t" "${args[@]}") >>"$log" 2>&1
+        rc=$?
+        set -e
+        grep 'stat::number_of_executed_units' "$log" | tail -n 1 | sed 's/.*: *//; s/$/ runs/'
+        if [[ $rc -ne 0 ]]; then
+            grep -E 'ERROR|SUMMARY' "$log" | tail -n 5
+            return 1
+        fi
+    done
+}
+
+# libFuzzer targets (tests/fuzz/): built with clang, each run for a bounded
+# time (GV_FUZZ_SECONDS, default 20); a crash, leak or timeout fails the step.
+if [[ ${GV_SKIP_FUZZ:-0} == 1 ]] || ! command -v clang >/dev/null; then
+    skip "fuzz" "GV_SKIP_FUZZ=1 or no clang"
+else
+    fuzz_targets=(request_fuzz state_fuzz wire_fuzz seal_fuzz store_fuzz jws_fuzz)
+    if step "fuzz: build" build_fuzzers "${fuzz_targets[@]}"; then
+        step "fuzz: run" run_fuzzers || true
+    else
+        skip "fuzz: run" "build failed"
+    fi
+fi
+
 summary
 exit "$failed"

@@ -2,7 +2,8 @@
  * code path behind the config file, the admin API and gossip: any JSON must
  * be accepted or refused with a path and a message, never crash or leak;
  * what is accepted must render to canonical JSON that is accepted again and
- * renders the same (the digest every node computes depends on it). */
+ * renders the same (the digest every node computes depends on it), and its
+ * minimal form must read back to the same state. */
 #include "node/state.h"
 #include "common/err.h"
 
@@ -45,6 +46,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         node_state_free(&again);
         json_decref(canon);
     }
+    /* The minimal form (what is stored and digested) reads back to the same
+     * state: its canonical form is the same. */
+    json_t *min = node_state_to_json_min(&st), *full = node_state_to_json(&st);
+    if (min != NULL && full != NULL) {
+        if (node_state_from_json(min, &again, &err) != 0)
+            abort();
+        json_t *full2 = node_state_to_json(&again);
+        if (full2 != NULL && !json_equal(full, full2))
+            abort();
+        json_decref(full2);
+        node_state_free(&again);
+    }
+    json_decref(min);
+    json_decref(full);
     node_state_free(&st);
     return 0;
 }

@@ -327,9 +327,7 @@ static void test_encode_bounds(void)
  * with the key sends) makes the whole message malformed: never a member. */
 static void test_junk_names_refused(void)
 {
-    static const char *const names[] = {"\x02"
-                                        "A",
-                                        "a b", "gw1\n", "a/b", "\xc3\xa9"};
+    static const char *const names[] = {"\002A", "a b", "gw1\n", "a/b", "\xc3\xa9"};
     static const char *const addrs[] = {"h 1:2", "h\x01:2", "nocolon", "h:1\r\n"};
     struct cl_wire_msg m;
     size_t len;
