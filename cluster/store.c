@@ -5,7 +5,9 @@
 #include "common/util.h"
 
 #include <msgpack.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -392,10 +394,9 @@ int cl_entry_decode(const uint8_t *data, size_t len, size_t *off, struct cl_entr
 
 /* ---- the file image ---- */
 
-#define FILE_MAGIC   "GVST"
-#define FILE_VERSION 1
-#define FILE_HEAD    5
-#define FILE_SUM     32
+#define FILE_MAGIC "GVST"
+#define FILE_HEAD  5
+#define FILE_SUM   32
 
 struct save_ctx {
     msgpack_packer *pk;
@@ -409,19 +410,29 @@ static int save_one(void *arg, const struct cl_entry *e)
     return c->rv;
 }
 
-int cl_store_save(const struct cl_store *s, uint64_t clock, struct gv_buf *out)
+/* The image's sum: HMAC-SHA256 under key (version 2), or SHA-256 without
+ * one (version 1). */
+static int image_sum(const uint8_t *key, const void *data, size_t len, uint8_t md[FILE_SUM])
+{
+    unsigned int mdlen = 0;
+    if (key != NULL)
+        return HMAC(EVP_sha256(), key, CL_STORE_KEY_LEN, data, len, md, &mdlen) ? 0 : GV_EIO;
+    return EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) == 1 ? 0 : GV_EIO;
+}
+
+int cl_store_save_keyed(const struct cl_store *s, uint64_t clock, const uint8_t *key,
+                        struct gv_buf *out)
 {
     msgpack_packer pk;
     size_t start = out->len;
-    unsigned int mdlen = 0;
     uint8_t md[FILE_SUM];
     msgpack_packer_init(&pk, out, buf_write);
     struct save_ctx ctx = {&pk, 0};
-    if (gv_buf_append(out, FILE_MAGIC, 4) != 0 || gv_buf_append(out, "\x01", 1) != 0 ||
-        msgpack_pack_array(&pk, 2) < 0 || msgpack_pack_uint64(&pk, clock) < 0 ||
-        msgpack_pack_array(&pk, (uint32_t)s->count) < 0 ||
+    if (gv_buf_append(out, FILE_MAGIC, 4) != 0 ||
+        gv_buf_append(out, key ? "\x02" : "\x01", 1) != 0 || msgpack_pack_array(&pk, 2) < 0 ||
+        msgpack_pack_uint64(&pk, clock) < 0 || msgpack_pack_array(&pk, (uint32_t)s->count) < 0 ||
         cl_store_foreach(s, save_one, &ctx) != 0 ||
-        EVP_Digest(out->data + start, out->len - start, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+        image_sum(key, out->data + start, out->len - start, md) != 0 ||
         gv_buf_append(out, md, sizeof(md)) != 0) {
         out->len = start;
         return ctx.rv ? ctx.rv : GV_ENOMEM;
@@ -429,14 +440,26 @@ int cl_store_save(const struct cl_store *s, uint64_t clock, struct gv_buf *out)
     return 0;
 }
 
+int cl_store_save(const struct cl_store *s, uint64_t clock, struct gv_buf *out)
+{
+    return cl_store_save_keyed(s, clock, NULL, out);
+}
+
 int cl_store_load(struct cl_store *s, const uint8_t *data, size_t len, uint64_t *clock)
 {
+    return cl_store_load_keyed(s, data, len, NULL, clock);
+}
+
+int cl_store_load_keyed(struct cl_store *s, const uint8_t *data, size_t len, const uint8_t *key,
+                        uint64_t *clock)
+{
     uint8_t md[FILE_SUM];
-    unsigned int mdlen = 0;
     size_t end, off = 0;
-    if (len < FILE_HEAD + FILE_SUM || memcmp(data, FILE_MAGIC, 4) != 0 || data[4] != FILE_VERSION ||
-        EVP_Digest(data, len - FILE_SUM, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-        memcmp(md, data + len - FILE_SUM, FILE_SUM) != 0)
+    /* With a key only a keyed image is taken: a file anyone could have
+     * written (plain SHA-256) must not change a keyed cluster's state. */
+    if (len < FILE_HEAD + FILE_SUM || memcmp(data, FILE_MAGIC, 4) != 0 ||
+        data[4] != (key ? 2 : 1) || image_sum(key, data, len - FILE_SUM, md) != 0 ||
+        CRYPTO_memcmp(md, data + len - FILE_SUM, FILE_SUM) != 0)
         return GV_EPROTO;
     const uint8_t *body = data + FILE_HEAD;
     size_t blen = len - FILE_HEAD - FILE_SUM;

@@ -105,10 +105,18 @@ int cl_entry_pack(struct msgpack_packer *pk, const struct cl_entry *e);
 int cl_entry_unpack(const struct msgpack_object *o, struct cl_entry *e);
 
 /* The whole store as a file image: "GVST", version, the clock, a count, the
- * entries, and a SHA-256 of all that. */
+ * entries, and a SHA-256 of all that (version 1), or with key (32 bytes) an
+ * HMAC-SHA256 under it (version 2). */
+#define CL_STORE_KEY_LEN 32
 int cl_store_save(const struct cl_store *s, uint64_t clock, struct gv_buf *out);
+int cl_store_save_keyed(const struct cl_store *s, uint64_t clock, const uint8_t *key,
+                        struct gv_buf *out);
 /* Loads a file image into an empty store. GV_EPROTO when the image is
  * damaged (nothing is loaded then), GV_ENOMEM. */
 int cl_store_load(struct cl_store *s, const uint8_t *data, size_t len, uint64_t *clock);
+/* With key, only a version 2 image whose HMAC verifies under it loads; a
+ * plain one (anyone could have written it) is GV_EPROTO too. */
+int cl_store_load_keyed(struct cl_store *s, const uint8_t *data, size_t len, const uint8_t *key,
+                        uint64_t *clock);
 
 #endif
