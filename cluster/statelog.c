@@ -28,6 +28,8 @@ struct cl_statelog {
     char *image_path, *log_path;
     int fd; /* the log, O_APPEND */
     bool keyed;
+    bool had_log;        /* the log existed at open: files of this version */
+    bool unsigned_image; /* loaded a 0.1 image without the key (upgrade) */
     uint8_t key[32];
     size_t log_bytes, image_bytes;
 };
@@ -61,6 +63,7 @@ int cl_statelog_open(const char *dir, const uint8_t *key, struct cl_statelog **o
     l->image_path = join(dir, IMAGE_FILE);
     l->log_path = join(dir, LOG_FILE);
     int rv = l->image_path && l->log_path ? 0 : GV_ENOMEM;
+    l->had_log = rv == 0 && access(l->log_path, F_OK) == 0;
     if (rv == 0 && (l->fd = open(l->log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
         rv = -errno;
     if (rv != 0) {
@@ -86,6 +89,11 @@ void cl_statelog_close(struct cl_statelog *l)
 const uint8_t *cl_statelog_key(const struct cl_statelog *l)
 {
     return l->keyed ? l->key : NULL;
+}
+
+bool cl_statelog_unsigned_image(const struct cl_statelog *l)
+{
+    return l->unsigned_image;
 }
 
 size_t cl_statelog_log_bytes(const struct cl_statelog *l)
@@ -175,6 +183,13 @@ static int load_image(struct cl_statelog *l, struct cl_store *store, uint64_t *c
     }
     if (rv == 0)
         rv = cl_store_load_keyed(store, (const uint8_t *)b.data, b.len, cl_statelog_key(l), clock);
+    /* 0.1 wrote a plain image even with a cluster key, and no log: that
+     * one image is taken unsigned, once; the caller re-signs it */
+    if (rv == GV_EPROTO && l->keyed && !l->had_log &&
+        cl_store_load(store, (const uint8_t *)b.data, b.len, clock) == 0) {
+        l->unsigned_image = true;
+        rv = 0;
+    }
     l->image_bytes = b.len;
     gv_buf_free(&b);
     return rv;

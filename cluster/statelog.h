@@ -63,6 +63,12 @@ int cl_statelog_compact(struct cl_statelog *l, const void *image, size_t len);
 /* The key the image must be saved with (NULL: none). */
 const uint8_t *cl_statelog_key(const struct cl_statelog *l);
 
+/* True when load took an unsigned image because this is the first start
+ * after an upgrade from 0.1 (a plain image and no log yet) on a node with a
+ * key: the caller compacts at once, so the image gets signed. Any later
+ * unsigned image is refused. */
+bool cl_statelog_unsigned_image(const struct cl_statelog *l);
+
 /* Sizes, for stats: the log's bytes and the last image's. */
 size_t cl_statelog_log_bytes(const struct cl_statelog *l);
 size_t cl_statelog_image_bytes(const struct cl_statelog *l);

@@ -206,12 +206,6 @@ static bool is_old_tombstone(const struct cl_entry *e, uint64_t before)
     return e->deleted && e->stamp < before;
 }
 
-static bool is_seed(const struct cl_entry *e, uint64_t unused)
-{
-    (void)unused;
-    return e->stamp == 0;
-}
-
 static size_t drop_if(struct cl_store *s, bool (*pred)(const struct cl_entry *, uint64_t),
                       uint64_t arg)
 {
@@ -239,9 +233,17 @@ size_t cl_store_gc(struct cl_store *s, uint64_t before)
     return drop_if(s, is_old_tombstone, before);
 }
 
-size_t cl_store_drop_seeds(struct cl_store *s)
+bool cl_store_drop_seed(struct cl_store *s, uint8_t kind, const char *name)
 {
-    return drop_if(s, is_seed, 0);
+    struct slot **pp = find(s, kind, name), *n = *pp;
+    if (n == NULL || n->e.stamp != 0)
+        return false;
+    s->buckets[cl_entry_bucket(kind, name)] ^= n->id;
+    *pp = n->next;
+    free(n->value);
+    free(n);
+    s->count--;
+    return true;
 }
 
 size_t cl_store_count(const struct cl_store *s)

@@ -68,9 +68,11 @@ int cl_store_merge(struct cl_store *s, const struct cl_entry *e);
 /* Drops tombstones whose stamp is below before (made more than a TTL ago);
  * returns how many. */
 size_t cl_store_gc(struct cl_store *s, uint64_t before);
-/* Drops every seed (stamp 0): a node restarting with its config file replaces
- * the seeds it saved with the file's. Returns how many. */
-size_t cl_store_drop_seeds(struct cl_store *s);
+/* Drops the seed of (kind, name), if that is what is held: a node seeding
+ * its config file replaces what it saved of the same object from a file,
+ * and keeps the seeds other nodes' files spread to it, so that restarted
+ * alone it serves what it served before. True when one was dropped. */
+bool cl_store_drop_seed(struct cl_store *s, uint8_t kind, const char *name);
 
 /* Entries, tombstones included. */
 size_t cl_store_count(const struct cl_store *s);

@@ -4,10 +4,13 @@
  *
  * Every state this node applies is validated by node_state_from_json, the
  * same code as the config file: a change made here that would not validate is
- * refused with a path and a reason; a state that arrives from peers and does
- * not validate (two concurrent changes that conflict) is kept in the store
- * but not applied, and the node serves the last good one until a later change
- * fixes it.
+ * refused with a path and a reason. When the store's state does not validate
+ * (two concurrent changes that conflict, a buggy peer, a damaged file) the
+ * entry the error names is quarantined: kept in the store, spread, but left
+ * out of the applied state (logged once per version, counted, shown by
+ * node_cstate_get), and the rest applies; a PUT or DELETE of that name
+ * replaces it. Only an error that names no entry leaves the node serving
+ * the last good state until a change fixes it.
  *
  * Entries of a kind this version does not know (a newer node's) are kept in
  * the store, and so saved, spread and collected, but left out of the state
@@ -30,10 +33,11 @@ struct node;
 struct node_cstate;
 struct cl_swim;
 
-/* status: 0 once the change is on disk (fsync'd), or a negative error when
- * the write failed (the change is applied and spreading, but a restart of
- * this node alone could lose it). Called once, from the loop, never before
- * the call that took it returned; immediately when there is no data_dir. */
+/* status: 0 once the change is on disk (fsync'd) and, from then on, stored,
+ * applied here and spreading; or a negative error when it could not be
+ * written: then nothing of it is kept anywhere (not applied, not spread).
+ * Called once, from the loop, never before the call that took it
+ * returned, in the order the changes were made. */
 typedef void (*node_cstate_done_fn)(void *arg, int status);
 
 /* Loads node.data_dir (if set), seeds the config file's objects with stamp 0,
@@ -47,13 +51,15 @@ int node_cstate_attach(struct node_cstate *cs, struct cl_swim *swim);
 void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *arg);
 
 /* Changes from the admin API. kind is an id of common/kinds.h. Each validates the
- * whole state the change would make; on failure it returns GV_EINVAL with err
- * filled (path relative to the request body: "service", "match.paths[0]",
+ * whole state the change would make (on top of earlier changes still on
+ * their way to disk); on failure it returns GV_EINVAL with err filled (path
+ * relative to the request body: "service", "match.paths[0]",
  * "routes[2].service" for PUT /config, or the other object's path such as
  * "routes[api].service" when the change breaks another object) and changes
- * nothing. On success it stamps the change, stores it, applies it here,
- * starts spreading it, returns 0 and later calls done. GV_ENOMEM: nothing
- * changed either. done is called exactly when the return is >= 0.
+ * nothing. On success it stamps the change, queues it for the disk, returns
+ * 0, and once it is written stores it, applies it here, starts spreading it
+ * and calls done. GV_ENOMEM: nothing changed either. done is called exactly
+ * when the return is >= 0.
  *
  * put: obj is the object; its "name" may be left out (name is used) but must
  * equal name when present. For kind plugins the object is the plugin's
@@ -74,8 +80,9 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
                         struct node_state_error *err, node_cstate_done_fn done, void *arg);
 
 /* Reads the applied state: kind < 0 gives the whole state with "digest" and
- * "version"; name NULL gives the list of kind; else the one object, or NULL
- * when absent. */
+ * "version"; name NULL gives the list of kind; else the one object, or
+ * {"name","invalid":true,"reason","stored","origin"} for one in quarantine,
+ * or NULL when absent. */
 json_t *node_cstate_get(struct node_cstate *cs, int kind, const char *name);
 
 /* For /status, /metrics and the membership meta. */

@@ -69,6 +69,20 @@ void admin_get_config(struct admin_conn *c, const struct admin_match *m)
         admin_reply_json(c, 200, j);
 }
 
+/* PUT /config's answer once the change is on disk and applied: with what
+ * the node serves now, for scripts that then wait for convergence. */
+static void put_config_done(void *arg, int status)
+{
+    struct admin_conn *c = arg;
+    struct node_cstate *cs = c->admin->node->cstate;
+    if (status == 0 && c->answer != NULL && cs != NULL) {
+        json_object_set_new(c->answer, "digest", json_string(node_cstate_digest(cs)));
+        json_object_set_new(c->answer, "version",
+                            json_integer((json_int_t)node_cstate_version(cs)));
+    }
+    admin_change_done(arg, status);
+}
+
 /* PUT /config: replaces the whole state. */
 void admin_put_config(struct admin_conn *c, const struct admin_match *m)
 {
@@ -81,16 +95,12 @@ void admin_put_config(struct admin_conn *c, const struct admin_match *m)
     json_t *body = admin_body_object(c);
     if (body == NULL)
         return;
-    int rv = node_cstate_replace(cs, body, &changes, &err, admin_change_done, c);
+    int rv = node_cstate_replace(cs, body, &changes, &err, put_config_done, c);
     json_decref(body);
-    if (rv < 0) {
+    if (rv < 0)
         reply_refused(c, rv, -1, "", &err);
-        return;
-    }
-    /* what the node serves now, for scripts that then wait for convergence */
-    json_object_set_new(changes, "digest", json_string(node_cstate_digest(cs)));
-    json_object_set_new(changes, "version", json_integer((json_int_t)node_cstate_version(cs)));
-    admin_hold(c, 200, changes);
+    else
+        admin_hold(c, 200, changes);
 }
 
 /* GET /config/KIND: the objects of one kind. */

@@ -124,6 +124,18 @@ static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
                   STAT("states_rejected"), STAT("save_errors"),
                   json_is_true(json_object_get(st, "invalid")) ? 1 : 0,
                   STAT("unknown_kind_entries"));
+    gv_buf_printf(b,
+                  "# HELP grapevine_config_quarantined Stored objects left out of the applied "
+                  "state because they do not validate (GET /config/KIND/NAME says why).\n"
+                  "# TYPE grapevine_config_quarantined gauge\ngrapevine_config_quarantined %lld\n"
+                  "# HELP grapevine_config_changes_refused_unsaved_total Changes refused because "
+                  "data_dir could not be written.\n"
+                  "# TYPE grapevine_config_changes_refused_unsaved_total counter\n"
+                  "grapevine_config_changes_refused_unsaved_total %lld\n"
+                  "# HELP grapevine_config_log_bytes Bytes of the state log in data_dir (folded "
+                  "into the image when it outgrows it).\n"
+                  "# TYPE grapevine_config_log_bytes gauge\ngrapevine_config_log_bytes %lld\n",
+                  STAT("quarantined"), STAT("refused_unsaved"), STAT("log_bytes"));
 #undef STAT
     json_decref(st);
 }
@@ -623,9 +635,11 @@ void admin_change_done(void *arg, int status)
     }
     if (status < 0) {
         char msg[300];
-        snprintf(msg, sizeof(msg), "change applied but not saved to disk: %s", gv_strerror(status));
+        /* nothing of the change is kept: it could not be saved */
+        snprintf(msg, sizeof(msg), "change refused: it cannot be saved to disk (%s)",
+                 gv_strerror(status));
         json_decref(answer);
-        admin_reply_error(c, 500, msg);
+        admin_reply_error(c, 507, msg);
     } else if (c->answer_status == 204) {
         json_decref(answer);
         admin_reply(c, 204, "application/json", "", 0);

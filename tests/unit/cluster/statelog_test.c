@@ -186,5 +186,43 @@ static void test_compaction(void)
     remove_dir();
 }
 
+/* The first start after an upgrade from 0.1 on a keyed node: 0.1 left a
+ * plain image and no log. It is taken once (and flagged, to be re-signed);
+ * once the log exists, the same plain image is refused. */
+static void test_upgrade_from_plain_image(void)
+{
+    uint8_t k[32] = {7};
+    struct cl_statelog *l;
+    struct cl_store *mirror, *s;
+    struct gv_buf img;
+    char path[128];
+    size_t records, cut;
+    uint64_t clock;
+    int rv;
+    fresh_dir();
+    CHECK_INT(cl_store_new(&mirror), 0);
+    struct cl_entry e = entry("old", 9, "{\"v\":1}");
+    CHECK_INT(cl_store_merge(mirror, &e), 1);
+    gv_buf_init(&img);
+    CHECK_INT(cl_store_save(mirror, 9, &img), 0);
+    snprintf(path, sizeof(path), "%s/cluster-state.gvst", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL && fwrite(img.data, 1, img.len, f) == img.len);
+    fclose(f);
+    CHECK_INT(cl_statelog_open(dir, k, &l), 0);
+    CHECK_INT(cl_store_new(&s), 0);
+    CHECK_INT(cl_statelog_load(l, s, &clock, &records, &cut), 0);
+    CHECK(cl_statelog_unsigned_image(l));
+    CHECK(cl_store_root(s) == cl_store_root(mirror));
+    cl_store_free(s);
+    cl_statelog_close(l);
+    /* the log exists now: the plain image is no longer taken */
+    load_root(k, &records, &cut, &rv);
+    CHECK_INT(rv, GV_EPROTO);
+    gv_buf_free(&img);
+    cl_store_free(mirror);
+    remove_dir();
+}
+
 TEST_MAIN(TEST(test_append_and_reload), TEST(test_torn_tail_is_cut), TEST(test_keys),
-          TEST(test_compaction))
+          TEST(test_compaction), TEST(test_upgrade_from_plain_image))

@@ -193,7 +193,9 @@ static void test_seeds_and_tombstones(void)
     /* dropping seeds leaves the writes */
     struct cl_entry w2 = mk(GV_KIND_PLUGINS, "q", 7, "n", "{}");
     CHECK_INT(cl_store_merge(t, &w2), 1);
-    CHECK_INT(cl_store_drop_seeds(t), 1);
+    CHECK(!cl_store_drop_seed(t, GV_KIND_PLUGINS, "q")); /* a write is not a seed */
+    CHECK(cl_store_drop_seed(t, GV_KIND_PLUGINS, "p"));
+    CHECK(!cl_store_drop_seed(t, GV_KIND_PLUGINS, "p"));
     CHECK_INT(cl_store_count(t), 1);
     CHECK(cl_store_get(t, GV_KIND_PLUGINS, "p") == NULL);
     cl_store_free(t);
@@ -1064,7 +1066,7 @@ static void test_unknown_kind(void)
     /* collection: the old tombstone and the seed go like any other */
     CHECK_INT(cl_store_gc(s, 41), 1);
     CHECK(cl_store_get(s, last, "gone") == NULL);
-    CHECK_INT(cl_store_drop_seeds(s), 1);
+    CHECK(cl_store_drop_seed(s, last, "seeded"));
     CHECK(cl_store_get(s, last, "seeded") == NULL);
     CHECK_INT(cl_store_count(s), 2);
     cl_store_free(s);

@@ -1,0 +1,156 @@
+/* cstate_int.h - what the parts of node_cstate share (not for other
+ * modules). The parts:
+ *   cstate.c         life (loading, seeding, closing), peers' changes, applying
+ *                    the store with quarantine, reading;
+ *   cstate_view.c    the store as the validator sees it: live entries plus
+ *                    local changes on their way to disk, less quarantined
+ *                    entries, as JSON;
+ *   cstate_change.c  changes from the admin API: staged, validated, queued;
+ *   cstate_save.c    the disk: local changes written (and fsync'd) before
+ *                    they are stored, applied, spread and answered; peers'
+ *                    changes written after; compaction.
+ *
+ * A local change's life: staged on the view and validated (refused with a
+ * path and reason when the state would not validate), then a pending change
+ * queued for the disk. Once its records are on disk it is merged into the
+ * store, spread, its state published and its caller answered (0). When the
+ * write fails, it and every change queued after it (staged on top of it)
+ * are answered with the error and nothing of them is kept anywhere.
+ */
+#ifndef GV_NODE_CSTATE_INT_H
+#define GV_NODE_CSTATE_INT_H
+
+#include "cluster/hlc.h"
+#include "cluster/statelog.h"
+#include "cluster/store.h"
+#include "common/buf.h"
+#include "node/cstate.h"
+#include "node/state.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define CS_REASON_MAX 200
+
+/* A local change on its way to disk. Its entries' values are its own. */
+struct cs_pending {
+    struct cl_entry *entries;
+    size_t n;
+    struct node_state st; /* the state with the change, validated */
+    bool has_st;          /* false: nothing to write, answered in turn */
+    uint64_t remote_seen; /* cs->remote_merged when staged */
+    char what[96];        /* "created routes/api", for the log */
+    node_cstate_done_fn done;
+    void *arg;
+    struct cs_pending *next;
+};
+
+/* An entry left out of the applied state: its version, and why. */
+struct cs_quarantined {
+    uint8_t kind;
+    uint64_t stamp;
+    char name[CL_STORE_MAX_NAME + 1];
+    char reason[CS_REASON_MAX];
+};
+
+struct cs_arrival {
+    uint8_t kind;
+    bool deleted;
+    uint64_t stamp;
+    char name[CL_STORE_MAX_NAME + 1];
+    char origin[CL_WIRE_MAX_NAME + 1];
+};
+
+struct node_cstate {
+    struct node *n;
+    struct cl_store *store; /* what is on disk (or would be): spread, applied */
+    struct cl_hlc clock;
+    struct cl_replica *replica;
+    uint64_t tombstone_ttl_ms;
+    struct cl_statelog *log; /* NULL without data_dir */
+
+    /* The disk (cstate_save.c): one job on the thread pool at a time. */
+    uv_work_t work;
+    bool writing, compacting, image_stale;
+    struct cs_pending *queued, *queued_tail; /* waiting for the next batch */
+    struct cs_pending *inflight;             /* in the batch being written */
+    struct gv_buf batch, remote, image;      /* remote: peers' records not yet written */
+    size_t remote_sent;                      /* of remote, the bytes in the job */
+    int write_rv;
+    bool backoff; /* the last write failed: peers' records wait for the timer */
+    uv_timer_t retry_timer;
+
+    /* Peers' changes: batched to the next loop turn. */
+    uv_timer_t apply_timer, gc_timer;
+    struct cs_arrival *arrivals;
+    size_t narrivals, caparrivals, arrivals_dropped;
+    uint64_t remote_merged; /* peers' changes stored so far */
+    bool invalid;           /* the store does not validate: serving the last good state */
+    uint64_t unknown_logged[256 / 64];
+
+    struct cs_quarantined *quar; /* left out of the applied state */
+    size_t nquar, capquar;
+    const struct cs_quarantined *quar_prev; /* while applying: the last set, */
+    size_t nquar_prev;                      /* so each version is logged once */
+
+    uint64_t applied_local, applied_remote, states_rejected, saves, save_errors, refused_unsaved;
+    uint64_t compactions;
+
+    int open_handles;
+    bool closing;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+/* cstate.c */
+const char *cs_plural(int kind);
+const char *cs_element_name(int kind, const json_t *v);
+void cs_copy_str(char *dst, size_t n, const char *src);
+int cs_fail(struct node_state_error *err, const char *path, const char *msg);
+const char *cs_self_name(const struct node_cstate *cs);
+/* Builds the store's state (quarantining what does not validate) and
+ * publishes it. 0, or an error with err filled (the last good state stays). */
+int cs_apply_store(struct node_cstate *cs, struct node_state_error *err);
+void cs_maybe_finish_close(struct node_cstate *cs);
+
+/* cstate_view.c */
+/* The live objects of kind in their order (rank, then name): the store's,
+ * with pending changes over them when with_pending, less quarantined
+ * versions. *out is malloc'd (the entries stay the store's or the pending
+ * changes'). The count, or GV_ENOMEM. */
+int cs_view_list(const struct node_cstate *cs, int kind, bool with_pending,
+                 const struct cl_entry ***out);
+/* The version of (kind, name) the view holds, tombstones included, or NULL. */
+const struct cl_entry *cs_view_get(const struct node_cstate *cs, int kind, const char *name);
+/* The JSON the validator takes, from the view; lists[k] gets each kind's
+ * entries in the order of the JSON arrays (free with cs_lists_free). A value
+ * that is not a JSON object is quarantined and left out. NULL: no memory. */
+json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct cl_entry **lists[],
+                       int counts[]);
+void cs_lists_free(const struct cl_entry **lists[]);
+const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, int kind,
+                                                const char *name);
+bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e);
+/* Quarantines e's version with reason (logged once). 0 or GV_ENOMEM. */
+int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason);
+
+/* cstate_save.c */
+/* Opens the log in dir (none when dir is NULL). The retry timer is the
+ * caller's to init before any change. */
+int cs_save_open(struct node_cstate *cs, const char *dir, const uint8_t *key);
+/* Queues a staged change: written, then stored, spread, applied, answered. */
+void cs_save_submit(struct node_cstate *cs, struct cs_pending *p);
+/* A peer's change now in the store: written with the next batch. */
+void cs_save_remote(struct node_cstate *cs, const struct cl_entry *e);
+/* The store changed other than by a record (tombstones collected, loaded
+ * from an old image): the next write is a whole image. */
+void cs_save_image_later(struct node_cstate *cs);
+/* Writes what waits (at close). */
+void cs_save_flush(struct node_cstate *cs);
+void cs_pending_free(struct cs_pending *p);
+bool cs_save_busy(const struct node_cstate *cs);
+void cs_save_close(struct node_cstate *cs);
+
+#endif

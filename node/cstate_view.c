@@ -1,0 +1,208 @@
+/* cstate_view.c - the store as the validator sees it: its live entries, with
+ * the local changes on their way to disk over them (for staging the next
+ * change), less the versions in quarantine; and that view as the JSON
+ * node_state_from_json takes. */
+#include "common/err.h"
+#include "common/kinds.h"
+#include "common/log.h"
+#include "node/cstate_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUARANTINE_MAX 1024
+
+/* ---- pending changes over the store ------------------------------------------ */
+
+static const struct cl_entry *latest_in(const struct cs_pending *p, int kind, const char *name,
+                                        const struct cl_entry *found)
+{
+    for (; p != NULL; p = p->next)
+        for (size_t i = 0; i < p->n; i++)
+            if (p->entries[i].kind == kind && strcmp(p->entries[i].name, name) == 0)
+                found = &p->entries[i];
+    return found;
+}
+
+/* The last pending version of (kind, name): the batch being written comes
+ * before the changes queued behind it. */
+static const struct cl_entry *pending_get(const struct node_cstate *cs, int kind, const char *name)
+{
+    return latest_in(cs->queued, kind, name, latest_in(cs->inflight, kind, name, NULL));
+}
+
+const struct cl_entry *cs_view_get(const struct node_cstate *cs, int kind, const char *name)
+{
+    const struct cl_entry *e = pending_get(cs, kind, name);
+    return e ? e : cl_store_get(cs->store, (uint8_t)kind, name);
+}
+
+static size_t pending_entries(const struct node_cstate *cs)
+{
+    size_t n = 0;
+    for (const struct cs_pending *p = cs->inflight; p != NULL; p = p->next)
+        n += p->n;
+    for (const struct cs_pending *p = cs->queued; p != NULL; p = p->next)
+        n += p->n;
+    return n;
+}
+
+/* Adds to v the live pending objects of kind (each name once: its last
+ * version); returns the new count. */
+static int add_pending(const struct node_cstate *cs, const struct cs_pending *p, int kind,
+                       const struct cl_entry **v, int m)
+{
+    for (; p != NULL; p = p->next)
+        for (size_t i = 0; i < p->n; i++) {
+            const struct cl_entry *e = &p->entries[i];
+            if (e->kind == kind && !e->deleted && pending_get(cs, kind, e->name) == e)
+                v[m++] = e;
+        }
+    return m;
+}
+
+static int cmp_order(const void *a, const void *b)
+{
+    const struct cl_entry *x = *(const struct cl_entry *const *)a;
+    const struct cl_entry *y = *(const struct cl_entry *const *)b;
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+int cs_view_list(const struct node_cstate *cs, int kind, bool with_pending,
+                 const struct cl_entry ***out)
+{
+    const struct cl_entry **base;
+    int n = cl_store_list(cs->store, (uint8_t)kind, &base);
+    if (n < 0)
+        return n;
+    size_t extra = with_pending ? pending_entries(cs) : 0;
+    const struct cl_entry **v = malloc(((size_t)n + extra + 1) * sizeof(*v));
+    if (v == NULL) {
+        free(base);
+        return GV_ENOMEM;
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (!(with_pending && pending_get(cs, kind, base[i]->name) != NULL) &&
+            !cs_is_quarantined(cs, base[i]))
+            v[m++] = base[i];
+    free(base);
+    if (with_pending) {
+        m = add_pending(cs, cs->inflight, kind, v, m);
+        m = add_pending(cs, cs->queued, kind, v, m);
+        qsort(v, (size_t)m, sizeof(*v), cmp_order);
+    }
+    *out = v;
+    return m;
+}
+
+/* ---- quarantine ------------------------------------------------------------- */
+
+static const struct cs_quarantined *find_in(const struct cs_quarantined *q, size_t n, int kind,
+                                            const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (q[i].kind == kind && strcmp(q[i].name, name) == 0)
+            return &q[i];
+    return NULL;
+}
+
+const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, int kind,
+                                                const char *name)
+{
+    return find_in(cs->quar, cs->nquar, kind, name);
+}
+
+bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e)
+{
+    const struct cs_quarantined *q = cs_quarantine_find(cs, e->kind, e->name);
+    return q != NULL && q->stamp == e->stamp;
+}
+
+int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason)
+{
+    char kind[16];
+    if (cs_is_quarantined(cs, e))
+        return 0;
+    if (cs->nquar == cs->capquar) {
+        size_t cap = cs->capquar ? cs->capquar * 2 : 8;
+        struct cs_quarantined *q =
+            cap <= QUARANTINE_MAX ? realloc(cs->quar, cap * sizeof(*q)) : NULL;
+        if (q == NULL)
+            return GV_ENOMEM;
+        cs->quar = q;
+        cs->capquar = cap;
+    }
+    struct cs_quarantined *q = &cs->quar[cs->nquar++];
+    q->kind = e->kind;
+    q->stamp = e->stamp;
+    cs_copy_str(q->name, sizeof(q->name), e->name);
+    cs_copy_str(q->reason, sizeof(q->reason), reason);
+    /* said once per version: the previous round's set is what was said */
+    const struct cs_quarantined *was = find_in(cs->quar_prev, cs->nquar_prev, e->kind, e->name);
+    if (was == NULL || was->stamp != e->stamp)
+        gv_warn("config: leaving %s/%s (from %s) out of the applied state: %s; a PUT or DELETE "
+                "of it replaces it",
+                gv_kind_label(e->kind, kind, sizeof(kind)), e->name,
+                e->origin[0] ? e->origin : "a config file", reason);
+    return 0;
+}
+
+/* ---- the view as JSON ---------------------------------------------------------- */
+
+void cs_lists_free(const struct cl_entry **lists[])
+{
+    for (int k = 0; k < GV_KIND_COUNT; k++) {
+        free(lists[k]);
+        lists[k] = NULL;
+    }
+}
+
+/* The array of kind k's objects; entries whose value is not a JSON object
+ * are quarantined and dropped from list. NULL: no memory. */
+static json_t *kind_array(struct node_cstate *cs, const struct cl_entry **list, int *n)
+{
+    json_t *arr = json_array();
+    int kept = 0;
+    for (int i = 0; arr != NULL && i < *n; i++) {
+        json_error_t je;
+        json_t *v = json_loadb((const char *)list[i]->value, list[i]->value_len, 0, &je);
+        if (!json_is_object(v)) {
+            char reason[CS_REASON_MAX];
+            snprintf(reason, sizeof(reason), "the stored value is not a JSON object (%s)",
+                     v ? "another JSON type" : je.text);
+            json_decref(v);
+            if (cs_quarantine(cs, list[i], reason) != 0) {
+                json_decref(arr);
+                return NULL;
+            }
+            continue;
+        }
+        list[kept++] = list[i];
+        json_array_append_new(arr, v);
+    }
+    *n = kept;
+    return arr;
+}
+
+json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct cl_entry **lists[],
+                       int counts[])
+{
+    json_t *root = json_object();
+    for (int k = 0; k < GV_KIND_COUNT; k++)
+        lists[k] = NULL;
+    for (int k = 0; root != NULL && k < GV_KIND_COUNT; k++) {
+        counts[k] = cs_view_list(cs, k, with_pending, &lists[k]);
+        json_t *arr = counts[k] < 0 ? NULL : kind_array(cs, lists[k], &counts[k]);
+        if (arr == NULL || json_object_set_new(root, cs_plural(k), arr) != 0) {
+            json_decref(root);
+            root = NULL;
+        }
+    }
+    if (root == NULL)
+        cs_lists_free(lists);
+    return root;
+}
