@@ -141,20 +141,6 @@ static void req_free(struct gv_httpd_req *r)
 
 /* ---- connections -------------------------------------------------------- */
 
-static void on_conn_closed(uv_handle_t *h)
-{
-    struct gv_httpd_conn *c = h->data;
-    if (--c->closing > 0)
-        return;
-    struct gv_httpd *s = c->srv;
-    if (c->eng != NULL)
-        s->tr->close(c->eng);
-    gv_buf_free(&c->in);
-    free(c);
-    s->nconns--;
-    maybe_done(s);
-}
-
 /* A request the handler still has outlives its connection only when held. */
 static void release_req(struct gv_httpd_conn *c)
 {
@@ -168,13 +154,30 @@ static void release_req(struct gv_httpd_conn *c)
     }
 }
 
+/* The last of the connection: what it still has is let go of here, in a
+ * close callback, so no handler call ever sees its memory go. */
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct gv_httpd_conn *c = h->data;
+    if (--c->closing > 0)
+        return;
+    struct gv_httpd *s = c->srv;
+    release_req(c);
+    if (c->tops != NULL && c->tops->on_close != NULL)
+        c->tops->on_close(c->targ);
+    if (c->eng != NULL)
+        s->tr->close(c->eng);
+    gv_buf_free(&c->in);
+    free(c);
+    s->nconns--;
+    maybe_done(s);
+}
+
 /* Closes at once (queued writes are cancelled); safe to call again. */
 static void conn_close(struct gv_httpd_conn *c)
 {
     if (c->state == C_CLOSED)
         return;
-    const struct gv_httpd_tunnel_ops *tops = c->tops;
-    c->tops = NULL;
     c->state = C_CLOSED;
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -182,12 +185,9 @@ static void conn_close(struct gv_httpd_conn *c)
         c->srv->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    release_req(c);
     c->closing = 2;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
-    if (tops != NULL && tops->on_close != NULL)
-        tops->on_close(c->targ);
 }
 
 static void on_timer(uv_timer_t *t);
@@ -420,6 +420,8 @@ static struct gv_httpd_conn *answering(struct gv_httpd_req *r)
     }
     r->pending = false;
     r->defer_cb = NULL;
+    if (c->state == C_CLOSED)
+        return NULL; /* freed with the connection */
     if (c->srv->stopping)
         c->close_after = true;
     return c;
@@ -556,7 +558,7 @@ int gv_httpd_tunnel_write(struct gv_httpd_conn *c, const void *data, size_t len)
 {
     if (c->state != C_TUNNEL)
         return GV_EINVAL;
-    return send_buf(c, data, len, W_TUNNEL);
+    return len > 0 ? send_buf(c, data, len, W_TUNNEL) : 0;
 }
 
 size_t gv_httpd_tunnel_queued(const struct gv_httpd_conn *c)

@@ -15,9 +15,11 @@
  *
  * Ownership: the core owns connections and requests. A request handed to
  * on_request is the handler's to answer, now or later; its memory (head,
- * body, ctx) stays valid until the answer is given, or until its connection
- * closes when it is not held. A held request (gv_httpd_hold) stays valid until
- * it is answered even when its client has gone; the answer is then dropped.
+ * body, ctx) stays valid until its answer has been written, or until its
+ * connection has closed when it is not held (memory goes only in libuv
+ * close callbacks, never inside a gv_httpd call). A held request
+ * (gv_httpd_hold) stays valid until it is answered even when its client has
+ * gone; the answer is then dropped.
  * The server frees itself after gv_httpd_stop once every connection has
  * closed and every held request has been answered, then calls done.
  *
@@ -156,7 +158,8 @@ void gv_httpd_defer(struct gv_httpd_req *r, uint64_t ms, void (*cb)(struct gv_ht
  *   on_data: bytes from the client (after the request that upgraded; the
  *            first may come before gv_httpd_upgrade has returned);
  *   on_written: a write has left (for flow control, see tunnel_queued);
- *   on_close: the connection is closing; the last call, arg may go. */
+ *   on_close: the connection has closed (from its close callback, never
+ *             inside a gv_httpd call); the last call, arg may go. */
 struct gv_httpd_tunnel_ops {
     void (*on_data)(void *arg, struct gv_httpd_conn *c, const char *data, size_t len);
     void (*on_written)(void *arg, struct gv_httpd_conn *c);
