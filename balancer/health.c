@@ -2,10 +2,10 @@
 #include "balancer/health.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/util.h"
 
-#include <llhttp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,20 +43,18 @@ struct hc_target {
     uv_tcp_t tcp;
     uv_connect_t connect;
     uv_write_t write;
-    llhttp_t parser;
+    struct gv_httpc resp;    /* this probe's answer, up to its head */
     struct addrinfo *ai;     /* resolved addresses of this probe */
     struct addrinfo *ai_cur; /* the one being tried */
     char *req;               /* this probe's request text */
     char rbuf[1024];
     char last_err[96]; /* cause of the previous failed connect attempt */
     int handles;
-    int status;
     enum hc_phase phase;
     bool probing;   /* a probe has started and has no verdict yet */
     bool gai_busy;  /* getaddrinfo request in flight */
     bool tcp_busy;  /* tcp initialised and not yet closed */
     bool reconnect; /* connect to ai_cur once the tcp handle has closed */
-    bool got_status;
     bool retired;
     void *tls;        /* this probe's TLS engine (tls services), or NULL */
     bool tls_req_out; /* the request went into the TLS engine */
@@ -239,44 +237,35 @@ static void probe_abort(struct hc_target *t)
     t->ai = t->ai_cur = NULL;
 }
 
-static int on_headers_complete(llhttp_t *p)
-{
-    struct hc_target *t = p->data;
-    /* 1xx heads are interim; the real answer follows. */
-    if (p->status_code < 200)
-        return 0;
-    t->status = p->status_code;
-    t->got_status = true;
-    return HPE_PAUSED;
-}
-
-static const llhttp_settings_t hc_parser_settings = {
-    .on_headers_complete = on_headers_complete,
+/* Only the final head (1xx ones are skipped) is read; it keeps nothing, so
+ * the parser needs no freeing. */
+static const struct gv_httpc_options hc_response = {
+    .max_head_bytes = 64 * 1024,
+    .head_only = true,
 };
 
 static void verdict_from_status(struct hc_target *t)
 {
-    if (t->status >= 200 && t->status < 400)
-        probe_finish(t, true, "status %d", t->status);
+    int status = t->resp.status;
+    if (status >= 200 && status < 400)
+        probe_finish(t, true, "status %d", status);
     else
-        probe_finish(t, false, "status %d", t->status);
+        probe_finish(t, false, "status %d", status);
 }
 
 static void on_response_bytes(struct hc_target *t, const char *data, size_t len)
 {
-    llhttp_errno_t err = llhttp_execute(&t->parser, data, len);
-    if (t->got_status)
+    int rc = gv_httpc_feed(&t->resp, data, len);
+    if (rc > 0)
         verdict_from_status(t);
-    else if (err != HPE_OK)
-        probe_finish(t, false, "bad response: %s", llhttp_errno_name(err));
+    else if (rc < 0)
+        probe_finish(t, false, "bad response: %s", gv_httpc_error(&t->resp));
 }
 
-/* The connection ended (EOF, or TLS close_notify): a head read so far
- * decides, else the probe failed. */
+/* The connection ended (EOF, or TLS close_notify) before a head. */
 static void on_response_end(struct hc_target *t)
 {
-    llhttp_finish(&t->parser);
-    if (t->got_status)
+    if (gv_httpc_finish(&t->resp) > 0)
         verdict_from_status(t);
     else
         probe_finish(t, false, "connection closed before a response");
@@ -466,8 +455,7 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     t->phase = HC_RESPONSE;
-    llhttp_init(&t->parser, HTTP_RESPONSE, &hc_parser_settings);
-    t->parser.data = t;
+    gv_httpc_init(&t->resp, &hc_response);
     if (!(t->conf->tls ? tls_begin(t) : plain_send(t)))
         return;
     int rc = uv_read_start((uv_stream_t *)&t->tcp, alloc_cb, read_cb);
@@ -585,8 +573,6 @@ static void tick_cb(uv_timer_t *timer)
     if (build_request(t) < 0)
         return; /* out of memory is not the target's fault: no verdict */
     t->probing = true;
-    t->got_status = false;
-    t->status = 0;
     t->last_err[0] = '\0';
     t->ai = t->ai_cur = NULL;
     uv_timer_start(&t->deadline, deadline_cb, t->conf->timeout_ms, 0);

@@ -1,6 +1,7 @@
 /* http.c - HTTP/1.x helpers shared by the client and upstream sides. */
 #include "gateway/http.h"
 #include "common/err.h"
+#include "common/httpd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,60 +137,7 @@ const char *gw_cookie_find(const char *hdr, size_t len, const char *name, size_t
 
 const char *gw_reason(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 507:
-        return "Insufficient Storage";
-    default:
-        return "Unknown";
-    }
+    return gv_http_reason(status);
 }
 
 int gw_error_response(struct gv_buf *out, int status, const char *msg, const char *request_id,

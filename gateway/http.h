@@ -46,7 +46,8 @@ bool gw_token_list_has(const char *list, size_t len, const char *token);
 /* Finds cookie `name` in a Cookie header value; returns its value and length
  * or NULL. */
 const char *gw_cookie_find(const char *hdr, size_t len, const char *name, size_t *vlen);
-/* Reason phrase for a status code ("Not Found"); "Unknown" when unknown. */
+/* Reason phrase for a status code ("Not Found"); "Unknown" when unknown
+ * (common/httpd.h's gv_http_reason, the one table). */
 const char *gw_reason(int status);
 /* Appends a complete JSON error response {"error": msg, "request_id": id}. */
 int gw_error_response(struct gv_buf *out, int status, const char *msg, const char *request_id,

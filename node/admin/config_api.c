@@ -18,24 +18,24 @@ static const char *singular(int kind)
     return k ? k->singular : "object";
 }
 
-static void reply_absent(struct admin_conn *c, int kind, const char *name)
+static void reply_absent(struct admin_req *q, int kind, const char *name)
 {
     char msg[64 + CL_STORE_MAX_NAME];
     snprintf(msg, sizeof(msg), "no %s named \"%.*s\"", singular(kind), CL_STORE_MAX_NAME, name);
-    admin_reply_error(c, 404, msg);
+    admin_reply_error(q, 404, msg);
 }
 
 /* Answers a change that node_cstate refused (rv < 0). */
-static void reply_refused(struct admin_conn *c, int rv, int kind, const char *name,
+static void reply_refused(struct admin_req *q, int rv, int kind, const char *name,
                           const struct node_state_error *err)
 {
     if (rv == GV_EINVAL)
-        admin_reply_invalid(c, err->where[0] ? err->where : err->path,
+        admin_reply_invalid(q, err->where[0] ? err->where : err->path,
                             err->msg[0] ? err->msg : gv_strerror(rv));
     else if (rv == GV_ENOENT)
-        reply_absent(c, kind, name);
+        reply_absent(q, kind, name);
     else
-        admin_reply_error(c, 500, gv_strerror(rv));
+        admin_reply_error(q, 500, gv_strerror(rv));
 }
 
 static bool has_control_chars(const char *s)
@@ -47,123 +47,123 @@ static bool has_control_chars(const char *s)
 }
 
 /* The replicated state, or NULL after answering 503 (the node is stopping). */
-static struct node_cstate *cstate_or_503(struct admin_conn *c)
+static struct node_cstate *cstate_or_503(struct admin_req *q)
 {
-    struct node_cstate *cs = c->admin->node->cstate;
+    struct node_cstate *cs = q->admin->node->cstate;
     if (cs == NULL)
-        admin_reply_error(c, 503, "the node is stopping");
+        admin_reply_error(q, 503, "the node is stopping");
     return cs;
 }
 
 /* GET /config: the whole state, with its digest and version. */
-void admin_get_config(struct admin_conn *c, const struct admin_match *m)
+void admin_get_config(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_cstate *cs = cstate_or_503(c);
+    struct node_cstate *cs = cstate_or_503(q);
     (void)m;
     if (cs == NULL)
         return;
     json_t *j = node_cstate_get(cs, -1, NULL);
     if (j == NULL)
-        admin_reply_error(c, 500, gv_strerror(GV_ENOMEM));
+        admin_reply_error(q, 500, gv_strerror(GV_ENOMEM));
     else
-        admin_reply_json(c, 200, j);
+        admin_reply_json(q, 200, j);
 }
 
 /* PUT /config's answer once the change is on disk and applied: with what
  * the node serves now, for scripts that then wait for convergence. */
 static void put_config_done(void *arg, int status)
 {
-    struct admin_conn *c = arg;
-    struct node_cstate *cs = c->admin->node->cstate;
-    if (status == 0 && c->answer != NULL && cs != NULL) {
-        json_object_set_new(c->answer, "digest", json_string(node_cstate_digest(cs)));
-        json_object_set_new(c->answer, "version",
+    struct admin_req *q = arg;
+    struct node_cstate *cs = q->admin->node->cstate;
+    if (status == 0 && q->answer != NULL && cs != NULL) {
+        json_object_set_new(q->answer, "digest", json_string(node_cstate_digest(cs)));
+        json_object_set_new(q->answer, "version",
                             json_integer((json_int_t)node_cstate_version(cs)));
     }
     admin_change_done(arg, status);
 }
 
 /* PUT /config: replaces the whole state. */
-void admin_put_config(struct admin_conn *c, const struct admin_match *m)
+void admin_put_config(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_cstate *cs = cstate_or_503(c);
+    struct node_cstate *cs = cstate_or_503(q);
     struct node_state_error err;
     json_t *changes = NULL;
     (void)m;
     if (cs == NULL)
         return;
-    json_t *body = admin_body_object(c);
+    json_t *body = admin_body_object(q);
     if (body == NULL)
         return;
-    int rv = node_cstate_replace(cs, body, &changes, &err, put_config_done, c);
+    int rv = node_cstate_replace(cs, body, &changes, &err, put_config_done, q);
     json_decref(body);
     if (rv < 0)
-        reply_refused(c, rv, -1, "", &err);
+        reply_refused(q, rv, -1, "", &err);
     else
-        admin_hold(c, 200, changes);
+        admin_hold(q, 200, changes);
 }
 
 /* GET /config/KIND: the objects of one kind. */
-void admin_get_kind(struct admin_conn *c, const struct admin_match *m)
+void admin_get_kind(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_cstate *cs = cstate_or_503(c);
+    struct node_cstate *cs = cstate_or_503(q);
     if (cs == NULL)
         return;
     json_t *list = node_cstate_get(cs, m->kind->id, NULL);
-    admin_reply_json(c, 200, list ? list : json_array());
+    admin_reply_json(q, 200, list ? list : json_array());
 }
 
 /* GET /config/KIND/NAME. */
-void admin_get_object(struct admin_conn *c, const struct admin_match *m)
+void admin_get_object(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_cstate *cs = cstate_or_503(c);
+    struct node_cstate *cs = cstate_or_503(q);
     if (cs == NULL)
         return;
     json_t *j = node_cstate_get(cs, m->kind->id, m->param);
     if (j == NULL)
-        reply_absent(c, m->kind->id, m->param);
+        reply_absent(q, m->kind->id, m->param);
     else
-        admin_reply_json(c, 200, j);
+        admin_reply_json(q, 200, j);
 }
 
 /* DELETE /config/KIND/NAME: 204 once the tombstone is on disk. */
-void admin_delete_object(struct admin_conn *c, const struct admin_match *m)
+void admin_delete_object(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_cstate *cs = cstate_or_503(c);
+    struct node_cstate *cs = cstate_or_503(q);
     struct node_state_error err;
     if (cs == NULL)
         return;
-    int rv = node_cstate_delete(cs, m->kind->id, m->param, &err, admin_change_done, c);
+    int rv = node_cstate_delete(cs, m->kind->id, m->param, &err, admin_change_done, q);
     if (rv < 0)
-        reply_refused(c, rv, m->kind->id, m->param, &err);
+        reply_refused(q, rv, m->kind->id, m->param, &err);
     else
-        admin_hold(c, 204, NULL);
+        admin_hold(q, 204, NULL);
 }
 
 /* PUT /config/KIND/NAME: creates or replaces; 200 with the object as stored
  * once it is on disk. */
-void admin_put_object(struct admin_conn *c, const struct admin_match *m)
+void admin_put_object(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_cstate *cs = cstate_or_503(c);
+    struct node_cstate *cs = cstate_or_503(q);
     struct node_state_error err;
     int kind = m->kind->id;
     const char *name = m->param;
     if (cs == NULL)
         return;
     if (has_control_chars(name)) {
-        admin_reply_invalid(c, "name", "a name must not contain control characters");
+        admin_reply_invalid(q, "name", "a name must not contain control characters");
         return;
     }
-    json_t *body = admin_body_object(c);
+    json_t *body = admin_body_object(q);
     if (body == NULL)
         return;
     json_t *stored = NULL;
     bool created = false;
     /* > 0: the same object was already held; answered the same way */
-    int rv = node_cstate_put(cs, kind, name, body, &stored, &created, &err, admin_change_done, c);
+    int rv = node_cstate_put(cs, kind, name, body, &stored, &created, &err, admin_change_done, q);
     json_decref(body);
     if (rv < 0)
-        reply_refused(c, rv, kind, name, &err);
+        reply_refused(q, rv, kind, name, &err);
     else
-        admin_hold(c, 200, stored);
+        admin_hold(q, 200, stored);
 }

@@ -23,12 +23,12 @@
 #define ADMIN_M(method)   (1ULL << (method)) /* an llhttp method as a bit */
 #define ADMIN_MAX_SEGMENT 1024               /* a longer parameter matches nothing */
 
-struct admin_conn;
+struct admin_req;
 struct admin_match;
 
 /* Called on the admin loop with the matched request; answers it (now, or
  * later through admin_hold). */
-typedef void (*admin_handler_fn)(struct admin_conn *c, const struct admin_match *m);
+typedef void (*admin_handler_fn)(struct admin_req *q, const struct admin_match *m);
 
 struct admin_route {
     uint64_t methods;    /* ADMIN_M(HTTP_GET) | ... */

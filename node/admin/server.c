@@ -1,7 +1,7 @@
-/* server.c - the admin API (JSON over HTTP/1.1) on the node's control loop:
- * connections, the token check, dispatch through the route table
- * (routes.c), and the endpoints other than /config (config_api.c): /health,
- * /status, /backends, /metrics and the cluster keyring. */
+/* server.c - the admin API (JSON over HTTP/1.1, common/httpd.h) on the
+ * node's control loop: its limits, the token check, dispatch through the
+ * route table (routes.c), and the endpoints other than /config
+ * (config_api.c): /health, /status, /backends, /metrics and the keyring. */
 #include "node/admin/admin_int.h"
 #include "node/admin/routes.h"
 #include "node/cstate.h"
@@ -14,51 +14,46 @@
 #include "common/kinds.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "gateway/http.h"
 #include "gateway/worker.h"
 
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <llhttp.h>
 #include <openssl/crypto.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ADMIN_MAX_HEAD (16 * 1024)
-#define ADMIN_MAX_BODY (4 * 1024 * 1024)
-#define ADMIN_MAX_PATH 1024
-
-static llhttp_settings_t admin_settings;
+#define ADMIN_MAX_HEAD    (16 * 1024)
+#define ADMIN_MAX_HEADERS 100
+#define ADMIN_MAX_BODY    (4 * 1024 * 1024)
+#define ADMIN_MAX_PATH    1024
 
 /* ---- handlers ------------------------------------------------------------ */
 
-void admin_reply_json(struct admin_conn *c, int status, json_t *j)
+void admin_reply_json(struct admin_req *q, int status, json_t *j)
 {
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     if (text == NULL) {
-        admin_reply(c, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
+        admin_reply(q, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
     } else {
         struct gv_buf b;
         gv_buf_init(&b);
         gv_buf_puts(&b, text);
         gv_buf_puts(&b, "\n");
-        admin_reply(c, status, "application/json", b.data, b.len);
+        admin_reply(q, status, "application/json", b.data, b.len);
         gv_buf_free(&b);
     }
     free(text);
     json_decref(j);
 }
 
-void admin_reply_error(struct admin_conn *c, int status, const char *msg)
+void admin_reply_error(struct admin_req *q, int status, const char *msg)
 {
-    admin_reply_json(c, status, json_pack("{s:s}", "error", msg));
+    admin_reply_json(q, status, json_pack("{s:s}", "error", msg));
 }
 
-void admin_reply_invalid(struct admin_conn *c, const char *path, const char *msg)
+void admin_reply_invalid(struct admin_req *q, const char *path, const char *msg)
 {
-    admin_reply_json(c, 400, json_pack("{s:s,s:s}", "error", msg, "path", path));
+    admin_reply_json(q, 400, json_pack("{s:s,s:s}", "error", msg, "path", path));
 }
 
 static json_t *backends_json(struct node *n)
@@ -140,9 +135,9 @@ static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
     json_decref(st);
 }
 
-static void metrics(struct admin_conn *c)
+static void metrics(struct admin_req *q)
 {
-    struct node *n = c->admin->node;
+    struct node *n = q->admin->node;
     struct gv_buf b;
     gv_buf_init(&b);
     gw_metrics_render(n->metrics, (size_t)n->nworkers, &b);
@@ -177,21 +172,23 @@ static void metrics(struct admin_conn *c)
         cstate_metrics(n->cstate, &b);
     if (n->gossip != NULL)
         node_gossip_metrics(n->gossip, &b);
-    admin_reply(c, 200, "text/plain; version=0.0.4", b.data, b.len);
+    admin_reply(q, 200, "text/plain; version=0.0.4", b.data, b.len);
     gv_buf_free(&b);
 }
 
-json_t *admin_body_object(struct admin_conn *c)
+json_t *admin_body_object(struct admin_req *q)
 {
     json_error_t e;
     char msg[300];
-    json_t *j = c->body.len ? json_loadb(c->body.data, c->body.len, 0, &e) : NULL;
-    if (j == NULL && c->body.len > 0) {
+    size_t len;
+    const char *body = gv_httpd_body(q->http, &len);
+    json_t *j = len > 0 ? json_loadb(body, len, 0, &e) : NULL;
+    if (j == NULL && len > 0) {
         snprintf(msg, sizeof(msg), "invalid JSON at line %d, column %d: %s", e.line, e.column,
                  e.text);
-        admin_reply_invalid(c, "", msg);
+        admin_reply_invalid(q, "", msg);
     } else if (!json_is_object(j)) {
-        admin_reply_invalid(c, "",
+        admin_reply_invalid(q, "",
                             j ? "body must be a JSON object"
                               : "body must be a JSON object "
                                 "(the body is empty)");
@@ -204,19 +201,19 @@ json_t *admin_body_object(struct admin_conn *c)
 /* ---- the endpoints (routes.c maps requests to them) -------------------------- */
 
 /* The gossip, or NULL after answering 503 (the node is stopping). */
-static struct node_gossip *gossip_or_503(struct admin_conn *c)
+static struct node_gossip *gossip_or_503(struct admin_req *q)
 {
-    struct node_gossip *g = c->admin->node->gossip;
+    struct node_gossip *g = q->admin->node->gossip;
     if (g == NULL)
-        admin_reply_error(c, 503, "not in a cluster (stopping)");
+        admin_reply_error(q, 503, "not in a cluster (stopping)");
     return g;
 }
 
-void admin_get_health(struct admin_conn *c, const struct admin_match *m)
+void admin_get_health(struct admin_req *q, const struct admin_match *m)
 {
-    struct node *n = c->admin->node;
+    struct node *n = q->admin->node;
     (void)m;
-    admin_reply_json(c, n->stopping ? 503 : 200,
+    admin_reply_json(q, n->stopping ? 503 : 200,
                      json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
 }
 
@@ -236,51 +233,51 @@ static json_t *status_json(struct node *n)
     return j;
 }
 
-void admin_get_status(struct admin_conn *c, const struct admin_match *m)
+void admin_get_status(struct admin_req *q, const struct admin_match *m)
 {
     (void)m;
-    admin_reply_json(c, 200, status_json(c->admin->node));
+    admin_reply_json(q, 200, status_json(q->admin->node));
 }
 
-void admin_get_members(struct admin_conn *c, const struct admin_match *m)
+void admin_get_members(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_gossip *g = gossip_or_503(c);
+    struct node_gossip *g = gossip_or_503(q);
     (void)m;
     if (g != NULL)
-        admin_reply_json(c, 200, node_gossip_members_json(g));
+        admin_reply_json(q, 200, node_gossip_members_json(g));
 }
 
-void admin_get_backends(struct admin_conn *c, const struct admin_match *m)
+void admin_get_backends(struct admin_req *q, const struct admin_match *m)
 {
     (void)m;
-    admin_reply_json(c, 200, backends_json(c->admin->node));
+    admin_reply_json(q, 200, backends_json(q->admin->node));
 }
 
-void admin_get_metrics(struct admin_conn *c, const struct admin_match *m)
+void admin_get_metrics(struct admin_req *q, const struct admin_match *m)
 {
     (void)m;
-    metrics(c);
+    metrics(q);
 }
 
 /* The keyring: GET/POST /cluster/keys, POST /cluster/keys/ID/use,
  * DELETE /cluster/keys/ID. */
-void admin_get_keys(struct admin_conn *c, const struct admin_match *m)
+void admin_get_keys(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_gossip *g = gossip_or_503(c);
+    struct node_gossip *g = gossip_or_503(q);
     (void)m;
     if (g != NULL)
-        admin_reply_json(c, 200, node_gossip_keys_json(g));
+        admin_reply_json(q, 200, node_gossip_keys_json(g));
 }
 
-void admin_post_keys(struct admin_conn *c, const struct admin_match *m)
+void admin_post_keys(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_gossip *g = gossip_or_503(c);
+    struct node_gossip *g = gossip_or_503(q);
     char err[256] = "";
     int rv;
     (void)m;
     if (g == NULL)
         return;
-    json_t *j = admin_body_object(c);
+    json_t *j = admin_body_object(q);
     if (j == NULL)
         return;
     const char *key = json_string_value(json_object_get(j, "key"));
@@ -291,9 +288,9 @@ void admin_post_keys(struct admin_conn *c, const struct admin_match *m)
         rv = node_gossip_key_install(g, key, err, sizeof(err));
     json_decref(j);
     if (rv != 0)
-        admin_reply_error(c, 400, err);
+        admin_reply_error(q, 400, err);
     else
-        admin_reply_json(c, 200, node_gossip_keys_json(g));
+        admin_reply_json(q, 200, node_gossip_keys_json(g));
 }
 
 /* A key id is up to 63 lower-case hex digits; anything else names no key. */
@@ -303,42 +300,42 @@ static bool key_id_ok(const char *id)
     return n > 0 && n < 64 && strspn(id, "0123456789abcdef") == n;
 }
 
-static void key_change(struct admin_conn *c, const char *id,
+static void key_change(struct admin_req *q, const char *id,
                        int (*change)(struct node_gossip *, const char *, char *, size_t))
 {
-    struct node_gossip *g = gossip_or_503(c);
+    struct node_gossip *g = gossip_or_503(q);
     char err[256] = "";
     if (g == NULL)
         return;
     if (!key_id_ok(id)) {
-        admin_reply_error(c, 404, "not found");
+        admin_reply_error(q, 404, "not found");
         return;
     }
     int rv = change(g, id, err, sizeof(err));
     if (rv != 0)
-        admin_reply_error(c, rv == GV_ENOENT ? 404 : 400, err);
+        admin_reply_error(q, rv == GV_ENOENT ? 404 : 400, err);
     else
-        admin_reply_json(c, 200, node_gossip_keys_json(g));
+        admin_reply_json(q, 200, node_gossip_keys_json(g));
 }
 
-void admin_post_key_use(struct admin_conn *c, const struct admin_match *m)
+void admin_post_key_use(struct admin_req *q, const struct admin_match *m)
 {
-    key_change(c, m->param, node_gossip_key_use);
+    key_change(q, m->param, node_gossip_key_use);
 }
 
-void admin_delete_key(struct admin_conn *c, const struct admin_match *m)
+void admin_delete_key(struct admin_req *q, const struct admin_match *m)
 {
-    key_change(c, m->param, node_gossip_key_remove);
+    key_change(q, m->param, node_gossip_key_remove);
 }
 
 /* The test-only fault switch: POST /debug/block {"peers": [...]}. */
-void admin_post_debug_block(struct admin_conn *c, const struct admin_match *m)
+void admin_post_debug_block(struct admin_req *q, const struct admin_match *m)
 {
-    struct node_gossip *g = gossip_or_503(c);
+    struct node_gossip *g = gossip_or_503(q);
     (void)m;
     if (g == NULL)
         return;
-    json_t *j = admin_body_object(c);
+    json_t *j = admin_body_object(q);
     if (j == NULL)
         return;
     json_t *peers = json_object_get(j, "peers");
@@ -354,334 +351,129 @@ void admin_post_debug_block(struct admin_conn *c, const struct admin_match *m)
             addrs[n++] = json_string_value(p);
     }
     if (!ok)
-        admin_reply_error(c, 400, "peers must be a list of at most 64 \"host:port\" strings");
+        admin_reply_error(q, 400, "peers must be a list of at most 64 \"host:port\" strings");
     else if (node_gossip_block(g, addrs, n) != 0)
-        admin_reply_error(c, 403, "test faults are off (GRAPEVINE_TEST_FAULTS=1 enables them)");
+        admin_reply_error(q, 403, "test faults are off (GRAPEVINE_TEST_FAULTS=1 enables them)");
     else
-        admin_reply_json(c, 200, json_pack("{s:O}", "blocked", peers));
+        admin_reply_json(q, 200, json_pack("{s:O}", "blocked", peers));
     json_decref(j);
+}
+
+/* 401 unless the request carries the token (when one is set). */
+static bool authorized(struct admin_req *q)
+{
+    const char *token = q->admin->token;
+    if (token == NULL)
+        return true;
+    const char *a = gv_httpd_header(q->http, "authorization");
+    size_t tl = strlen(token);
+    if (a != NULL && strncmp(a, "Bearer ", 7) == 0 && strlen(a + 7) == tl &&
+        CRYPTO_memcmp(a + 7, token, tl) == 0)
+        return true;
+    admin_reply_error(q, 401, "missing or invalid admin token");
+    return false;
+}
+
+/* Answers a request the route table has no row for. */
+static void reply_unrouted(struct admin_req *q, enum admin_found found, const struct admin_match *m,
+                           const char *path)
+{
+    char methods[64], msg[128], kinds[96];
+    switch (found) {
+    case ADMIN_NO_METHOD:
+        admin_methods_text(m->allowed, 1, q->allow, sizeof(q->allow));
+        snprintf(msg, sizeof(msg), "method not allowed (%s)",
+                 admin_methods_text(m->allowed, 0, methods, sizeof(methods)));
+        admin_reply_error(q, 405, msg);
+        break;
+    case ADMIN_NO_KIND:
+        snprintf(msg, sizeof(msg), "no such kind (%s)", gv_kinds_text(kinds, sizeof(kinds), ", "));
+        admin_reply_error(q, 404, msg);
+        break;
+    case ADMIN_BAD_ESCAPE:
+        admin_reply_invalid(q, "name", "bad percent-encoding in the name");
+        break;
+    default:
+        admin_reply_error(q, 404,
+                          strncmp(path, "/config/", 8) == 0
+                              ? "not found (/config/KIND/NAME; a '/' in NAME is %2F)"
+                              : "not found");
+    }
 }
 
 /* Checks the token, finds the request's row in the route table and runs it,
  * or answers why there is none. */
-static void route_request(struct admin_conn *c)
+static void on_request(struct gv_httpd_req *r)
 {
-    const char *url = c->url.data ? c->url.data : "/";
-    size_t ul = strcspn(url, "?");
-    char path[ADMIN_MAX_PATH], methods[64], msg[128];
+    struct admin_req *q = gv_httpd_ctx(r);
+    char path[ADMIN_MAX_PATH];
     struct admin_match m;
-
-    if (c->admin->token != NULL) {
-        const char *a = c->auth.data ? c->auth.data : "";
-        size_t tl = strlen(c->admin->token);
-        if (strncmp(a, "Bearer ", 7) != 0 || strlen(a + 7) != tl ||
-            CRYPTO_memcmp(a + 7, c->admin->token, tl) != 0) {
-            admin_reply_error(c, 401, "missing or invalid admin token");
-            return;
-        }
-    }
-    if (ul >= sizeof(path)) {
-        admin_reply_error(c, 414, "path too long");
+    size_t len;
+    const char *p = gv_httpd_path(r, &len);
+    q->admin = gv_httpd_arg(r);
+    q->http = r;
+    if (!authorized(q))
+        return;
+    if (len >= sizeof(path)) {
+        admin_reply_error(q, 414, "path too long");
         return;
     }
-    memcpy(path, url, ul);
-    path[ul] = '\0';
-    switch (admin_route_match(admin_routes, admin_nroutes, c->method, path, &m)) {
-    case ADMIN_FOUND:
-        m.route->handler(c, &m);
-        break;
-    case ADMIN_NO_METHOD:
-        admin_methods_text(m.allowed, 1, c->allow, sizeof(c->allow));
-        snprintf(msg, sizeof(msg), "method not allowed (%s)",
-                 admin_methods_text(m.allowed, 0, methods, sizeof(methods)));
-        admin_reply_error(c, 405, msg);
-        break;
-    case ADMIN_NO_KIND: {
-        char kinds[96];
-        snprintf(msg, sizeof(msg), "no such kind (%s)", gv_kinds_text(kinds, sizeof(kinds), ", "));
-        admin_reply_error(c, 404, msg);
-        break;
-    }
-    case ADMIN_BAD_ESCAPE:
-        admin_reply_invalid(c, "name", "bad percent-encoding in the name");
-        break;
-    case ADMIN_NOT_FOUND:
-        admin_reply_error(c, 404,
-                          strncmp(path, "/config/", 8) == 0
-                              ? "not found (/config/KIND/NAME; a '/' in NAME is %2F)"
-                              : "not found");
-        break;
-    }
-}
-
-/* ---- connection plumbing ------------------------------------------------- */
-
-static void free_conn(struct admin_conn *c)
-{
-    struct node_admin *a = c->admin;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
+    memcpy(path, p, len);
+    path[len] = '\0';
+    enum admin_found found =
+        admin_route_match(admin_routes, admin_nroutes, gv_httpd_method(r), path, &m);
+    if (found == ADMIN_FOUND)
+        m.route->handler(q, &m);
     else
-        a->first = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    a->conns--;
-    gv_buf_free(&c->url);
-    gv_buf_free(&c->field);
-    gv_buf_free(&c->auth);
-    gv_buf_free(&c->body);
-    gv_buf_free(&c->unparsed);
-    json_decref(c->answer);
-    free(c);
-    if (a->stopping && a->conns == 0 && uv_is_closing((uv_handle_t *)&a->listener) &&
-        a->listener.data == NULL)
-        free(a);
+        reply_unrouted(q, found, &m, path);
 }
 
-static void on_conn_closed(uv_handle_t *h)
+/* ---- answers --------------------------------------------------------------- */
+
+void admin_reply(struct admin_req *q, int status, const char *ctype, const char *body, size_t len)
 {
-    struct admin_conn *c = h->data;
-    c->closed = true;
-    if (!c->held) /* else admin_change_done frees it */
-        free_conn(c);
+    char headers[160] = "";
+    if (status != 204) /* no body, so no Content-Type (RFC 9110) */
+        snprintf(headers, sizeof(headers), "Content-Type: %s\r\n", ctype);
+    if (q->allow[0] != '\0') /* a 405 says what the path takes (RFC 9110) */
+        snprintf(headers + strlen(headers), sizeof(headers) - strlen(headers), "Allow: %s\r\n",
+                 q->allow);
+    gv_httpd_respond(q->http, status, headers, body, len);
 }
 
-static void conn_close(struct admin_conn *c)
+void admin_hold(struct admin_req *q, int status, json_t *answer)
 {
-    if (!c->closing) {
-        c->closing = true;
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-    }
-}
-
-struct admin_write {
-    uv_write_t req;
-    struct admin_conn *conn;
-    bool close;
-    char data[];
-};
-
-static void on_written(uv_write_t *w, int status)
-{
-    struct admin_write *aw = (struct admin_write *)w;
-    struct admin_conn *c = aw->conn;
-    c->writes--;
-    /* stopping: keep-alive ends with the answers already on their way */
-    if (status < 0 || aw->close || (c->admin->stopping && c->writes == 0 && !c->held))
-        conn_close(c);
-    free(aw);
-}
-
-void admin_reply(struct admin_conn *c, int status, const char *ctype, const char *body, size_t len)
-{
-    bool close = !c->keep_alive || c->admin->stopping;
-    struct gv_buf b;
-    if (c->closing)
-        return;
-    gv_buf_init(&b);
-    gv_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_reason(status));
-    if (status == 204) /* no body, so no Content-Type or Content-Length (RFC 9110) */
-        len = 0;
-    else
-        gv_buf_printf(&b, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, len);
-    if (c->allow[0] != '\0') /* a 405 says what the path takes (RFC 9110) */
-        gv_buf_printf(&b, "Allow: %s\r\n", c->allow);
-    c->allow[0] = '\0';
-    gv_buf_printf(&b, "%s\r\n", close ? "Connection: close\r\n" : "");
-    if (c->method != HTTP_HEAD)
-        gv_buf_append(&b, body, len);
-    struct admin_write *aw = malloc(sizeof(*aw) + b.len);
-    if (aw == NULL) {
-        gv_buf_free(&b);
-        conn_close(c);
-        return;
-    }
-    aw->conn = c;
-    aw->close = close;
-    memcpy(aw->data, b.data, b.len);
-    uv_buf_t ub = uv_buf_init(aw->data, (unsigned)b.len);
-    gv_buf_free(&b);
-    if (uv_write(&aw->req, (uv_stream_t *)&c->tcp, &ub, 1, on_written) != 0) {
-        free(aw);
-        conn_close(c);
-        return;
-    }
-    c->writes++;
-}
-
-#define ACONN(p) ((struct admin_conn *)(p)->data)
-
-static int on_begin(llhttp_t *p)
-{
-    struct admin_conn *c = ACONN(p);
-    gv_buf_reset(&c->url);
-    gv_buf_reset(&c->field);
-    gv_buf_reset(&c->auth);
-    gv_buf_reset(&c->body);
-    c->in_auth = false;
-    return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len)
-{
-    struct admin_conn *c = ACONN(p);
-    if (c->url.len + len > ADMIN_MAX_HEAD)
-        return -1;
-    return gv_buf_append(&c->url, at, len) ? -1 : 0;
-}
-
-static int on_field(llhttp_t *p, const char *at, size_t len)
-{
-    struct admin_conn *c = ACONN(p);
-    if (c->field.len + len > 256)
-        return -1;
-    return gv_buf_append(&c->field, at, len) ? -1 : 0;
-}
-
-static int on_field_done(llhttp_t *p)
-{
-    struct admin_conn *c = ACONN(p);
-    c->in_auth = gw_name_eq(c->field.data, c->field.len, "authorization");
-    gv_buf_reset(&c->field);
-    return 0;
-}
-
-static int on_value(llhttp_t *p, const char *at, size_t len)
-{
-    struct admin_conn *c = ACONN(p);
-    if (!c->in_auth)
-        return 0;
-    if (c->auth.len + len > 1024)
-        return -1;
-    return gv_buf_append(&c->auth, at, len) ? -1 : 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-    struct admin_conn *c = ACONN(p);
-    if (c->body.len + len > ADMIN_MAX_BODY) {
-        c->too_big = true;
-        return -1;
-    }
-    return gv_buf_append(&c->body, at, len) ? -1 : 0;
-}
-
-/* A held request pauses the parser right after itself: what the client
- * pipelined behind it waits in c->unparsed until it is answered. */
-static int on_complete(llhttp_t *p)
-{
-    struct admin_conn *c = ACONN(p);
-    c->method = llhttp_get_method(p);
-    c->keep_alive = llhttp_should_keep_alive(p);
-    route_request(c);
-    return c->held ? HPE_PAUSED : 0;
-}
-
-/* Parses data; stops reading when a request is held, keeping what is left. */
-static void feed(struct admin_conn *c, const char *data, size_t len)
-{
-    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-    if (err == HPE_PAUSED) {
-        const char *pos = llhttp_get_error_pos(&c->parser);
-        size_t used = pos != NULL && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        if (gv_buf_append(&c->unparsed, data + used, len - used) != 0)
-            conn_close(c);
-    } else if (err != HPE_OK) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: "
-                                  "application/json\r\nContent-Length: 31\r\nConnection: "
-                                  "close\r\n\r\n{\"error\":\"malformed request\"}\n\n";
-        uv_buf_t b = uv_buf_init((char *)bad, sizeof(bad) - 1);
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        conn_close(c);
-    }
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    buf->base = malloc(suggested);
-    buf->len = buf->base ? suggested : 0;
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct admin_conn *c = s->data;
-    if (nread < 0)
-        conn_close(c);
-    else if (nread > 0 && !c->closing)
-        feed(c, buf->base, (size_t)nread);
-    free(buf->base);
-}
-
-void admin_hold(struct admin_conn *c, int status, json_t *answer)
-{
-    c->held = true;
-    c->answer_status = status;
-    c->answer = answer;
+    q->answer_status = status;
+    q->answer = answer;
+    gv_httpd_hold(q->http);
 }
 
 void admin_change_done(void *arg, int status)
 {
-    struct admin_conn *c = arg;
-    json_t *answer = c->answer;
-    c->answer = NULL;
-    c->held = false;
-    if (c->closed) {
-        json_decref(answer);
-        free_conn(c);
-        return;
-    }
+    struct admin_req *q = arg;
+    json_t *answer = q->answer;
+    q->answer = NULL;
     if (status < 0) {
         char msg[300];
         /* nothing of the change is kept: it could not be saved */
         snprintf(msg, sizeof(msg), "change refused: it cannot be saved to disk (%s)",
                  gv_strerror(status));
         json_decref(answer);
-        admin_reply_error(c, 507, msg);
-    } else if (c->answer_status == 204) {
+        admin_reply_error(q, 507, msg);
+    } else if (q->answer_status == 204) {
         json_decref(answer);
-        admin_reply(c, 204, "application/json", "", 0);
+        admin_reply(q, 204, "application/json", "", 0);
     } else {
-        admin_reply_json(c, c->answer_status, answer);
+        admin_reply_json(q, q->answer_status, answer);
     }
-    if (c->closing || !c->keep_alive || c->admin->stopping)
-        return; /* closed once the answer is written */
-    struct gv_buf rest = c->unparsed;
-    gv_buf_init(&c->unparsed);
-    llhttp_resume(&c->parser);
-    if (rest.len > 0)
-        feed(c, rest.data, rest.len);
-    gv_buf_free(&rest);
-    if (!c->held && !c->closing)
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct node_admin *a = server->data;
-    if (status < 0 || a->stopping)
-        return;
-    struct admin_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->admin = a;
-    uv_tcp_init(server->loop, &c->tcp);
-    c->tcp.data = c;
-    a->conns++;
-    c->next = a->first;
-    if (a->first != NULL)
-        a->first->prev = c;
-    a->first = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    llhttp_init(&c->parser, HTTP_REQUEST, &admin_settings);
-    c->parser.data = c;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-}
+/* ---- the server ------------------------------------------------------------ */
+
+static const struct gv_httpd_ops admin_ops = {
+    .ctx_size = sizeof(struct admin_req),
+    .on_request = on_request,
+};
 
 static bool loopback(const char *host)
 {
@@ -706,20 +498,43 @@ static int read_token(const char *path, char **out)
     return *out ? 0 : GV_ENOMEM;
 }
 
+/* The token (a->token, NULL when none), and the rule that an admin API off
+ * loopback has one. */
+static int load_token(struct node_admin *a, const char *addr, const char *host)
+{
+    const char *file = a->node->cfg.node.admin_token_file;
+    int rv = file != NULL ? read_token(file, &a->token) : 0;
+    if (rv != 0) {
+        gv_error("admin: cannot read token file %s: %s", file, gv_strerror(rv));
+        return rv;
+    }
+    if (a->token == NULL && !loopback(host)) {
+        gv_error("admin: %s is not loopback, so node.admin_token_file is required", addr);
+        return GV_EINVAL;
+    }
+    return 0;
+}
+
+/* The admin API's limits: the head (size, count, time) and keep-alive as the
+ * node's client settings say, and a body of at most 4 MiB. */
+static struct gv_httpd_limits admin_limits(const struct node_settings *s)
+{
+    return (struct gv_httpd_limits){
+        .max_head_bytes = ADMIN_MAX_HEAD,
+        .max_headers = ADMIN_MAX_HEADERS,
+        .max_body_bytes = ADMIN_MAX_BODY,
+        .head_timeout_ms = s->header_timeout_ms,
+        .body_timeout_ms = s->admin_body_timeout_ms,
+        .idle_timeout_ms = s->idle_timeout_ms,
+        .max_conns = s->admin_max_connections,
+    };
+}
+
 int node_admin_start(struct node *n, const char *addr, struct node_admin **out)
 {
     char host[256];
     uint16_t port;
     struct sockaddr_storage ss;
-    int rv;
-    llhttp_settings_init(&admin_settings);
-    admin_settings.on_message_begin = on_begin;
-    admin_settings.on_url = on_url;
-    admin_settings.on_header_field = on_field;
-    admin_settings.on_header_field_complete = on_field_done;
-    admin_settings.on_header_value = on_value;
-    admin_settings.on_body = on_body;
-    admin_settings.on_message_complete = on_complete;
     if (gv_split_hostport(addr, host, sizeof(host), &port) != 0 ||
         (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
          uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)) {
@@ -730,29 +545,13 @@ int node_admin_start(struct node *n, const char *addr, struct node_admin **out)
     if (a == NULL)
         return GV_ENOMEM;
     a->node = n;
-    if (n->cfg.node.admin_token_file != NULL &&
-        (rv = read_token(n->cfg.node.admin_token_file, &a->token)) != 0) {
-        gv_error("admin: cannot read token file %s: %s", n->cfg.node.admin_token_file,
-                 gv_strerror(rv));
-        free(a);
-        return rv;
-    }
-    if (a->token == NULL && !loopback(host)) {
-        gv_error("admin: %s is not loopback, so node.admin_token_file is required", addr);
-        free(a);
-        return GV_EINVAL;
-    }
-    uv_tcp_init(&n->loop, &a->listener);
-    a->listener.data = a;
-    if ((rv = uv_tcp_bind(&a->listener, (struct sockaddr *)&ss, 0)) != 0 ||
-        (rv = uv_listen((uv_stream_t *)&a->listener, 128, on_connection)) != 0) {
+    struct gv_httpd_config cfg = {
+        .ops = &admin_ops, .arg = a, .limits = admin_limits(&n->cfg.node)};
+    int rv = load_token(a, addr, host);
+    if (rv == 0 && (rv = gv_httpd_start(&n->loop, (struct sockaddr *)&ss, &cfg, &a->http)) != 0)
         gv_error("admin: cannot listen on %s: %s", addr, uv_strerror(rv));
-        a->listener.data = NULL;
-        a->stopping = true;
+    if (rv != 0) {
         free(a->token);
-        a->token = NULL;
-        uv_close((uv_handle_t *)&a->listener, NULL);
-        uv_run(&n->loop, UV_RUN_NOWAIT);
         free(a);
         return rv;
     }
@@ -761,14 +560,11 @@ int node_admin_start(struct node *n, const char *addr, struct node_admin **out)
     return 0;
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_stopped(void *arg)
 {
-    struct node_admin *a = h->data;
-    h->data = NULL;
+    struct node_admin *a = arg;
     free(a->token);
-    a->token = NULL;
-    if (a->conns == 0)
-        free(a);
+    free(a);
 }
 
 /* Idle keep-alive connections (a dashboard, a metrics scraper) must not keep
@@ -776,9 +572,5 @@ static void on_listener_closed(uv_handle_t *h)
  * holding a change close once it is written. */
 void node_admin_stop(struct node_admin *a)
 {
-    a->stopping = true;
-    for (struct admin_conn *c = a->first; c != NULL; c = c->next)
-        if (c->writes == 0 && !c->held)
-            conn_close(c);
-    uv_close((uv_handle_t *)&a->listener, on_listener_closed);
+    gv_httpd_stop(a->http, false, on_stopped, a);
 }

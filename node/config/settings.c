@@ -476,6 +476,12 @@ static const struct gv_field settings_fields[] = {
     GV_FIELD_CUSTOM("admin_token_file", S, admin_token_file, &text_type,
                     .doc = "File with the admin API's bearer token; required when admin is not "
                            "on loopback"),
+    GV_FIELD_CUSTOM("admin_body_timeout", S, admin_body_timeout_ms, &timeout_type, .max = DAY_MS,
+                    .def.s = "30s",
+                    .doc = "Time an admin API client has to send a request body once its head "
+                           "is in (its head has header_timeout, and keep-alive idle_timeout)"),
+    GV_FIELD_INT("admin_max_connections", S, admin_max_connections, 1, 65536, .def.i = 256,
+                 .doc = "Open admin API connections; more are closed as they come"),
     GV_FIELD_CUSTOM("gossip", S, gossip, &address_type, .rule = &gv_rule_hostport,
                     .doc = "Where the gossip mesh (nng, TCP) listens (default 0.0.0.0:7946 with "
                            "a cluster key, 127.0.0.1:7946 without one)"),

@@ -35,7 +35,9 @@ struct node_settings {
     bool tls_given;
     char *admin; /* "127.0.0.1:9901" */
     char *admin_token_file;
-    char *gossip; /* "0.0.0.0:7946" */
+    uint64_t admin_body_timeout_ms; /* request body once the head is in: 30s */
+    uint32_t admin_max_connections; /* 256 */
+    char *gossip;                   /* "0.0.0.0:7946" */
     char *advertise;
     char **join;
     size_t njoin;

@@ -5,35 +5,39 @@
 #include "node/ctl/ctl_int.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/httpc.h"
 #include "common/kinds.h"
 #include "common/util.h"
 
 #include <getopt.h>
 #include <jansson.h>
-#include <llhttp.h>
-#include <netdb.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-    struct reply *r = p->data;
-    return gv_buf_append(&r->body, at, len) == 0 ? 0 : -1;
-}
+#define CTL_TIMEOUT_MS (10 * 1000)
+#define CTL_MAX_ANSWER (256 * 1024 * 1024) /* a whole cluster state fits */
 
-static int on_complete(llhttp_t *p)
+/* The request's bytes: its head (the token, a JSON body's type) and body. */
+static int build_request(const struct ctl *ctl, const char *method, const char *path,
+                         const char *body, struct gv_buf *req)
 {
-    struct reply *r = p->data;
-    r->status = llhttp_get_status_code(p);
-    r->done = true;
-    return 0;
+    struct gv_buf h;
+    gv_buf_init(&h);
+    int rc = gv_buf_puts(&h, "Connection: close\r\n");
+    if (rc == 0 && ctl->token != NULL)
+        rc = gv_buf_printf(&h, "Authorization: Bearer %s\r\n", ctl->token);
+    if (rc == 0 && body != NULL)
+        rc = gv_buf_puts(&h, "Content-Type: application/json\r\n");
+    if (rc == 0)
+        rc = gv_httpc_put_request(req, method, path, ctl->admin, h.data,
+                                  body != NULL ? (long long)strlen(body) : -1);
+    if (rc == 0 && body != NULL)
+        rc = gv_buf_puts(req, body);
+    gv_buf_free(&h);
+    return rc;
 }
 
 /* Sends one request and reads the whole answer into out (init'd here; free
@@ -41,94 +45,36 @@ static int on_complete(llhttp_t *p)
 int ctl_request(struct ctl *ctl, const char *method, const char *path, const char *body,
                 struct reply *out)
 {
-    char host[256];
-    uint16_t port;
+    static const struct gv_httpc_options answer = {.max_body_bytes = CTL_MAX_ANSWER};
+    char why[300];
+    struct gv_buf req;
+    struct gv_httpc resp;
     memset(out, 0, sizeof(*out));
     gv_buf_init(&out->body);
-    if (gv_split_hostport(ctl->admin, host, sizeof(host), &port) != 0) {
-        snprintf(ctl->err, sizeof(ctl->err), "bad admin address \"%s\"", ctl->admin);
-        return GV_EINVAL;
-    }
-    char portstr[8];
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rv = getaddrinfo(host, portstr, &hints, &res);
-    if (rv != 0) {
-        snprintf(ctl->err, sizeof(ctl->err), "%s: %s", host, gai_strerror(rv));
-        return GV_ENOENT;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {.tv_sec = 10};
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    }
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    int fd = gv_httpc_connect(ctl->admin, CTL_TIMEOUT_MS, why, sizeof(why));
+    if (fd < 0) {
         snprintf(ctl->err, sizeof(ctl->err), "cannot reach the admin API at %s: %s", ctl->admin,
-                 strerror(errno));
-        freeaddrinfo(res);
-        if (fd >= 0)
-            close(fd);
-        return GV_EIO;
+                 why);
+        return fd;
     }
-    freeaddrinfo(res);
-    struct gv_buf req;
     gv_buf_init(&req);
-    gv_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, path,
-                  ctl->admin);
-    if (ctl->token != NULL)
-        gv_buf_printf(&req, "Authorization: Bearer %s\r\n", ctl->token);
-    if (body != NULL)
-        gv_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-                      strlen(body));
-    gv_buf_puts(&req, "\r\n");
-    if (body != NULL)
-        gv_buf_puts(&req, body);
-    size_t off = 0;
-    while (off < req.len) {
-        ssize_t n = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
-        if (n <= 0) {
-            snprintf(ctl->err, sizeof(ctl->err), "write to %s: %s", ctl->admin, strerror(errno));
-            gv_buf_free(&req);
-            close(fd);
-            return GV_EIO;
-        }
-        off += (size_t)n;
-    }
-    gv_buf_free(&req);
-
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
-    s.on_body = on_body;
-    s.on_message_complete = on_complete;
-    llhttp_t p;
-    llhttp_init(&p, HTTP_RESPONSE, &s);
-    p.data = out;
-    char buf[16384];
-    rv = 0;
-    while (!out->done) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0) {
-            snprintf(ctl->err, sizeof(ctl->err), "read from %s: %s", ctl->admin, strerror(errno));
-            rv = GV_EIO;
-            break;
-        }
-        if (n == 0) {
-            llhttp_finish(&p);
-            break;
-        }
-        if (llhttp_execute(&p, buf, (size_t)n) != HPE_OK && !out->done) {
-            snprintf(ctl->err, sizeof(ctl->err), "malformed answer from %s", ctl->admin);
-            rv = GV_EPROTO;
-            break;
-        }
-    }
+    gv_httpc_init(&resp, &answer);
+    int rc = build_request(ctl, method, path, body, &req);
+    if (rc != 0)
+        snprintf(why, sizeof(why), "%s", gv_strerror(rc));
+    else
+        rc = gv_httpc_exchange(fd, req.data, req.len, &resp, why, sizeof(why));
     close(fd);
-    if (rv == 0 && !out->done) {
-        snprintf(ctl->err, sizeof(ctl->err), "%s closed the connection early", ctl->admin);
-        rv = GV_EIO;
+    if (rc != 0) {
+        snprintf(ctl->err, sizeof(ctl->err), "admin API at %s: %s", ctl->admin, why);
+    } else {
+        out->status = resp.status;
+        out->body = resp.body;
+        gv_buf_init(&resp.body);
     }
-    return rv;
+    gv_httpc_free(&resp);
+    gv_buf_free(&req);
+    return rc;
 }
 
 /* The answer's JSON, or NULL (new reference). */
@@ -306,9 +252,163 @@ static void usage(FILE *f)
             gv_kinds_text(kinds, sizeof(kinds), " or "));
 }
 
-int node_ctl_main(int argc, char **argv)
+static void print_keys(const json_t *arr)
 {
-    struct ctl ctl = {.admin = getenv("GRAPEVINE_ADMIN"), .token = getenv("GRAPEVINE_TOKEN")};
+    size_t i;
+    const json_t *k;
+    printf("%-10s %s\n", "ID", "PRIMARY");
+    json_array_foreach(arr, i, k)
+    {
+        printf("%-10s %s\n", ctl_str(k, "id"),
+               json_is_true(json_object_get(k, "primary")) ? "yes" : "no");
+    }
+}
+
+static void print_json(const json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text != NULL)
+        printf("%s\n", text);
+    free(text);
+}
+
+/* ---- the commands -------------------------------------------------------- */
+
+/* The one admin request a plain command makes, and how its answer shows. */
+struct call {
+    const char *method;
+    struct gv_buf path;
+    char *body; /* JSON, or NULL */
+    void (*print)(const json_t *answer);
+};
+
+/* Each fills c from the command's arguments; false when they are wrong. */
+static bool call_members(int nargs, char **args, struct call *c)
+{
+    c->print = print_members;
+    return nargs == 0 && gv_buf_puts(&c->path, "/cluster/members") == 0;
+}
+
+static bool call_backends(int nargs, char **args, struct call *c)
+{
+    c->print = print_backends;
+    return nargs == 0 && gv_buf_puts(&c->path, "/backends") == 0;
+}
+
+static bool call_get(int nargs, char **args, struct call *c)
+{
+    if (nargs == 0)
+        gv_buf_puts(&c->path, "/config");
+    else if (nargs <= 2)
+        ctl_object_path(&c->path, ctl_kind_arg(args[0]), nargs > 1 ? args[1] : NULL);
+    return nargs <= 2;
+}
+
+static bool key_id_ok(const char *id)
+{
+    return strspn(id, "0123456789abcdef") == strlen(id);
+}
+
+/* keys [list | install KEY | use ID | remove ID] */
+static bool call_keys(int nargs, char **args, struct call *c)
+{
+    c->print = print_keys;
+    if (nargs == 0 || (nargs == 1 && strcmp(args[0], "list") == 0))
+        return gv_buf_puts(&c->path, "/cluster/keys") == 0;
+    if (nargs != 2)
+        return false;
+    if (strcmp(args[0], "install") == 0) {
+        json_t *b = json_pack("{s:s}", "key", args[1]);
+        c->body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+        json_decref(b);
+        c->method = "POST";
+        return gv_buf_puts(&c->path, "/cluster/keys") == 0;
+    }
+    if (strcmp(args[0], "use") == 0 && key_id_ok(args[1])) {
+        c->method = "POST";
+        return gv_buf_printf(&c->path, "/cluster/keys/%.64s/use", args[1]) == 0;
+    }
+    if (strcmp(args[0], "remove") == 0 && key_id_ok(args[1])) {
+        c->method = "DELETE";
+        return gv_buf_printf(&c->path, "/cluster/keys/%.64s", args[1]) == 0;
+    }
+    return false;
+}
+
+/* Makes the call and prints its answer; the exit code. */
+static int run_call(struct ctl *ctl, const struct call *c)
+{
+    struct reply r;
+    if (ctl_request(ctl, c->method, c->path.data, c->body, &r) != 0) {
+        fprintf(stderr, "grapevine ctl: %s\n", ctl->err);
+        gv_buf_free(&r.body);
+        return 1;
+    }
+    json_t *j = ctl_reply_json(&r);
+    int code = 0;
+    if (r.status >= 400) {
+        code = ctl_answered_error(ctl, &r);
+    } else if (j == NULL) {
+        fprintf(stderr, "grapevine ctl: %s answered %d without JSON\n", ctl->admin, r.status);
+        code = 1;
+    } else {
+        c->print(j);
+    }
+    json_decref(j);
+    gv_buf_free(&r.body);
+    return code;
+}
+
+static int cmd_status(struct ctl *ctl, int nargs, char **args)
+{
+    return ctl_cmd_status(ctl, nargs + 1, args - 1);
+}
+
+static int cmd_apply(struct ctl *ctl, int nargs, char **args)
+{
+    return ctl_cmd_apply(ctl, nargs + 1, args - 1);
+}
+
+static int cmd_delete(struct ctl *ctl, int nargs, char **args)
+{
+    return nargs == 2 ? ctl_cmd_delete(ctl, args[0], args[1]) : -1;
+}
+
+/* Every command: one of its own (run; -1 for wrong arguments), or one
+ * request (call). */
+static const struct {
+    const char *name;
+    int (*run)(struct ctl *ctl, int nargs, char **args);
+    bool (*call)(int nargs, char **args, struct call *c);
+} commands[] = {
+    {"status", cmd_status, NULL},      {"apply", cmd_apply, NULL},
+    {"delete", cmd_delete, NULL},      {"members", NULL, call_members},
+    {"backends", NULL, call_backends}, {"get", NULL, call_get},
+    {"keys", NULL, call_keys},
+};
+
+/* Runs the command named cmd; -1 when there is none or its arguments are
+ * wrong, else the exit code. */
+static int run_command(struct ctl *ctl, const char *cmd, int nargs, char **args)
+{
+    for (size_t i = 0; i < GV_ARRAY_LEN(commands); i++) {
+        if (strcmp(commands[i].name, cmd) != 0)
+            continue;
+        if (commands[i].run != NULL)
+            return commands[i].run(ctl, nargs, args);
+        struct call c = {.method = "GET", .print = print_json};
+        gv_buf_init(&c.path);
+        int code = commands[i].call(nargs, args, &c) ? run_call(ctl, &c) : -1;
+        gv_buf_free(&c.path);
+        free(c.body);
+        return code;
+    }
+    return -1;
+}
+
+/* The options before the command; -1 after --help, 0, or 2 (usage). */
+static int parse_options(int argc, char **argv, struct ctl *ctl)
+{
     static const struct option longopts[] = {{"admin", required_argument, NULL, 'a'},
                                              {"token", required_argument, NULL, 't'},
                                              {"help", no_argument, NULL, 'h'},
@@ -316,119 +416,38 @@ int node_ctl_main(int argc, char **argv)
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "+a:t:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'a':
-            ctl.admin = optarg;
-            break;
-        case 't':
-            ctl.token = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        if (ch == 'a') {
+            ctl->admin = optarg;
+        } else if (ch == 't') {
+            ctl->token = optarg;
+        } else {
+            usage(ch == 'h' ? stdout : stderr);
+            return ch == 'h' ? -1 : 2;
         }
     }
-    if (ctl.admin == NULL || *ctl.admin == '\0')
-        ctl.admin = "127.0.0.1:9901";
-    if (ctl.token != NULL && *ctl.token == '\0')
-        ctl.token = NULL;
+    if (ctl->admin == NULL || *ctl->admin == '\0')
+        ctl->admin = "127.0.0.1:9901";
+    if (ctl->token != NULL && *ctl->token == '\0')
+        ctl->token = NULL;
     if (optind >= argc) {
         usage(stderr);
         return 2;
     }
-    const char *cmd = argv[optind];
-    int nargs = argc - optind - 1;
-    char **args = argv + optind + 1;
-    struct gv_buf path;
-    enum { SHOW_JSON, SHOW_MEMBERS, SHOW_BACKENDS, SHOW_KEYS } show = SHOW_JSON;
-    const char *method = "GET";
-    char *body = NULL;
+    return 0;
+}
 
-    if (strcmp(cmd, "status") == 0)
-        return ctl_cmd_status(&ctl, nargs + 1, args - 1);
-    if (strcmp(cmd, "apply") == 0)
-        return ctl_cmd_apply(&ctl, nargs + 1, args - 1);
-    if (strcmp(cmd, "delete") == 0 && nargs == 2)
-        return ctl_cmd_delete(&ctl, args[0], args[1]);
-    gv_buf_init(&path);
-    if (strcmp(cmd, "members") == 0 && nargs == 0) {
-        gv_buf_puts(&path, "/cluster/members");
-        show = SHOW_MEMBERS;
-    } else if (strcmp(cmd, "backends") == 0 && nargs == 0) {
-        gv_buf_puts(&path, "/backends");
-        show = SHOW_BACKENDS;
-    } else if (strcmp(cmd, "get") == 0 && nargs <= 2) {
-        if (nargs == 0)
-            gv_buf_puts(&path, "/config");
-        else
-            ctl_object_path(&path, ctl_kind_arg(args[0]), nargs > 1 ? args[1] : NULL);
-    } else if (strcmp(cmd, "keys") == 0 &&
-               (nargs == 0 || (nargs == 1 && !strcmp(args[0], "list")))) {
-        gv_buf_puts(&path, "/cluster/keys");
-        show = SHOW_KEYS;
-    } else if (strcmp(cmd, "keys") == 0 && nargs == 2 && strcmp(args[0], "install") == 0) {
-        json_t *b = json_pack("{s:s}", "key", args[1]);
-        body = b ? json_dumps(b, JSON_COMPACT) : NULL;
-        json_decref(b);
-        gv_buf_puts(&path, "/cluster/keys");
-        method = "POST";
-        show = SHOW_KEYS;
-    } else if (strcmp(cmd, "keys") == 0 && nargs == 2 && strcmp(args[0], "use") == 0 &&
-               strspn(args[1], "0123456789abcdef") == strlen(args[1])) {
-        gv_buf_printf(&path, "/cluster/keys/%.64s/use", args[1]);
-        method = "POST";
-        show = SHOW_KEYS;
-    } else if (strcmp(cmd, "keys") == 0 && nargs == 2 && strcmp(args[0], "remove") == 0 &&
-               strspn(args[1], "0123456789abcdef") == strlen(args[1])) {
-        gv_buf_printf(&path, "/cluster/keys/%.64s", args[1]);
-        method = "DELETE";
-        show = SHOW_KEYS;
-    } else {
+int node_ctl_main(int argc, char **argv)
+{
+    struct ctl ctl = {.admin = getenv("GRAPEVINE_ADMIN"), .token = getenv("GRAPEVINE_TOKEN")};
+    int rc = parse_options(argc, argv, &ctl);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    const char *cmd = argv[optind];
+    int code = run_command(&ctl, cmd, argc - optind - 1, argv + optind + 1);
+    if (code < 0) {
         fprintf(stderr, "grapevine ctl: unknown command or wrong arguments: %s\n", cmd);
         usage(stderr);
-        gv_buf_free(&path);
         return 2;
     }
-
-    struct reply r;
-    int rq = ctl_request(&ctl, method, path.data, body, &r);
-    free(body);
-    gv_buf_free(&path);
-    if (rq != 0) {
-        fprintf(stderr, "grapevine ctl: %s\n", ctl.err);
-        gv_buf_free(&r.body);
-        return 1;
-    }
-    json_t *j = ctl_reply_json(&r);
-    int code = 0;
-    if (r.status >= 400) {
-        code = ctl_answered_error(&ctl, &r);
-    } else if (j == NULL) {
-        fprintf(stderr, "grapevine ctl: %s answered %d without JSON\n", ctl.admin, r.status);
-        code = 1;
-    } else if (show == SHOW_MEMBERS) {
-        print_members(j);
-    } else if (show == SHOW_BACKENDS) {
-        print_backends(j);
-    } else if (show == SHOW_KEYS) {
-        size_t i;
-        const json_t *k;
-        printf("%-10s %s\n", "ID", "PRIMARY");
-        json_array_foreach(j, i, k)
-        {
-            printf("%-10s %s\n", ctl_str(k, "id"),
-                   json_is_true(json_object_get(k, "primary")) ? "yes" : "no");
-        }
-    } else {
-        char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (text != NULL)
-            printf("%s\n", text);
-        free(text);
-    }
-    json_decref(j);
-    gv_buf_free(&r.body);
     return code;
 }

@@ -19,7 +19,6 @@ struct ctl {
 struct reply {
     int status;
     struct gv_buf body;
-    bool done;
 };
 
 /* One request; the whole answer in out (free out->body). 0 or a negative

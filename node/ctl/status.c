@@ -72,57 +72,130 @@ static void render_members(struct gv_buf *b, const json_t *members, const char *
                       json_array_size(members), self);
 }
 
-int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
+struct status_opts {
+    bool watch, as_json;
+    long interval_ms;
+    double timeout_s; /* 0: until interrupted */
+};
+
+/* One option's value into o; 0, or 2 after a message. */
+static int status_option(int ch, struct status_opts *o)
+{
+    char *end;
+    switch (ch) {
+    case 'w':
+        o->watch = true;
+        return 0;
+    case 'j':
+        o->as_json = true;
+        return 0;
+    case 'i':
+        o->interval_ms = strtol(optarg, &end, 10);
+        if (*end == '\0' && o->interval_ms >= 10 && o->interval_ms <= 3600000)
+            return 0;
+        fprintf(stderr, "grapevine ctl status: --interval takes milliseconds (>= 10)\n");
+        return 2;
+    case 'T':
+        o->timeout_s = strtod(optarg, &end);
+        if (*end == '\0' && o->timeout_s >= 0)
+            return 0;
+        fprintf(stderr, "grapevine ctl status: --timeout takes seconds\n");
+        return 2;
+    default:
+        return 2;
+    }
+}
+
+static int parse_status_opts(int argc, char **argv, struct status_opts *o)
 {
     static const struct option longopts[] = {{"watch", no_argument, NULL, 'w'},
                                              {"interval", required_argument, NULL, 'i'},
                                              {"timeout", required_argument, NULL, 'T'},
                                              {"json", no_argument, NULL, 'j'},
                                              {NULL, 0, NULL, 0}};
-    bool watch = false, as_json = false;
-    long interval_ms = 500;
-    double timeout_s = 0;
-    char *end;
-    int ch;
+    int ch, rc = 0;
+    *o = (struct status_opts){.interval_ms = 500};
     optind = 0;
-    while ((ch = getopt_long(argc, argv, "+w", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'w':
-            watch = true;
-            break;
-        case 'i':
-            interval_ms = strtol(optarg, &end, 10);
-            if (*end != '\0' || interval_ms < 10 || interval_ms > 3600000) {
-                fprintf(stderr, "grapevine ctl status: --interval takes milliseconds (>= 10)\n");
-                return 2;
-            }
-            break;
-        case 'T':
-            timeout_s = strtod(optarg, &end);
-            if (*end != '\0' || !(timeout_s >= 0)) {
-                fprintf(stderr, "grapevine ctl status: --timeout takes seconds\n");
-                return 2;
-            }
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        default:
-            return 2;
-        }
-    }
-    if (optind < argc) {
+    while (rc == 0 && (ch = getopt_long(argc, argv, "+w", longopts, NULL)) != -1)
+        rc = status_option(ch, o);
+    if (rc == 0 && optind < argc) {
         fprintf(stderr, "grapevine ctl status: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
+        rc = 2;
     }
+    return rc;
+}
 
+/* The members table (or why there is none) into table; st is this node's
+ * /status (taken over), or NULL to fetch it again. */
+static void members_table(struct ctl *ctl, json_t *st, struct gv_buf *table)
+{
     char why[600];
-    json_t *st = NULL, *members = NULL;
+    json_t *members = NULL;
+    gv_buf_reset(table);
+    if (st == NULL && ctl_get_json(ctl, "/status", &st, why, sizeof(why)) != 0)
+        gv_buf_printf(table, "(no answer: %s)\n", why);
+    else if (ctl_get_json(ctl, "/cluster/members", &members, why, sizeof(why)) != 0)
+        gv_buf_printf(table, "(no members: %s)\n", why);
+    else
+        render_members(table, members, ctl_str(st, "node"), ctl_str(st, "config_digest"));
+    json_decref(st);
+    json_decref(members);
+}
+
+/* Sleeps the interval, or what is left of the timeout; false once it is
+ * out. */
+static bool nap(const struct status_opts *o, double start)
+{
+    double left = o->timeout_s > 0 ? start + o->timeout_s - now_s() : 1e9;
+    if (left <= 0)
+        return false;
+    double t = GV_MIN((double)o->interval_ms / 1000.0, left);
+    struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+    nanosleep(&ts, NULL);
+    return true;
+}
+
+/* Reprints the table, stamped with the time since start, whenever it
+ * changes; until Ctrl-C or the timeout. */
+static void watch(struct ctl *ctl, const struct status_opts *o, json_t *st)
+{
+    struct sigaction sa = {.sa_handler = on_interrupt}; /* no SA_RESTART: wake the sleep */
+    struct gv_buf table, last;
+    double start = now_s();
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    gv_buf_init(&table);
+    gv_buf_init(&last);
+    for (bool first = true; !interrupted; first = false) {
+        members_table(ctl, first ? st : NULL, &table);
+        if (interrupted)
+            break;
+        if (table.len != last.len || memcmp(table.data, last.data, table.len) != 0) {
+            printf("%s+%.3fs\n%s", first ? "" : "\n", now_s() - start, table.data);
+            fflush(stdout);
+            gv_buf_reset(&last);
+            gv_buf_append(&last, table.data, table.len);
+        }
+        if (!nap(o, start))
+            break;
+    }
+    gv_buf_free(&table);
+    gv_buf_free(&last);
+}
+
+int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+    struct status_opts o;
+    char why[600];
+    json_t *st = NULL;
+    int rc = parse_status_opts(argc, argv, &o);
+    if (rc != 0)
+        return rc;
     if (ctl_get_json(ctl, "/status", &st, why, sizeof(why)) != 0) {
         fprintf(stderr, "grapevine ctl: %s\n", why);
         return 1;
     }
-    if (as_json) {
+    if (o.as_json) {
         char *text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text ? text : "{}");
         free(text);
@@ -132,47 +205,14 @@ int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
     print_node_status(st);
     printf("\n");
     fflush(stdout);
-
-    struct sigaction sa = {.sa_handler = on_interrupt}; /* no SA_RESTART: wake the sleep */
-    if (watch) {
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+    if (o.watch) {
+        watch(ctl, &o, st);
+        return 0;
     }
-    double start = now_s();
-    struct gv_buf table, last;
+    struct gv_buf table;
     gv_buf_init(&table);
-    gv_buf_init(&last);
-    for (bool first = true; !interrupted; first = false) {
-        gv_buf_reset(&table);
-        if (!first && ctl_get_json(ctl, "/status", &st, why, sizeof(why)) != 0)
-            gv_buf_printf(&table, "(no answer: %s)\n", why);
-        else if (ctl_get_json(ctl, "/cluster/members", &members, why, sizeof(why)) != 0)
-            gv_buf_printf(&table, "(no members: %s)\n", why);
-        else
-            render_members(&table, members, ctl_str(st, "node"), ctl_str(st, "config_digest"));
-        json_decref(st);
-        json_decref(members);
-        st = members = NULL;
-        if (!watch) {
-            fputs(table.data ? table.data : "", stdout);
-            break;
-        }
-        if (interrupted)
-            break;
-        if (table.len != last.len || memcmp(table.data, last.data, table.len) != 0) {
-            printf("%s+%.3fs\n%s", first ? "" : "\n", now_s() - start, table.data);
-            fflush(stdout);
-            gv_buf_reset(&last);
-            gv_buf_append(&last, table.data, table.len);
-        }
-        double left = timeout_s > 0 ? start + timeout_s - now_s() : 1e9;
-        if (left <= 0)
-            break;
-        double nap = GV_MIN((double)interval_ms / 1000.0, left);
-        struct timespec ts = {(time_t)nap, (long)((nap - (double)(time_t)nap) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
+    members_table(ctl, st, &table);
+    fputs(table.data ? table.data : "", stdout);
     gv_buf_free(&table);
-    gv_buf_free(&last);
     return 0;
 }

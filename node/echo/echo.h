@@ -28,9 +28,10 @@
  *   /bytes/N          200 with N bytes of application/octet-stream (the
  *                     letters a..z repeated, so a client can check them), sent with
  *                     Content-Length, or chunked when the query has
- *                     "chunked=1" (HTTP/1.1 only). Streamed 64 KiB at a time,
- *                     each piece written only after the previous one left,
- *                     so any N keeps memory flat.
+ *                     "chunked=1" (to an HTTP/1.0 client the close ends it
+ *                     instead). Streamed 64 KiB at a time, each piece written
+ *                     only after the previous one left, so any N keeps
+ *                     memory flat.
  *   /delay/MS         the echo JSON after MS milliseconds (at most 600000).
  *   /status/CODE      the echo JSON with status CODE (200-599; 204 and 304
  *                     carry no body).
@@ -44,12 +45,12 @@
  *                     Frames over 16 MiB close the socket with 1009.
  *   Any method works on the extension paths; HEAD gets no body.
  *
- * Connections: keep-alive and pipelining (answers in request order; the next
- * request is parsed only once the previous answer has been written, which
- * also bounds memory), HTTP/1.0 closes unless it asked for keep-alive,
+ * Connections are common/httpd.h's: keep-alive and pipelining (answers in
+ * request order), HTTP/1.0 closes unless it asked for keep-alive,
  * "Expect: 100-continue" is honoured. A request head (request line, headers
  * and trailers) over 64 KiB gets 431 and a parse error gets 400; both close
- * the connection.
+ * the connection. No timeouts and no connection cap: a test upstream waits
+ * for whatever its clients do.
  *
  * Threads: everything runs on one private libuv loop on the calling thread.
  */

@@ -6,14 +6,14 @@
 
 #include <string.h>
 
-static void h_a(struct admin_conn *c, const struct admin_match *m)
+static void h_a(struct admin_req *q, const struct admin_match *m)
 {
-    (void)c, (void)m;
+    (void)q, (void)m;
 }
 
-static void h_b(struct admin_conn *c, const struct admin_match *m)
+static void h_b(struct admin_req *q, const struct admin_match *m)
 {
-    (void)c, (void)m;
+    (void)q, (void)m;
 }
 
 static const struct admin_route table[] = {

@@ -25,7 +25,8 @@ static void test_defaults_dump(void)
     free(s.name); /* the host name: not the same on every machine */
     s.name = strdup("gw");
     char *t = dump_text(&s);
-    CHECK_STR(t, "{\"access_log\":true,\"admin\":\"127.0.0.1:9901\","
+    CHECK_STR(t, "{\"access_log\":true,\"admin\":\"127.0.0.1:9901\",\"admin_body_timeout\":\"30s\","
+                 "\"admin_max_connections\":256,"
                  "\"header_timeout\":\"10s\",\"idle_timeout\":\"1m\",\"insecure_gossip\":false,"
                  "\"join\":[],"
                  "\"listen\":\"0.0.0.0:8080\",\"log_level\":\"info\",\"max_header_bytes\":16384,"
@@ -86,6 +87,8 @@ static void test_docs(void)
                           "tls.certificates",
                           "admin",
                           "admin_token_file",
+                          "admin_body_timeout",
+                          "admin_max_connections",
                           "gossip",
                           "advertise",
                           "join",
@@ -120,7 +123,7 @@ static void test_docs(void)
 
     json_t *js = gv_schema_json_schema(&node_settings_schema);
     json_t *props = json_object_get(js, "properties");
-    CHECK_INT(json_object_size(props), 19);
+    CHECK_INT(json_object_size(props), 21);
     CHECK(json_is_false(json_object_get(js, "additionalProperties")));
     CHECK_STR(
         json_string_value(json_object_get(json_object_get(props, "log_level"), "description")),
