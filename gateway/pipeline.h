@@ -59,6 +59,7 @@ struct gw_worker {
     uv_timer_t ticker; /* drives client timeouts and pool expiry */
     pthread_t thread;
     _Atomic int drain_requested;
+    _Atomic int finished; /* the thread's loop has ended (drained) */
     bool draining;
     int nconns;
     struct gw_view *view;

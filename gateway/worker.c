@@ -241,6 +241,7 @@ static void *worker_main(void *arg)
     gw_cred_cache_reset(); /* this thread's verified tokens and passwords */
     /* Close whatever is left (nothing, normally) so the loop can close. */
     uv_run(&w->loop, UV_RUN_NOWAIT);
+    atomic_store(&w->finished, 1);
     return NULL;
 }
 
@@ -298,6 +299,11 @@ void gw_worker_drain(struct gw_worker *w)
 {
     atomic_store(&w->drain_requested, 1);
     uv_async_send(&w->wakeup);
+}
+
+bool gw_worker_finished(struct gw_worker *w)
+{
+    return atomic_load(&w->finished) != 0;
 }
 
 void gw_worker_join(struct gw_worker *w)

@@ -45,6 +45,8 @@ int gw_worker_start(const struct gw_worker_config *cfg, struct gw_worker **out);
 /* Stops accepting, closes idle connections, lets in-flight requests finish
  * and then ends the thread. Safe from any thread, idempotent. */
 void gw_worker_drain(struct gw_worker *w);
+/* True once a drained worker's thread has finished its work (any thread). */
+bool gw_worker_finished(struct gw_worker *w);
 /* Waits for the thread to end and frees the worker. */
 void gw_worker_join(struct gw_worker *w);
 

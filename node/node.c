@@ -186,6 +186,22 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
+/* While the workers drain, the admin API answers /ready with 503 (so a
+ * load balancer or Kubernetes stops sending traffic) and /health with 200;
+ * it stops once every worker has finished. */
+static void on_drain_timer(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    for (int i = 0; i < n->nworkers; i++)
+        if (!gw_worker_finished(n->workers[i]))
+            return;
+    if (n->admin != NULL) {
+        node_admin_stop(n->admin);
+        n->admin = NULL;
+    }
+    uv_close((uv_handle_t *)t, on_closed);
+}
+
 static void begin_stop(struct node *n, const char *why)
 {
     if (n->stopping)
@@ -194,10 +210,9 @@ static void begin_stop(struct node *n, const char *why)
     gv_info("%s: draining %d workers", why, n->nworkers);
     for (int i = 0; i < n->nworkers; i++)
         gw_worker_drain(n->workers[i]);
-    if (n->admin != NULL) {
-        node_admin_stop(n->admin);
-        n->admin = NULL;
-    }
+    uv_timer_init(&n->loop, &n->drain_timer);
+    n->drain_timer.data = n;
+    uv_timer_start(&n->drain_timer, on_drain_timer, 0, 50);
     node_health_share_stop(); /* before the checker and the gossip it joins */
     if (n->health != NULL) {
         lb_health_stop(n->health, NULL, NULL);

@@ -39,6 +39,7 @@ struct node {
     uint64_t config_version;
     uint64_t started_ms;
     bool stopping;
+    uv_timer_t drain_timer; /* while stopping: the admin API stays up until the workers drain */
 };
 
 /* Flags from the command line or GRAPEVINE_* environment; NULL = not given. */

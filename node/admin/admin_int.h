@@ -56,6 +56,7 @@ void admin_change_done(void *arg, int status);
  * :name (or :id); the token is already checked. */
 struct admin_match;
 void admin_get_health(struct admin_req *q, const struct admin_match *m);
+void admin_get_ready(struct admin_req *q, const struct admin_match *m);
 void admin_get_status(struct admin_req *q, const struct admin_match *m);
 void admin_get_members(struct admin_req *q, const struct admin_match *m);
 void admin_get_backends(struct admin_req *q, const struct admin_match *m);

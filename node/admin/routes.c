@@ -16,6 +16,7 @@
 
 const struct admin_route admin_routes[] = {
     {GET, "/health", admin_get_health},
+    {GET, "/ready", admin_get_ready},
     {GET, "/status", admin_get_status},
     {GET, "/cluster/members", admin_get_members},
     {GET, "/backends", admin_get_backends},

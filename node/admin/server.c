@@ -209,12 +209,41 @@ static struct node_gossip *gossip_or_503(struct admin_req *q)
     return g;
 }
 
+/* Liveness: 200 while the process answers, draining or not. */
 void admin_get_health(struct admin_req *q, const struct admin_match *m)
 {
     struct node *n = q->admin->node;
     (void)m;
-    admin_reply_json(q, n->stopping ? 503 : 200,
-                     json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
+    admin_reply_json(q, 200, json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
+}
+
+/* Why the node should not take traffic yet (NULL: it should). */
+static const char *not_ready(struct node *n)
+{
+    if (n->stopping)
+        return "draining";
+    struct gw_snapshot *s = node_snapshot(n);
+    const struct node_state *st = s ? s->user : NULL;
+    bool routes = st != NULL && st->nroutes > 0;
+    gw_snapshot_unref(s);
+    return routes ? NULL : "no config";
+}
+
+/* Readiness: 200 once a config with routes is applied and the listeners
+ * are up (the admin API starts after them); 503 with no routes to serve
+ * and while draining. What load balancers and Kubernetes probes should use. */
+void admin_get_ready(struct admin_req *q, const struct admin_match *m)
+{
+    const char *why = not_ready(q->admin->node);
+    (void)m;
+    if (why == NULL)
+        admin_reply_json(q, 200, json_pack("{s:s}", "status", "ready"));
+    else
+        admin_reply_json(q, 503,
+                         json_pack("{s:s,s:s}", "status", why, "reason",
+                                   strcmp(why, "draining") == 0
+                                       ? "stopping: in-flight requests are finishing"
+                                       : "no routes applied yet (from the config file or peers)"));
 }
 
 static json_t *status_json(struct node *n)

