@@ -3,7 +3,10 @@ replayed against a real node as the test input. Paths are sent as raw bytes:
 HTTP client libraries normalise them before they leave, which would hide
 exactly what is being tested."""
 
+import base64
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -230,6 +233,47 @@ node:
     wait_until(lambda: "127.0.0.1:7946" in plain.stderr_path.read_text()
                or "gossip: listening on tcp://127.0.0.1" in plain.stderr_path.read_text(), 10,
                "gossip on loopback")
+
+
+def _dropped_malformed(node):
+    for line in node.metrics().splitlines():
+        if line.startswith('grapevine_gossip_dropped_total{reason="malformed"}'):
+            return int(line.split()[-1])
+    raise AssertionError("no malformed-drop counter in /metrics")
+
+
+def _pings_in(node):
+    for line in node.metrics().splitlines():
+        if line.startswith('grapevine_gossip_messages_total{type="ping",direction="in"}'):
+            return int(line.split()[-1])
+    raise AssertionError("no ping counter in /metrics")
+
+
+def _gossip_send(node, key, name, addr):
+    tool = Path(binary()).with_name("gossip-send")
+    r = subprocess.run([str(tool), "--key", str(key), node.gossip, name, addr],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+def test_junk_member_names_from_a_peer_with_the_key_are_dropped(tmp_path):
+    key = tmp_path / "cluster.key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    node = Node("", node_extra=f"cluster_key_file: {key}")
+    junk = [("\\x02A", "127.0.0.1:1"), ("a b", "127.0.0.1:1"), ("gw\\x0a", "127.0.0.1:1"),
+            ("ok-name", "h\\x01:2"), ("ok-name", "nocolon")]
+    for i, (name, addr) in enumerate(junk, start=1):
+        _gossip_send(node, key, name, addr)
+        wait_until(lambda: _dropped_malformed(node) >= i, 10,
+                   f"message {i} ({name!r} at {addr!r}) to be dropped as malformed")
+    members = node.admin_get("/cluster/members").json()
+    assert [m["name"] for m in members] == ["gw1"], members
+    # the same message with a proper name is taken as a ping, and the
+    # malformed counter does not move: the drops above are for the names
+    pings = _pings_in(node)
+    _gossip_send(node, key, "gw-probe", "127.0.0.1:1")
+    wait_until(lambda: _pings_in(node) > pings, 10, "the well-formed ping to be taken")
+    assert _dropped_malformed(node) == len(junk)
 
 
 def test_a_client_cannot_claim_a_consumer():
