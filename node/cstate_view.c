@@ -161,6 +161,25 @@ void cs_lists_free(const struct cl_entry **lists[])
     }
 }
 
+/* Whether a stored value cannot be an element of its kind's list (why
+ * says why): not a JSON object, or naming another object than its entry (which
+ * would put two objects under one name). */
+static bool value_problem(const struct cl_entry *e, const json_t *v, const json_error_t *je,
+                          char *why, size_t len)
+{
+    if (!json_is_object(v)) {
+        snprintf(why, len, "the stored value is not a JSON object (%s)",
+                 v ? "another JSON type" : je->text);
+        return true;
+    }
+    const char *name = cs_element_name(e->kind, v);
+    if (name != NULL && strcmp(name, e->name) != 0) {
+        snprintf(why, len, "the stored value names \"%.64s\", not its own name", name);
+        return true;
+    }
+    return false;
+}
+
 /* The array of kind k's objects; entries whose value is not a JSON object
  * are quarantined and dropped from list. NULL: no memory. */
 static json_t *kind_array(struct node_cstate *cs, const struct cl_entry **list, int *n)
@@ -170,10 +189,8 @@ static json_t *kind_array(struct node_cstate *cs, const struct cl_entry **list, 
     for (int i = 0; arr != NULL && i < *n; i++) {
         json_error_t je;
         json_t *v = json_loadb((const char *)list[i]->value, list[i]->value_len, 0, &je);
-        if (!json_is_object(v)) {
-            char reason[CS_REASON_MAX];
-            snprintf(reason, sizeof(reason), "the stored value is not a JSON object (%s)",
-                     v ? "another JSON type" : je.text);
+        char reason[CS_REASON_MAX];
+        if (value_problem(list[i], v, &je, reason, sizeof(reason))) {
             json_decref(v);
             if (cs_quarantine(cs, list[i], reason) != 0) {
                 json_decref(arr);

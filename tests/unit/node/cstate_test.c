@@ -1,0 +1,223 @@
+/* cstate_test.c - the replicated-state coordinator on a real loop and a real
+ * data_dir, without the mesh: changes are answered in order and only once
+ * written; a change staged on top of one still on its way to disk sees it;
+ * an entry that does not validate is quarantined and a PUT replaces it; a
+ * node reloads what it acknowledged, and keeps the seeds of other nodes'
+ * files while replacing its own. */
+#include "balancer/lb.h"
+#include "cluster/store.h"
+#include "common/err.h"
+#include "common/kinds.h"
+#include "node/cstate.h"
+#include "node/cstate_int.h"
+#include "node/node.h"
+#include "test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[64];
+
+struct answers {
+    int n;
+    int order[16];
+    int status[16];
+};
+
+struct ticket {
+    struct answers *a;
+    int id;
+};
+
+static void on_done(void *arg, int status)
+{
+    struct ticket *t = arg;
+    t->a->order[t->a->n] = t->id;
+    t->a->status[t->a->n++] = status;
+}
+
+static json_t *js(const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (j == NULL)
+        fprintf(stderr, "bad test JSON %s: %s\n", text, je.text);
+    return j;
+}
+
+/* A node as cstate sees it: a loop, a registry, a snapshot slot, a name, a
+ * data_dir and the file's state (file: JSON or NULL). */
+static struct node *node_new(const char *name, const char *file)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    struct node_state_error err;
+    CHECK(uv_loop_init(&n->loop) == 0);
+    CHECK(lb_registry_new(&n->registry) == 0);
+    gw_snapshot_slot_init(&n->slot);
+    n->cfg.node.name = strdup(name);
+    n->cfg.node.data_dir = strdup(dir);
+    json_t *j = js(file ? file : "{}");
+    CHECK_INT(node_state_from_json(j, &n->cfg.state, &err), 0);
+    json_decref(j);
+    return n;
+}
+
+static void closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static void node_free(struct node *n)
+{
+    bool done = false;
+    if (n->cstate != NULL) {
+        node_cstate_close(n->cstate, closed, &done);
+        uv_run(&n->loop, UV_RUN_DEFAULT);
+        CHECK(done);
+    }
+    gw_snapshot_slot_fini(&n->slot);
+    lb_registry_free(n->registry);
+    CHECK_INT(uv_loop_close(&n->loop), 0);
+    node_state_free(&n->cfg.state);
+    free(n->cfg.node.name);
+    free(n->cfg.node.data_dir);
+    free(n);
+}
+
+static void run_until(struct node *n, const struct answers *a, int count)
+{
+    for (int i = 0; i < 1000 && a->n < count; i++)
+        uv_run(&n->loop, UV_RUN_ONCE);
+    CHECK_INT(a->n, count);
+}
+
+static int put(struct node *n, int kind, const char *name, const char *obj, struct ticket *t)
+{
+    json_t *stored = NULL, *o = js(obj);
+    struct node_state_error err;
+    bool created;
+    int rv = node_cstate_put(n->cstate, kind, name, o, &stored, &created, &err, on_done, t);
+    if (rv < 0)
+        fprintf(stderr, "put %s: %s: %s\n", name, err.where, err.msg);
+    json_decref(o);
+    json_decref(stored);
+    return rv;
+}
+
+static bool has(struct node *n, int kind, const char *name)
+{
+    json_t *j = node_cstate_get(n->cstate, kind, name);
+    bool ok = j != NULL && !json_is_true(json_object_get(j, "invalid"));
+    json_decref(j);
+    return ok;
+}
+
+static void fresh_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/gv-cstate-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+}
+
+static void remove_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK_INT(system(cmd), 0);
+}
+
+#define TARGETS          "\"targets\":[{\"address\":\"127.0.0.1:9\"}]"
+#define SVC              "{" TARGETS "}"
+#define ROUTE(path, svc) "{\"match\":{\"paths\":[\"" path "\"]},\"service\":\"" svc "\"}"
+
+/* Two changes made before the loop runs: the second (a route) names the
+ * service the first creates, still on its way to disk; nothing is applied
+ * before it is written; both answered in order; both reload. */
+static void test_staged_changes_answer_in_order_and_reload(void)
+{
+    struct answers a = {0};
+    struct ticket t1 = {&a, 1}, t2 = {&a, 2}, t3 = {&a, 3};
+    fresh_dir();
+    struct node *n = node_new("gw1", NULL);
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    CHECK_INT(put(n, GV_KIND_SERVICES, "s", SVC, &t1), 0);
+    CHECK_INT(put(n, GV_KIND_ROUTES, "r", ROUTE("/r", "s"), &t2), 0);
+    CHECK(!has(n, GV_KIND_SERVICES, "s"));                            /* not before it is written */
+    CHECK_INT(put(n, GV_KIND_ROUTES, "r", ROUTE("/r", "s"), &t3), 1); /* the same: no write */
+    run_until(n, &a, 3);
+    CHECK_INT(a.order[0], 1);
+    CHECK_INT(a.order[1], 2);
+    CHECK_INT(a.order[2], 3);
+    CHECK(a.status[0] == 0 && a.status[1] == 0 && a.status[2] == 0);
+    CHECK(has(n, GV_KIND_ROUTES, "r") && has(n, GV_KIND_SERVICES, "s"));
+    node_free(n);
+    n = node_new("gw1", NULL);
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    CHECK(has(n, GV_KIND_ROUTES, "r") && has(n, GV_KIND_SERVICES, "s"));
+    node_free(n);
+    remove_dir();
+}
+
+/* A route naming a missing service lands in the store (as from a peer): it
+ * is left out, the rest applies, other changes go through, and a PUT of
+ * the same name replaces it. */
+static void test_quarantine_and_replace(void)
+{
+    struct answers a = {0};
+    struct ticket t1 = {&a, 1}, t2 = {&a, 2};
+    struct node_state_error err;
+    fresh_dir();
+    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    static const char bad[] = "{\"match\":{\"paths\":[\"/x\"]},\"name\":\"orphan\","
+                              "\"service\":\"nope\"}";
+    struct cl_entry e = {.kind = GV_KIND_ROUTES, .stamp = 1ULL << 40, .rank = CL_RANK_NONE};
+    snprintf(e.name, sizeof(e.name), "orphan");
+    snprintf(e.origin, sizeof(e.origin), "gw9");
+    e.value = (const uint8_t *)bad;
+    e.value_len = strlen(bad);
+    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    CHECK_INT(cs_apply_store(n->cstate, &err), 0);
+    json_t *q = node_cstate_get(n->cstate, GV_KIND_ROUTES, "orphan");
+    CHECK(q != NULL && json_is_true(json_object_get(q, "invalid")));
+    CHECK(q && strstr(json_string_value(json_object_get(q, "reason")), "nope") != NULL);
+    json_decref(q);
+    CHECK_INT(put(n, GV_KIND_ROUTES, "other", ROUTE("/o", "s"), &t1), 0);
+    CHECK_INT(put(n, GV_KIND_ROUTES, "orphan", ROUTE("/x", "s"), &t2), 0);
+    run_until(n, &a, 2);
+    CHECK(has(n, GV_KIND_ROUTES, "orphan") && has(n, GV_KIND_ROUTES, "other"));
+    CHECK_INT(n->cstate->nquar, 0);
+    node_free(n);
+    remove_dir();
+}
+
+/* gw2's file names only s2; it learned s1 from gw1's file (a seed). On a
+ * restart alone it keeps s1 and takes its own file's s2 as now written. */
+static void test_seeds_of_other_files_survive_a_restart(void)
+{
+    fresh_dir();
+    struct node *n = node_new("gw2", "{\"services\":[{\"name\":\"s2\"," TARGETS "}]}");
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    static const char s1[] = "{\"name\":\"s1\",\"targets\":[{\"address\":\"127.0.0.1:8\"}]}";
+    struct cl_entry e = {.kind = GV_KIND_SERVICES, .rank = 0};
+    snprintf(e.name, sizeof(e.name), "s1");
+    e.value = (const uint8_t *)s1;
+    e.value_len = strlen(s1);
+    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    cs_save_remote(n->cstate, &e); /* as a peer's change is written */
+    node_free(n);
+    n = node_new("gw2", "{\"services\":[{\"name\":\"s2\",\"targets\":[{\"address\":"
+                        "\"127.0.0.1:7\"}]}]}");
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    CHECK(has(n, GV_KIND_SERVICES, "s1"));
+    json_t *s2 = node_cstate_get(n->cstate, GV_KIND_SERVICES, "s2");
+    const char *addr = json_string_value(
+        json_object_get(json_array_get(json_object_get(s2, "targets"), 0), "address"));
+    CHECK_STR(addr, "127.0.0.1:7");
+    json_decref(s2);
+    node_free(n);
+    remove_dir();
+}
+
+TEST_MAIN(TEST(test_staged_changes_answer_in_order_and_reload), TEST(test_quarantine_and_replace),
+          TEST(test_seeds_of_other_files_survive_a_restart))
