@@ -68,6 +68,8 @@ static void queue_job(struct node_cstate *cs, bool compacting, int rv)
 /* The first n bytes of the peers' records are on disk (or in an image). */
 static void remote_written(struct node_cstate *cs, size_t n)
 {
+    if (n == 0)
+        return;
     memmove(cs->remote.data, cs->remote.data + n, cs->remote.len - n);
     cs->remote.len -= n;
 }
