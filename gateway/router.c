@@ -2,65 +2,16 @@
  * route for a request without allocating. */
 #include "gateway/router.h"
 #include "common/err.h"
-
 #include "gateway/regex.h"
+#include "gateway/router_int.h"
 
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* llhttp_method_t values are 0..HTTP_QUERY; all fit in the 64-bit mask. */
 #define METHOD_MAX HTTP_QUERY
-
-/* Path kinds in rank order: a higher value beats a lower one in a host group.
- * A route without paths is a catch-all and ranks below regexes, so a catch-all
- * never hides the regex routes of its group. */
-enum rt_kind { RT_ANY = 0, RT_REGEX = 1, RT_PREFIX = 2, RT_EXACT = 3 };
-
-/* Host ranks: an exact host beats any wildcard; a longer wildcard suffix
- * beats a shorter one; a route with no hosts ranks 0. */
-#define HOST_RANK_EXACT ((size_t)-1)
-
-struct rt_str {
-    const char *s; /* borrowed from the spec */
-    size_t len;
-};
-
-struct rt_host {
-    const char *s; /* exact: the host; wildcard: the suffix from the dot */
-    size_t len;
-    bool wildcard;
-};
-
-struct rt_route {
-    uint64_t methods;
-    struct rt_host *hosts;
-    size_t nhosts;
-    struct rt_str *paths;      /* prefix/exact */
-    struct gw_regex **regexes; /* regex; nregexes of them were compiled */
-    size_t npaths;
-    size_t nregexes;
-    size_t max_len; /* longest prefix/exact path: the best length it can score */
-    enum rt_kind kind;
-    struct rt_str *hdr_names;
-    struct rt_str *hdr_values;
-    size_t nheaders;
-    bool strip_prefix;
-    bool segments; /* a prefix matches whole segments only */
-};
-
-struct gw_router {
-    struct rt_route *routes;
-    size_t n;
-};
-
-struct rt_score {
-    size_t host;
-    enum rt_kind kind;
-    size_t len; /* matched prefix/exact length */
-};
 
 void gw_route_spec_free(struct gw_route_spec *r)
 {
@@ -96,6 +47,7 @@ void gw_router_free(struct gw_router *r)
 {
     if (r == NULL)
         return;
+    rt_index_free(r);
     for (size_t i = 0; i < r->n; i++)
         route_free(&r->routes[i]);
     free(r->routes);
@@ -169,8 +121,6 @@ static int compile_literals(const struct gw_route_spec *spec, size_t idx, struct
         }
         rt->paths[j].s = spec->paths[j];
         rt->paths[j].len = strlen(spec->paths[j]);
-        if (rt->paths[j].len > rt->max_len)
-            rt->max_len = rt->paths[j].len;
     }
     return 0;
 }
@@ -254,6 +204,8 @@ int gw_router_build(const struct gw_route_spec *routes, size_t n, struct gw_rout
         if (rc != 0)
             goto fail;
     }
+    if ((rc = rt_index_build(r)) != 0)
+        goto fail;
     *out = r;
     return 0;
 
@@ -282,117 +234,28 @@ static size_t host_len_without_port(const char *h, size_t len)
     return len;
 }
 
-/* Rank of the best host of rt matching host, 0 when none does. */
-static size_t host_rank(const struct rt_route *rt, const char *host, size_t len)
+bool rt_filters_pass(const struct rt_route *rt, const struct rt_req *q)
 {
-    size_t best = 0;
-    for (size_t i = 0; i < rt->nhosts; i++) {
-        const struct rt_host *h = &rt->hosts[i];
-        if (h->wildcard) {
-            /* One or more labels before the suffix: "a.b.example.com" too. */
-            if (len > h->len && strncasecmp(host + len - h->len, h->s, h->len) == 0 &&
-                host[len - h->len - 1] != '.' && h->len > best)
-                best = h->len;
-        } else if (len == h->len && strncasecmp(host, h->s, len) == 0) {
-            return HOST_RANK_EXACT;
-        }
-    }
-    return best;
-}
-
-static bool headers_match(const struct rt_route *rt, const struct gw_request_view *req)
-{
+    if (rt->methods != 0 && (rt->methods & q->mbit) == 0)
+        return false;
     for (size_t i = 0; i < rt->nheaders; i++) {
-        if (req->header == NULL)
+        if (q->view->header == NULL)
             return false;
         size_t vlen = 0;
-        const char *v = req->header(req->header_ctx, rt->hdr_names[i].s, &vlen);
+        const char *v = q->view->header(q->view->header_ctx, rt->hdr_names[i].s, &vlen);
         if (v == NULL || vlen != rt->hdr_values[i].len || memcmp(v, rt->hdr_values[i].s, vlen) != 0)
             return false;
     }
     return true;
 }
 
-/* Length of the longest matching path of a prefix/exact route, or -1. */
-static long literal_path_match(const struct rt_route *rt, const char *path, size_t len)
-{
-    long best = -1;
-    for (size_t i = 0; i < rt->npaths; i++) {
-        const struct rt_str *p = &rt->paths[i];
-        if (rt->kind == RT_EXACT ? len != p->len : len < p->len)
-            continue;
-        /* "/api" as segments: "/api" and "/api/x", never "/apix" */
-        if (rt->segments && len > p->len && p->len > 0 && p->s[p->len - 1] != '/' &&
-            path[p->len] != '/')
-            continue;
-        if (memcmp(path, p->s, p->len) == 0 && (long)p->len > best)
-            best = (long)p->len;
-    }
-    return best;
-}
-
 /* A regex must match the whole path (gateway/regex.h anchors both ends). */
-static bool regex_path_match(const struct rt_route *rt, const char *path, size_t len)
+bool rt_regex_match(const struct rt_route *rt, const char *path, size_t len)
 {
     for (size_t i = 0; i < rt->nregexes; i++)
         if (gw_regex_match(rt->regexes[i], path, len))
             return true;
     return false;
-}
-
-static int score_cmp(const struct rt_score *a, const struct rt_score *b)
-{
-    if (a->host != b->host)
-        return a->host > b->host ? 1 : -1;
-    if (a->kind != b->kind)
-        return a->kind > b->kind ? 1 : -1;
-    if (a->len != b->len)
-        return a->len > b->len ? 1 : -1;
-    return 0;
-}
-
-/* What a request is matched on, normalised once per match. */
-struct rt_req {
-    const char *host, *path;
-    size_t hlen, plen;
-    uint64_t mbit; /* the method's bit, 0 for a method outside the mask */
-};
-
-/* Whether the path matches rt and, for a literal route, whether the matched
- * length (set in s->len) still beats best (NULL: nothing matched yet). */
-static bool path_beats(const struct rt_route *rt, const struct rt_req *q,
-                       const struct rt_score *best, struct rt_score *s)
-{
-    if (rt->kind == RT_EXACT || rt->kind == RT_PREFIX) {
-        long len = literal_path_match(rt, q->path, q->plen);
-        if (len < 0)
-            return false;
-        s->len = (size_t)len;
-        return best == NULL || score_cmp(s, best) > 0;
-    }
-    return rt->kind != RT_REGEX || regex_path_match(rt, q->path, q->plen);
-}
-
-/* Whether rt matches the request with a score (set in *s) above best
- * (NULL: nothing matched yet). The cheap tests come first, so most routes
- * are dismissed before their paths and headers are looked at. */
-static bool route_beats(const struct rt_route *rt, const struct rt_req *q,
-                        const struct gw_request_view *req, const struct rt_score *best,
-                        struct rt_score *s)
-{
-    if (rt->methods != 0 && (rt->methods & q->mbit) == 0)
-        return false;
-    *s = (struct rt_score){0, rt->kind, 0};
-    if (rt->nhosts > 0 && (s->host = host_rank(rt, q->host, q->hlen)) == 0)
-        return false;
-    /* Ties go to the earlier route, so only a strictly better score can
-     * win; the most a literal route can score is its longest path. */
-    if (best != NULL) {
-        struct rt_score ceiling = {s->host, rt->kind, rt->max_len};
-        if (score_cmp(&ceiling, best) <= 0)
-            return false;
-    }
-    return path_beats(rt, q, best, s) && headers_match(rt, req);
 }
 
 bool gw_router_match(const struct gw_router *r, const struct gw_request_view *req,
@@ -404,17 +267,7 @@ bool gw_router_match(const struct gw_router *r, const struct gw_request_view *re
         .path = req->path != NULL ? req->path : "",
         .plen = req->path != NULL ? req->path_len : 0,
         .mbit = req->method >= 0 && req->method <= METHOD_MAX ? (uint64_t)1 << req->method : 0,
+        .view = req,
     };
-    bool found = false;
-    struct rt_score best, s;
-    for (size_t i = 0; i < r->n; i++) {
-        const struct rt_route *rt = &r->routes[i];
-        if (!route_beats(rt, &q, req, found ? &best : NULL, &s))
-            continue;
-        best = s;
-        found = true;
-        m->route = i;
-        m->strip_len = rt->strip_prefix ? s.len : 0;
-    }
-    return found;
+    return rt_index_match(r, &q, m);
 }

@@ -28,10 +28,13 @@
  *   routes); regex and catch-all routes strip nothing. The stripped path may
  *   be empty or lack its leading "/": the caller puts one back.
  *
- * Cost: gw_router_match never allocates; it is a linear scan over the routes
- * doing O(hosts + paths + headers) byte comparisons per route, and regexec
- * only for regex routes that could still beat the best match so far. Matching
- * from many threads at once is safe (glibc regexec may share a compiled regex).
+ * Cost: gw_router_match never allocates, and does not grow with the number
+ * of routes (gateway/router_index.c): a hash lookup for the exact host and
+ * one per label for wildcard suffixes; within a host group, one hash lookup
+ * for the exact path and one per distinct configured prefix length (the
+ * path's prefixes are hashed in one pass), longest first; only regex and
+ * catch-all routes are tried one by one, in file order, and only when
+ * nothing literal matched. Matching from many threads at once is safe.
  */
 #ifndef GV_GATEWAY_ROUTER_H
 #define GV_GATEWAY_ROUTER_H

@@ -1,6 +1,7 @@
 /* router_test.c - route ranking, host/method/header filters, strip lengths,
  * build errors. */
 #include "common/err.h"
+#include "gateway/regex.h"
 #include "gateway/router.h"
 #include "test.h"
 
@@ -9,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_ROUTES 8
+#define MAX_ROUTES 24
 
 /* Owns the specs it builds and the router compiled from them. */
 struct fixture {
@@ -335,7 +336,185 @@ static void test_bad_regex(void)
     fixture_free(&f);
 }
 
-TEST_MAIN(TEST(test_exact_beats_prefix), TEST(test_longest_prefix), TEST(test_regex_file_order),
+/* ---- the index against a plain scan -------------------------------------------------
+ * The oracle is the router as it was before it had an index: every route
+ * scored (host rank, path kind, matched length), the best score winning and
+ * ties going to the earlier route. Random route sets over small pools of
+ * hosts and paths (so they overlap and tie a lot) and random requests must
+ * get the same route and strip length from both. */
+
+struct oracle_score {
+    size_t host;
+    int kind; /* 0 any, 1 regex, 2 prefix, 3 exact */
+    size_t len;
+};
+
+static size_t oracle_host(const struct gw_route_spec *r, const char *host)
+{
+    size_t best = 0, len = host ? strlen(host) : 0;
+    for (size_t i = 0; i < r->nhosts; i++) {
+        const char *h = r->hosts[i];
+        if (h[0] == '*' && h[1] == '.') {
+            size_t sl = strlen(h + 1);
+            if (len > sl && strcasecmp(host + len - sl, h + 1) == 0 && host[len - sl - 1] != '.' &&
+                sl > best)
+                best = sl;
+        } else if (host != NULL && strcasecmp(host, h) == 0) {
+            return (size_t)-1;
+        }
+    }
+    return best;
+}
+
+/* Whether r's paths match; *kind and *len get the score's path part. */
+static bool oracle_path(const struct gw_route_spec *r, const char *path, int *kind, size_t *len)
+{
+    size_t plen = strlen(path);
+    long best = -1;
+    *len = 0;
+    *kind = r->npaths == 0                  ? 0
+            : r->path_type == GW_PATH_REGEX ? 1
+            : r->path_type == GW_PATH_EXACT ? 3
+                                            : 2;
+    if (*kind == 0)
+        return true;
+    for (size_t i = 0; i < r->npaths; i++) {
+        const char *p = r->paths[i];
+        size_t n = strlen(p);
+        if (*kind == 1) {
+            struct gw_regex *re;
+            char why[128];
+            CHECK_INT(gw_regex_compile(p, &re, why, sizeof(why)), 0);
+            bool ok = gw_regex_match(re, path, plen);
+            gw_regex_free(re);
+            if (ok)
+                return true;
+            continue;
+        }
+        if (*kind == 3 ? plen != n : plen < n)
+            continue;
+        if (r->path_type == GW_PATH_SEGMENTS && plen > n && p[n - 1] != '/' && path[n] != '/')
+            continue;
+        if (memcmp(path, p, n) == 0 && (long)n > best)
+            best = (long)n;
+    }
+    if (*kind == 1 || best < 0)
+        return false;
+    *len = (size_t)best;
+    return true;
+}
+
+static int oracle_cmp(const struct oracle_score *a, const struct oracle_score *b)
+{
+    if (a->host != b->host)
+        return a->host > b->host ? 1 : -1;
+    if (a->kind != b->kind)
+        return a->kind > b->kind ? 1 : -1;
+    if (a->len != b->len)
+        return a->len > b->len ? 1 : -1;
+    return 0;
+}
+
+static long oracle_match(const struct fixture *f, int method, const char *host, const char *path,
+                         const char *const *hdrs, size_t *strip)
+{
+    struct headers h = {hdrs};
+    struct oracle_score best = {0}, s;
+    long found = -1;
+    for (size_t i = 0; i < f->n; i++) {
+        const struct gw_route_spec *r = &f->specs[i];
+        if (r->methods != 0 && !(r->methods & ((uint64_t)1 << method)))
+            continue;
+        s.host = oracle_host(r, host);
+        if (r->nhosts > 0 && s.host == 0)
+            continue;
+        if (!oracle_path(r, path, &s.kind, &s.len))
+            continue;
+        bool hdr_ok = true;
+        for (size_t k = 0; k < r->nheaders; k++) {
+            size_t vlen = 0;
+            const char *v = get_header(&h, r->headers[k].name, &vlen);
+            hdr_ok = hdr_ok && v != NULL && strcmp(v, r->headers[k].value) == 0;
+        }
+        if (!hdr_ok || (found >= 0 && oracle_cmp(&s, &best) <= 0))
+            continue;
+        best = s;
+        found = (long)i;
+        *strip = r->strip_prefix && s.kind >= 2 ? s.len : 0;
+    }
+    return found;
+}
+
+static unsigned rnd_state = 12345;
+
+static unsigned rnd(unsigned n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 8) % n;
+}
+
+static const char *const host_pool[] = {"a.com", "b.a.com", "*.a.com", "*.b.a.com",
+                                        "x.org", "*.org",   "A.com"};
+static const char *const path_pool[] = {"/",     "/api", "/api/",    "/api/v1",
+                                        "/apix", "/b",   "/api/v1/x"};
+static const char *const regex_pool[] = {"/api/.*", "/b", "/[a-z]+", "/api/v[0-9]+"};
+static const char *const req_hosts[] = {"a.com",    "b.a.com", "c.b.a.com",  "x.org",
+                                        "y.x.org",  "A.COM",   "a.com:8080", "z.net",
+                                        "c..a.com", ".a.com",  NULL};
+static const char *const req_paths[] = {"/",     "/api", "/api/",   "/api/v1", "/api/v1/x",
+                                        "/apix", "/b",   "/api/v2", "/c",      "/api/v1/"};
+
+static void random_route(struct fixture *f, size_t i)
+{
+    static const enum gw_path_type types[] = {GW_PATH_PREFIX, GW_PATH_EXACT, GW_PATH_REGEX,
+                                              GW_PATH_SEGMENTS};
+    const char *hosts[4] = {0}, *paths[4] = {0};
+    char name[16];
+    enum gw_path_type t = types[rnd(4)];
+    for (unsigned k = 0, n = rnd(3); k < n; k++)
+        hosts[k] = host_pool[rnd(6)]; /* lower-case, as the schema gives them */
+    for (unsigned k = 0, n = rnd(4); k < n; k++)
+        paths[k] = t == GW_PATH_REGEX ? regex_pool[rnd(4)] : path_pool[rnd(7)];
+    snprintf(name, sizeof(name), "r%zu", i);
+    struct gw_route_spec *r = add(f, name, t, hosts, paths);
+    if (rnd(4) == 0)
+        r->methods = (uint64_t)1 << HTTP_POST;
+    if (rnd(5) == 0)
+        add_header(r, "X-Env", rnd(2) ? "prod" : "dev");
+    r->strip_prefix = rnd(2);
+}
+
+static void test_index_agrees_with_a_plain_scan(void)
+{
+    static const char *const hdrs[][3] = {{NULL}, {"X-Env", "prod", NULL}, {"X-Env", "dev", NULL}};
+    for (int round = 0; round < 400; round++) {
+        struct fixture f = {0};
+        for (size_t i = 0, n = 1 + rnd(MAX_ROUTES); i < n; i++)
+            random_route(&f, i);
+        CHECK_INT(build(&f), 0);
+        for (int q = 0; q < 200; q++) {
+            int method = rnd(2) ? HTTP_GET : HTTP_POST;
+            const char *host = req_hosts[rnd(11)], *path = req_paths[rnd(10)];
+            const char *const *h = hdrs[rnd(3)];
+            size_t s1 = 0, s2 = 0;
+            long want = oracle_match(&f, method, host && strchr(host, ':') ? "a.com" : host, path,
+                                     h[0] ? h : NULL, &s2);
+            long got = match_full(&f, method, host, path, h[0] ? h : NULL, &s1);
+            if (got != want || (got >= 0 && s1 != s2)) {
+                fprintf(stderr, "round %d: %s %s%s: got r%ld (strip %zu), want r%ld (strip %zu)\n",
+                        round, method == HTTP_GET ? "GET" : "POST", host ? host : "-", path, got,
+                        s1, want, s2);
+                CHECK(false);
+                round = 400;
+                break;
+            }
+        }
+        fixture_free(&f);
+    }
+}
+
+TEST_MAIN(TEST(test_index_agrees_with_a_plain_scan), TEST(test_exact_beats_prefix),
+          TEST(test_longest_prefix), TEST(test_regex_file_order),
           TEST(test_regex_not_nul_terminated), TEST(test_host_beats_no_host),
           TEST(test_wildcard_host), TEST(test_no_paths_catch_all), TEST(test_methods),
           TEST(test_method_bit), TEST(test_headers), TEST(test_header_filter_falls_through),
