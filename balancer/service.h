@@ -29,6 +29,10 @@ struct lb_target_spec {
     char host[256]; /* split from address */
     uint16_t port;
     int weight; /* >= 1; 0 is rejected by the config loader */
+    /* Set on the targets a snapshot serves (balancer/expand.h) that stand
+     * for one address of a target named by host name: address is then that
+     * address ("10.0.0.7:9001"), host:port the name as written. */
+    bool from_name;
 };
 
 struct lb_health_spec {
