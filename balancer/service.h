@@ -82,6 +82,7 @@ struct lb_service_spec {
     int retries;
     struct lb_timeouts timeouts;
     struct lb_tls_spec tls;
+    uint64_t resolve_every_ms; /* host names of targets are looked up again this often */
 };
 
 /* Defaults that a spec carries even while the feature is off, so that turning
@@ -97,12 +98,13 @@ extern const struct gv_schema lb_service_schema;
 
 /* Fills a spec with the documented defaults, from lb_service_schema: the
  * registry's default algorithm, hash_on ip, no health check, passive 5
- * failures / 30 s, retries 2, timeouts 1s/30s/30s; for when they are turned
- * on, health checks GET /healthz every 2s with timeout 1s, healthy 2,
- * unhealthy 3, sticky cookie GV_STICKY for 1h, TLS with verify. The whole
- * struct is overwritten (call it on uninitialised memory). Returns 0 or
- * GV_ENOMEM (the default path or cookie could not be copied; free the spec).
- * Every consumer in balancer/ reads a NULL path or cookie as the default. */
+ * failures / 30 s, retries 2, timeouts 1s/30s/30s, host names looked up
+ * again every 5s; for when they are turned on, health checks GET /healthz
+ * every 2s with timeout 1s, healthy 2, unhealthy 3, sticky cookie GV_STICKY
+ * for 1h, TLS with verify. The whole struct is overwritten (call it on
+ * uninitialised memory). Returns 0 or GV_ENOMEM (the default path or cookie
+ * could not be copied; free the spec). Every consumer in balancer/ reads a
+ * NULL path or cookie as the default. */
 int lb_service_spec_defaults(struct lb_service_spec *s);
 /* Frees what the spec owns (not the spec itself). */
 void lb_service_spec_free(struct lb_service_spec *s);
