@@ -156,6 +156,11 @@ void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *
     atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_PASSIVE);
 }
 
+void lb_target_connect_failed(struct lb_target_state *st, uint64_t now_ms)
+{
+    atomic_store_explicit(&st->connect_failed_ms, now_ms, memory_order_relaxed);
+}
+
 /* The registry: a chained hash map from "service\0address" to states. Entries
  * are never moved or freed before lb_registry_free, so handed-out pointers
  * stay valid across rehashing. */
@@ -288,6 +293,7 @@ struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *servi
     atomic_init(&e->st.inflight, 0);
     atomic_init(&e->st.ewma_us, 0);
     atomic_init(&e->st.last_check_ms, 0);
+    atomic_init(&e->st.connect_failed_ms, 0);
     if (r->count >= r->nbuckets)
         reg_grow(r);
     size_t j = h & (r->nbuckets - 1);

@@ -122,15 +122,16 @@ const char *lb_reason_name(enum lb_reason r);
 
 /* Shared run-time state of one target of one service. */
 struct lb_target_state {
-    _Atomic int active_healthy;        /* 1 unless active checks say otherwise */
-    _Atomic int reason;                /* enum lb_reason */
-    _Atomic uint64_t ejected_until_ms; /* passive ejection deadline (gv_now_ms) */
-    _Atomic int consecutive_failures;  /* passive */
-    _Atomic int64_t inflight;          /* requests in flight, all workers */
-    _Atomic uint64_t ewma_us;          /* latency EWMA in microseconds */
-    _Atomic uint64_t last_check_ms;    /* active health: last verdict time */
-    int check_successes;               /* health checker thread only */
-    int check_failures;                /* health checker thread only */
+    _Atomic int active_healthy;         /* 1 unless active checks say otherwise */
+    _Atomic int reason;                 /* enum lb_reason */
+    _Atomic uint64_t ejected_until_ms;  /* passive ejection deadline (gv_now_ms) */
+    _Atomic int consecutive_failures;   /* passive */
+    _Atomic int64_t inflight;           /* requests in flight, all workers */
+    _Atomic uint64_t ewma_us;           /* latency EWMA in microseconds */
+    _Atomic uint64_t last_check_ms;     /* active health: last verdict time */
+    _Atomic uint64_t connect_failed_ms; /* last failed connect (gv_now_ms), 0: none */
+    int check_successes;                /* health checker thread only */
+    int check_failures;                 /* health checker thread only */
 };
 
 /* True when the target may take a new request now. */
@@ -152,6 +153,12 @@ enum lb_reason lb_target_reason(const struct lb_target_state *st, uint64_t now_m
  * Safe from any thread. */
 void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
                       uint64_t latency_us, uint64_t now_ms);
+
+/* A connect to the target failed (refused, unreachable, timed out): its
+ * host name, if it has one, is looked up again soon (whoever follows names
+ * reads connect_failed_ms).
+ * Safe from any thread. */
+void lb_target_connect_failed(struct lb_target_state *st, uint64_t now_ms);
 
 /* The registry owns target states by (service name, target address), so that
  * health and ejection survive a config change that keeps the target. */
