@@ -161,13 +161,15 @@ void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *
 void lb_target_connect_failed(struct lb_target_state *st, uint64_t now_ms);
 
 /* The registry owns target states by (service name, target address), so that
- * health and ejection survive a config change that keeps the target. */
+ * health and ejection survive a config change that keeps the target (and a
+ * new lookup of a name that keeps the address). */
 struct lb_registry;
 int lb_registry_new(struct lb_registry **out);
 void lb_registry_free(struct lb_registry *r);
-/* Returns the state for (service, address), creating it when new. NULL only
- * on allocation failure. Thread-safe. The pointer stays valid until
- * lb_registry_free().
+/* Returns the state for (service, address), creating it when new, and holds
+ * it once more. NULL only on allocation failure. Thread-safe. The pointer
+ * stays valid until its last hold is put (lb_registry_put), or until
+ * lb_registry_free() for a caller that never puts.
  *
  * initially_unchecked says the service has active health checks. Such a
  * target starts usable (active_healthy = 1) with reason "unchecked" until the
@@ -182,5 +184,11 @@ void lb_registry_free(struct lb_registry *r);
  * the active checker is dropped and the target is usable again. */
 struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *service,
                                         const char *address, bool initially_unchecked);
+/* Lets go of one hold of st (NULL is fine). With the last one the state is
+ * freed and forgotten (a target that comes back starts afresh): a target
+ * that left the config, or an address a name no longer has, does not stay in
+ * memory once no snapshot holds it, however many addresses a name goes
+ * through. Thread-safe; st must come from lb_registry_get on r. */
+void lb_registry_put(struct lb_registry *r, struct lb_target_state *st);
 
 #endif

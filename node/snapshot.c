@@ -37,6 +37,7 @@ struct node_gen {
 struct node_snap {
     struct gw_snapshot base;
     struct node_gen *gen;
+    struct lb_registry *registry;     /* holds each target's state once */
     struct lb_service_spec *services; /* the state's, targets expanded */
     size_t nservices;
     struct sockaddr_storage **addrs;
@@ -101,6 +102,8 @@ static void snap_release(struct gw_snapshot *s)
 {
     struct node_snap *ns = (struct node_snap *)s;
     for (size_t i = 0; i < ns->nservices; i++) {
+        for (size_t t = 0; s->states[i] != NULL && t < ns->services[i].ntargets; t++)
+            lb_registry_put(ns->registry, s->states[i][t]);
         lb_service_spec_free(&ns->services[i]);
         free(ns->addrs[i]);
         free(s->states[i]);
@@ -148,6 +151,7 @@ static int snap_build(struct node *n, struct node_gen *gen, struct gw_snapshot *
     struct gw_snapshot *s = &ns->base;
     atomic_fetch_add(&gen->refs, 1);
     ns->gen = gen;
+    ns->registry = n->registry;
     s->release = snap_release;
     s->user = &gen->state;
     atomic_store(&s->refs, 1);
@@ -177,14 +181,18 @@ fail:
     return GV_ENOMEM;
 }
 
-/* Points the health checks at s's targets and hands s to the workers. */
+/* Points the health checks at s's targets and hands s to the workers. When
+ * the checks cannot follow, they stop (an empty set cannot fail): they must
+ * not go on probing targets whose states go with the previous snapshot. */
 static void serve(struct node *n, struct gw_snapshot *s)
 {
     if (n->health != NULL) {
         int rv = lb_health_set(n->health, s->services, s->nservices,
                                (struct lb_target_state * *const *)s->states);
-        if (rv != 0)
-            gv_warn("health checks: %s", gv_strerror(rv));
+        if (rv != 0) {
+            gv_error("health checks: %s; stopped until the next change", gv_strerror(rv));
+            lb_health_set(n->health, NULL, 0, NULL);
+        }
     }
     gw_snapshot_publish(&n->slot, s);
 }
