@@ -20,13 +20,15 @@ struct hc_conf {
     const char *address;
     const char *host;
     const char *path;
+    const char *connect;   /* what a probe connects to: host, or an expanded target's IP */
+    const char *authority; /* the Host header: the address, or the name an IP stands for */
     uint16_t port;
     uint64_t interval_ms;
     uint64_t timeout_ms;
     int healthy;
     int unhealthy;
     bool tls;
-    char strings[]; /* the four strings above */
+    char strings[]; /* the six strings above */
 };
 
 /* One checked target. Its two timers live as long as it does; the TCP
@@ -391,7 +393,7 @@ static int build_request(struct hc_target *t)
     if (gv_buf_printf(&b,
                       "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: grapevine-health\r\n"
                       "Connection: close\r\nAccept: */*\r\n\r\n",
-                      t->conf->path, t->conf->address) < 0) {
+                      t->conf->path, t->conf->authority) < 0) {
         gv_buf_free(&b);
         return GV_ENOMEM;
     }
@@ -513,8 +515,8 @@ static void probe_start(struct hc_target *t)
         connect_to(t, t->ai_cur->ai_addr);
         return;
     }
-    if (uv_ip4_addr(c->host, c->port, (struct sockaddr_in *)&ss) == 0 ||
-        uv_ip6_addr(c->host, c->port, (struct sockaddr_in6 *)&ss) == 0) {
+    if (uv_ip4_addr(c->connect, c->port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(c->connect, c->port, (struct sockaddr_in6 *)&ss) == 0) {
         connect_to(t, (const struct sockaddr *)&ss);
         return;
     }
@@ -526,7 +528,7 @@ static void probe_start(struct hc_target *t)
     hints.ai_protocol = IPPROTO_TCP;
     snprintf(port, sizeof(port), "%u", (unsigned)c->port);
     t->phase = HC_RESOLVE;
-    int rc = uv_getaddrinfo(t->h->loop, &t->gai, gai_cb, c->host, port, &hints);
+    int rc = uv_getaddrinfo(t->h->loop, &t->gai, gai_cb, c->connect, port, &hints);
     if (rc < 0) {
         probe_finish(t, false, "resolve %s: %s", c->host, uv_strerror(rc));
         return;
@@ -609,13 +611,27 @@ static bool path_ok(const char *p)
     return true;
 }
 
-/* Copies one target's check settings; GV_EINVAL / GV_ENOMEM. */
+/* Copies strs[0..n) one after the other into c's tail, pointing dst at them. */
+static void conf_strings(struct hc_conf *c, const char *const *strs, const char **const *dst,
+                         size_t n)
+{
+    char *w = c->strings;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(strs[i]) + 1;
+        *dst[i] = memcpy(w, strs[i], len);
+        w += len;
+    }
+}
+
+/* Copies one target's check settings; GV_EINVAL / GV_ENOMEM. A target that
+ * stands for one address of a host name (balancer/expand.h) is probed at
+ * that address and named by the name, as the proxy's requests are. */
 static int conf_new(const struct lb_service_spec *s, const struct lb_target_spec *ts,
                     struct hc_conf **out)
 {
     const char *path = s->health.path != NULL ? s->health.path : LB_DEFAULT_HEALTH_PATH;
-    char host[256];
-    uint16_t port = ts->port;
+    char host[256], connect[256], authority[272];
+    uint16_t port = ts->port, ip_port;
 
     if (s->name == NULL || ts->address == NULL || !path_ok(path) || s->health.interval_ms == 0 ||
         s->health.timeout_ms == 0)
@@ -625,19 +641,23 @@ static int conf_new(const struct lb_service_spec *s, const struct lb_target_spec
     } else if (gv_split_hostport(ts->address, host, sizeof(host), &port) < 0) {
         return GV_EINVAL;
     }
-    size_t ls = strlen(s->name) + 1, la = strlen(ts->address) + 1, lh = strlen(host) + 1,
-           lp = strlen(path) + 1;
-    struct hc_conf *c = malloc(sizeof(*c) + ls + la + lh + lp);
+    snprintf(connect, sizeof(connect), "%s", host);
+    snprintf(authority, sizeof(authority), "%s", ts->address);
+    if (ts->from_name) {
+        if (gv_split_hostport(ts->address, connect, sizeof(connect), &ip_port) < 0)
+            return GV_EINVAL;
+        snprintf(authority, sizeof(authority), "%s:%u", host, (unsigned)port);
+    }
+    const char *strs[] = {s->name, ts->address, host, path, connect, authority};
+    size_t total = 0;
+    for (size_t i = 0; i < GV_ARRAY_LEN(strs); i++)
+        total += strlen(strs[i]) + 1;
+    struct hc_conf *c = malloc(sizeof(*c) + total);
     if (c == NULL)
         return GV_ENOMEM;
-    char *w = c->strings;
-    c->service = memcpy(w, s->name, ls);
-    w += ls;
-    c->address = memcpy(w, ts->address, la);
-    w += la;
-    c->host = memcpy(w, host, lh);
-    w += lh;
-    c->path = memcpy(w, path, lp);
+    const char **const dst[] = {&c->service, &c->address, &c->host,
+                                &c->path,    &c->connect, &c->authority};
+    conf_strings(c, strs, dst, GV_ARRAY_LEN(strs));
     c->port = port;
     c->interval_ms = s->health.interval_ms;
     c->timeout_ms = s->health.timeout_ms;

@@ -14,11 +14,12 @@
  * running until the done callback has been called.
  *
  * A probe: resolve the host (numeric addresses skip the resolver; names go
- * through uv_getaddrinfo, trying each address in turn), connect (for a
- * service with tls, then a TLS handshake through lb_health_set_tls's
+ * through uv_getaddrinfo, trying each address in turn; a target that stands
+ * for one address of a name, from_name, is probed at that address), connect
+ * (for a service with tls, then a TLS handshake through lb_health_set_tls's
  * engine, verified as the proxy's connections are), send
- *   GET <path> HTTP/1.1, Host: <address>, User-Agent: grapevine-health,
- *   Connection: close
+ *   GET <path> HTTP/1.1, Host: <address> (from_name: the name:port written),
+ *   User-Agent: grapevine-health, Connection: close
  * and read the status line and headers. 2xx and 3xx pass; any other status,
  * a connect, write or read error, a malformed response, or no response head
  * within timeout_ms fails. One probe per target at a time, every interval_ms

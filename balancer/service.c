@@ -156,13 +156,19 @@ void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *
     atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_PASSIVE);
 }
 
+void lb_target_connect_failed(struct lb_target_state *st, uint64_t now_ms)
+{
+    atomic_store_explicit(&st->connect_failed_ms, now_ms, memory_order_relaxed);
+}
+
 /* The registry: a chained hash map from "service\0address" to states. Entries
- * are never moved or freed before lb_registry_free, so handed-out pointers
- * stay valid across rehashing. */
+ * are never moved, so handed-out pointers stay valid across rehashing; an
+ * entry is freed with its last hold (lb_registry_put) or lb_registry_free. */
 struct lb_reg_entry {
     struct lb_reg_entry *next;
     uint64_t hash;
     size_t service_len;
+    size_t holds; /* lb_registry_get calls not yet put */
     struct lb_target_state st;
     char key[]; /* service '\0' address '\0' */
 };
@@ -270,6 +276,7 @@ struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *servi
         if (e->hash == h && e->service_len == slen && memcmp(e->key, service, slen + 1) == 0 &&
             strcmp(e->key + slen + 1, address) == 0) {
             st = &e->st;
+            e->holds++;
             reg_reconcile(st, initially_unchecked);
             goto out;
         }
@@ -279,6 +286,7 @@ struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *servi
         goto out;
     e->hash = h;
     e->service_len = slen;
+    e->holds = 1;
     memcpy(e->key, service, slen + 1);
     memcpy(e->key + slen + 1, address, alen + 1);
     atomic_init(&e->st.active_healthy, 1);
@@ -288,6 +296,7 @@ struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *servi
     atomic_init(&e->st.inflight, 0);
     atomic_init(&e->st.ewma_us, 0);
     atomic_init(&e->st.last_check_ms, 0);
+    atomic_init(&e->st.connect_failed_ms, 0);
     if (r->count >= r->nbuckets)
         reg_grow(r);
     size_t j = h & (r->nbuckets - 1);
@@ -299,4 +308,21 @@ struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *servi
 out:
     pthread_mutex_unlock(&r->mu);
     return st;
+}
+
+void lb_registry_put(struct lb_registry *r, struct lb_target_state *st)
+{
+    if (st == NULL)
+        return;
+    struct lb_reg_entry *e = GV_CONTAINER_OF(st, struct lb_reg_entry, st);
+    pthread_mutex_lock(&r->mu);
+    if (--e->holds == 0) {
+        struct lb_reg_entry **pp = &r->buckets[e->hash & (r->nbuckets - 1)];
+        while (*pp != e)
+            pp = &(*pp)->next;
+        *pp = e->next;
+        r->count--;
+        free(e);
+    }
+    pthread_mutex_unlock(&r->mu);
 }

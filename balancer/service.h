@@ -29,6 +29,10 @@ struct lb_target_spec {
     char host[256]; /* split from address */
     uint16_t port;
     int weight; /* >= 1; 0 is rejected by the config loader */
+    /* Set on the targets a snapshot serves (balancer/expand.h) that stand
+     * for one address of a target named by host name: address is then that
+     * address ("10.0.0.7:9001"), host:port the name as written. */
+    bool from_name;
 };
 
 struct lb_health_spec {
@@ -78,6 +82,7 @@ struct lb_service_spec {
     int retries;
     struct lb_timeouts timeouts;
     struct lb_tls_spec tls;
+    uint64_t resolve_every_ms; /* host names of targets are looked up again this often */
 };
 
 /* Defaults that a spec carries even while the feature is off, so that turning
@@ -93,12 +98,13 @@ extern const struct gv_schema lb_service_schema;
 
 /* Fills a spec with the documented defaults, from lb_service_schema: the
  * registry's default algorithm, hash_on ip, no health check, passive 5
- * failures / 30 s, retries 2, timeouts 1s/30s/30s; for when they are turned
- * on, health checks GET /healthz every 2s with timeout 1s, healthy 2,
- * unhealthy 3, sticky cookie GV_STICKY for 1h, TLS with verify. The whole
- * struct is overwritten (call it on uninitialised memory). Returns 0 or
- * GV_ENOMEM (the default path or cookie could not be copied; free the spec).
- * Every consumer in balancer/ reads a NULL path or cookie as the default. */
+ * failures / 30 s, retries 2, timeouts 1s/30s/30s, host names looked up
+ * again every 5s; for when they are turned on, health checks GET /healthz
+ * every 2s with timeout 1s, healthy 2, unhealthy 3, sticky cookie GV_STICKY
+ * for 1h, TLS with verify. The whole struct is overwritten (call it on
+ * uninitialised memory). Returns 0 or GV_ENOMEM (the default path or cookie
+ * could not be copied; free the spec). Every consumer in balancer/ reads a
+ * NULL path or cookie as the default. */
 int lb_service_spec_defaults(struct lb_service_spec *s);
 /* Frees what the spec owns (not the spec itself). */
 void lb_service_spec_free(struct lb_service_spec *s);
@@ -116,15 +122,16 @@ const char *lb_reason_name(enum lb_reason r);
 
 /* Shared run-time state of one target of one service. */
 struct lb_target_state {
-    _Atomic int active_healthy;        /* 1 unless active checks say otherwise */
-    _Atomic int reason;                /* enum lb_reason */
-    _Atomic uint64_t ejected_until_ms; /* passive ejection deadline (gv_now_ms) */
-    _Atomic int consecutive_failures;  /* passive */
-    _Atomic int64_t inflight;          /* requests in flight, all workers */
-    _Atomic uint64_t ewma_us;          /* latency EWMA in microseconds */
-    _Atomic uint64_t last_check_ms;    /* active health: last verdict time */
-    int check_successes;               /* health checker thread only */
-    int check_failures;                /* health checker thread only */
+    _Atomic int active_healthy;         /* 1 unless active checks say otherwise */
+    _Atomic int reason;                 /* enum lb_reason */
+    _Atomic uint64_t ejected_until_ms;  /* passive ejection deadline (gv_now_ms) */
+    _Atomic int consecutive_failures;   /* passive */
+    _Atomic int64_t inflight;           /* requests in flight, all workers */
+    _Atomic uint64_t ewma_us;           /* latency EWMA in microseconds */
+    _Atomic uint64_t last_check_ms;     /* active health: last verdict time */
+    _Atomic uint64_t connect_failed_ms; /* last failed connect (gv_now_ms), 0: none */
+    int check_successes;                /* health checker thread only */
+    int check_failures;                 /* health checker thread only */
 };
 
 /* True when the target may take a new request now. */
@@ -147,14 +154,22 @@ enum lb_reason lb_target_reason(const struct lb_target_state *st, uint64_t now_m
 void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
                       uint64_t latency_us, uint64_t now_ms);
 
+/* A connect to the target failed (refused, unreachable, timed out): its
+ * host name, if it has one, is looked up again soon (whoever follows names
+ * reads connect_failed_ms).
+ * Safe from any thread. */
+void lb_target_connect_failed(struct lb_target_state *st, uint64_t now_ms);
+
 /* The registry owns target states by (service name, target address), so that
- * health and ejection survive a config change that keeps the target. */
+ * health and ejection survive a config change that keeps the target (and a
+ * new lookup of a name that keeps the address). */
 struct lb_registry;
 int lb_registry_new(struct lb_registry **out);
 void lb_registry_free(struct lb_registry *r);
-/* Returns the state for (service, address), creating it when new. NULL only
- * on allocation failure. Thread-safe. The pointer stays valid until
- * lb_registry_free().
+/* Returns the state for (service, address), creating it when new, and holds
+ * it once more. NULL only on allocation failure. Thread-safe. The pointer
+ * stays valid until its last hold is put (lb_registry_put), or until
+ * lb_registry_free() for a caller that never puts.
  *
  * initially_unchecked says the service has active health checks. Such a
  * target starts usable (active_healthy = 1) with reason "unchecked" until the
@@ -169,5 +184,11 @@ void lb_registry_free(struct lb_registry *r);
  * the active checker is dropped and the target is usable again. */
 struct lb_target_state *lb_registry_get(struct lb_registry *r, const char *service,
                                         const char *address, bool initially_unchecked);
+/* Lets go of one hold of st (NULL is fine). With the last one the state is
+ * freed and forgotten (a target that comes back starts afresh): a target
+ * that left the config, or an address a name no longer has, does not stay in
+ * memory once no snapshot holds it, however many addresses a name goes
+ * through. Thread-safe; st must come from lb_registry_get on r. */
+void lb_registry_put(struct lb_registry *r, struct lb_target_state *st);
 
 #endif

@@ -293,6 +293,11 @@ static const struct gv_field service_fields[] = {
     GV_FIELD_OBJS("targets", struct lb_service_spec, targets, ntargets, &target_schema,
                   .flags = GV_F_REQUIRED | GV_F_NONEMPTY,
                   .doc = "the upstream servers the requests are spread over"),
+    GV_FIELD_DURATION("resolve_every", struct lb_service_spec, resolve_every_ms, 100, 86400000,
+                      .def.i = 5000,
+                      .doc = "how often a target named by host name is looked up again (and "
+                             "soon after a connect to it fails); each of its addresses is a "
+                             "target"),
     GV_FIELD_CUSTOM("balancer", struct lb_service_spec, algo, &algo_type,
                     .doc = "how a target is chosen for each request: the name of a balancing "
                            "algorithm; by default the first the registry lists"),

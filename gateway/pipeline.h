@@ -180,5 +180,9 @@ void gw_proxy_resume(struct gw_request *r);
 void gw_proxy_tunnel_write(struct gw_request *r, const char *data, size_t len);
 void gw_pool_tick(struct gw_worker *w, uint64_t now_ms);
 void gw_pool_close_all(struct gw_worker *w);
+/* Closes the pooled connections that snap has no target for (an address its
+ * host name no longer has, a target or TLS context a config change
+ * removed): requests would never take them again. */
+void gw_pool_prune(struct gw_worker *w, const struct gw_snapshot *snap);
 
 #endif

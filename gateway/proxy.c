@@ -52,6 +52,23 @@ static bool idempotent(uint8_t method)
     }
 }
 
+/* True when snap has a target at address reached over tls_ctx (the pool's
+ * key). */
+static bool snap_wants(const struct gw_snapshot *snap, const char *address,
+                       const struct gw_up_tls *tls_ctx)
+{
+    for (size_t s = 0; s < snap->nservices; s++) {
+        const struct lb_service_spec *svc = &snap->services[s];
+        if ((snap->up_tls != NULL ? snap->up_tls[s] : NULL) != tls_ctx)
+            continue;
+        for (size_t t = 0; t < svc->ntargets; t++) {
+            if (strcmp(svc->targets[t].address, address) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
 /* Releases the attempt's in-flight count and records its outcome. */
 static void up_account(struct gw_upstream *up, bool ok)
 {
@@ -695,6 +712,10 @@ static void response_done(struct gw_upstream *up, const char *rest, size_t rest_
     struct gw_request *r = up->req;
     struct gw_conn *c = r->conn;
     bool reusable = llhttp_should_keep_alive(&up->parser) && r->body_done && rest_len == 0;
+    /* The worker took up a newer snapshot meanwhile: pool only what it uses. */
+    struct gw_view *now = c->w->view;
+    if (reusable && now != NULL && now != r->view)
+        reusable = snap_wants(now->snap, up->address, up->tls_ctx);
     up->done = false;
     up_account(up, r->status < 500 || r->status > 504);
     if (r->framing == GW_FRAME_CHUNKED)
@@ -732,12 +753,22 @@ static void start_tunnel(struct gw_upstream *up, const char *rest, size_t rest_l
     gw_conn_resume_body(c);
 }
 
+/* A failed connect also tells whoever follows the target's host name that
+ * the name may have moved. */
+static void connect_failed(struct gw_upstream *up)
+{
+    const struct gw_snapshot *snap = up->req->view->snap;
+    lb_target_connect_failed(snap->states[up->service][up->target], gv_now_ms());
+}
+
 static void on_up_timeout(uv_timer_t *t)
 {
     struct gw_upstream *up = t->data;
     struct gw_request *r = up->req;
     if (r == NULL)
         return;
+    if (up->state == GW_UP_CONNECTING)
+        connect_failed(up);
     if (r->response_started) {
         gw_request_fail(r, 504, "upstream timed out");
         return;
@@ -962,6 +993,7 @@ static void on_up_connect(uv_connect_t *req, int status)
     if (status < 0) {
         char why[96];
         snprintf(why, sizeof(why), "upstream connect failed: %s", uv_strerror(status));
+        connect_failed(up);
         attempt_failed(r, 502, status == UV_ETIMEDOUT ? "upstream connect timed out" : why, true);
         return;
     }
@@ -986,6 +1018,27 @@ static struct gw_upstream *pool_take(struct gw_worker *w, const char *address,
         }
     }
     return NULL;
+}
+
+/* A connection to address (over tls_ctx, NULL for plain TCP) about to
+ * connect; NULL when out of memory. */
+static struct gw_upstream *up_new(struct gw_worker *w, const char *address,
+                                  struct gw_up_tls *tls_ctx)
+{
+    struct gw_upstream *up = calloc(1, sizeof(*up));
+    if (up == NULL)
+        return NULL;
+    up->w = w;
+    snprintf(up->address, sizeof(up->address), "%s", address);
+    gw_link_init(&up->link);
+    uv_tcp_init(&w->loop, &up->tcp);
+    uv_timer_init(&w->loop, &up->timer);
+    up->tcp.data = up->timer.data = up->connect_req.data = up;
+    up->handles = 2;
+    up->state = GW_UP_CONNECTING;
+    if ((up->tls_ctx = tls_ctx) != NULL)
+        gw_up_tls_ref(tls_ctx);
+    return up;
 }
 
 /* Picks a target (sticky cookie first) that this request has not tried. */
@@ -1069,24 +1122,11 @@ static void attempt(struct gw_request *r)
     struct lb_target_state *st = snap->states[r->service][t];
     const char *address = svc->targets[t].address;
     struct gw_upstream *up = pool_take(w, address, tls_ctx);
-    if (up == NULL) {
-        up = calloc(1, sizeof(*up));
-        if (up == NULL) {
-            gw_request_fail(r, 502, "out of memory");
-            return;
-        }
-        up->w = w;
-        snprintf(up->address, sizeof(up->address), "%s", address);
-        gw_link_init(&up->link);
-        uv_tcp_init(&w->loop, &up->tcp);
-        uv_timer_init(&w->loop, &up->timer);
-        up->tcp.data = up->timer.data = up->connect_req.data = up;
-        up->handles = 2;
-        up->state = GW_UP_CONNECTING;
-        if ((up->tls_ctx = tls_ctx) != NULL)
-            gw_up_tls_ref(tls_ctx);
-    } else {
+    if (up != NULL) {
         up->reused = true;
+    } else if ((up = up_new(w, address, tls_ctx)) == NULL) {
+        gw_request_fail(r, 502, "out of memory");
+        return;
     }
     pthread_once(&settings_once, settings_init);
     up->req = r;
@@ -1112,6 +1152,7 @@ static void attempt(struct gw_request *r)
     if (rv != 0) {
         char why[96];
         snprintf(why, sizeof(why), "upstream connect failed: %s", uv_strerror(rv));
+        connect_failed(up);
         attempt_failed(r, 502, why, true);
         return;
     }
@@ -1189,6 +1230,17 @@ void gw_pool_tick(struct gw_worker *w, uint64_t now_ms)
         if (now_ms - up->idle_since_ms < GW_POOL_IDLE_MS)
             break;
         up_close(up);
+    }
+}
+
+void gw_pool_prune(struct gw_worker *w, const struct gw_snapshot *snap)
+{
+    struct gw_link *l = w->pool.next;
+    while (l != &w->pool) {
+        struct gw_upstream *up = GV_CONTAINER_OF(l, struct gw_upstream, link);
+        l = l->next;
+        if (!snap_wants(snap, up->address, up->tls_ctx))
+            up_close(up);
     }
 }
 

@@ -127,6 +127,7 @@ struct gw_view *gw_worker_view(struct gw_worker *w)
             if (v != NULL) {
                 gw_view_unref(w->view);
                 w->view = v;
+                gw_pool_prune(w, snap);
             }
         }
     }
@@ -203,6 +204,10 @@ static void on_tick(uv_timer_t *t)
     struct gw_worker *w = t->data;
     uint64_t now = gv_now_ms();
     gw_conn_tick(w, now);
+    /* A new snapshot is taken up between requests too, so pooled connections
+     * to addresses that left close without waiting for a request. */
+    if (w->view != NULL)
+        gw_view_unref(gw_worker_view(w));
     gw_pool_tick(w, now);
     log_flush(w);
 }

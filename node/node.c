@@ -6,6 +6,7 @@
 #include "node/health_share.h"
 #include "gateway/plugins/chain.h"
 #include "node/ratelimit.h"
+#include "node/resolve.h"
 #include "cluster/seal.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -13,8 +14,6 @@
 #include "gateway/tls.h"
 #include "gateway/tls_upstream.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
@@ -24,160 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* A snapshot built from a node_state, which it owns. */
-struct node_snap {
-    struct gw_snapshot base;
-    struct node_state state;
-    int *route_service;
-    struct sockaddr_storage **addrs;
-    struct gw_up_tls **up_tls;
-};
-
-static void snap_release(struct gw_snapshot *s)
-{
-    struct node_snap *ns = (struct node_snap *)s;
-    for (size_t i = 0; i < ns->state.nservices; i++) {
-        free(ns->addrs ? ns->addrs[i] : NULL);
-        free(s->states ? s->states[i] : NULL);
-        gw_up_tls_unref(ns->up_tls ? ns->up_tls[i] : NULL);
-    }
-    free(ns->up_tls);
-    free(ns->addrs);
-    free(s->states);
-    free(ns->route_service);
-    gw_router_free(s->router);
-    gw_pipeline_free(s->pipeline);
-    node_state_free(&ns->state);
-    free(ns);
-}
-
-/* Resolves host:port at snapshot build. Runs on the control thread before or
- * between loop iterations, never on a worker loop. */
-static void resolve(const struct lb_target_spec *t, struct sockaddr_storage *out)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    char port[8];
-    memset(out, 0, sizeof(*out));
-    out->ss_family = AF_UNSPEC;
-    snprintf(port, sizeof(port), "%u", t->port);
-    int rv = getaddrinfo(t->host, port, &hints, &res);
-    if (rv != 0 || res == NULL) {
-        gv_warn("target %s does not resolve: %s", t->address, gai_strerror(rv));
-        return;
-    }
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-}
-
-/* Builds a snapshot, taking over *state (zeroed on success). */
-static int snap_build(struct node *n, struct node_state *state, struct gw_snapshot **out)
-{
-    char err[256];
-    struct node_snap *ns = calloc(1, sizeof(*ns));
-    int rv = GV_ENOMEM;
-    if (ns == NULL)
-        return GV_ENOMEM;
-    ns->state = *state;
-    memset(state, 0, sizeof(*state));
-    struct gw_snapshot *s = &ns->base;
-    s->release = snap_release;
-    s->user = &ns->state;
-    atomic_store(&s->refs, 1);
-    size_t nsvc = ns->state.nservices;
-    ns->route_service = calloc(ns->state.nroutes + 1, sizeof(int));
-    s->states = calloc(nsvc + 1, sizeof(*s->states));
-    ns->addrs = calloc(nsvc + 1, sizeof(*ns->addrs));
-    ns->up_tls = calloc(nsvc + 1, sizeof(*ns->up_tls));
-    if (ns->route_service == NULL || s->states == NULL || ns->addrs == NULL || ns->up_tls == NULL)
-        goto fail;
-    for (size_t i = 0; i < nsvc; i++) {
-        const struct lb_service_spec *svc = &ns->state.services[i];
-        s->states[i] = calloc(svc->ntargets + 1, sizeof(**s->states));
-        ns->addrs[i] = calloc(svc->ntargets + 1, sizeof(**ns->addrs));
-        if (s->states[i] == NULL || ns->addrs[i] == NULL)
-            goto fail;
-        for (size_t t = 0; t < svc->ntargets; t++) {
-            s->states[i][t] = lb_registry_get(n->registry, svc->name, svc->targets[t].address,
-                                              svc->health.enabled);
-            if (s->states[i][t] == NULL)
-                goto fail;
-            resolve(&svc->targets[t], &ns->addrs[i][t]);
-        }
-        /* A context that does not load leaves the service without one: its
-         * requests then fail (502) rather than go out unverified. */
-        if (svc->tls.enabled && gw_up_tls_new(&svc->tls, &ns->up_tls[i], err, sizeof(err)) != 0)
-            gv_error("service %s: upstream TLS: %s", svc->name, err);
-    }
-    for (size_t r = 0; r < ns->state.nroutes; r++)
-        ns->route_service[r] = node_state_find_service(&ns->state, ns->state.routes[r].service);
-    rv = gw_router_build(ns->state.routes, ns->state.nroutes, &s->router, err, sizeof(err));
-    if (rv != 0) {
-        gv_error("router: %s", err);
-        goto fail;
-    }
-    rv = gw_pipeline_build(ns->state.plugins, ns->state.routes, ns->state.nroutes,
-                           ns->state.consumers, &s->pipeline);
-    if (rv != 0)
-        goto fail;
-    s->routes = ns->state.routes;
-    s->nroutes = ns->state.nroutes;
-    s->route_service = ns->route_service;
-    s->services = ns->state.services;
-    s->nservices = nsvc;
-    s->addrs = (const struct sockaddr_storage *const *)ns->addrs;
-    s->up_tls = (struct gw_up_tls *const *)ns->up_tls;
-    *out = s;
-    return 0;
-fail:
-    snap_release(s);
-    return rv;
-}
-
-struct gw_snapshot *node_snapshot(struct node *n)
-{
-    return gw_snapshot_acquire(&n->slot);
-}
-
-/* The digest of the minimal canonical JSON of a state: what two converged
- * nodes share, whatever defaults their versions know. */
-static void state_digest(const struct node_state *st, char out[65])
-{
-    json_t *j = node_state_to_json_min(st);
-    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    out[0] = '\0';
-    if (text != NULL && EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) == 1) {
-        for (unsigned i = 0; i < mdlen; i++)
-            snprintf(out + 2 * i, 3, "%02x", md[i]);
-    }
-    free(text);
-    json_decref(j);
-}
-
-int node_publish(struct node *n, struct node_state *state, uint64_t version)
-{
-    char digest[65];
-    state_digest(state, digest);
-    struct gw_snapshot *s;
-    int rv = snap_build(n, state, &s);
-    if (rv != 0)
-        return rv;
-    if (n->health != NULL) {
-        rv = lb_health_set(n->health, s->services, s->nservices,
-                           (struct lb_target_state * *const *)s->states);
-        if (rv != 0)
-            gv_warn("health checks: %s", gv_strerror(rv));
-    }
-    memcpy(n->config_digest, digest, sizeof(digest));
-    n->config_version = version;
-    gw_snapshot_publish(&n->slot, s);
-    if (n->gossip != NULL)
-        node_gossip_set_config(n->gossip, n->config_digest, n->config_version);
-    return 0;
-}
 
 /* ---- signals and shutdown ------------------------------------------------ */
 
@@ -223,6 +68,7 @@ static void begin_stop(struct node *n, const char *why)
         node_cstate_close(n->cstate, NULL, NULL);
         n->cstate = NULL;
     }
+    node_resolve_stop(n); /* after the last config change: nothing follows names now */
     node_ratelimit_stop();
     if (n->gossip != NULL) {
         /* Leaves the cluster ("left", not "dead") while the workers drain. */
@@ -527,6 +373,7 @@ static void release_node(struct node *n)
         gw_metrics_free(n->metrics[i]);
     free(n->metrics);
     free(n->workers);
+    node_gen_unref(n->gen);
     lb_registry_free(n->registry);
 }
 
@@ -549,7 +396,7 @@ int node_run(const struct node_run_opts *o)
     if (lb_health_start(&n->loop, &n->health) != 0)
         goto out_loop;
     node_health_tls_init(n);
-    if (node_cstate_open(n, &n->cstate) != 0)
+    if (node_resolve_start(n) != 0 || node_cstate_open(n, &n->cstate) != 0)
         goto out_health;
     if (start_workers(n) != 0 || node_admin_start(n, n->cfg.node.admin, &n->admin) != 0)
         goto out_workers;
@@ -570,6 +417,7 @@ out_workers:
     node_cstate_close(n->cstate, NULL, NULL);
     n->cstate = NULL;
 out_health:
+    node_resolve_stop(n);
     if (n->health != NULL)
         lb_health_stop(n->health, NULL, NULL);
     n->health = NULL;

@@ -18,6 +18,8 @@
 struct node_admin;
 struct node_gossip;
 struct node_cstate;
+struct node_gen;
+struct lb_resolver;
 
 struct node {
     struct node_config cfg;
@@ -25,6 +27,10 @@ struct node {
     uv_signal_t sig_term, sig_int, sig_hup;
     struct lb_registry *registry;
     struct gw_snapshot_slot slot;
+    struct node_gen *gen;         /* the served config (snapshot.c), one reference */
+    struct lb_resolver *resolver; /* follows the host names of targets (resolve.c) */
+    uv_timer_t resolve_watch;     /* looks for failed connects to those names */
+    uint64_t resolve_since_ms;
     struct lb_health *health;
     struct node_admin *admin;
     struct node_gossip *gossip;
@@ -51,14 +57,22 @@ struct node_run_opts {
 /* Runs a node until SIGTERM/SIGINT; returns the process exit code. */
 int node_run(const struct node_run_opts *opts);
 
+/* snapshot.c: the snapshots the workers serve. */
 /* The snapshot currently published (new reference) - for the admin API. */
 struct gw_snapshot *node_snapshot(struct node *n);
 
-/* Makes state (taken over: zeroed on success) the served config: builds and
- * publishes a snapshot, points the health checks at its targets and announces
- * digest and version to the cluster. Returns 0 or a negative error (nothing
- * changed then). Control loop only. */
+/* Makes state (taken over: zeroed even on failure) the served config:
+ * builds and publishes a snapshot (each target named by host name stands for
+ * the addresses it has now: see resolve.h), points the health checks at its
+ * targets and announces digest and version to the cluster. Returns 0 or a
+ * negative error (nothing served changed then). Control loop only. */
 int node_publish(struct node *n, struct node_state *state, uint64_t version);
+/* Publishes the served config again with the addresses its host names have
+ * now; digest and version stay. Returns 0 or GV_ENOMEM (nothing changed).
+ * Control loop only. */
+int node_republish(struct node *n);
+/* Drops a reference to a config generation (NULL is fine). */
+void node_gen_unref(struct node_gen *g);
 /* health_tls.c: gives n->health the TLS engine for probes of tls services. */
 void node_health_tls_init(struct node *n);
 

@@ -8,6 +8,7 @@
 #include "node/gossip.h"
 #include "node/health_share.h"
 #include "node/node.h"
+#include "node/resolve.h"
 #include "balancer/lb.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -73,12 +74,17 @@ static json_t *backends_json(struct node *n)
             json_t *by = svc->health.enabled
                              ? node_health_share_checkers(n->cfg.node.name, svc->name, addr)
                              : json_array();
+            /* the target as configured: an address, or the name it stands for */
+            char from[272];
+            const struct lb_target_spec *ts = &svc->targets[t];
+            snprintf(from, sizeof(from), "%s:%u", ts->host, (unsigned)ts->port);
             json_array_append_new(
-                targets, json_pack("{s:s,s:i,s:b,s:s,s:o*,s:I}", "address", svc->targets[t].address,
-                                   "weight", svc->targets[t].weight, "healthy", healthy, "reason",
-                                   lb_reason_name(reason), "checked_by", by, "inflight",
-                                   (json_int_t)atomic_load(&st->inflight)));
+                targets, json_pack("{s:s,s:s,s:i,s:b,s:s,s:o*,s:I}", "address", addr, "target",
+                                   ts->from_name ? from : addr, "weight", ts->weight, "healthy",
+                                   healthy, "reason", lb_reason_name(reason), "checked_by", by,
+                                   "inflight", (json_int_t)atomic_load(&st->inflight)));
         }
+        node_resolve_pending_json(n, s, i, targets);
         json_array_append_new(arr, json_pack("{s:s,s:s,s:o}", "service", svc->name, "balancer",
                                              svc->algo->name, "targets", targets));
     }

@@ -40,7 +40,8 @@ static const char full[] =
     "\"hash_on\":\"cookie:sid\",\"health_check\":{\"path\":\"/up\",\"interval\":5,"
     "\"timeout\":\"250ms\",\"healthy\":1,\"unhealthy\":4},\"passive\":{\"failures\":0,"
     "\"eject_for\":\"1m\"},\"sticky\":{\"cookie\":\"SID\",\"ttl\":\"2h\"},\"retries\":0,"
-    "\"timeouts\":{\"connect\":\"1500ms\",\"read\":\"1m\",\"write\":\"10s\"},"
+    "\"resolve_every\":\"1500ms\",\"timeouts\":{\"connect\":\"1500ms\",\"read\":\"1m\",\"write\":"
+    "\"10s\"},"
     "\"tls\":{\"verify\":false,\"ca_file\":\"/ca.pem\",\"server_name\":\"users.internal\"}}";
 
 static void test_round_trip(void)
@@ -61,6 +62,7 @@ static void test_round_trip(void)
     CHECK(a.sticky.enabled);
     CHECK_INT(a.sticky.ttl_ms, 7200000);
     CHECK_INT(a.timeouts.connect_ms, 1500);
+    CHECK_INT(a.resolve_every_ms, 1500);
     CHECK(a.tls.enabled && !a.tls.verify);
     CHECK_STR(a.tls.server_name, "users.internal");
 
@@ -69,7 +71,8 @@ static void test_round_trip(void)
               "{\"balancer\":\"consistent_hash\",\"hash_on\":\"cookie:sid\",\"health_check\":{"
               "\"healthy\":1,\"interval\":\"5s\",\"path\":\"/up\",\"timeout\":\"250ms\","
               "\"unhealthy\":4},\"name\":\"users\",\"passive\":{\"eject_for\":\"1m\","
-              "\"failures\":0},\"retries\":0,\"sticky\":{\"cookie\":\"SID\",\"ttl\":\"2h\"},"
+              "\"failures\":0},\"resolve_every\":\"1500ms\",\"retries\":0,\"sticky\":{\"cookie\":"
+              "\"SID\",\"ttl\":\"2h\"},"
               "\"targets\":[{\"address\":\"10.0.0.5:9001\",\"weight\":1},{\"address\":"
               "\"[::1]:9002\",\"weight\":2}],\"timeouts\":{\"connect\":\"1500ms\",\"read\":"
               "\"1m\",\"write\":\"10s\"},\"tls\":{\"ca_file\":\"/ca.pem\",\"server_name\":"
@@ -95,7 +98,8 @@ static void test_defaults(void)
     char *text = dump(&s);
     /* What GET /config shows: every default, optional parts left out. */
     CHECK_STR(text, "{\"balancer\":\"round_robin\",\"hash_on\":\"ip\",\"name\":\"a\",\"passive\":{"
-                    "\"eject_for\":\"30s\",\"failures\":5},\"retries\":2,\"targets\":[{"
+                    "\"eject_for\":\"30s\",\"failures\":5},\"resolve_every\":\"5s\","
+                    "\"retries\":2,\"targets\":[{"
                     "\"address\":\"h:80\",\"weight\":1}],\"timeouts\":{\"connect\":\"1s\","
                     "\"read\":\"30s\",\"write\":\"30s\"}}");
     free(text);
@@ -108,6 +112,7 @@ static void test_defaults(void)
     CHECK_INT(lb_service_spec_defaults(&d), 0);
     CHECK(d.algo == s.algo && d.retries == s.retries && d.tls.verify);
     CHECK(d.health.interval_ms == s.health.interval_ms && d.sticky.ttl_ms == s.sticky.ttl_ms);
+    CHECK(d.resolve_every_ms == 5000 && s.resolve_every_ms == 5000);
     lb_service_spec_free(&d);
     lb_service_spec_free(&s);
 
@@ -177,6 +182,10 @@ static const struct {
      "unknown key \"sni\""},
     {SVC(",\"tls\":{\"server_name\":\"a_b\"}"), "services[0].tls.server_name",
      "services[0].tls.server_name", "bad host name \"a_b\""},
+    {SVC(",\"resolve_every\":\"10ms\""), "services[0].resolve_every", "services[0].resolve_every",
+     "must be at least 100ms"},
+    {SVC(",\"resolve_every\":\"25h\""), "services[0].resolve_every", "services[0].resolve_every",
+     "must be at most 24h"},
 };
 
 static void test_refusals(void)

@@ -250,6 +250,43 @@ static void test_registry(void)
     lb_registry_free(NULL);
 }
 
+/* A state lives as long as it is held: an address a name went through and
+ * left does not stay in memory, one that stays keeps its state. */
+static void test_registry_put(void)
+{
+    struct lb_registry *r = NULL;
+    char addr[64];
+    CHECK_INT(lb_registry_new(&r), 0);
+    if (r == NULL)
+        return;
+    struct lb_target_state *kept = lb_registry_get(r, "s", "10.0.0.1:80", true);
+    atomic_store(&kept->active_healthy, 0);
+    /* two snapshots hold it; the older lets go */
+    CHECK(lb_registry_get(r, "s", "10.0.0.1:80", true) == kept);
+    lb_registry_put(r, kept);
+    CHECK(lb_registry_get(r, "s", "10.0.0.1:80", true) == kept);
+    CHECK_INT(atomic_load(&kept->active_healthy), 0);
+    lb_registry_put(r, kept);
+    /* a name going through many addresses, each held by one snapshot */
+    for (int i = 0; i < 3000; i++) {
+        snprintf(addr, sizeof(addr), "10.3.%d.%d:80", i / 250, i % 250);
+        struct lb_target_state *st = lb_registry_get(r, "churn", addr, false);
+        CHECK(st != NULL);
+        atomic_store(&st->inflight, 9);
+        lb_registry_put(r, st);
+    }
+    /* let go entirely, it comes back afresh */
+    lb_registry_put(r, kept);
+    struct lb_target_state *again = lb_registry_get(r, "s", "10.0.0.1:80", true);
+    CHECK(again != NULL && atomic_load(&again->active_healthy) == 1);
+    CHECK_INT(atomic_load(&again->reason), LB_REASON_UNCHECKED);
+    snprintf(addr, sizeof(addr), "10.3.0.1:80");
+    struct lb_target_state *fresh = lb_registry_get(r, "churn", addr, false);
+    CHECK(fresh != NULL && atomic_load(&fresh->inflight) == 0);
+    lb_registry_put(r, NULL);
+    lb_registry_free(r); /* frees what is still held */
+}
+
 /* Many threads at once: one state per key, one ejection per streak. */
 struct race {
     struct lb_registry *r;
@@ -313,4 +350,5 @@ static void test_threads(void)
 }
 
 TEST_MAIN(TEST(test_defaults), TEST(test_copy), TEST(test_names), TEST(test_available),
-          TEST(test_passive_ejection), TEST(test_ewma), TEST(test_registry), TEST(test_threads))
+          TEST(test_passive_ejection), TEST(test_ewma), TEST(test_registry),
+          TEST(test_registry_put), TEST(test_threads))
