@@ -421,6 +421,24 @@ class Cluster:
             self.ipt(n, "-A", "INPUT", "!", "-i", "lo", "-j", "GVLOSS")
             self.ipt(n, "-A", "OUTPUT", "!", "-o", "lo", "-j", "GVLOSS")
 
+    def loss_counts(self) -> tuple[int, int]:
+        """Packets the loss rules saw and dropped, over every node: the
+        effective loss, measured."""
+        seen = dropped = 0
+        for n in self.names:
+            out = sh("ip", "netns", "exec", self.ns[n], "iptables", "-w", "-L", "-v", "-x", "-n")
+            chain = None
+            for line in out.stdout.splitlines():
+                f = line.split()
+                if line.startswith("Chain "):
+                    chain = f[1]
+                elif len(f) > 2 and f[0].isdigit():
+                    if chain in ("INPUT", "OUTPUT") and f[2] == "GVLOSS":
+                        seen += int(f[0])
+                    elif chain == "GVLOSS" and f[2] == "DROP":
+                        dropped += int(f[0])
+        return seen, dropped
+
     def loss_off(self) -> None:
         for n in self.names:
             self.ipt(n, "-F", "GVLOSS")
@@ -734,6 +752,9 @@ def inner(args: argparse.Namespace) -> int:
         if changes.failed:
             failures.append(f"loss: {len(changes.failed)} route PUTs failed: {changes.failed[:5]}")
         loss_end_offsets = {n: log_size(p) for n, p in c.nodes.items()}
+        seen, dropped = c.loss_counts()
+        rows.append(("loss: packets through the loss rules / dropped",
+                     f"{seen} / {dropped} ({100 * dropped / max(seen, 1):.2f} %)"))
         phase[0] = "partition"
         monitor.phase = "partition"
         loss_secs = clock.now() - loss_t0
