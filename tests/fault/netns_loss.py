@@ -39,7 +39,6 @@ import argparse
 import base64
 import fcntl
 import http.client
-import json
 import os
 import random
 import re
