@@ -169,7 +169,7 @@ static void record(struct hc_target *t, bool ok, const char *why)
 {
     struct lb_target_state *st = t->st;
     const struct hc_conf *c = t->conf;
-    int healthy = atomic_load(&st->active_healthy);
+    int healthy = !st->own_down; /* this checker's verdict, whatever is routed on */
     int reason = atomic_load(&st->reason);
 
     atomic_store(&st->last_check_ms, gv_now_ms());
@@ -178,6 +178,7 @@ static void record(struct hc_target *t, bool ok, const char *why)
         if (st->check_successes < c->healthy)
             st->check_successes++;
         if (!healthy && st->check_successes >= c->healthy) {
+            st->own_down = false;
             atomic_store(&st->active_healthy, 1);
             reason_clear_checked(st);
             gv_info("service %s target %s is now healthy", c->service, c->address);
@@ -194,6 +195,7 @@ static void record(struct hc_target *t, bool ok, const char *why)
     if (st->check_failures < c->unhealthy)
         st->check_failures++;
     if (healthy && (reason == LB_REASON_UNCHECKED || st->check_failures >= c->unhealthy)) {
+        st->own_down = true;
         atomic_store(&st->active_healthy, 0);
         atomic_store(&st->reason, LB_REASON_HEALTH_CHECK);
         gv_warn("service %s target %s is now unhealthy (%s)", c->service, c->address, why);
@@ -832,6 +834,7 @@ static void release_unchecked(const struct lb_health *h, const struct lb_service
                 continue;
             st->check_successes = 0;
             st->check_failures = 0;
+            st->own_down = false;
             atomic_store(&st->last_check_ms, 0);
             atomic_store(&st->active_healthy, 1);
             reason_clear_checked(st);
@@ -878,29 +881,47 @@ void lb_health_set_hooks(struct lb_health *h, const struct lb_health_hooks *hook
     }
 }
 
-int lb_health_apply(struct lb_health *h, const char *service, const char *address, bool healthy)
+static struct hc_target *find_checked(struct lb_health *h, const char *service, const char *address)
 {
     for (size_t i = 0; i < h->ntargets; i++) {
-        struct hc_target *t = h->targets[i];
-        const struct hc_conf *c = t->conf;
-        if (strcmp(c->service, service) != 0 || strcmp(c->address, address) != 0)
-            continue;
-        struct lb_target_state *st = t->st;
-        atomic_store(&st->last_check_ms, gv_now_ms());
-        if (healthy) {
-            st->check_successes = c->healthy;
-            st->check_failures = 0;
-            atomic_store(&st->active_healthy, 1);
-            reason_clear_checked(st);
-        } else {
-            st->check_successes = 0;
-            st->check_failures = c->unhealthy;
-            atomic_store(&st->active_healthy, 0);
-            atomic_store(&st->reason, LB_REASON_HEALTH_CHECK);
-        }
-        return 0;
+        const struct hc_conf *c = h->targets[i]->conf;
+        if (strcmp(c->service, service) == 0 && strcmp(c->address, address) == 0)
+            return h->targets[i];
     }
-    return GV_ENOENT;
+    return NULL;
+}
+
+/* The verdict routed on, and its reason. */
+static void set_routed(struct lb_target_state *st, bool healthy)
+{
+    atomic_store(&st->active_healthy, healthy ? 1 : 0);
+    if (healthy)
+        reason_clear_checked(st);
+    else
+        atomic_store(&st->reason, LB_REASON_HEALTH_CHECK);
+}
+
+int lb_health_apply(struct lb_health *h, const char *service, const char *address, bool healthy)
+{
+    struct hc_target *t = find_checked(h, service, address);
+    if (t == NULL)
+        return GV_ENOENT;
+    struct lb_target_state *st = t->st;
+    atomic_store(&st->last_check_ms, gv_now_ms());
+    st->check_successes = healthy ? t->conf->healthy : 0;
+    st->check_failures = healthy ? 0 : t->conf->unhealthy;
+    st->own_down = !healthy;
+    set_routed(st, healthy);
+    return 0;
+}
+
+int lb_health_route(struct lb_health *h, const char *service, const char *address, bool healthy)
+{
+    struct hc_target *t = find_checked(h, service, address);
+    if (t == NULL)
+        return GV_ENOENT;
+    set_routed(t->st, healthy);
+    return 0;
 }
 
 static void anchor_close_cb(uv_handle_t *handle)

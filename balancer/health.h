@@ -104,6 +104,11 @@ void lb_health_set_tls(struct lb_health *h, const struct lb_probe_tls_ops *ops, 
  * hook is called. Returns 0, or GV_ENOENT when the target is not checked
  * here (state unchanged). */
 int lb_health_apply(struct lb_health *h, const char *service, const char *address, bool healthy);
+/* Sets only the verdict routed on (active_healthy and reason) of a checked
+ * target, leaving this checker's own verdict and counters alone: for a node
+ * that probes the target itself while the health plane routes on the
+ * verdict of all its checkers. No hook is called. 0 or GV_ENOENT. */
+int lb_health_route(struct lb_health *h, const char *service, const char *address, bool healthy);
 
 /* Stops every probe and frees the checker. done(arg) is called from a close
  * callback on the loop once the last handle is closed (never from inside

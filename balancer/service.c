@@ -256,6 +256,7 @@ static void reg_reconcile(struct lb_target_state *st, bool checked)
         return;
     }
     atomic_store(&st->active_healthy, 1);
+    st->own_down = false;
     atomic_store(&st->last_check_ms, 0);
     int r = LB_REASON_HEALTH_CHECK;
     if (!atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE)) {

@@ -132,6 +132,10 @@ struct lb_target_state {
     _Atomic uint64_t connect_failed_ms; /* last failed connect (gv_now_ms), 0: none */
     int check_successes;                /* health checker thread only */
     int check_failures;                 /* health checker thread only */
+    /* Health checker thread only: this node's own verdict, which can differ
+     * from active_healthy (the verdict routed on) when the health plane
+     * combines several checkers' verdicts (node/health_share.c). */
+    bool own_down;
 };
 
 /* True when the target may take a new request now. */

@@ -1,12 +1,18 @@
 /* health_share.c - the node side of the shared health plane (see
  * health_share.h and docs/health-plane.md).
  *
- * Per target the node keeps the newest active report (a checker's verdict)
- * and the newest passive report (an ejection after request failures), each
- * newer-wins by HLC stamp (cl_hp_newer), so late or replayed reports never
- * flip a target back. A report is applied to the target's lb_target_state:
- * an active one through lb_health_apply, a passive one by extending
- * ejected_until_ms by what is left of the sender's ejection. Reports travel
+ * Per target the node keeps the newest active report of each checker (its
+ * verdict) and the newest passive report (an ejection after request
+ * failures), each newer-wins by HLC stamp (cl_hp_newer), so late or
+ * replayed reports never flip a target back. The verdict routed on is
+ * healthy when any of the target's current checkers last said healthy; the
+ * verdicts of nodes that are no longer its checkers count only when no
+ * current checker has spoken (so a stale verdict from the far side of a
+ * healed partition cannot take a target out). It is set with
+ * lb_health_apply (seeding the local checker, for a node that does not
+ * probe the target) or lb_health_route (for one that does: its own verdict
+ * and counters stay its own). A passive report extends ejected_until_ms by
+ * what is left of the sender's ejection. Reports travel
  * as channel 2 broadcasts; push-pull carries the whole view so a joining or
  * restarted node learns it at once. */
 #include "node/health_share.h"
@@ -26,10 +32,14 @@
 
 #define TICK_MS     100
 #define MEMBERS_MAX 256
+#define VERDICTS    4 /* checkers' verdicts kept per target: 2 current, and leavers */
 
 struct entry {
-    struct cl_hp_report active, passive;
-    bool has_active, has_passive;
+    char service[CL_HP_MAX_SERVICE + 1], address[CL_HP_MAX_ADDRESS + 1];
+    struct cl_hp_report active[VERDICTS]; /* the newest of each checker */
+    size_t nactive;
+    struct cl_hp_report passive;
+    bool has_passive;
     bool live;           /* still a target of the served config (sweep) */
     uint64_t seen_eject; /* ejected_until_ms last seen or set here */
     uint64_t eject_for;  /* the service's passive.eject_for_ms */
@@ -55,8 +65,7 @@ static struct {
 static struct entry *entry_find(const char *service, const char *address, bool create)
 {
     for (size_t i = 0; i < g.n; i++)
-        if (strcmp(g.v[i].active.service, service) == 0 &&
-            strcmp(g.v[i].active.address, address) == 0)
+        if (strcmp(g.v[i].service, service) == 0 && strcmp(g.v[i].address, address) == 0)
             return &g.v[i];
     if (!create || strlen(service) > CL_HP_MAX_SERVICE || strlen(address) > CL_HP_MAX_ADDRESS)
         return NULL;
@@ -70,9 +79,8 @@ static struct entry *entry_find(const char *service, const char *address, bool c
     }
     struct entry *e = &g.v[g.n++];
     memset(e, 0, sizeof(*e));
-    /* the active slot's names key the entry even before any report */
-    snprintf(e->active.service, sizeof(e->active.service), "%s", service);
-    snprintf(e->active.address, sizeof(e->active.address), "%s", address);
+    snprintf(e->service, sizeof(e->service), "%s", service);
+    snprintf(e->address, sizeof(e->address), "%s", address);
     e->live = true;
     return e;
 }
@@ -98,13 +106,65 @@ static struct lb_target_state *target_lookup(const char *service, const char *ad
     return NULL;
 }
 
+static bool should_probe(void *arg, const char *service, const char *address);
+
+/* Keeps r as its checker's newest verdict; false when an equal or newer
+ * one of that checker is held (or r is older than every verdict held and
+ * there is no room). */
+static bool keep_verdict(struct entry *e, const struct cl_hp_report *r)
+{
+    struct cl_hp_report *slot = NULL;
+    for (size_t i = 0; i < e->nactive; i++)
+        if (strcmp(e->active[i].checker, r->checker) == 0)
+            slot = &e->active[i];
+    if (slot != NULL && !cl_hp_newer(r, slot))
+        return false;
+    if (slot == NULL && e->nactive < VERDICTS)
+        slot = &e->active[e->nactive++];
+    for (size_t i = 0; slot == NULL && i < e->nactive; i++) /* full: the oldest goes */
+        if (cl_hp_newer(r, &e->active[i]) && (slot == NULL || cl_hp_newer(slot, &e->active[i])))
+            slot = &e->active[i];
+    if (slot == NULL)
+        return false;
+    *slot = *r;
+    return true;
+}
+
+/* The verdict to route on: 1 healthy, 0 not, -1 none yet. */
+static int routed_verdict(const struct entry *e)
+{
+    const struct cl_hp_report *newest = NULL;
+    int current = -1;
+    for (size_t i = 0; i < e->nactive; i++) {
+        const struct cl_hp_report *r = &e->active[i];
+        if (newest == NULL || cl_hp_newer(r, newest))
+            newest = r;
+        if (g.nmembers > 0 &&
+            cl_hp_is_checker(g.members, g.nmembers, e->service, e->address, r->checker))
+            current = current == 1 || r->healthy ? 1 : 0;
+    }
+    return current >= 0 ? current : newest != NULL ? newest->healthy : -1;
+}
+
+/* Routes e's target on the checkers' verdict. 0, or GV_ENOENT when the
+ * target is not checked here. */
+static int decide(const struct entry *e)
+{
+    int v = routed_verdict(e);
+    if (v < 0)
+        return 0;
+    if (should_probe(NULL, e->service, e->address))
+        return lb_health_route(g.node->health, e->service, e->address, v == 1);
+    return lb_health_apply(g.node->health, e->service, e->address, v == 1);
+}
+
 static void apply(struct entry *e, const struct cl_hp_report *r, bool passive,
                   struct lb_target_state *st, const struct lb_service_spec *svc)
 {
     if (!passive) {
-        if (lb_health_apply(g.node->health, r->service, r->address, r->healthy) == 0) {
+        if (decide(e) == 0) {
             g.stats.applied++;
-            gv_debug("health plane: %s/%s is %s (%s, from %s)", r->service, r->address,
+            gv_debug("health plane: %s/%s reported %s (%s, by %s)", r->service, r->address,
                      r->healthy ? "healthy" : "unhealthy", r->reason[0] ? r->reason : "-",
                      r->checker);
         } else {
@@ -148,14 +208,15 @@ static void merge(const struct cl_hp_report *r, const char *from)
         goto out;
     }
     cl_hlc_observe(&g.hlc, r->stamp);
-    struct cl_hp_report *slot = passive ? &e->passive : &e->active;
-    bool *has = passive ? &e->has_passive : &e->has_active;
-    if (*has && !cl_hp_newer(r, slot)) {
+    bool fresh = passive ? !e->has_passive || cl_hp_newer(r, &e->passive) : keep_verdict(e, r);
+    if (!fresh) {
         g.stats.ignored++;
         goto out;
     }
-    *slot = *r;
-    *has = true;
+    if (passive) {
+        e->passive = *r;
+        e->has_passive = true;
+    }
     apply(e, r, passive, st, svc);
 out:
     gw_snapshot_unref(snap);
@@ -204,10 +265,11 @@ static void report_local(const char *service, const char *address, bool healthy,
         e->passive = r;
         e->has_passive = true;
     } else {
-        e->active = r;
-        e->has_active = true;
+        keep_verdict(e, &r);
     }
     spread(&r, passive);
+    if (!passive)
+        decide(e); /* route on every checker's verdict, this one's included */
 }
 
 /* ---- the checker's hooks ------------------------------------------------ */
@@ -258,9 +320,10 @@ static int local_state(void *arg, uint8_t channel, struct gv_buf *out)
             /* an ejection that has run out says nothing any more */
             bool ejected =
                 e->has_passive && cl_hp_passive_left(e->passive.stamp, e->eject_for, wall) > 0;
-            const struct cl_hp_report *r[2] = {e->has_active ? &e->active : NULL,
-                                               ejected ? &e->passive : NULL};
-            for (int k = 0; k < 2; k++) {
+            const struct cl_hp_report *r[VERDICTS + 1] = {ejected ? &e->passive : NULL};
+            for (size_t k = 0; k < e->nactive; k++)
+                r[k + 1] = &e->active[k];
+            for (size_t k = 0; k < e->nactive + 1; k++) {
                 if (r[k] == NULL || (pass == 0) != !r[k]->healthy)
                     continue;
                 size_t before = out->len;
@@ -332,6 +395,10 @@ static void refresh_members(void)
         /* the checker asks should_probe before every probe: the new
          * assignment takes effect from each target's next tick */
         gv_info("health plane: %zu members share the probes", g.nmembers);
+        /* the checkers of each target may have changed: so may its verdict */
+        for (size_t i = 0; i < g.n; i++)
+            if (g.v[i].nactive > 0)
+                decide(&g.v[i]);
     }
 }
 

@@ -169,14 +169,15 @@ static void b_send(const uint8_t *p, size_t len)
     CHECK_INT(cl_swim_broadcast(C.sb, CL_HP_CHANNEL, "", p, len), 0);
 }
 
-static void b_report(const char *addr, bool healthy, const char *reason, uint64_t stamp)
+static void report_as(const char *checker, const char *addr, bool healthy, const char *reason,
+                      uint64_t stamp)
 {
     struct cl_hp_report r;
     memset(&r, 0, sizeof(r));
     snprintf(r.service, sizeof(r.service), "s");
     snprintf(r.address, sizeof(r.address), "%s", addr);
     snprintf(r.reason, sizeof(r.reason), "%s", reason);
-    snprintf(r.checker, sizeof(r.checker), "b");
+    snprintf(r.checker, sizeof(r.checker), "%s", checker);
     r.healthy = healthy;
     r.stamp = stamp;
     struct gv_buf b;
@@ -184,6 +185,11 @@ static void b_report(const char *addr, bool healthy, const char *reason, uint64_
     CHECK_INT(cl_hp_encode(&r, &b), 0);
     b_send((const uint8_t *)b.data, b.len);
     gv_buf_free(&b);
+}
+
+static void b_report(const char *addr, bool healthy, const char *reason, uint64_t stamp)
+{
+    report_as("b", addr, healthy, reason, stamp);
 }
 
 static struct node_health_share_stats stats(void)
@@ -214,6 +220,18 @@ static bool malformed_counted(void)
 static bool ignored_counted(void)
 {
     return stats().ignored >= want_ignored;
+}
+
+static uint64_t applied_before;
+
+static bool applied_more(void)
+{
+    return stats().applied > applied_before;
+}
+
+static bool t1_down(void)
+{
+    return atomic_load(&state(T1)->active_healthy) == 0;
 }
 
 static bool t2_ejected(void)
@@ -265,6 +283,22 @@ static void test_share(void)
              cl_hlc_now(&C.hlc_b, cl_hlc_wall_ms()));
     CHECK(run_until(ignored_counted, 5000));
     CHECK(t1_healthy());
+
+    /* a newer "unhealthy" from a node that is not a checker of t1 (the far
+     * side of a healed partition) does not take it out while a current
+     * checker (b) says healthy, though a's own probes fail */
+    applied_before = stats().applied;
+    report_as("gone", T1, false, "health_check: connect: timeout",
+              cl_hlc_now(&C.hlc_b, cl_hlc_wall_ms()));
+    want_ignored = 0;
+    CHECK(run_until(applied_more, 5000));
+    CHECK(t1_healthy());
+    CHECK(state(T1)->own_down); /* a's own verdict stays its own */
+    /* when b says unhealthy too, no current checker says healthy */
+    b_report(T1, false, "health_check: status 503", cl_hlc_now(&C.hlc_b, cl_hlc_wall_ms()));
+    CHECK(run_until(t1_down, 5000));
+    b_report(T1, true, "", cl_hlc_now(&C.hlc_b, cl_hlc_wall_ms()));
+    CHECK(run_until(t1_healthy, 5000));
 
     /* b's passive ejection ejects t2 here for what is left of its 10 s */
     b_report(T2, false, CL_HP_REASON_PASSIVE, cl_hlc_now(&C.hlc_b, cl_hlc_wall_ms()));
