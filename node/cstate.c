@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "node/cstate_int.h"
+#include "node/cstate_jcache.h"
 #include "node/node.h"
 
 #include <openssl/crypto.h>
@@ -134,9 +135,11 @@ static int try_apply(struct node_cstate *cs, struct node_state_error *err,
     json_t *root = cs_materialize(cs, false, lists, counts);
     if (root == NULL)
         return cs_fail(err, "", gv_strerror(GV_ENOMEM));
+    char digest[65];
     int rv = node_state_from_json(root, &st, err);
     json_decref(root);
-    if (rv == 0 && (rv = node_publish(cs->n, &st, cl_store_max_stamp(cs->store))) != 0) {
+    cs_digest(lists, counts, digest);
+    if (rv == 0 && (rv = node_publish(cs->n, &st, cl_store_max_stamp(cs->store), digest)) != 0) {
         node_state_free(&st);
         cs_fail(err, "", gv_strerror(rv));
     } else if (rv != 0) {
@@ -522,8 +525,9 @@ static int first_apply(struct node_cstate *cs)
              "state until a change fixes it",
              err.where, err.msg);
     json_t *canon = node_state_to_json(&cs->n->cfg.state);
-    int rv = canon && node_state_from_json(canon, &st, &err) == 0 ? node_publish(cs->n, &st, 0)
-                                                                  : GV_EINVAL;
+    int rv = canon && node_state_from_json(canon, &st, &err) == 0
+                 ? node_publish(cs->n, &st, 0, NULL)
+                 : GV_EINVAL;
     json_decref(canon);
     return rv;
 }
@@ -536,8 +540,8 @@ int node_cstate_open(struct node *n, struct node_cstate **out)
         return GV_ENOMEM;
     cs->n = n;
     cs->tombstone_ttl_ms = 30ULL * 24 * 3600 * 1000;
-    if ((rv = cl_store_new(&cs->store)) != 0 || (rv = open_disk(cs)) != 0 || (rv = seed(cs)) != 0 ||
-        (rv = first_apply(cs)) != 0)
+    if ((rv = cl_store_new(&cs->store)) != 0 || (rv = cs_jcache_new(&cs->jcache)) != 0 ||
+        (rv = open_disk(cs)) != 0 || (rv = seed(cs)) != 0 || (rv = first_apply(cs)) != 0)
         goto fail;
     uv_timer_init(&n->loop, &cs->apply_timer);
     uv_timer_init(&n->loop, &cs->gc_timer);
@@ -554,6 +558,7 @@ int node_cstate_open(struct node *n, struct node_cstate **out)
     return 0;
 fail:
     cs_save_close(cs);
+    cs_jcache_free(cs->jcache);
     cl_store_free(cs->store);
     free(cs->quar);
     free(cs);
@@ -576,6 +581,7 @@ static void free_cs(struct node_cstate *cs)
     void (*done)(void *) = cs->done;
     void *arg = cs->done_arg;
     cs_save_close(cs);
+    cs_jcache_free(cs->jcache);
     cl_store_free(cs->store);
     free(cs->arrivals);
     free(cs->quar);

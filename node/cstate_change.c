@@ -209,14 +209,13 @@ static int stage_put(struct node_cstate *cs, int kind, const char *name, json_t 
 static int object_forms(const struct node_state *st, int kind, long at, const char *name,
                         json_t **shown, char **value)
 {
-    json_t *canon = node_state_to_json(st), *mins = node_state_to_json_min(st);
-    json_t *cobj = json_array_get(json_object_get(canon, cs_plural(kind)), (size_t)at);
-    json_t *mobj = json_array_get(json_object_get(mins, cs_plural(kind)), (size_t)at);
+    json_t *cobj = node_state_object_json(st, kind, (size_t)at, false);
+    json_t *mobj = node_state_object_json(st, kind, (size_t)at, true);
     *value = cobj && mobj ? json_dumps(mobj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     *shown =
         *value ? json_incref(kind == GV_KIND_PLUGINS ? json_object_get(cobj, name) : cobj) : NULL;
-    json_decref(canon);
-    json_decref(mins);
+    json_decref(cobj);
+    json_decref(mobj);
     return *value ? 0 : GV_ENOMEM;
 }
 

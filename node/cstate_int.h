@@ -6,6 +6,7 @@
  *                    local changes on their way to disk, less quarantined
  *                    entries, as JSON;
  *   cstate_change.c  changes from the admin API: staged, validated, queued;
+ *   cstate_jcache.c  stored values parsed once per version;
  *   cstate_save.c    the disk: local changes written (and fsync'd) before
  *                    they are stored, applied, spread and answered; peers'
  *                    changes written after; compaction.
@@ -90,6 +91,8 @@ struct node_cstate {
     bool invalid;           /* the store does not validate: serving the last good state */
     uint64_t unknown_logged[256 / 64];
 
+    struct cs_jcache *jcache; /* stored values parsed, per version */
+
     struct cs_quarantined *quar; /* left out of the applied state */
     size_t nquar, capquar;
     const struct cs_quarantined *quar_prev; /* while applying: the last set, */
@@ -135,6 +138,11 @@ const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, in
 bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e);
 /* Quarantines e's version with reason (logged once). 0 or GV_ENOMEM. */
 int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason);
+
+/* The config digest of the objects in lists (what they would apply). */
+void cs_digest(const struct cl_entry **lists[], const int counts[], char out[65]);
+/* The same for the store's live objects less quarantine. 0 or GV_ENOMEM. */
+int cs_store_digest(const struct node_cstate *cs, char out[65]);
 
 /* cstate_save.c */
 /* Opens the log in dir (none when dir is NULL). The retry timer is the

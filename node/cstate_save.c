@@ -86,8 +86,10 @@ static void finish(struct node_cstate *cs, struct cs_pending *p)
     if (p->has_st) {
         /* the state staged with the change is the store's unless a peer's
          * change landed since, or quarantine may lift: then build it anew */
-        int rv = p->remote_seen == cs->remote_merged && cs->nquar == 0 && !cs->invalid
-                     ? node_publish(cs->n, &p->st, cl_store_max_stamp(cs->store))
+        char digest[65];
+        bool same = p->remote_seen == cs->remote_merged && cs->nquar == 0 && !cs->invalid;
+        int rv = same && cs_store_digest(cs, digest) == 0
+                     ? node_publish(cs->n, &p->st, cl_store_max_stamp(cs->store), digest)
                      : GV_EAGAIN;
         if (rv == 0)
             p->has_st = false; /* the node owns it now */

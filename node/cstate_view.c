@@ -6,6 +6,9 @@
 #include "common/kinds.h"
 #include "common/log.h"
 #include "node/cstate_int.h"
+#include "node/cstate_jcache.h"
+
+#include <openssl/evp.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,7 +191,11 @@ static json_t *kind_array(struct node_cstate *cs, const struct cl_entry **list, 
     int kept = 0;
     for (int i = 0; arr != NULL && i < *n; i++) {
         json_error_t je;
-        json_t *v = json_loadb((const char *)list[i]->value, list[i]->value_len, 0, &je);
+        json_t *v = cs_jcache_get(cs->jcache, list[i], &je);
+        if (v == NULL && je.text[0] == '\0') {
+            json_decref(arr);
+            return NULL;
+        }
         char reason[CS_REASON_MAX];
         if (value_problem(list[i], v, &je, reason, sizeof(reason))) {
             json_decref(v);
@@ -211,6 +218,7 @@ json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct c
     json_t *root = json_object();
     for (int k = 0; k < GV_KIND_COUNT; k++)
         lists[k] = NULL;
+    cs_jcache_begin(cs->jcache);
     for (int k = 0; root != NULL && k < GV_KIND_COUNT; k++) {
         counts[k] = cs_view_list(cs, k, with_pending, &lists[k]);
         json_t *arr = counts[k] < 0 ? NULL : kind_array(cs, lists[k], &counts[k]);
@@ -219,7 +227,50 @@ json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct c
             root = NULL;
         }
     }
+    cs_jcache_end(cs->jcache);
     if (root == NULL)
         cs_lists_free(lists);
     return root;
+}
+
+/* ---- the digest ------------------------------------------------------------------ */
+
+/* SHA-256 over every applied object, kind by kind in (rank, name) order:
+ * kind, name and the stored value (the object's minimal canonical JSON).
+ * Two nodes that apply the same objects show the same digest whatever
+ * defaults their versions know, and it costs one pass over the stored
+ * bytes, not a dump of the state. */
+void cs_digest(const struct cl_entry **lists[], const int counts[], char out[65])
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (int k = 0; ok && k < GV_KIND_COUNT; k++)
+        for (int i = 0; ok && i < counts[k]; i++) {
+            const struct cl_entry *e = lists[k][i];
+            unsigned char kind = (unsigned char)k;
+            ok = EVP_DigestUpdate(ctx, &kind, 1) == 1 &&
+                 EVP_DigestUpdate(ctx, e->name, strlen(e->name) + 1) == 1 &&
+                 EVP_DigestUpdate(ctx, e->value, e->value_len) == 1 &&
+                 EVP_DigestUpdate(ctx, "", 1) == 1;
+        }
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1;
+    EVP_MD_CTX_free(ctx);
+    out[0] = '\0';
+    for (unsigned i = 0; ok && i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int cs_store_digest(const struct node_cstate *cs, char out[65])
+{
+    const struct cl_entry **lists[GV_KIND_COUNT] = {0};
+    int counts[GV_KIND_COUNT];
+    int rv = 0;
+    for (int k = 0; rv == 0 && k < GV_KIND_COUNT; k++)
+        rv = (counts[k] = cs_view_list(cs, k, false, &lists[k])) < 0 ? GV_ENOMEM : 0;
+    if (rv == 0)
+        cs_digest(lists, counts, out);
+    cs_lists_free(lists);
+    return rv;
 }

@@ -61,12 +61,13 @@ int node_run(const struct node_run_opts *opts);
 /* The snapshot currently published (new reference) - for the admin API. */
 struct gw_snapshot *node_snapshot(struct node *n);
 
-/* Makes state (taken over: zeroed even on failure) the served config:
- * builds and publishes a snapshot (each target named by host name stands for
- * the addresses it has now: see resolve.h), points the health checks at its
- * targets and announces digest and version to the cluster. Returns 0 or a
- * negative error (nothing served changed then). Control loop only. */
-int node_publish(struct node *n, struct node_state *state, uint64_t version);
+/* Makes state (taken over: zeroed on success) the served config: builds and
+ * publishes a snapshot, points the health checks at its targets and announces
+ * digest and version to the cluster. digest: the config digest (64 hex
+ * digits) when the caller knows it (node/cstate computes it from the stored
+ * objects, cstate_digest), NULL to compute it from state. Returns 0 or a
+ * negative error (nothing changed then). Control loop only. */
+int node_publish(struct node *n, struct node_state *state, uint64_t version, const char *digest);
 /* Publishes the served config again with the addresses its host names have
  * now; digest and version stay. Returns 0 or GV_ENOMEM (nothing changed).
  * Control loop only. */

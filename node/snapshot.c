@@ -219,12 +219,15 @@ static void state_digest(const struct node_state *st, char out[65])
     json_decref(j);
 }
 
-int node_publish(struct node *n, struct node_state *state, uint64_t version)
+int node_publish(struct node *n, struct node_state *state, uint64_t version, const char *digest_in)
 {
     char digest[65];
     struct node_gen *gen;
     struct gw_snapshot *s;
-    state_digest(state, digest);
+    if (digest_in != NULL)
+        snprintf(digest, sizeof(digest), "%s", digest_in);
+    else
+        state_digest(state, digest);
     int rv = gen_build(state, &gen);
     if (rv != 0)
         return rv;

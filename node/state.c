@@ -1,6 +1,7 @@
 /* state.c - the one validator of cluster state (services, routes, consumers,
  * global plugins): JSON in, typed specs out, and canonical JSON back out. */
 #include "node/state.h"
+#include "common/kinds.h"
 #include "node/state_int.h"
 #include "gateway/plugins/chain.h"
 
@@ -94,10 +95,7 @@ static int parse_route(const json_t *v, const char *path, struct node_state *st,
 
 int node_state_find_service(const struct node_state *s, const char *name)
 {
-    for (size_t i = 0; i < s->nservices; i++)
-        if (s->services[i].name != NULL && strcmp(s->services[i].name, name) == 0)
-            return (int)i;
-    return -1;
+    return (int)gv_strmap_get(&s->service_names, name, strlen(name));
 }
 
 void node_state_free(struct node_state *s)
@@ -107,6 +105,7 @@ void node_state_free(struct node_state *s)
     for (size_t i = 0; i < s->nservices; i++)
         lb_service_spec_free(&s->services[i]);
     free(s->services);
+    gv_strmap_free(&s->service_names);
     for (size_t i = 0; i < s->nroutes; i++)
         gw_route_spec_free(&s->routes[i]);
     free(s->routes);
@@ -133,13 +132,14 @@ static int parse_services(const json_t *list, struct node_state *st, struct node
         st->nservices = i + 1;
         if ((rc = parse_service(json_array_get(list, i), p, &st->services[i], err)) != 0)
             return rc;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(st->services[j].name, st->services[i].name) == 0) {
-                node_path_key(q, sizeof(q), p, "name");
-                return sv_fail(err, q, "duplicate name \"%s\" (also services[%zu])",
-                               st->services[i].name, j);
-            }
+        const char *name = st->services[i].name;
+        long j = gv_strmap_get(&st->service_names, name, strlen(name));
+        if (j >= 0) {
+            node_path_key(q, sizeof(q), p, "name");
+            return sv_fail(err, q, "duplicate name \"%s\" (also services[%ld])", name, j);
         }
+        if (gv_strmap_put(&st->service_names, name, strlen(name), (uint32_t)i) != 0)
+            return sv_nomem(err);
     }
     return 0;
 }
@@ -158,20 +158,27 @@ static int parse_routes(const json_t *list, struct node_state *st, const struct 
         return 0;
     if ((st->routes = calloc(n, sizeof(*st->routes))) == NULL)
         return sv_nomem(err);
+    struct gv_strmap names = {0}; /* name -> index, for duplicates */
+    rc = 0;
     for (size_t i = 0; i < n; i++) {
         node_path_index(p, sizeof(p), "routes", i);
         st->nroutes = i + 1;
         if ((rc = parse_route(json_array_get(list, i), p, st, cs, &st->routes[i], err)) != 0)
-            return rc;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(st->routes[j].name, st->routes[i].name) == 0) {
-                node_path_key(q, sizeof(q), p, "name");
-                return sv_fail(err, q, "duplicate name \"%s\" (also routes[%zu])",
-                               st->routes[i].name, j);
-            }
+            break;
+        const char *name = st->routes[i].name;
+        long j = gv_strmap_get(&names, name, strlen(name));
+        if (j >= 0) {
+            node_path_key(q, sizeof(q), p, "name");
+            rc = sv_fail(err, q, "duplicate name \"%s\" (also routes[%ld])", name, j);
+            break;
+        }
+        if (gv_strmap_put(&names, name, strlen(name), (uint32_t)i) != 0) {
+            rc = sv_nomem(err);
+            break;
         }
     }
-    return 0;
+    gv_strmap_free(&names);
+    return rc;
 }
 
 int node_state_from_json(const json_t *root, struct node_state *out, struct node_state_error *err)
@@ -256,6 +263,47 @@ json_t *node_state_to_json(const struct node_state *s)
         return NULL;
     }
     return root;
+}
+
+/* One element of a JSON list (consumers, plugins) in minimal form. */
+static json_t *minimal_element(const json_t *list, size_t i, json_t *(*minimal)(const json_t *))
+{
+    json_t *one = json_array(), *out = NULL;
+    if (one != NULL && json_array_append(one, json_array_get(list, i)) == 0) {
+        json_t *min = minimal(one);
+        out = json_incref(json_array_get(min, 0));
+        json_decref(min);
+    }
+    json_decref(one);
+    return out;
+}
+
+json_t *node_state_object_json(const struct node_state *s, int kind, size_t i, bool minimal)
+{
+    switch (kind) {
+    case GV_KIND_SERVICES:
+        if (i >= s->nservices)
+            return NULL;
+        return minimal ? gv_schema_dump_min(&lb_service_schema, &s->services[i])
+                       : gv_schema_dump(&lb_service_schema, &s->services[i]);
+    case GV_KIND_ROUTES:
+        if (i >= s->nroutes)
+            return NULL;
+        return minimal ? gv_schema_dump_min(&gw_route_schema, &s->routes[i])
+                       : gv_schema_dump(&gw_route_schema, &s->routes[i]);
+    case GV_KIND_CONSUMERS:
+        if (i >= json_array_size(s->consumers))
+            return NULL;
+        return minimal ? minimal_element(s->consumers, i, gw_consumers_minimal)
+                       : json_deep_copy(json_array_get(s->consumers, i));
+    case GV_KIND_PLUGINS:
+        if (i >= json_array_size(s->plugins))
+            return NULL;
+        return minimal ? minimal_element(s->plugins, i, gw_plugins_minimal)
+                       : json_deep_copy(json_array_get(s->plugins, i));
+    default:
+        return NULL;
+    }
 }
 
 json_t *node_state_to_json_min(const struct node_state *s)

@@ -11,12 +11,15 @@
 #include "balancer/service.h"
 #include "gateway/router.h"
 
+#include "common/strmap.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
 struct node_state {
     struct lb_service_spec *services;
     size_t nservices;
+    struct gv_strmap service_names; /* name -> index in services */
     struct gw_route_spec *routes;
     size_t nroutes;
     json_t *consumers; /* validated "consumers" array (may be empty) */
@@ -50,6 +53,10 @@ json_t *node_state_to_json(const struct node_state *s);
  * computed over, so nodes of two versions, the later one adding defaulted
  * keys, store and digest the same bytes for the same objects. New ref. */
 json_t *node_state_to_json_min(const struct node_state *s);
+/* One object of st: element i of kind's list (common/kinds.h ids), as
+ * node_state_to_json (minimal false) or node_state_to_json_min would give
+ * it, without dumping the rest. NULL when out of range or out of memory. */
+json_t *node_state_object_json(const struct node_state *s, int kind, size_t i, bool minimal);
 void node_state_free(struct node_state *s);
 
 /* A duration as JSON: a string like "250ms"/"2s"/"1m" or an integer number of

@@ -6,11 +6,9 @@ admin token guards the writes; ctl apply/delete/status print what happened."""
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import textwrap
-import time
 
 import requests
 
@@ -218,14 +216,15 @@ def test_answers_come_in_order_on_a_pipelined_connection():
 
 
 def test_idle_admin_connection_does_not_hold_up_sigterm():
-    node = Node("")
+    node = Node("", node_extra="idle_timeout: 1h")
     with node.admin_raw() as conn:
         conn.send(b"GET /health HTTP/1.1\r\nHost: admin\r\n\r\n")
         assert conn.read_response().status == 200
-        t0 = time.monotonic()
-        assert node.stop(timeout=5) == 0  # keep-alive connection still open
-        assert time.monotonic() - t0 < 4
-        assert conn.closed_by_peer(1)
+        # keep-alive connection still open: the stop must not wait for it
+        # (it would, until idle_timeout: 1 h here, or the 30 s drain cap)
+        assert node.stop(timeout=20) == 0
+        assert not node.problems, node.problems
+        assert conn.closed_by_peer(5)
 
 
 def test_admin_token_guards_the_config_api(tmp_path):

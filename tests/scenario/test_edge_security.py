@@ -8,7 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 import requests
 
 from gvtest import (HOST, Echo, Node, RawConn, binary, free_port, request_bytes, run_cli,

@@ -42,7 +42,7 @@ def test_wait_until_times_out_with_a_clear_message():
     start = time.monotonic()
     with pytest.raises(WaitTimeout, match=r"timed out after .* waiting for the impossible"):
         wait_until(lambda: False, 0.3, "the impossible")
-    assert time.monotonic() - start < 0.3 * gvtest.TIMEOUT_SCALE + 1.0
+    assert time.monotonic() - start >= 0.3  # it waited its whole deadline first
 
 
 def test_wait_until_reports_the_last_error():

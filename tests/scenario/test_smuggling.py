@@ -7,8 +7,7 @@ import threading
 
 import pytest
 
-import gvtest
-from gvtest import HOST, Node, RawConn, wait_until
+from gvtest import HOST, Node, wait_until
 
 
 class Recorder:

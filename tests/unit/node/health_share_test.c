@@ -133,7 +133,7 @@ static void setup(void)
     CHECK(j != NULL);
     CHECK_INT(node_state_from_json(j, &st, &err), 0);
     json_decref(j);
-    CHECK_INT(node_publish(&C.n, &st, 1), 0);
+    CHECK_INT(node_publish(&C.n, &st, 1, NULL), 0);
 }
 
 static void on_closed(void *arg)
