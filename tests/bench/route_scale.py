@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""route_scale.py - what a request, a change and memory cost as the route
+table grows (issue 17): one grapevine node (one worker, pinned to a core as
+bench.sh does), wrk on the other core, `grapevine echo` upstreams.
+
+For each table size N (10, 1,000, 10,000 routes: a third prefix, a third
+exact, a third host routes, plus 100 regex routes), it measures:
+  - requests/s for a request that hits a prefix route, an exact route, a
+    host route and a regex route, each the last of its kind in the table,
+    as ratios to the same request at N = 10 (target: >= 0.95 at 10,000);
+  - RSS per route (RSS with N routes minus RSS with 10, over N - 10);
+  - the time to load the N routes with one PUT /config, and the latency of
+    one route PUT with N routes present (median and max of 20; target
+    < 50 ms at 10,000);
+then requests/s through key_auth with 10,000 consumers against 1 (target
+>= 0.95). Prints a table, and draws requests/s against routes as a PNG
+(matplotlib) when --plot FILE is given. Memory per idle keep-alive
+connection beside HAProxy and nginx is bench.sh's job (its idle test).
+
+Usage: tests/bench/route_scale.py [--bin PATH] [--sizes 10,1000,10000]
+                                  [--duration S] [--rounds N] [--plot FILE]
+                                  [--quick]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = int(os.environ.get("BENCH_BASE_PORT", "19000"))
+PROXY_CPU, LOAD_CPU = os.environ.get("PROXY_CPU", "0"), os.environ.get("LOAD_CPU", "1")
+REGEX_ROUTES = 100
+KINDS = ("prefix", "exact", "host", "regex")
+
+
+def log(msg):
+    print(f"route_scale: {msg}", file=sys.stderr, flush=True)
+
+
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"route_scale: timed out waiting for {what}")
+
+
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def http(method, url, body=None, token=None, timeout=600):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+        self.dir = Path(tempfile.mkdtemp(prefix="gv-route-scale."))
+
+    def start(self, name, argv, cpu=None):
+        if cpu is not None and shutil.which("taskset") and os.cpu_count() >= 2:
+            argv = ["taskset", "-c", cpu] + argv
+        out = open(self.dir / f"{name}.log", "w")
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    def close(self):
+        for p in self.procs:
+            self.stop(p)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def routes(n):
+    """n literal routes (a third each) and the regex routes; the last of
+    each kind is what the requests hit."""
+    out = []
+    for i in range(n):
+        k = i % 3
+        m = ({"paths": [f"/p{i}/"]} if k == 0 else
+             {"paths": [f"/e{i}"], "path_type": "exact"} if k == 1 else
+             {"hosts": [f"h{i}.example.com"]})
+        out.append({"name": f"r{i}", "match": m, "service": "s"})
+    for i in range(REGEX_ROUTES):
+        out.append({"name": f"x{i}", "service": "s",
+                    "match": {"paths": [f"/re{i}/[a-z]+/[0-9]+"], "path_type": "regex"}})
+    return out
+
+
+def targets(n):
+    """(path, host) of the request for each kind: the last route of it."""
+    last = {k: max(i for i in range(n) if i % 3 == j) for j, k in enumerate(KINDS[:3])}
+    return {
+        "prefix": (f"/p{last['prefix']}/x", "bench"),
+        "exact": (f"/e{last['exact']}", "bench"),
+        "host": ("/anything", f"h{last['host']}.example.com"),
+        "regex": (f"/re{REGEX_ROUTES - 1}/abc/123", "bench"),
+    }
+
+
+def node_config(work, listen, admin, gossip, echo_ports, extra=""):
+    cfg = work / "node.yaml"
+    cfg.write_text(f"""node:
+  name: scale
+  listen: 127.0.0.1:{listen}
+  admin: 127.0.0.1:{admin}
+  gossip: 127.0.0.1:{gossip}
+  workers: 1
+  access_log: false
+  data_dir: {work / 'data'}
+services:
+  - name: s
+    targets: [{', '.join(f'{{address: 127.0.0.1:{p}}}' for p in echo_ports)}]
+{extra}""")
+    return cfg
+
+
+def wrk(port, path, host, duration, headers=()):
+    hdrs = ["-H", f"Host: {host}"] + [a for h in headers for a in ("-H", h)]
+    argv = ["wrk", "-t1", "-c64", f"-d{duration}s", *hdrs, f"http://127.0.0.1:{port}{path}"]
+    if shutil.which("taskset") and os.cpu_count() >= 2:
+        argv = ["taskset", "-c", LOAD_CPU] + argv
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = 0.0
+    non2xx = 0
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        if "Non-2xx" in line:
+            non2xx = int(line.split()[-1])
+    if non2xx:
+        raise SystemExit(f"route_scale: {non2xx} non-2xx answers for {host}{path}:\n{out}")
+    return rps
+
+
+class Node:
+    def __init__(self, procs, binary, echo_ports, extra=""):
+        self.procs = procs
+        self.work = Path(tempfile.mkdtemp(dir=procs.dir))
+        self.port, self.admin, gossip = BASE + 100, BASE + 110, BASE + 111
+        cfg = node_config(self.work, self.port, self.admin, gossip, echo_ports, extra)
+        self.p = procs.start("node", [binary, "run", "-c", str(cfg)], cpu=PROXY_CPU)
+        wait_for(lambda: port_open(self.port) and port_open(self.admin), 30, "the node")
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.admin}{path}"
+
+    def ready(self):
+        try:
+            return http("GET", self.url("/ready"))[0] == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        self.procs.stop(self.p)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def measure_size(procs, binary, echo_ports, n, duration):
+    node = Node(procs, binary, echo_ports)
+    base_rss = rss_kb(node.p.pid)
+    state = {"services": [{"name": "s", "targets": [{"address": f"127.0.0.1:{p}"}
+                                                    for p in echo_ports]}],
+             "routes": routes(n)}
+    t0 = time.monotonic()
+    http("PUT", node.url("/config"), state)
+    load_s = time.monotonic() - t0
+    wait_for(node.ready, 60, "the node to be ready")
+    lat = []
+    for j in range(20):
+        t0 = time.monotonic()
+        http("PUT", node.url(f"/config/routes/extra{j}"),
+             {"match": {"paths": [f"/extra{j}"]}, "service": "s"})
+        lat.append(time.monotonic() - t0)
+    rss = rss_kb(node.p.pid)
+    row = {"n": n, "load_s": load_s, "put_ms": statistics.median(lat) * 1000,
+           "put_max_ms": max(lat) * 1000, "rss_kb": rss, "base_rss_kb": base_rss, "rps": {}}
+    for kind, (path, host) in targets(n).items():
+        wrk(node.port, path, host, 1)  # warm-up
+        row["rps"][kind] = wrk(node.port, path, host, duration)
+    node.stop()
+    return row
+
+
+def measure_consumers(procs, binary, echo_ports, count, duration):
+    consumers = [{"name": f"c{i}", "key_auth": [f"key-{i:06d}"]} for i in range(count)]
+    node = Node(procs, binary, echo_ports)
+    state = {"services": [{"name": "s", "targets": [{"address": f"127.0.0.1:{p}"}
+                                                    for p in echo_ports]}],
+             "routes": [{"name": "api", "match": {"paths": ["/"]}, "service": "s",
+                         "plugins": [{"key_auth": {}}]}],
+             "consumers": consumers}
+    http("PUT", node.url("/config"), state)
+    wait_for(node.ready, 60, "the node to be ready")
+    key = f"X-Api-Key: key-{count - 1:06d}"
+    wrk(node.port, "/k", "bench", 1, [key])
+    rps = wrk(node.port, "/k", "bench", duration, [key])
+    node.stop()
+    return rps
+
+
+def plot(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no plot (pip install matplotlib)")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ns = [r["n"] for r in rows]
+    for kind in KINDS:
+        ax.plot(ns, [r["rps"][kind] for r in rows], marker="o", label=f"{kind} route")
+    ax.set_xscale("log")
+    ax.set_xlabel("routes in the table (plus 100 regex routes)")
+    ax.set_ylabel("requests/s (1 worker, 64 connections)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("grapevine: requests/s against route count")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    log(f"plot written to {path}")
+
+
+def build_release():
+    build = ROOT / "build-release"
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(build), "-j", "2", "--target", "grapevine"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return str(build / "grapevine")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", default=os.environ.get("GRAPEVINE_BIN"))
+    ap.add_argument("--sizes", default="10,1000,10000")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--consumers", type=int, default=10000)
+    ap.add_argument("--plot")
+    ap.add_argument("--quick", action="store_true", help="sizes 10,1000, 3 s, 1 round")
+    a = ap.parse_args()
+    if a.quick:
+        a.sizes, a.duration, a.rounds, a.consumers = "10,1000", 3, 1, 1000
+    for tool in ("wrk",):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"route_scale: {tool} not found: run scripts/setup.sh")
+    binary = a.bin or build_release()
+    sizes = [int(x) for x in a.sizes.split(",")]
+    procs = Procs()
+    try:
+        echo_ports = [BASE + 1, BASE + 2]
+        for i, port in enumerate(echo_ports):
+            procs.start(f"echo{i}", [binary, "echo", "--listen", f"127.0.0.1:{port}"],
+                        cpu=LOAD_CPU)
+        wait_for(lambda: all(port_open(p) for p in echo_ports), 15, "the echo upstreams")
+        results = {n: [] for n in sizes}
+        for rnd in range(a.rounds):
+            for n in (sizes if rnd % 2 == 0 else list(reversed(sizes))):
+                log(f"round {rnd + 1}: {n} routes")
+                results[n].append(measure_size(procs, binary, echo_ports, n, a.duration))
+        rows = [merge(results[n]) for n in sizes]
+        cons = [(c, measure_consumers(procs, binary, echo_ports, c, a.duration))
+                for c in (1, a.consumers)]
+        report(rows, cons)
+        if a.plot:
+            plot(rows, a.plot)
+    finally:
+        procs.close()
+
+
+def merge(runs):
+    """The median of each measure over the rounds."""
+    out = dict(runs[0])
+    for key in ("load_s", "put_ms", "put_max_ms", "rss_kb", "base_rss_kb"):
+        out[key] = statistics.median(r[key] for r in runs)
+    out["rps"] = {k: statistics.median(r["rps"][k] for r in runs) for k in KINDS}
+    return out
+
+
+def report(rows, cons):
+    base = rows[0]
+    print(f"\n{'routes':>7} {'prefix r/s':>11} {'exact r/s':>10} {'host r/s':>9} "
+          f"{'regex r/s':>10} {'ratios p/e/h/x to ' + str(base['n']):>24} {'RSS/route':>10} "
+          f"{'PUT /config':>12} {'route PUT':>16}")
+    for r in rows:
+        ratios = "/".join(f"{r['rps'][k] / base['rps'][k]:.2f}" for k in KINDS)
+        per_route = ((r["rss_kb"] - base["rss_kb"]) * 1024 / (r["n"] - base["n"])
+                     if r["n"] > base["n"] else float("nan"))
+        print(f"{r['n']:>7} {r['rps']['prefix']:>11.0f} {r['rps']['exact']:>10.0f} "
+              f"{r['rps']['host']:>9.0f} {r['rps']['regex']:>10.0f} {ratios:>24} "
+              f"{per_route:>8.0f} B {r['load_s']:>10.2f} s "
+              f"{r['put_ms']:>6.1f}/{r['put_max_ms']:.0f} ms")
+    (c1, r1), (cn, rn) = cons
+    print(f"\nkey_auth: {c1} consumer {r1:.0f} r/s, {cn} consumers {rn:.0f} r/s: "
+          f"ratio {rn / r1:.2f} (target >= 0.95)")
+    last = rows[-1]
+    worst = min(last["rps"][k] / base["rps"][k] for k in KINDS)
+    print(f"at {last['n']} routes: worst ratio {worst:.2f} (target >= 0.95); route PUT median "
+          f"{last['put_ms']:.1f} ms (target < 50 ms)")
+    print("route PUT: median/max of 20 PUTs, each answered once fsync'd and applied")
+
+
+if __name__ == "__main__":
+    main()
