@@ -300,11 +300,11 @@ int gw_plugins_check(const json_t *list, const char *path, const struct gw_consu
     if (rv == 0 && !json_is_array(list))
         rv = gv_schema_fail(err, path, "must be a list of plugins, each {NAME: {...}}");
     for (size_t i = 0; rv == 0 && i < json_array_size(list); i++) {
-        const char *name;
-        const json_t *conf;
-        const struct gw_plugin_ops *ops;
+        const char *name = NULL;
+        const json_t *conf = NULL;
+        const struct gw_plugin_ops *ops = NULL;
         json_t *one = NULL;
-        int slot;
+        int slot = 0;
         gv_path_index(p, sizeof(p), path, i);
         if ((rv = item_plugin(json_array_get(list, i), p, &name, &conf, &ops, &slot, err)) != 0)
             break;
@@ -395,11 +395,11 @@ static int chain_add(struct gw_chain *c, const json_t *list, const struct gw_plu
 {
     struct gv_schema_error err;
     for (size_t i = 0; i < json_array_size(list); i++) {
-        const char *name;
-        const json_t *conf;
-        const struct gw_plugin_ops *ops;
+        const char *name = NULL;
+        const json_t *conf = NULL;
+        const struct gw_plugin_ops *ops = NULL;
         struct gw_plugin_inst in;
-        int slot;
+        int slot = 0;
         if (item_plugin(json_array_get(list, i), "", &name, &conf, &ops, &slot, &err) != 0)
             return GV_EINVAL;
         struct gw_plugin_env env = *base;

@@ -77,6 +77,7 @@ static void node_free(struct node *n)
         CHECK(done);
     }
     gw_snapshot_slot_fini(&n->slot);
+    node_gen_unref(n->gen);
     lb_registry_free(n->registry);
     CHECK_INT(uv_loop_close(&n->loop), 0);
     node_state_free(&n->cfg.state);
