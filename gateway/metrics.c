@@ -192,3 +192,20 @@ int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out
     rv = rv ? rv : render_durations(ms, n, out);
     return rv ? rv : gw_plugins_metrics(out);
 }
+
+void gw_metrics_totals(struct gw_metrics *const *ms, size_t n, struct gw_metrics_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (size_t w = 0; w < n; w++) {
+        for (size_t i = 0; i < GW_METRICS_SLOTS; i++) {
+            struct gw_metric_entry *e =
+                atomic_load_explicit(&ms[w]->slots[i], memory_order_acquire);
+            if (e != NULL && e->code >= 500)
+                t->errors += atomic_load_explicit(&e->count, memory_order_relaxed);
+        }
+        for (size_t b = 0; b <= GW_HIST_BUCKETS; b++)
+            t->bucket[b] += atomic_load_explicit(&ms[w]->bucket[b], memory_order_relaxed);
+        t->sum_us += atomic_load_explicit(&ms[w]->sum_us, memory_order_relaxed);
+        t->requests += atomic_load_explicit(&ms[w]->count, memory_order_relaxed);
+    }
+}

@@ -42,6 +42,13 @@ void gw_metrics_free(struct gw_metrics *m);
 /* Worker thread only. route/service may be "" (no route, no service). */
 void gw_metrics_observe(struct gw_metrics *m, const char *route, const char *service, int code,
                         uint64_t duration_us);
+/* Every worker's counters summed, for the dashboard: requests, those
+ * answered 5xx, and the latency histogram (bucket[GW_HIST_BUCKETS] = +Inf). */
+struct gw_metrics_totals {
+    uint64_t requests, errors, sum_us;
+    uint64_t bucket[GW_HIST_BUCKETS + 1];
+};
+void gw_metrics_totals(struct gw_metrics *const *ms, size_t n, struct gw_metrics_totals *t);
 /* Appends the Prometheus text of grapevine_http_requests_total and
  * grapevine_http_request_duration_seconds summed over n workers. */
 int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out);

@@ -89,5 +89,10 @@ json_t *node_cstate_get(struct node_cstate *cs, int kind, const char *name);
 const char *node_cstate_digest(const struct node_cstate *cs);
 uint64_t node_cstate_version(const struct node_cstate *cs);
 json_t *node_cstate_stats_json(const struct node_cstate *cs);
+/* The last max changes made through the API (seeds from config files are
+ * not changes), newest first: [{"kind","name","origin","stamp","at"
+ * (RFC 3339, the writer's clock),"deleted"}]. One pass over the store. */
+#define NODE_CSTATE_CHANGES_MAX 50
+json_t *node_cstate_changes_json(const struct node_cstate *cs, size_t max);
 
 #endif

@@ -29,6 +29,8 @@ readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # Build, test, and benchmark packages. nginx-light/haproxy/wrk are for
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging;
 # iproute2 (ip netns) and iptables (random loss, partitions) for tests/fault.
+# chromium + chromium-driver drive the dashboard test; prometheus brings
+# promtool, which checks /metrics.
 APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
@@ -36,6 +38,7 @@ APT_PACKAGES=(
     python3 python3-pip python3-pytest python3-requests python3-cryptography
     wrk haproxy nginx-light stress-ng
     procps netcat-openbsd iproute2 util-linux iptables
+    chromium chromium-driver prometheus
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
     APT_PACKAGES=(
@@ -199,10 +202,11 @@ unblock_service_starts() {
 }
 trap unblock_service_starts EXIT
 
-# nginx and haproxy are benchmark subjects only: never system services.
+# nginx and haproxy are benchmark subjects, prometheus only brings promtool:
+# never system services.
 quiet_services() {
     local svc
-    for svc in nginx haproxy; do
+    for svc in nginx haproxy prometheus; do
         [[ -e /etc/init.d/$svc || -e /lib/systemd/system/$svc.service ]] || continue
         if [[ -d /run/systemd/system ]]; then
             if systemctl is-active --quiet "$svc" || systemctl is-enabled --quiet "$svc" 2>/dev/null; then
@@ -312,13 +316,15 @@ fi
 quiet_services
 
 # ---- python (for the scenario tests) --------------------------------------
+# selenium (the dashboard test) and schemathesis (the admin API contract
+# test) are not packaged in Debian 12: always from pip.
 # The tests run with whichever python3 is first on PATH (CMake finds that
 # one): Debian's gets pytest/requests/cryptography (JWT tests sign tokens)
 # from apt above; another (pyenv, venv)
 # gets them from pip. --break-system-packages only when pip insists on it.
-if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, cryptography' >/dev/null 2>&1; then
-    log "installing pytest, requests and cryptography for $(command -v python3) with pip"
-    pip_args=(install -q --disable-pip-version-check pytest requests cryptography)
+if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, cryptography, selenium, schemathesis' >/dev/null 2>&1; then
+    log "installing pytest, requests, cryptography, selenium and schemathesis for $(command -v python3) with pip"
+    pip_args=(install -q --disable-pip-version-check pytest requests cryptography selenium schemathesis)
     if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
         if grep -q externally-managed <<<"$out"; then
             [[ $(id -u) -ne 0 ]] && pip_args+=(--user)
@@ -328,8 +334,8 @@ if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, c
             die "pip install failed"
         fi
     fi
-    python3 -c 'import pytest, requests, cryptography' ||
-        die "python3 still cannot import pytest/requests/cryptography"
+    python3 -c 'import pytest, requests, cryptography, selenium, schemathesis' ||
+        die "python3 still cannot import pytest/requests/cryptography/selenium/schemathesis"
 fi
 
 log "ready ($((SECONDS - start_time))s)"

@@ -1,0 +1,24 @@
+/* assets.h - the files the admin API serves from the binary: the dashboard
+ * (node/admin/dashboard/) and the API's OpenAPI description
+ * (docs/openapi.json), compiled in at build time by
+ * node/admin/dashboard/embed.cmake. index.html is served at "/", every
+ * other file at "/" plus its name.
+ *
+ * No threads, no state: a const table.
+ */
+#ifndef GV_NODE_ADMIN_ASSETS_H
+#define GV_NODE_ADMIN_ASSETS_H
+
+#include <stddef.h>
+
+struct admin_asset {
+    const char *path;         /* "/", "/dashboard.js" */
+    const char *content_type; /* "text/html; charset=utf-8" */
+    const unsigned char *data;
+    size_t len;
+};
+
+extern const struct admin_asset admin_assets[];
+extern const size_t admin_nassets;
+
+#endif
