@@ -25,6 +25,7 @@ static void usage(FILE *f)
            "                     | backends | get [KIND [NAME]] | apply [-f] FILE\n"
            "                     | delete KIND NAME | keys ...   (grapevine ctl --help)\n"
            "       grapevine docs config      (the configuration reference, markdown)\n"
+           "       grapevine docs openapi     (the admin API's OpenAPI 3.1 description)\n"
            "       grapevine version\n"
            "Every run flag may also come from GRAPEVINE_<FLAG> (GRAPEVINE_JOIN, ...);\n"
            "flags beat the environment, which beats the config file.\n");
@@ -154,7 +155,10 @@ int node_cli_main(int argc, char **argv)
     if (strcmp(cmd, "docs") == 0) {
         if (argc == 3 && strcmp(argv[2], "config") == 0)
             return node_docs_config(stdout) == 0 ? 0 : 1;
-        fprintf(stderr, "usage: grapevine docs config   (the configuration reference)\n");
+        if (argc == 3 && strcmp(argv[2], "openapi") == 0)
+            return node_docs_openapi_write(stdout) == 0 ? 0 : 1;
+        fprintf(stderr, "usage: grapevine docs config    (the configuration reference)\n"
+                        "       grapevine docs openapi   (the admin API, OpenAPI 3.1 JSON)\n");
         return 2;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -71,6 +71,7 @@ void admin_events_stop(struct admin_events *ev);
  * :name (or :id); the token is already checked. */
 struct admin_match;
 void admin_get_asset(struct admin_req *q, const struct admin_match *m);
+void admin_get_openapi(struct admin_req *q, const struct admin_match *m);
 void admin_get_events(struct admin_req *q, const struct admin_match *m);
 void admin_get_changes(struct admin_req *q, const struct admin_match *m);
 void admin_get_health(struct admin_req *q, const struct admin_match *m);

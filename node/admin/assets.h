@@ -1,8 +1,9 @@
 /* assets.h - the files the admin API serves from the binary: the dashboard
- * (node/admin/dashboard/) and the API's OpenAPI description
- * (docs/openapi.json), compiled in at build time by
- * node/admin/dashboard/embed.cmake. index.html is served at "/", every
- * other file at "/" plus its name.
+ * (node/admin/dashboard/) and the base of the API's OpenAPI description
+ * (node/admin/openapi.base.json, completed by node/docs.c), compiled in at
+ * build time by node/admin/dashboard/embed.cmake. index.html is "/", every
+ * other file "/" plus its name; only those the route table names are
+ * served as they are.
  *
  * No threads, no state: a const table.
  */

@@ -18,7 +18,7 @@ const struct admin_route admin_routes[] = {
     {GET, "/", admin_get_asset, true},
     {GET, "/dashboard.css", admin_get_asset, true},
     {GET, "/dashboard.js", admin_get_asset, true},
-    {GET, "/openapi.json", admin_get_asset, true},
+    {GET, "/openapi.json", admin_get_openapi, true},
     {GET, "/events", admin_get_events, false},
     {GET, "/health", admin_get_health, false},
     {GET, "/ready", admin_get_ready, false},

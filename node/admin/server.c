@@ -6,6 +6,7 @@
 #include "node/admin/assets.h"
 #include "node/admin/routes.h"
 #include "node/cstate.h"
+#include "node/docs.h"
 #include "node/gossip.h"
 #include "node/health_share.h"
 #include "node/node.h"
@@ -291,6 +292,13 @@ void admin_get_asset(struct admin_req *q, const struct admin_match *m)
         admin_reply_error(q, 404, "not found");
     else
         admin_reply(q, 200, a->content_type, (const char *)a->data, a->len);
+}
+
+/* The admin API's description, from the base document and the schemas. */
+void admin_get_openapi(struct admin_req *q, const struct admin_match *m)
+{
+    (void)m;
+    admin_reply_json(q, 200, node_docs_openapi());
 }
 
 /* The latest config changes, newest first: GET /cluster/changes. */
