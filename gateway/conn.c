@@ -237,7 +237,7 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg,
     struct gv_buf b;
     c->linger |= !r->body_done; /* part of its body may still be on the way */
     gv_buf_init(&b);
-    if (gw_error_response(&b, status, msg, r->request_id, close) == 0) {
+    if (gw_error_response(&b, status, msg, r->request_id, r->trace.trace_id, close) == 0) {
         const char *eol = memchr(b.data, '\n', b.len); /* after the status line */
         size_t at = eol ? (size_t)(eol + 1 - b.data) : 0;
         send_own(r, status, extra, n, b.data + at, b.len - at, close);
@@ -324,13 +324,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 }
 
 /* A valid X-Request-Id from the client is kept (the request_id plugin may
- * choose another header), else the request gets a random one. */
+ * choose another header), else the request gets a random one; a valid
+ * traceparent is continued, else a trace starts here. */
 static void make_request_id(struct gw_request *r)
 {
     size_t n = 0;
     const char *v = gw_request_header(r, "x-request-id", &n);
     if (!gw_request_set_id(r, v, n))
         gw_request_new_id(r);
+    v = gw_request_header(r, "traceparent", &n);
+    gw_trace_begin(&r->trace, v, n);
 }
 
 /* An absolute-form target (RFC 9112 3.2.2: "http://host/path", which a
@@ -647,7 +650,7 @@ static void parse_error(struct gw_conn *c, llhttp_errno_t err)
     } else if (err != HPE_USER || c->error_status != 0) {
         struct gv_buf b;
         gv_buf_init(&b);
-        if (gw_error_response(&b, status, msg, "", true) == 0)
+        if (gw_error_response(&b, status, msg, "", "", true) == 0)
             gw_conn_write(c, b.data, b.len);
         gv_buf_free(&b);
     }

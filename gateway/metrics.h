@@ -23,6 +23,8 @@ struct gw_metric_entry {
     char *route;
     char *service;
     _Atomic uint64_t count;
+    _Atomic uint64_t bucket[GW_HIST_BUCKETS + 1]; /* its latency histogram */
+    _Atomic uint64_t sum_us;
 };
 
 struct gw_metrics {
@@ -49,8 +51,11 @@ struct gw_metrics_totals {
     uint64_t bucket[GW_HIST_BUCKETS + 1];
 };
 void gw_metrics_totals(struct gw_metrics *const *ms, size_t n, struct gw_metrics_totals *t);
-/* Appends the Prometheus text of grapevine_http_requests_total and
- * grapevine_http_request_duration_seconds summed over n workers. */
+/* Appends the Prometheus text of grapevine_http_requests_total{route,
+ * service,code} and grapevine_http_request_duration_seconds{route,service,
+ * code_class} ("2xx"...) summed over n workers. Observations that found the
+ * table full are counted in the histogram with route="",service="",
+ * code_class="other". */
 int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out);
 
 #endif

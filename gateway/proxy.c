@@ -274,7 +274,9 @@ static bool up_skips(const struct gw_request *r, bool conn_listed, const char *n
            gw_name_eq(name, nl, "http2-settings") ||
            (r->authority_len > 0 && gw_name_eq(name, nl, "host")) ||
            (conn_listed && listed_in_connection(&r->hdrs, r->head.data, name, nl)) ||
-           gw_name_eq(name, nl, "x-consumer") || gw_chain_upstream_drop(r, name, nl);
+           gw_name_eq(name, nl, "x-consumer") || gw_name_eq(name, nl, "traceparent") ||
+           (!r->trace.continued && gw_name_eq(name, nl, "tracestate")) ||
+           gw_chain_upstream_drop(r, name, nl);
 }
 
 /* The client's headers as they go upstream. */
@@ -326,7 +328,9 @@ static int up_gateway_headers(struct gw_request *r, const char *peer, const stru
     rv = rv ? rv : gw_chain_upstream_add(r, out);
     if (r->consumer != NULL)
         rv = rv ? rv : hdr_add_str(out, "X-Consumer", r->consumer);
-    return rv;
+    char tp[GW_TRACEPARENT_LEN + 1];
+    gw_trace_header(&r->trace, tp);
+    return rv ? rv : gw_hdr_add(out, "traceparent", 11, tp, GW_TRACEPARENT_LEN);
 }
 
 /* "METHOD TARGET HTTP/1.1": the normalised path (or the client's spelling,
@@ -560,6 +564,7 @@ static int on_resp_headers_complete(llhttp_t *p)
         up->skip_1xx = true; /* we answered 100 Continue ourselves */
         return 1;
     }
+    r->up_head_us = gv_now_us();
     if (write_client_head(r, p) != 0)
         return -1;
     if (r->status == 101) {
@@ -1137,6 +1142,8 @@ static void attempt(struct gw_request *r)
     up->tunnel = false;
     up->skip_1xx = false;
     up->attempt_us = gv_now_us();
+    if (r->up_first_us == 0)
+        r->up_first_us = up->attempt_us;
     up->counted = true;
     atomic_fetch_add_explicit(&st->inflight, 1, memory_order_relaxed);
     r->up = up;
