@@ -35,7 +35,7 @@ APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
     clang clang-format curl ca-certificates
-    python3 python3-pip python3-pytest python3-requests python3-cryptography
+    python3 python3-pip python3-pytest python3-requests python3-cryptography python3-yaml
     wrk haproxy nginx-light stress-ng
     procps netcat-openbsd iproute2 util-linux iptables
     chromium chromium-driver prometheus
@@ -322,9 +322,9 @@ quiet_services
 # one): Debian's gets pytest/requests/cryptography (JWT tests sign tokens)
 # from apt above; another (pyenv, venv)
 # gets them from pip. --break-system-packages only when pip insists on it.
-if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, cryptography, selenium, schemathesis' >/dev/null 2>&1; then
-    log "installing pytest, requests, cryptography, selenium and schemathesis for $(command -v python3) with pip"
-    pip_args=(install -q --disable-pip-version-check pytest requests cryptography selenium schemathesis)
+if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, cryptography, yaml, selenium, schemathesis' >/dev/null 2>&1; then
+    log "installing pytest, requests, cryptography, pyyaml, selenium and schemathesis for $(command -v python3) with pip"
+    pip_args=(install -q --disable-pip-version-check pytest requests cryptography pyyaml selenium schemathesis)
     if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
         if grep -q externally-managed <<<"$out"; then
             [[ $(id -u) -ne 0 ]] && pip_args+=(--user)
@@ -334,8 +334,8 @@ if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, c
             die "pip install failed"
         fi
     fi
-    python3 -c 'import pytest, requests, cryptography, selenium, schemathesis' ||
-        die "python3 still cannot import pytest/requests/cryptography/selenium/schemathesis"
+    python3 -c 'import pytest, requests, cryptography, yaml, selenium, schemathesis' ||
+        die "python3 still cannot import pytest/requests/cryptography/yaml/selenium/schemathesis"
 fi
 
 log "ready ($((SECONDS - start_time))s)"
