@@ -70,6 +70,11 @@ void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *ar
 int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
                     json_t **stored, bool *created, struct node_state_error *err,
                     node_cstate_done_fn done, void *arg);
+/* A dry run of node_cstate_put: the same checks and *stored, nothing
+ * written or spread; *outcome is "created", "configured" or "unchanged". 0
+ * or an error as node_cstate_put's (no callback). */
+int node_cstate_check_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
+                          json_t **stored, const char **outcome, struct node_state_error *err);
 /* GV_ENOENT when there is no such object. */
 int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
                        struct node_state_error *err, node_cstate_done_fn done, void *arg);

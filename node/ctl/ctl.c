@@ -251,6 +251,8 @@ static void usage(FILE *f)
             "        KIND/NAME created | configured | unchanged for each, and stops at the\n"
             "        first one the node refuses (\"error: PATH: MESSAGE\", exit 1); the\n"
             "        objects before it stay applied. Never deletes anything.\n"
+            "  diff [-f] FILE             what apply would change, as a diff (apply --dry-run:\n"
+            "        what it would do, object by object)\n"
             "  delete KIND NAME\n"
             "  keys [list | install KEY | use ID | remove ID]   (gossip encryption keys)\n"
             "KIND is %s (or service, route, ...).\n"
@@ -427,6 +429,12 @@ static int cmd_apply(struct ctl *ctl, int nargs, char **args)
     return ctl_cmd_apply(ctl, nargs + 1, args - 1);
 }
 
+static int cmd_diff(struct ctl *ctl, int nargs, char **args)
+{
+    ctl->mode = CTL_DIFF;
+    return ctl_cmd_apply(ctl, nargs + 1, args - 1);
+}
+
 static int cmd_delete(struct ctl *ctl, int nargs, char **args)
 {
     return nargs == 2 ? ctl_cmd_delete(ctl, args[0], args[1]) : -1;
@@ -442,7 +450,7 @@ static const struct {
     {"status", cmd_status, NULL},      {"apply", cmd_apply, NULL},
     {"delete", cmd_delete, NULL},      {"members", NULL, call_members},
     {"backends", NULL, call_backends}, {"get", NULL, call_get},
-    {"keys", NULL, call_keys},
+    {"keys", NULL, call_keys},         {"diff", cmd_diff, NULL},
 };
 
 /* COMMAND --help: the usage text's lines about it. */
@@ -465,11 +473,18 @@ static const struct {
     {"get", "usage: grapevine ctl get [KIND [NAME]] [-o json|yaml]\n"
             "The whole cluster state, one kind, or one object (default: JSON; -o yaml\n"
             "prints what `apply -f` takes back).\n"},
-    {"apply", "usage: grapevine ctl apply [-f] FILE\n"
+    {"diff", "usage: grapevine ctl diff [-f] FILE\n"
+             "What `apply` would change, object by object, as a diff of each object's YAML\n"
+             "(--- the node's, +++ after the apply, defaults filled in by the node, which\n"
+             "checks every object and changes nothing). Exit status as diff(1): 0 no\n"
+             "changes, 1 changes, 2 trouble (an object refused, the node unreachable).\n"},
+    {"apply", "usage: grapevine ctl apply [-f] FILE [--dry-run]\n"
               "Creates or updates every object in FILE (YAML or JSON; - is stdin): a state\n"
               "document like the config file's (its node: section is ignored) or one object\n"
               "with a kind: key. Prints KIND/NAME created | configured | unchanged for each\n"
-              "and stops at the first one the node refuses (exit 1). Never deletes.\n"},
+              "and stops at the first one the node refuses (exit 1). Never deletes.\n"
+              "  --dry-run   the node checks each object and says what it would do\n"
+              "              (created | configured | unchanged); nothing changes\n"},
     {"delete", "usage: grapevine ctl delete KIND NAME\n"},
     {"keys", "usage: grapevine ctl keys [list | install KEY | use ID | remove ID]\n"
              "The gossip encryption keys: list ids, install a key (base64 of 32 bytes),\n"

@@ -102,3 +102,56 @@ routes:
     assert r.returncode == 0 and yaml.safe_load(r.stdout)[0]["state"] == "alive"
     r = run_cli(*admin, "--token", "tok-1", "get", "-o", "xml")
     assert r.returncode == 2 and "json, yaml or table" in r.stderr
+
+
+def test_diff_and_dry_run_change_nothing(tmp_path):
+    echo = Echo("e1")
+    node = Node(f"""
+services:
+  - name: web
+    targets: [{{address: {echo.address}}}]
+routes:
+  - name: all
+    match: {{paths: [/]}}
+    service: web
+""")
+    admin = ["ctl", "--admin", f"127.0.0.1:{node.admin_port}"]
+    f = tmp_path / "change.yaml"
+    f.write_text(f"""
+services:
+  - name: web
+    targets: [{{address: {echo.address}, weight: 3}}]
+routes:
+  - name: all
+    match: {{paths: [/]}}
+    service: web
+  - name: new
+    match: {{paths: [/new]}}
+    service: web
+""")
+    before = node.admin_get("/config").json()
+    r = run_cli(*admin, "diff", "-f", str(f))
+    assert r.returncode == 1, r.stderr  # differences, as diff(1)
+    lines = r.stdout.splitlines()
+    assert "--- services/web (node)" in lines and "-    weight: 1" in lines
+    assert "+    weight: 3" in lines
+    assert "--- routes/new (node) absent" in lines and "+name: new" in lines
+    assert not any(ln.startswith("--- routes/all") for ln in lines)  # unchanged: not shown
+    r = run_cli(*admin, "apply", "--dry-run", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["services/web configured (dry run)",
+                                     "routes/all unchanged (dry run)",
+                                     "routes/new created (dry run)"]
+    assert node.admin_get("/config").json() == before  # nothing changed
+    r = run_cli(*admin, "apply", "-f", str(f))
+    assert r.returncode == 0 and "routes/new created" in r.stdout, r.stderr
+    r = run_cli(*admin, "diff", str(f))
+    assert r.returncode == 0 and r.stdout == "", r.stdout
+    # a refused object: exit 2, the file's line named, nothing applied
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routes:\n  - name: x\n    match: {paths: [/x]}\n    service: nope\n")
+    r = run_cli(*admin, "diff", str(bad))
+    assert r.returncode == 2 and f"{bad}:4: " in r.stderr and "nope" in r.stderr, r.stderr
+    r = run_cli(*admin, "apply", "--dry-run", str(bad))
+    assert r.returncode == 1 and "nope" in r.stderr
+    assert node.admin_get("/config/routes/x").status_code == 404
