@@ -30,7 +30,7 @@ readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging;
 # iproute2 (ip netns) and iptables (random loss, partitions) for tests/fault.
 # chromium + chromium-driver drive the dashboard test; prometheus brings
-# promtool, which checks /metrics.
+# promtool, which checks /metrics; tmux drives `ctl status --watch` on a terminal.
 APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
@@ -38,7 +38,7 @@ APT_PACKAGES=(
     python3 python3-pip python3-pytest python3-requests python3-cryptography python3-yaml
     wrk haproxy nginx-light stress-ng
     procps netcat-openbsd iproute2 util-linux iptables
-    chromium chromium-driver prometheus
+    chromium chromium-driver prometheus tmux
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
     APT_PACKAGES=(
