@@ -77,6 +77,7 @@ void gw_access_log(struct gw_request *r, uint64_t dur_us)
     const char *route = (s && r->route >= 0) ? s->routes[r->route].name : "";
     const char *service = (s && r->service >= 0) ? s->services[r->service].name : "";
     gw_metrics_observe(w->cfg.metrics, route, service, r->status, dur_us);
+    gw_metrics_attempts(w->cfg.metrics, r->ntried);
     if (!w->cfg.access_log)
         return;
     struct gv_buf b;

@@ -308,10 +308,30 @@ static int render_durations(struct gw_metrics *const *ms, size_t n, struct gv_bu
     return rv;
 }
 
+void gw_metrics_attempts(struct gw_metrics *m, int n)
+{
+    if (n > 1)
+        atomic_fetch_add_explicit(&m->retries, (uint64_t)(n - 1), memory_order_relaxed);
+}
+
+static int render_retries(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)
+{
+    uint64_t total = 0;
+    for (size_t w = 0; w < n; w++)
+        total += atomic_load_explicit(&ms[w]->retries, memory_order_relaxed);
+    return gv_buf_printf(out,
+                         "# HELP grapevine_upstream_retries_total Upstream attempts after a "
+                         "request's first (another target after a failure).\n"
+                         "# TYPE grapevine_upstream_retries_total counter\n"
+                         "grapevine_upstream_retries_total %llu\n",
+                         (unsigned long long)total);
+}
+
 int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)
 {
     int rv = render_requests(ms, n, out);
     rv = rv ? rv : render_durations(ms, n, out);
+    rv = rv ? rv : render_retries(ms, n, out);
     return rv ? rv : gw_plugins_metrics(out);
 }
 

@@ -33,6 +33,7 @@ struct gw_metrics {
     _Atomic uint64_t bucket[GW_HIST_BUCKETS + 1]; /* last = +Inf */
     _Atomic uint64_t sum_us;
     _Atomic uint64_t count;
+    _Atomic uint64_t retries; /* upstream attempts after a request's first */
 };
 
 /* Upper bounds of the histogram buckets, in seconds. */
@@ -44,6 +45,8 @@ void gw_metrics_free(struct gw_metrics *m);
 /* Worker thread only. route/service may be "" (no route, no service). */
 void gw_metrics_observe(struct gw_metrics *m, const char *route, const char *service, int code,
                         uint64_t duration_us);
+/* Worker thread only: a request that took n upstream attempts. */
+void gw_metrics_attempts(struct gw_metrics *m, int n);
 /* Every worker's counters summed, for the dashboard: requests, those
  * answered 5xx, and the latency histogram (bucket[GW_HIST_BUCKETS] = +Inf). */
 struct gw_metrics_totals {

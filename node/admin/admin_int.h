@@ -59,6 +59,11 @@ void admin_change_done(void *arg, int status);
  * /backends and the dashboard's events). New reference. */
 json_t *admin_backends_json(struct node *n);
 
+/* process_metrics.c: process_cpu_seconds_total, process_resident_memory_bytes,
+ * ... appended to b (nothing off Linux). 0 or GV_ENOMEM. */
+struct gv_buf;
+int admin_process_metrics(struct gv_buf *b);
+
 /* events.c: the server-sent events stream. admin_events_new: 0 or < 0;
  * admin_events_stop ends every stream (the events free themselves once the
  * last has closed). */

@@ -130,6 +130,10 @@ routes:
     assert ('grapevine_http_request_duration_seconds_count'
             '{route="all",service="web",code_class="4xx"} 3') in text
     assert 'route="second",service="web",code_class="2xx"' in text
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                 "process_open_fds", "process_start_time_seconds",
+                 "grapevine_upstream_retries_total"):
+        assert re.search(rf"^{name} \d", text, flags=re.M), name
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (Debian's prometheus package; scripts/setup.sh)")
