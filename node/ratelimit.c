@@ -14,6 +14,7 @@
 #include "cluster/rlgossip.h"
 #include "cluster/wire.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -240,4 +241,42 @@ void node_ratelimit_stop(void)
     cl_swim_unregister_channel(g.swim, CL_RLG_CHANNEL);
     uv_close((uv_handle_t *)&g.timer, on_closed);
     gw_rl_set_members(1);
+}
+
+/* ---- the admin view --------------------------------------------------------- */
+
+static uint64_t slot_weight(size_t i)
+{
+    return (uint64_t)g.demand[i] + g.remote[i];
+}
+
+json_t *node_ratelimit_json(size_t max)
+{
+    size_t top[NODE_RL_SHOWN], n = 0;
+    json_t *arr = json_array();
+    if (max > NODE_RL_SHOWN)
+        max = NODE_RL_SHOWN;
+    for (size_t i = 0; g.running && arr != NULL && max > 0 && i < g.cap; i++) {
+        uint64_t w = slot_weight(i);
+        if (g.ckey[i] == 0 || w == 0 || (n == max && slot_weight(top[n - 1]) >= w))
+            continue;
+        size_t at = n < max ? n++ : n - 1; /* insertion, heaviest first */
+        for (; at > 0 && slot_weight(top[at - 1]) < w; at--)
+            top[at] = top[at - 1];
+        top[at] = i;
+    }
+    for (size_t j = 0; j < n; j++) {
+        size_t i = top[j];
+        char key[17];
+        uint64_t total = slot_weight(i);
+        double share = total ? (double)g.demand[i] / (double)total : 1.0;
+        gv_hex64(g.ckey[i], key);
+        key[16] = '\0';
+        /* demand is attempts per tick in thousandths: per second is x 1000 / TICK_MS / 1000 */
+        json_array_append_new(
+            arr, json_pack("{s:s,s:f,s:f,s:f}", "key", key, "demand", (double)g.demand[i] / TICK_MS,
+                           "peer_demand", (double)g.remote[i] / TICK_MS, "share",
+                           share < SHARE_FLOOR / 1e6 ? SHARE_FLOOR / 1e6 : share));
+    }
+    return arr;
 }

@@ -79,6 +79,7 @@ void admin_get_asset(struct admin_req *q, const struct admin_match *m);
 void admin_get_openapi(struct admin_req *q, const struct admin_match *m);
 void admin_get_events(struct admin_req *q, const struct admin_match *m);
 void admin_get_changes(struct admin_req *q, const struct admin_match *m);
+void admin_get_ratelimit(struct admin_req *q, const struct admin_match *m);
 void admin_get_health(struct admin_req *q, const struct admin_match *m);
 void admin_get_ready(struct admin_req *q, const struct admin_match *m);
 void admin_get_status(struct admin_req *q, const struct admin_match *m);

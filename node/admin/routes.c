@@ -25,6 +25,7 @@ const struct admin_route admin_routes[] = {
     {GET, "/status", admin_get_status, false},
     {GET, "/cluster/members", admin_get_members, false},
     {GET, "/cluster/changes", admin_get_changes, false},
+    {GET, "/cluster/ratelimit", admin_get_ratelimit, false},
     {GET, "/backends", admin_get_backends, false},
     {GET, "/metrics", admin_get_metrics, false},
     {GET, "/cluster/keys", admin_get_keys, false},

@@ -10,6 +10,7 @@
 #include "node/gossip.h"
 #include "node/health_share.h"
 #include "node/node.h"
+#include "node/ratelimit.h"
 #include "node/resolve.h"
 #include "balancer/lb.h"
 #include "common/buf.h"
@@ -310,6 +311,13 @@ void admin_get_changes(struct admin_req *q, const struct admin_match *m)
     admin_reply_json(q, 200,
                      n->cstate ? node_cstate_changes_json(n->cstate, NODE_CSTATE_CHANGES_MAX)
                                : json_array());
+}
+
+/* The busiest cluster-scope rate-limit keys with this node's share. */
+void admin_get_ratelimit(struct admin_req *q, const struct admin_match *m)
+{
+    (void)m;
+    admin_reply_json(q, 200, node_ratelimit_json(NODE_RL_SHOWN));
 }
 
 void admin_get_members(struct admin_req *q, const struct admin_match *m)

@@ -167,6 +167,16 @@ def test_files_events_and_limits(tmp_path):
     changes = gw1.admin_get("/cluster/changes", headers=AUTH).json()
     assert changes[0]["name"] == "new1" and changes[0]["at"].endswith("Z")
 
+    # the cluster-scope rate limit's busiest keys, with this node's share
+    for _ in range(5):
+        assert gw1.get("/x").status_code == 200
+
+    def keys():
+        return gw1.admin_get("/cluster/ratelimit", headers=AUTH).json()
+    wait_until(lambda: keys(), scaled(10), "the rate-limit key to show")
+    k = keys()[0]
+    assert len(k["key"]) == 16 and k["demand"] > 0 and 0 < k["share"] <= 1, k
+
     # at most 8 streams (half of admin_max_connections at most): the 9th is a 503
     more = [Events(gw1, AUTH) for _ in range(7)]
     assert all(e.status == 200 for e in more)
@@ -267,6 +277,9 @@ def run_dashboard(drv, tmp_path):
                "the change made on gw2 in gw1's change list")
     assert drv.execute_script("return window.__noReload") == marker
 
+    for _ in range(5):
+        assert gw1.get("/x").status_code == 200
+    wait_until(lambda: rows(drv, "rl-keys"), timeout, "the busiest rate-limit key on the page")
     ARTIFACTS.mkdir(exist_ok=True)
     drv.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 

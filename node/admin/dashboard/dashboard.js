@@ -147,6 +147,12 @@ function renderLimits() {
   }));
 }
 
+function renderKeys(keys) {
+  fill($("rl-keys").tBodies[0], keys.slice(0, 10).map((k) => el("tr", { "data-key": k.key },
+    el("td", { class: "mono" }, k.key), el("td", {}, k.demand.toFixed(1)),
+    el("td", {}, k.peer_demand.toFixed(1)), el("td", {}, (k.share * 100).toFixed(0) + " %"))));
+}
+
 // ---- backends -------------------------------------------------------------
 
 function onBackends(services) {
@@ -187,6 +193,7 @@ function fmtSecs(s) {
 function card(k, v) { return el("div", { class: "card" }, el("div", { class: "v" }, v), el("div", { class: "k" }, k)); }
 
 function onStats(s) {
+  api("/cluster/ratelimit").then(renderKeys).catch(() => {});
   $("node").textContent = s.node + ", up " + Math.round(s.uptime_ms / 1000) + " s";
   const p = state.lastStats;
   state.lastStats = s;
