@@ -140,3 +140,30 @@ routes:
     r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_grafana_dashboard_names_only_metrics_a_node_exports():
+    """deploy/grafana/grapevine-dashboard.json: valid JSON whose queries use
+    metric names a busy node's /metrics has."""
+    from gvtest import REPO
+    dash = json.loads((REPO / "deploy" / "grafana" / "grapevine-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    echo = Echo("e1")
+    node = Node(f"""
+services:
+  - name: web
+    targets: [{{address: "{echo.address}"}}]
+routes:
+  - name: all
+    match: {{paths: [/]}}
+    service: web
+    plugins:
+      - rate_limit: {{limit: 5, window: 1m, key: ip, scope: node}}
+""")
+    assert node.get("/x").status_code == 200
+    families = set(re.findall(r"^# TYPE (\S+) ", node.admin_get("/metrics").text, flags=re.M))
+    for e in exprs:
+        for name in re.findall(r"\b((?:grapevine|process)_[a-z_]+)\b", e):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert name in families or base in families, (name, e)

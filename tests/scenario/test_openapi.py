@@ -64,11 +64,11 @@ def test_schemathesis_against_a_live_node(tmp_path):
             "--checks", "not_a_server_error,status_code_conformance,"
                         "content_type_conformance,response_schema_conformance",
             "--phases", "coverage,fuzzing", "--max-examples", "5",
-            "--max-time", str(int(scaled(60))), "--request-timeout", str(int(scaled(10))),
+            "--max-time", str(int(scaled(40))), "--request-timeout", str(int(scaled(10))),
             "--workers", "1", "--seed", "19", "--generation-database", "none",
             "--no-color"]
     r = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path,
-                       timeout=scaled(60) + 120)
+                       timeout=scaled(40) + 120)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-6000:]
     assert re.search(r"[1-9]\d* generated", out), out[-3000:]  # it did send requests
