@@ -138,8 +138,13 @@ static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
                   "grapevine_config_changes_refused_unsaved_total %lld\n"
                   "# HELP grapevine_config_log_bytes Bytes of the state log in data_dir (folded "
                   "into the image when it outgrows it).\n"
-                  "# TYPE grapevine_config_log_bytes gauge\ngrapevine_config_log_bytes %lld\n",
-                  STAT("quarantined"), STAT("refused_unsaved"), STAT("log_bytes"));
+                  "# TYPE grapevine_config_log_bytes gauge\ngrapevine_config_log_bytes %lld\n"
+                  "# HELP grapevine_config_apply_delay_seconds Age of the oldest change in the "
+                  "last batch of peers' changes applied here (from its writer's clock).\n"
+                  "# TYPE grapevine_config_apply_delay_seconds gauge\n"
+                  "grapevine_config_apply_delay_seconds %.3f\n",
+                  STAT("quarantined"), STAT("refused_unsaved"), STAT("log_bytes"),
+                  (double)STAT("last_apply_delay_ms") / 1000.0);
 #undef STAT
     json_decref(st);
 }

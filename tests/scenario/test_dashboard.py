@@ -15,6 +15,7 @@
 
 import json
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -164,6 +165,12 @@ def test_files_events_and_limits(tmp_path):
     c = next(c for c in change["changes"] if c["name"] == "new1")
     assert c["kind"] == "routes" and c["origin"] == "gw2" and not c["deleted"]
     assert change["changes"][0]["name"] == "new1"  # newest first
+    # how late the peer's change was applied here: a gauge, and in /status
+    st = gw1.admin_get("/status", headers=AUTH).json()["config_state"]
+    assert st["last_apply_delay_ms"] >= 0
+    m = re.search(r"^grapevine_config_apply_delay_seconds (\S+)$",
+                  gw1.admin_get("/metrics", headers=AUTH).text, flags=re.M)
+    assert m and float(m.group(1)) == pytest.approx(st["last_apply_delay_ms"] / 1000, abs=0.002)
     changes = gw1.admin_get("/cluster/changes", headers=AUTH).json()
     assert changes[0]["name"] == "new1" and changes[0]["at"].endswith("Z")
 
