@@ -78,8 +78,12 @@ static void up_account(struct gw_upstream *up, bool ok)
     up->counted = false;
     struct lb_target_state *st = r->view->snap->states[up->service][up->target];
     atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-    lb_target_report(st, &r->view->snap->services[up->service].passive, ok,
-                     gv_now_us() - up->attempt_us, gv_now_ms());
+    const struct lb_service_spec *svc = &r->view->snap->services[up->service];
+    if (lb_target_report(st, &svc->passive, ok, gv_now_us() - up->attempt_us, gv_now_ms()))
+        gv_warn("service %s target %s ejected for %llu ms after %d failed requests in a row "
+                "(passive health)",
+                svc->name, svc->targets[up->target].address,
+                (unsigned long long)svc->passive.eject_for_ms, svc->passive.failures);
 }
 
 /* ---- writes upstream ----------------------------------------------------- */
