@@ -419,8 +419,11 @@ int ctl_cmd_apply(struct ctl *ctl, int argc, char **argv)
             ctl->mode = CTL_DRY_RUN;
             continue;
         }
-        if (ch != 'f')
+        if (ch != 'f') {
+            fprintf(stderr, "hint: grapevine ctl %s --help lists its options\n",
+                    ctl->mode == CTL_DIFF ? "diff" : "apply");
             return 2;
+        }
         file = optarg;
     }
     if (file == NULL && optind < argc)

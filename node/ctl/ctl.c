@@ -553,9 +553,13 @@ static int parse_options(int argc, char **argv, struct ctl *ctl)
             ctl->admin = optarg;
         } else if (ch == 't') {
             ctl->token = optarg;
+        } else if (ch == 'h') {
+            usage(stdout);
+            return -1;
         } else {
-            usage(ch == 'h' ? stdout : stderr);
-            return ch == 'h' ? -1 : 2;
+            fprintf(stderr, "hint: the options before COMMAND are --admin, --token and --help; "
+                            "a command's own come after it (grapevine ctl COMMAND --help)\n");
+            return 2;
         }
     }
     if (ctl->admin == NULL || *ctl->admin == '\0')
@@ -578,8 +582,16 @@ int node_ctl_main(int argc, char **argv)
     const char *cmd = argv[optind];
     int code = run_command(&ctl, cmd, argc - optind - 1, argv + optind + 1);
     if (code < 0) {
-        fprintf(stderr, "grapevine ctl: unknown command or wrong arguments: %s\n", cmd);
-        usage(stderr);
+        bool known = false;
+        for (size_t i = 0; i < GV_ARRAY_LEN(commands); i++)
+            known |= strcmp(commands[i].name, cmd) == 0;
+        if (known) {
+            fprintf(stderr, "grapevine ctl %s: wrong arguments\n", cmd);
+            command_usage(stderr, cmd);
+        } else {
+            fprintf(stderr, "grapevine ctl: unknown command: %s\n", cmd);
+            usage(stderr);
+        }
         return 2;
     }
     return code;

@@ -154,6 +154,7 @@ static int status_option(int ch, struct status_opts *o)
         fprintf(stderr, "grapevine ctl status: --timeout takes seconds\n");
         return 2;
     default:
+        fprintf(stderr, "hint: grapevine ctl status --help lists its options\n");
         return 2;
     }
 }

@@ -28,6 +28,13 @@ def test_help_lists_flags_and_defaults():
         assert r.returncode == 0 and r.stdout.startswith(f"usage: grapevine ctl {cmd}"), cmd
     r = run_cli("run", "--bogus")
     assert r.returncode == 2 and "run --help" in r.stderr
+    # unknown options and wrong arguments point at the right --help
+    r = run_cli("ctl", "--bogus", "status")
+    assert r.returncode == 2 and "grapevine ctl COMMAND --help" in r.stderr
+    r = run_cli("ctl", "status", "--bogus")
+    assert r.returncode == 2 and "grapevine ctl status --help" in r.stderr
+    r = run_cli("ctl", "get", "a", "b", "c")
+    assert r.returncode == 2 and "usage: grapevine ctl get" in r.stderr
 
 
 def test_validate_lists_every_error(tmp_path):
