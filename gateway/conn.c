@@ -827,6 +827,7 @@ void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxs
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     w->nconns++;
+    atomic_fetch_add_explicit(&w->cfg.metrics->conns, 1, memory_order_relaxed);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
         (tls != NULL && (c->tls = gw_tls_new(tls)) == NULL)) {
         c->closing = true;

@@ -319,12 +319,18 @@ static int render_retries(struct gw_metrics *const *ms, size_t n, struct gv_buf 
     uint64_t total = 0;
     for (size_t w = 0; w < n; w++)
         total += atomic_load_explicit(&ms[w]->retries, memory_order_relaxed);
+    int64_t conns = 0;
+    for (size_t w = 0; w < n; w++)
+        conns += atomic_load_explicit(&ms[w]->conns, memory_order_relaxed);
     return gv_buf_printf(out,
                          "# HELP grapevine_upstream_retries_total Upstream attempts after a "
                          "request's first (another target after a failure).\n"
                          "# TYPE grapevine_upstream_retries_total counter\n"
-                         "grapevine_upstream_retries_total %llu\n",
-                         (unsigned long long)total);
+                         "grapevine_upstream_retries_total %llu\n"
+                         "# HELP grapevine_http_connections Client connections open.\n"
+                         "# TYPE grapevine_http_connections gauge\n"
+                         "grapevine_http_connections %lld\n",
+                         (unsigned long long)total, (long long)(conns > 0 ? conns : 0));
 }
 
 int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)

@@ -34,6 +34,7 @@ struct gw_metrics {
     _Atomic uint64_t sum_us;
     _Atomic uint64_t count;
     _Atomic uint64_t retries; /* upstream attempts after a request's first */
+    _Atomic int64_t conns;    /* client connections open (the worker's nconns, readable) */
 };
 
 /* Upper bounds of the histogram buckets, in seconds. */

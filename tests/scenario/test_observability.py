@@ -134,6 +134,16 @@ routes:
                  "process_open_fds", "process_start_time_seconds",
                  "grapevine_upstream_retries_total"):
         assert re.search(rf"^{name} \d", text, flags=re.M), name
+    # an open client connection shows in the gauge
+    conn = node.raw()
+
+    def open_conns():
+        m = re.search(r"^grapevine_http_connections (\d+)$", node.admin_get("/metrics").text,
+                      flags=re.M)
+        return int(m.group(1)) if m else -1
+    wait_until(lambda: open_conns() >= 1, scaled(10), "the open connection in the gauge")
+    conn.close()
+    wait_until(lambda: open_conns() == 0, scaled(10), "the gauge back to 0")
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (Debian's prometheus package; scripts/setup.sh)")
