@@ -76,7 +76,10 @@ void gw_access_log(struct gw_request *r, uint64_t dur_us)
     const struct gw_snapshot *s = r->view ? r->view->snap : NULL;
     const char *route = (s && r->route >= 0) ? s->routes[r->route].name : "";
     const char *service = (s && r->service >= 0) ? s->services[r->service].name : "";
-    gw_metrics_observe(w->cfg.metrics, route, service, r->status, dur_us);
+    int64_t up_us = r->up_first_us && r->up_head_us >= r->up_first_us
+                        ? (int64_t)(r->up_head_us - r->up_first_us)
+                        : -1;
+    gw_metrics_observe(w->cfg.metrics, route, service, r->status, dur_us, up_us);
     gw_metrics_attempts(w->cfg.metrics, r->ntried);
     if (!w->cfg.access_log)
         return;

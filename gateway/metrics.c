@@ -41,8 +41,17 @@ static uint64_t key_hash(const char *route, const char *service, int code)
     return gv_hash64(service, strlen(service), h);
 }
 
+static size_t bucket_of(uint64_t us)
+{
+    double secs = (double)us / 1e6;
+    size_t b = 0;
+    while (b < GW_HIST_BUCKETS && secs > gw_hist_bounds[b])
+        b++;
+    return b;
+}
+
 void gw_metrics_observe(struct gw_metrics *m, const char *route, const char *service, int code,
-                        uint64_t duration_us)
+                        uint64_t duration_us, int64_t upstream_us)
 {
     uint64_t h = key_hash(route, service, code);
     struct gw_metric_entry *e = NULL;
@@ -73,14 +82,16 @@ void gw_metrics_observe(struct gw_metrics *m, const char *route, const char *ser
     atomic_fetch_add_explicit(&m->dropped, 1, memory_order_relaxed);
     e = NULL;
 found:;
-    double secs = (double)duration_us / 1e6;
-    size_t b = 0;
-    while (b < GW_HIST_BUCKETS && secs > gw_hist_bounds[b])
-        b++;
+    size_t b = bucket_of(duration_us);
     if (e != NULL) {
         atomic_fetch_add_explicit(&e->count, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->bucket[b], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->sum_us, duration_us, memory_order_relaxed);
+    }
+    if (e != NULL && upstream_us >= 0) {
+        atomic_fetch_add_explicit(&e->up_bucket[bucket_of((uint64_t)upstream_us)], 1,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->up_sum_us, (uint64_t)upstream_us, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&m->bucket[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->sum_us, duration_us, memory_order_relaxed);
@@ -160,6 +171,9 @@ static int render_requests(struct gw_metrics *const *ms, size_t n, struct gv_buf
     return rv;
 }
 
+#define DURATION "grapevine_http_request_duration_seconds"
+#define UPSTREAM "grapevine_upstream_response_seconds"
+
 /* One histogram series being summed for rendering: a (route, service,
  * status class) over every worker's entries. */
 struct hist_group {
@@ -220,17 +234,25 @@ static size_t count_entries(struct gw_metrics *const *ms, size_t n)
     return k;
 }
 
-static int render_group(struct gv_buf *out, const struct hist_group *g)
+/* One histogram series of metric name: labels route, service and
+ * code_class, or (route NULL) service alone. */
+static int render_group(struct gv_buf *out, const char *name, const struct hist_group *g)
 {
     static const char *const cls[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     struct gv_buf labels;
     uint64_t cum = 0;
     gv_buf_init(&labels);
-    int rv = gv_buf_puts(&labels, "route=\"");
-    rv = rv ? rv : put_label(&labels, g->route);
-    rv = rv ? rv : gv_buf_puts(&labels, "\",service=\"");
+    int rv = 0;
+    if (g->route != NULL) {
+        rv = gv_buf_puts(&labels, "route=\"");
+        rv = rv ? rv : put_label(&labels, g->route);
+        rv = rv ? rv : gv_buf_puts(&labels, "\",");
+    }
+    rv = rv ? rv : gv_buf_puts(&labels, "service=\"");
     rv = rv ? rv : put_label(&labels, g->service);
-    rv = rv ? rv : gv_buf_printf(&labels, "\",code_class=\"%s\"", cls[g->cls]);
+    rv = rv ? rv : gv_buf_puts(&labels, "\"");
+    if (g->route != NULL)
+        rv = rv ? rv : gv_buf_printf(&labels, ",code_class=\"%s\"", cls[g->cls]);
     for (size_t b = 0; b <= GW_HIST_BUCKETS && rv == 0; b++) {
         char le[32];
         cum += g->bucket[b];
@@ -238,16 +260,12 @@ static int render_group(struct gv_buf *out, const struct hist_group *g)
             snprintf(le, sizeof(le), "%g", gw_hist_bounds[b]);
         else
             snprintf(le, sizeof(le), "+Inf");
-        rv = gv_buf_printf(out,
-                           "grapevine_http_request_duration_seconds_bucket{%s,le=\"%s\"} %llu\n",
-                           labels.data, le, (unsigned long long)cum);
+        rv = gv_buf_printf(out, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels.data, le,
+                           (unsigned long long)cum);
     }
     rv = rv ? rv
-            : gv_buf_printf(out,
-                            "grapevine_http_request_duration_seconds_sum{%s} %.6f\n"
-                            "grapevine_http_request_duration_seconds_count{%s} %llu\n",
-                            labels.data, (double)g->sum_us / 1e6, labels.data,
-                            (unsigned long long)cum);
+            : gv_buf_printf(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels.data,
+                            (double)g->sum_us / 1e6, name, labels.data, (unsigned long long)cum);
     gv_buf_free(&labels);
     return rv;
 }
@@ -301,9 +319,43 @@ static int render_durations(struct gw_metrics *const *ms, size_t n, struct gv_bu
     }
     for (size_t i = 0; i < gs.cap && rv == 0; i++)
         if (gs.g[i].route != NULL)
-            rv = render_group(out, &gs.g[i]);
+            rv = render_group(out, DURATION, &gs.g[i]);
     if (rv == 0 && any_other)
-        rv = render_group(out, &other);
+        rv = render_group(out, DURATION, &other);
+    free(gs.g);
+    return rv;
+}
+
+/* The upstream response time by service: every worker's entries of the
+ * service summed (routes and codes together). */
+static int render_upstream(struct gw_metrics *const *ms, size_t n, struct gv_buf *out)
+{
+    struct hist_groups gs = {.cap = 1};
+    size_t entries = count_entries(ms, n);
+    while (gs.cap < 2 * entries + 16)
+        gs.cap *= 2;
+    if ((gs.g = calloc(gs.cap, sizeof(*gs.g))) == NULL)
+        return GV_ENOMEM;
+    int rv = gv_buf_puts(out, "# HELP " UPSTREAM " Time from a request's first upstream attempt "
+                              "to the upstream's response head, by service.\n# TYPE " UPSTREAM
+                              " histogram\n");
+    for (size_t w = 0; w < n; w++) {
+        for (size_t i = 0; i < GW_METRICS_SLOTS; i++) {
+            struct gw_metric_entry *e =
+                atomic_load_explicit(&ms[w]->slots[i], memory_order_acquire);
+            struct hist_group *g = e && e->service[0] ? group_of(&gs, "", e->service, 0) : NULL;
+            for (size_t b = 0; g != NULL && b <= GW_HIST_BUCKETS; b++)
+                g->bucket[b] += atomic_load_explicit(&e->up_bucket[b], memory_order_relaxed);
+            if (g != NULL)
+                g->sum_us += atomic_load_explicit(&e->up_sum_us, memory_order_relaxed);
+        }
+    }
+    for (size_t i = 0; i < gs.cap && rv == 0; i++) {
+        struct hist_group g = gs.g[i];
+        g.route = NULL; /* labelled by service alone */
+        if (gs.g[i].route != NULL)
+            rv = render_group(out, UPSTREAM, &g);
+    }
     free(gs.g);
     return rv;
 }
@@ -337,6 +389,7 @@ int gw_metrics_render(struct gw_metrics *const *ms, size_t n, struct gv_buf *out
 {
     int rv = render_requests(ms, n, out);
     rv = rv ? rv : render_durations(ms, n, out);
+    rv = rv ? rv : render_upstream(ms, n, out);
     rv = rv ? rv : render_retries(ms, n, out);
     return rv ? rv : gw_plugins_metrics(out);
 }

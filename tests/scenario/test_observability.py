@@ -130,6 +130,8 @@ routes:
     assert ('grapevine_http_request_duration_seconds_count'
             '{route="all",service="web",code_class="4xx"} 3') in text
     assert 'route="second",service="web",code_class="2xx"' in text
+    # the upstream's time by service: the 6 answered requests, not the 3 limited ones
+    assert 'grapevine_upstream_response_seconds_count{service="web"} 6' in text, text
     for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
                  "process_open_fds", "process_start_time_seconds",
                  "grapevine_upstream_retries_total"):
