@@ -3,7 +3,6 @@
 #include "gateway/trace.h"
 #include "common/util.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static bool lower_hex(char c)
@@ -66,5 +65,14 @@ void gw_trace_begin(struct gw_trace *t, const char *v, size_t len)
 
 void gw_trace_header(const struct gw_trace *t, char *out)
 {
-    snprintf(out, GW_TRACEPARENT_LEN + 1, "00-%s-%s-%02x", t->trace_id, t->span_id, t->flags);
+    static const char hex[] = "0123456789abcdef";
+    /* on every proxied request: copies, not printf */
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, t->trace_id, 32);
+    out[35] = '-';
+    memcpy(out + 36, t->span_id, 16);
+    out[52] = '-';
+    out[53] = hex[t->flags >> 4];
+    out[54] = hex[t->flags & 15];
+    out[55] = '\0';
 }
