@@ -2,7 +2,8 @@
  * metrics and, when node.access_log is on, one JSON line on stdout (time,
  * node, client, host, method, url, user agent, status, route, consumer,
  * service, target, attempts, bytes, duration, upstream time, request id,
- * trace id), gathered per worker and written in batches. */
+ * trace, span and parent span ids), gathered per worker and written in
+ * batches. */
 #include "gateway/pipeline.h"
 #include "gateway/request.h"
 #include "gateway/snapshot.h"
@@ -111,7 +112,8 @@ void gw_access_log(struct gw_request *r, uint64_t dur_us)
                   (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
                   (double)dur_us / 1000.0);
     json_str(&b, r->request_id, strlen(r->request_id));
-    gv_buf_printf(&b, ",\"trace_id\":\"%s\"}\n", r->trace.trace_id);
+    gv_buf_printf(&b, ",\"trace_id\":\"%s\",\"span_id\":\"%s\",\"parent_span_id\":\"%s\"}\n",
+                  r->trace.trace_id, r->trace.span_id, r->trace.parent_id);
     if (b.data != NULL)
         gw_worker_log(w, b.data, b.len);
     gv_buf_free(&b);

@@ -39,6 +39,8 @@ static bool parse(const char *v, size_t len, struct gw_trace *t)
         return false;
     memcpy(t->trace_id, v + 3, 32);
     t->trace_id[32] = '\0';
+    memcpy(t->parent_id, v + 36, 16);
+    t->parent_id[16] = '\0';
     t->flags = (uint8_t)(gv_hexval(v[53]) << 4 | gv_hexval(v[54]));
     return true;
 }
@@ -54,6 +56,7 @@ void gw_trace_begin(struct gw_trace *t, const char *v, size_t len)
 {
     t->continued = parse(v, len, t);
     if (!t->continued) {
+        t->parent_id[0] = '\0';
         random_id(t->trace_id);
         random_id(t->trace_id + 16);
         t->trace_id[32] = '\0';

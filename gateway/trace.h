@@ -19,10 +19,11 @@
 #define GW_TRACEPARENT_LEN 55 /* "00-" 32 "-" 16 "-" 2 */
 
 struct gw_trace {
-    char trace_id[33]; /* 32 lower-case hex digits, not all zero */
-    char span_id[17];  /* this hop's span: 16 hex digits, not all zero */
-    uint8_t flags;     /* trace-flags (bit 0: sampled) */
-    bool continued;    /* the client's traceparent was valid and is continued */
+    char trace_id[33];  /* 32 lower-case hex digits, not all zero */
+    char span_id[17];   /* this hop's span: 16 hex digits, not all zero */
+    char parent_id[17]; /* the client's span when continued, else "" */
+    uint8_t flags;      /* trace-flags (bit 0: sampled) */
+    bool continued;     /* the client's traceparent was valid and is continued */
 };
 
 /* Fills t from the value of an incoming traceparent header (v, len; v NULL

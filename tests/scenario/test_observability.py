@@ -73,6 +73,10 @@ def test_one_trace_through_two_nodes():
     # gw2 saw gw1's span as parent: the upstream's parent is gw2's own span,
     # so three different span ids: the client's, gw1's and gw2's
     assert l1["node"] == "gw1" and l2["node"] == "gw2"
+    # the chain of spans: client -> gw1 -> gw2 -> upstream
+    assert l1["parent_span_id"] == "00f067aa0ba902b7"
+    assert l2["parent_span_id"] == l1["span_id"] != l2["span_id"]
+    assert m.group(2) == l2["span_id"]  # the upstream's parent is gw2's span
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", l1["time"]), l1
     assert l1["user_agent"] == "trace-test/1" and l2["user_agent"] == "trace-test/1"
     assert l1["host"].startswith("127.0.0.1:") and l1["target"] == gw2.listen
@@ -86,6 +90,7 @@ def test_one_trace_through_two_nodes():
     trace = m.group(1)
     wait_until(lambda: logged(gw1, trace) and logged(gw2, trace), scaled(10),
                "both nodes to log the trace gw1 started")
+    assert logged(gw1, trace)[0]["parent_span_id"] == ""  # gw1 started it
 
     # a malformed one is replaced, and its tracestate dropped with it
     r = gw1.get("/c", headers={"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01",

@@ -21,6 +21,7 @@ static void test_continue(void)
     gw_trace_begin(&t, TP, strlen(TP));
     CHECK(t.continued);
     CHECK_STR(t.trace_id, TID);
+    CHECK_STR(t.parent_id, "00f067aa0ba902b7");
     CHECK(t.flags == 1);
     CHECK(strlen(t.span_id) == 16 && strcmp(t.span_id, "00f067aa0ba902b7") != 0);
     gw_trace_header(&t, out);
@@ -55,7 +56,7 @@ static void test_restart(void)
         CHECK(fresh(&t));
     }
     gw_trace_begin(&t, NULL, 0);
-    CHECK(fresh(&t) && strlen(t.span_id) == 16);
+    CHECK(fresh(&t) && strlen(t.span_id) == 16 && t.parent_id[0] == '\0');
 }
 
 TEST_MAIN(TEST(test_continue), TEST(test_restart))
