@@ -31,4 +31,33 @@ size_t cl_rlg_encode(uint32_t tick, const struct cl_rlg_entry *e, size_t n, uint
 int cl_rlg_decode(const uint8_t *p, size_t len, uint32_t *tick);
 struct cl_rlg_entry cl_rlg_entry_at(const uint8_t *p, size_t i);
 
+/* Channel 4: the admission counts message (docs/rate-limiting.md), sent
+ * every tick to every live member beside the demand message above (which
+ * nodes of earlier versions still read; they have no channel 4 handler and
+ * drop this one unread):
+ *
+ *   "RC" version | u32 tick | u16 count | u8 entry_len |
+ *   count x (u64 key, u32 demand_milli, CL_RLC_TICKS x u32 admitted)
+ *
+ * admitted[j] is the sender's admissions for key in its tick (tick - j).
+ * A reader takes the first CL_RLC_ENTRY bytes of each entry and skips the
+ * rest, so a later version may append fields (entry_len > CL_RLC_ENTRY, any
+ * version >= 1) without breaking this one. */
+#define CL_RLC_CHANNEL 4
+#define CL_RLC_TICKS   4
+#define CL_RLC_HEADER  10
+#define CL_RLC_ENTRY   (12 + 4 * CL_RLC_TICKS)
+#define CL_RLC_MAX     2048
+
+struct cl_rlc_entry {
+    uint64_t key;
+    uint32_t demand_milli;
+    uint32_t admitted[CL_RLC_TICKS];
+};
+
+size_t cl_rlc_encode(uint32_t tick, const struct cl_rlc_entry *e, size_t n, uint8_t *out);
+/* The entry count (and *tick, *entry_len) of a well-formed message, else -1. */
+int cl_rlc_decode(const uint8_t *p, size_t len, uint32_t *tick, size_t *entry_len);
+struct cl_rlc_entry cl_rlc_entry_at(const uint8_t *p, size_t entry_len, size_t i);
+
 #endif
