@@ -125,6 +125,18 @@ fail:
     return rv;
 }
 
+int node_ratelimit_metrics(struct gv_buf *out)
+{
+    if (!g.running)
+        return 0;
+    return gv_buf_printf(out,
+                         "# HELP grapevine_ratelimit_cluster_peers Peers whose rate-limit counts "
+                         "this node heard within the last second.\n"
+                         "# TYPE grapevine_ratelimit_cluster_peers gauge\n"
+                         "grapevine_ratelimit_cluster_peers %u\n",
+                         gw_rlc_live_peers(g.rlc));
+}
+
 static void on_closed(uv_handle_t *h)
 {
     (void)h;
@@ -143,5 +155,5 @@ void node_ratelimit_stop(void)
     uv_close((uv_handle_t *)&g.timer, on_closed);
     struct gw_rl_table *tab = gw_rl_table_shared();
     if (tab != NULL)
-        gw_rl_set_view(tab, 1, 0);
+        gw_rl_set_members(tab, 1);
 }

@@ -14,7 +14,7 @@ struct rlc_demand {
 
 struct rlc_peer {
     char name[128];
-    uint64_t hash, last_us;
+    uint64_t last_us;
     uint32_t cur, prev;   /* latest tick heard; the one before it */
     struct rlc_demand *v; /* the demand entries of tick cur */
     size_t n, cap;
@@ -32,9 +32,8 @@ struct gw_rlc {
     struct gw_rl_table *t;
     size_t cap;
     char self[128];
-    uint64_t self_hash;
     uint32_t tick;
-    unsigned live, rank;
+    unsigned live;
     struct rlc_slot *s;
     struct gw_rlc_entry *out;
     struct rlc_peer peers[GW_RLC_PEERS];
@@ -55,7 +54,6 @@ int gw_rlc_new(struct gw_rl_table *t, const char *self, struct gw_rlc **out)
         return GV_ENOMEM;
     }
     snprintf(c->self, sizeof(c->self), "%s", self);
-    c->self_hash = gw_rl_hash(c->self, strlen(c->self), 0x726c63);
     *out = c;
     return 0;
 }
@@ -93,7 +91,6 @@ static struct rlc_peer *peer_get(struct gw_rlc *c, const char *name)
                 p = &c->peers[i];
     }
     snprintf(p->name, sizeof(p->name), "%s", name);
-    p->hash = gw_rl_hash(p->name, strlen(p->name), 0x726c63);
     p->last_us = 0;
     p->n = 0;
     return p;
@@ -167,33 +164,23 @@ void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, const str
     }
 }
 
-static bool peer_before(const struct gw_rlc *c, const struct rlc_peer *p)
-{
-    return p->hash < c->self_hash || (p->hash == c->self_hash && strcmp(p->name, c->self) < 0);
-}
-
-/* Live peers, this node's rank, and the peers' demand per local key. */
+/* Live peers and their demand per local key. */
 static void peers_fold(struct gw_rlc *c, uint64_t now_us)
 {
     c->live = 0;
-    c->rank = 0;
     for (size_t i = 0; i < c->npeers; i++) {
         struct rlc_peer *p = &c->peers[i];
         if (p->last_us == 0 || now_us - p->last_us > GW_RLC_SILENT_MS * 1000ULL)
             continue;
         c->live++;
-        bool before = peer_before(c, p);
-        c->rank += before;
         for (size_t j = 0; j < p->n; j++) {
             long at = gw_rl_find(c->t, p->v[j].key);
             if (at < 0 || c->s[at].key != p->v[j].key)
                 continue;
             c->s[at].rtotal += p->v[j].demand;
-            if (before)
-                c->s[at].rbefore += p->v[j].demand;
         }
     }
-    gw_rl_set_view(c->t, c->live + 1, c->rank);
+    gw_rl_set_members(c->t, c->live + 1);
 }
 
 /* ---- own slots ---------------------------------------------------------- */
@@ -225,7 +212,7 @@ static void slot_collect(struct gw_rlc *c, size_t i, const struct gw_rl_slot_sta
     memmove(s->pring + 1, s->pring, sizeof(s->pring) - sizeof(s->pring[0]));
     s->pring[0] = 0;
     s->sent = s->demand;
-    s->rtotal = s->rbefore = 0;
+    s->rtotal = 0;
     if (st->key == 0 || st->interval == 0)
         return;
     uint64_t n = ewma_ticks(st);
@@ -245,8 +232,9 @@ static uint64_t ring_sum(const uint32_t *ring)
  * admissions of the last GW_RLC_TICKS ticks, this node's and the peers'
  * heard: every node then shares (about) the same pool, whatever it has
  * heard yet, and its allowance is its part of the pool less what it used of
- * it. The parts add up to the pool (gw_rl_quota), so the allowances add up
- * to what the bucket holds. */
+ * it. The parts are rounded up (gw_rl_part): a node is never refused a
+ * request because the bucket's last tokens were given to another node, at
+ * the price of up to one token per node beyond the pool (docs). */
 static void slot_allow(struct gw_rlc *c, size_t i, const struct gw_rl_slot_state *st,
                        uint64_t now_us)
 {
@@ -256,13 +244,11 @@ static void slot_allow(struct gw_rlc *c, size_t i, const struct gw_rl_slot_state
     uint64_t pool = pm > 0 ? (uint64_t)(pm / 1000) : 0;
     uint64_t total = s->sent + s->rtotal, alloc;
     uint32_t ppm;
-    if (total == 0) { /* nobody asks: equal parts, by rank */
-        unsigned n = c->live + 1;
-        alloc = gw_rl_quota(pool, c->rank, c->rank + 1.0, n, gw_rl_phase(st->key));
-        ppm = 1000000 / n;
+    if (total == 0) { /* nobody asks: equal parts */
+        alloc = gw_rl_part(pool, 1, c->live + 1);
+        ppm = 1000000 / (c->live + 1);
     } else {
-        alloc = gw_rl_quota(pool, (double)s->rbefore, (double)(s->rbefore + s->sent), (double)total,
-                            gw_rl_phase(st->key));
+        alloc = gw_rl_part(pool, s->sent, total);
         ppm = (uint32_t)((uint64_t)s->sent * 1000000 / total);
     }
     gw_rl_slot_allow(c->t, i, st->key, s->admitted - u + alloc, ppm, u == 0, now_us);

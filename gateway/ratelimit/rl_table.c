@@ -6,8 +6,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include <math.h>
-
 /* The scope cluster fields are written by the workers (tat, attempts,
  * admitted, interval, tau, pending drained) and the control loop (ceiling,
  * synced, share, pending): each an atomic; a reader may see a new ceiling
@@ -29,14 +27,13 @@ struct gw_rl_slot {
 struct gw_rl_table {
     size_t mask;
     _Atomic uint64_t evictions;
-    _Atomic unsigned members, rank;
+    _Atomic unsigned members;
     struct gw_rl_slot *slots;
 };
 
-void gw_rl_set_view(struct gw_rl_table *t, unsigned members, unsigned rank)
+void gw_rl_set_members(struct gw_rl_table *t, unsigned members)
 {
     atomic_store_explicit(&t->members, members ? members : 1, memory_order_relaxed);
-    atomic_store_explicit(&t->rank, rank < members ? rank : 0, memory_order_relaxed);
 }
 
 unsigned gw_rl_members(const struct gw_rl_table *t)
@@ -214,18 +211,12 @@ void gw_rl_take(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t wi
     take(s, gcra_of(limit, window_us, burst, 1000000), now_us, out);
 }
 
-uint64_t gw_rl_quota(uint64_t pool, double lo, double hi, double total, double phase)
+uint64_t gw_rl_part(uint64_t pool, uint64_t part, uint64_t total)
 {
-    if (total <= 0 || hi <= lo)
+    if (part == 0 || total == 0)
         return 0;
-    double p = (double)pool;
-    double a = floor(p * lo / total + phase), b = floor(p * hi / total + phase);
-    return b > a ? (uint64_t)(b - a) : 0;
-}
-
-double gw_rl_phase(uint64_t key)
-{
-    return (double)(key >> 11) / 9007199254740992.0; /* 2^53 */
+    unsigned __int128 v = ((unsigned __int128)pool * part + total - 1) / total;
+    return v > UINT64_MAX / 2 ? UINT64_MAX / 2 : (uint64_t)v;
 }
 
 /* Moves tat on by n tokens (admissions elsewhere), without a limit check. */
@@ -255,8 +246,8 @@ static uint64_t allowance(const struct gw_rl_table *t, struct gw_rl_slot *s, uin
     uint32_t ppm = atomic_load_explicit(&s->share_ppm, memory_order_relaxed);
     uint64_t base;
     if (ppm == 0) { /* no tick yet: this node's equal part */
-        unsigned n = gw_rl_members(t), r = atomic_load_explicit(&t->rank, memory_order_relaxed);
-        base = gw_rl_quota(g.burst, r, r + 1.0, n, gw_rl_phase(key));
+        unsigned n = gw_rl_members(t);
+        base = gw_rl_part(g.burst, 1, n);
         ppm = 1000000 / n;
     } else {
         base = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
@@ -286,11 +277,13 @@ void gw_rl_take_cluster(struct gw_rl_table *t, uint64_t key, uint64_t limit, uin
     if (was >= cap && !first) {
         atomic_fetch_sub_explicit(&s->admitted, 1, memory_order_relaxed);
         uint64_t tat = atomic_load_explicit(&s->tat, memory_order_relaxed);
+        uint64_t base = tat > now ? tat : now, next = base + g.interval;
         out->allowed = false;
         out->limit = g.burst;
         out->remaining = 0;
-        out->retry_ms = 100; /* the next tick's allowance */
-        out->reset_ms = tat > now ? (tat - now + 999999) / 1000000 : 100;
+        /* until the view has a token again, else the next tick's allowance */
+        out->retry_ms = next - now > g.tau ? (next - now - g.tau + 999999) / 1000000 : 100;
+        out->reset_ms = (base - now + 999999) / 1000000;
         return;
     }
     take(s, g, now_us, out);

@@ -58,17 +58,16 @@ void gw_rl_take(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t wi
  * the peers' as they are heard), and an allowance: this node admits only
  * while its admissions stay under the ceiling the control loop set at the
  * last tick plus its share of the refill since then. Before the first tick
- * for a key the allowance is this node's equal part of the bucket (by its
- * rank among the members). Counts the attempt and the admission. */
+ * for a key the allowance is this node's equal part of the bucket, rounded
+ * up. Counts the attempt and the admission. */
 void gw_rl_take_cluster(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t window_us,
                         uint64_t burst, uint64_t now_us, struct gw_rl_result *out);
 
-/* Tokens of an integer pool that fall to the part [lo, hi) of [0, total)
- * under systematic rounding with phase (0 <= phase < 1): the parts of all
- * nodes add up to exactly pool. Pure; total > 0. */
-uint64_t gw_rl_quota(uint64_t pool, double lo, double hi, double total, double phase);
-/* The rounding phase of a key (the same on every node). */
-double gw_rl_phase(uint64_t key);
+/* A node's part of an integer pool: ceil(pool * part / total), 0 when part
+ * is 0. Rounding up, the parts of all nodes add up to at most pool + nodes - 1
+ * (the price of never refusing a request the single bucket would admit
+ * because its token was given to another node). total > 0. */
+uint64_t gw_rl_part(uint64_t pool, uint64_t part, uint64_t total);
 
 /* Control loop only (cluster glue, gateway/ratelimit/rl_cluster.h). */
 struct gw_rl_slot_state {
@@ -95,9 +94,9 @@ void gw_rl_slot_allow(struct gw_rl_table *t, size_t i, uint64_t key, uint64_t ce
 long gw_rl_charge(struct gw_rl_table *t, uint64_t key, uint64_t n, uint64_t now_us);
 long gw_rl_find(const struct gw_rl_table *t, uint64_t key);
 
-/* The members (at least 1) the cluster bucket is shared between, and this
- * node's rank among them (set by the cluster glue every tick). */
-void gw_rl_set_view(struct gw_rl_table *t, unsigned members, unsigned rank);
+/* The members (at least 1) the cluster bucket is shared between (set by
+ * the cluster glue every tick). */
+void gw_rl_set_members(struct gw_rl_table *t, unsigned members);
 unsigned gw_rl_members(const struct gw_rl_table *t);
 
 #endif
