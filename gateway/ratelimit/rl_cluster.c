@@ -185,14 +185,17 @@ static void peers_fold(struct gw_rlc *c, uint64_t now_us)
 
 /* ---- own slots ---------------------------------------------------------- */
 
-/* The EWMA's time constant: about ten tokens' time, within [1 s, the bucket]:
- * a sparse key remembers where its traffic comes from over its window. */
+/* The EWMA's time constant: about ten tokens' time, within [1 s, the bucket]
+ * and at most a minute (one attempt must still move a demand kept in
+ * thousandths): a sparse key remembers where its traffic comes from. */
 static uint64_t ewma_ticks(const struct gw_rl_slot_state *st)
 {
     uint64_t tc = st->interval / 1000000 * 10; /* ms */
     uint64_t full = st->tau / 1000000;
     if (tc > full)
         tc = full;
+    if (tc > 60000)
+        tc = 60000;
     if (tc < 1000)
         tc = 1000;
     return tc / GW_RLC_TICK_MS;
@@ -201,6 +204,8 @@ static uint64_t ewma_ticks(const struct gw_rl_slot_state *st)
 static void slot_collect(struct gw_rlc *c, size_t i, const struct gw_rl_slot_state *st)
 {
     struct rlc_slot *s = &c->s[i];
+    if (st->key == 0 && s->key == 0)
+        return; /* never used: left untouched */
     if (st->key != s->key) {
         memset(s, 0, sizeof(*s));
         s->key = st->key;

@@ -297,6 +297,10 @@ static void slot_read(struct gw_rl_table *t, size_t i, uint64_t now_us, bool res
     struct gw_rl_slot *s = &t->slots[i & t->mask];
     uint64_t now = now_us * 1000;
     st->key = atomic_load_explicit(&s->key, memory_order_relaxed);
+    if (st->key == 0) { /* never used: not even a write, the page stays untouched */
+        *st = (struct gw_rl_slot_state){0};
+        return;
+    }
     st->attempts = reset ? atomic_exchange_explicit(&s->attempts, 0, memory_order_relaxed)
                          : atomic_load_explicit(&s->attempts, memory_order_relaxed);
     st->admitted = atomic_load_explicit(&s->admitted, memory_order_relaxed);

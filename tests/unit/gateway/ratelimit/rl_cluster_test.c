@@ -212,10 +212,9 @@ static bool within(struct cell c)
     return d <= tol;
 }
 
-static void grid(uint64_t delay_us)
+static void grid(uint64_t delay_us, const uint64_t *limits, size_t nl, const uint64_t *windows,
+                 size_t nw)
 {
-    static const uint64_t limits[] = {1, 5, 100, 10000};
-    static const uint64_t windows[] = {1000000, 10000000, 60000000};
     int bad = 0;
     printf("gossip delay %llu ms; admitted/answer per cell (* = outside +/-10%% or +/-1)\n",
            (unsigned long long)(delay_us / 1000));
@@ -223,8 +222,8 @@ static void grid(uint64_t delay_us)
     for (int sp = 0; sp < NSPLIT; sp++)
         printf(" %15s", split_names[sp]);
     printf("\n");
-    for (size_t l = 0; l < 4; l++)
-        for (size_t w = 0; w < 3; w++) {
+    for (size_t l = 0; l < nl; l++)
+        for (size_t w = 0; w < nw; w++) {
             char head[32];
             snprintf(head, sizeof(head), "%llu/%llus", (unsigned long long)limits[l],
                      (unsigned long long)(windows[w] / 1000000));
@@ -247,14 +246,26 @@ static void grid(uint64_t delay_us)
     CHECK_INT(bad, 0);
 }
 
+static const uint64_t limits[] = {1, 5, 100, 10000};
+static const uint64_t windows[] = {1000000, 10000000, 60000000};
+
 static void test_grid_loopback(void)
 {
-    grid(1000);
+    grid(1000, limits, 4, windows, 3);
 }
 
 static void test_grid_slow_gossip(void)
 {
-    grid(50000);
+    grid(50000, limits, 4, windows, 3);
+}
+
+/* The ends of the range: 1 per hour, 100,000 per second. */
+static void test_range_ends(void)
+{
+    static const uint64_t hour[] = {3600000000ULL}, second[] = {1000000};
+    static const uint64_t one[] = {1}, many[] = {100000};
+    grid(20000, one, 1, hour, 1);
+    grid(20000, many, 1, second, 1);
 }
 
 /* The reported case, step by step: 5 per 10 s, requests rotating over the
@@ -300,4 +311,4 @@ static void test_parts_round_up(void)
 }
 
 TEST_MAIN(TEST(test_parts_round_up), TEST(test_rotating_burst_after_gap), TEST(test_grid_loopback),
-          TEST(test_grid_slow_gossip))
+          TEST(test_grid_slow_gossip), TEST(test_range_ends))
