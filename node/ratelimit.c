@@ -5,7 +5,8 @@
  * point to point:
  *   - channel 4, the admission counts and demand (cluster/rlgossip.h "RC");
  *   - channel 3, the demand alone ("RL" 1), which nodes of earlier versions
- *     read during a rolling upgrade (this version reads channel 4 only).
+ *     read during a rolling upgrade; from them this version reads it too (a
+ *     peer that sends no counts still has its demand in the shares).
  * The workers only read atomics the tick sets: nothing on the request path
  * waits for the network. */
 #include "node/ratelimit.h"
@@ -51,18 +52,42 @@ static void on_message(void *arg, uint8_t channel, const uint8_t *payload, size_
     gw_rlc_on_peer(g.rlc, origin, tick, g.rx, (size_t)n, gv_now_us());
 }
 
+/* Channel 3, the demand message: from nodes of the previous version. */
+static void on_demand(void *arg, uint8_t channel, const uint8_t *payload, size_t len,
+                      const char *origin)
+{
+    (void)arg;
+    (void)channel;
+    uint32_t tick;
+    int n = cl_rlg_decode(payload, len, &tick);
+    if (n < 0 || origin == NULL || n > RX_MAX) {
+        gv_debug("rate limits: dropped a malformed message from %s", origin ? origin : "?");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct cl_rlg_entry e = cl_rlg_entry_at(payload, (size_t)i);
+        g.rx[i] = (struct gw_rlc_entry){.key = e.key, .demand_milli = e.demand_milli};
+    }
+    gw_rlc_on_peer_demand(g.rlc, origin, tick, g.rx, (size_t)n, gv_now_us());
+}
+
 static const struct cl_channel_ops ops = {.on_message = on_message};
+static const struct cl_channel_ops demand_ops = {.on_message = on_demand};
 
 struct send_ctx {
     const uint8_t *msg;
     size_t len;
     uint8_t channel;
+    unsigned live;
 };
 
 static int send_one(void *arg, const struct cl_member_info *m)
 {
     struct send_ctx *c = arg;
-    if ((m->state == CL_STATE_ALIVE || m->state == CL_STATE_SUSPECT) && !m->is_self)
+    if (m->state != CL_STATE_ALIVE && m->state != CL_STATE_SUSPECT)
+        return 0;
+    c->live++;
+    if (!m->is_self)
         cl_swim_send_to(g.swim, m->name, c->channel, c->msg, c->len);
     return 0;
 }
@@ -78,14 +103,15 @@ static void send_batch(uint32_t tick, const struct gw_rlc_entry *e, size_t n)
         rc[i].key = e[i].key;
         rc[i].demand_milli = e[i].demand_milli;
         memcpy(rc[i].admitted, e[i].counts, sizeof(rc[i].admitted));
-        if (e[i].demand_milli)
-            rl[nl++] = (struct cl_rlg_entry){e[i].key, e[i].demand_milli};
+        if (e[i].fast_milli)
+            rl[nl++] = (struct cl_rlg_entry){e[i].key, e[i].fast_milli};
     }
-    struct send_ctx c = {buf, cl_rlc_encode(tick, rc, n, buf), CL_RLC_CHANNEL};
+    struct send_ctx c = {buf, cl_rlc_encode(tick, rc, n, buf), CL_RLC_CHANNEL, 0};
     cl_swim_members(g.swim, send_one, &c);
+    gw_rlc_set_members(g.rlc, c.live);
     if (nl == 0)
         return;
-    c = (struct send_ctx){buf, cl_rlg_encode(tick, rl, nl, buf), CL_RLG_CHANNEL};
+    c = (struct send_ctx){buf, cl_rlg_encode(tick, rl, nl, buf), CL_RLG_CHANNEL, 0};
     cl_swim_members(g.swim, send_one, &c);
 }
 
@@ -113,12 +139,16 @@ int node_ratelimit_start(uv_loop_t *loop, struct cl_swim *swim)
     g.swim = swim;
     if ((rv = cl_swim_register_channel(swim, CL_RLC_CHANNEL, &ops, NULL)) != 0)
         goto fail;
+    if ((rv = cl_swim_register_channel(swim, CL_RLG_CHANNEL, &demand_ops, NULL)) != 0)
+        goto fail_rlc;
     if ((rv = uv_timer_init(loop, &g.timer)) != 0) {
-        cl_swim_unregister_channel(swim, CL_RLC_CHANNEL);
-        goto fail;
+        cl_swim_unregister_channel(swim, CL_RLG_CHANNEL);
+        goto fail_rlc;
     }
     g.running = true;
     return uv_timer_start(&g.timer, on_tick, GW_RLC_TICK_MS, GW_RLC_TICK_MS);
+fail_rlc:
+    cl_swim_unregister_channel(swim, CL_RLC_CHANNEL);
 fail:
     gw_rlc_free(g.rlc);
     g.rlc = NULL;
@@ -152,6 +182,7 @@ void node_ratelimit_stop(void)
     g.running = false;
     uv_timer_stop(&g.timer);
     cl_swim_unregister_channel(g.swim, CL_RLC_CHANNEL);
+    cl_swim_unregister_channel(g.swim, CL_RLG_CHANNEL);
     uv_close((uv_handle_t *)&g.timer, on_closed);
     struct gw_rl_table *tab = gw_rl_table_shared();
     if (tab != NULL)

@@ -14,9 +14,9 @@ struct rlc_demand {
 
 struct rlc_peer {
     char name[128];
-    uint64_t last_us;
-    uint32_t cur, prev;   /* latest tick heard; the one before it */
-    struct rlc_demand *v; /* the demand entries of tick cur */
+    uint64_t last_us, counts_us; /* heard at all; heard with counts (channel 4) */
+    uint32_t cur, prev;          /* latest tick heard; the one before it */
+    struct rlc_demand *v;        /* the demand entries of tick cur */
     size_t n, cap;
 };
 
@@ -25,6 +25,7 @@ struct rlc_slot {
     uint32_t ring[GW_RLC_TICKS];  /* own admissions per tick, newest first */
     uint32_t pring[GW_RLC_TICKS]; /* peers' admissions heard, by their age in ticks */
     uint32_t demand, sent;        /* EWMA now; the value peers were last sent */
+    uint32_t fast;                /* the previous version's EWMA (channel 3) */
     uint64_t rtotal, rbefore;     /* live peers' demand: all; ordered before this node */
 };
 
@@ -33,7 +34,7 @@ struct gw_rlc {
     size_t cap;
     char self[128];
     uint32_t tick;
-    unsigned live;
+    unsigned live, members; /* peers heard lately; members the glue counts (0: none) */
     struct rlc_slot *s;
     struct gw_rlc_entry *out;
     struct rlc_peer peers[GW_RLC_PEERS];
@@ -74,6 +75,19 @@ unsigned gw_rlc_live_peers(const struct gw_rlc *c)
     return c->live;
 }
 
+void gw_rlc_set_members(struct gw_rlc *c, unsigned members)
+{
+    c->members = members;
+}
+
+/* The nodes an idle key's pool is split between: this one and its live
+ * peers, or the membership's count when larger (nodes of the previous
+ * version are members but send nothing while idle). */
+static unsigned nodes(const struct gw_rlc *c)
+{
+    return c->members > c->live + 1 ? c->members : c->live + 1;
+}
+
 /* ---- peers -------------------------------------------------------------- */
 
 static struct rlc_peer *peer_get(struct gw_rlc *c, const char *name)
@@ -91,7 +105,7 @@ static struct rlc_peer *peer_get(struct gw_rlc *c, const char *name)
                 p = &c->peers[i];
     }
     snprintf(p->name, sizeof(p->name), "%s", name);
-    p->last_us = 0;
+    p->last_us = p->counts_us = 0;
     p->n = 0;
     return p;
 }
@@ -151,6 +165,7 @@ void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, const str
     if (peer == NULL || strcmp(peer, c->self) == 0)
         return;
     struct rlc_peer *p = peer_get(c, peer);
+    p->counts_us = now_us;
     size_t fresh = peer_advance(p, tick, now_us);
     for (size_t i = 0; i < n; i++) {
         uint64_t got = 0;
@@ -162,6 +177,20 @@ void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, const str
         if (fresh || tick == p->cur)
             peer_keep(c, p, &e[i]);
     }
+}
+
+void gw_rlc_on_peer_demand(struct gw_rlc *c, const char *peer, uint32_t tick,
+                           const struct gw_rlc_entry *e, size_t n, uint64_t now_us)
+{
+    if (peer == NULL || strcmp(peer, c->self) == 0)
+        return;
+    struct rlc_peer *p = peer_get(c, peer);
+    if (p->counts_us != 0 && now_us - p->counts_us <= GW_RLC_SILENT_MS * 1000ULL)
+        return;
+    size_t fresh = peer_advance(p, tick, now_us);
+    for (size_t i = 0; i < n; i++)
+        if (fresh || tick == p->cur)
+            peer_keep(c, p, &e[i]);
 }
 
 /* Live peers and their demand per local key. */
@@ -180,7 +209,7 @@ static void peers_fold(struct gw_rlc *c, uint64_t now_us)
             c->s[at].rtotal += p->v[j].demand;
         }
     }
-    gw_rl_set_members(c->t, c->live + 1);
+    gw_rl_set_members(c->t, nodes(c));
 }
 
 /* ---- own slots ---------------------------------------------------------- */
@@ -220,6 +249,8 @@ static void slot_collect(struct gw_rlc *c, size_t i, const struct gw_rl_slot_sta
     s->rtotal = 0;
     if (st->key == 0 || st->interval == 0)
         return;
+    uint64_t f = ((uint64_t)s->fast * 7 + (uint64_t)st->attempts * 3000) / 10;
+    s->fast = f > UINT32_MAX ? UINT32_MAX : (uint32_t)f;
     uint64_t n = ewma_ticks(st);
     uint64_t d = ((uint64_t)s->demand * (n - 1) + (uint64_t)st->attempts * 1000 + n / 2) / n;
     s->demand = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
@@ -250,8 +281,8 @@ static void slot_allow(struct gw_rlc *c, size_t i, const struct gw_rl_slot_state
     uint64_t total = s->sent + s->rtotal, alloc;
     uint32_t ppm;
     if (total == 0) { /* nobody asks: equal parts */
-        alloc = gw_rl_part(pool, 1, c->live + 1);
-        ppm = 1000000 / (c->live + 1);
+        alloc = gw_rl_part(pool, 1, nodes(c));
+        ppm = 1000000 / nodes(c);
     } else {
         alloc = gw_rl_part(pool, s->sent, total);
         ppm = (uint32_t)((uint64_t)s->sent * 1000000 / total);
@@ -284,6 +315,7 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
         struct gw_rlc_entry *e = &c->out[nout++];
         e->key = s->key;
         e->demand_milli = s->demand;
+        e->fast_milli = s->fast;
         memcpy(e->counts, s->ring, sizeof(e->counts));
     }
     *out = c->out;

@@ -30,6 +30,8 @@ struct gw_rlc_entry {
     uint64_t key;
     uint32_t demand_milli;         /* attempts per tick (EWMA), thousandths */
     uint32_t counts[GW_RLC_TICKS]; /* admissions in the sender's tick t, t-1, ... */
+    uint32_t fast_milli;           /* the previous version's demand (0.7 d + 0.3 attempts), sent on
+                                    * channel 3 for its nodes; not in the counts message */
 };
 
 struct gw_rlc;
@@ -41,10 +43,22 @@ void gw_rlc_free(struct gw_rlc *c);
 void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, const struct gw_rlc_entry *e,
                     size_t n, uint64_t now_us);
 
+/* A peer that sends demand only (a node of the previous version, channel
+ * 3): its demand takes part in the shares, so this node keeps to its part
+ * while the old node keeps to its own share; it has no counts to charge.
+ * Ignored from a peer whose counts were heard within GW_RLC_SILENT_MS (a
+ * node of this version sends both). */
+void gw_rlc_on_peer_demand(struct gw_rlc *c, const char *peer, uint32_t tick,
+                           const struct gw_rlc_entry *e, size_t n, uint64_t now_us);
+
 /* One tick at now_us (the workers' clock): sets allowances and returns the
  * entries to send to every peer (valid until the next call) and the tick. */
 size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry **out,
                    uint32_t *tick);
+
+/* The live members (this node included) in the membership view, when the
+ * glue has one: an idle key is split between at least that many nodes. */
+void gw_rlc_set_members(struct gw_rlc *c, unsigned members);
 
 /* Peers heard from within GW_RLC_SILENT_MS at the last tick. */
 unsigned gw_rlc_live_peers(const struct gw_rlc *c);

@@ -42,6 +42,7 @@ from gvtest import Echo, Node, wait_until  # noqa: E402
 LIMITS = (1, 5, 100, 10000)
 SPLITS = ("one", "rotating", "60-30-10", "shifting", "killed")
 SLOT = 0.010
+BATCH_MAX = 400  # pipelined at once: ~1000 deep, a connection stopped answering (at 978)
 
 
 def conf(echo, windows):
@@ -158,8 +159,8 @@ class Cell:
             if delay > 0:
                 time.sleep(delay)  # pacing the offered load
             for k in range(3):
-                if batch[k]:
-                    self.send(nodes, socks, k, req, batch[k], ref, t0)
+                for off in range(0, batch[k], BATCH_MAX):
+                    self.send(nodes, socks, k, req, min(BATCH_MAX, batch[k] - off), ref, t0)
         for s in socks:
             if s is not None:
                 s.close()
@@ -254,10 +255,13 @@ def main():
                 bad += not c.ok()
                 row += f" {f'{c.admitted}/{c.answer}' + ('' if c.ok() else '*'):>15s}"
             print(row)
+    for c in cells.values():
+        if c.errors:
+            print(f"{c.name}: {c.errors} requests not answered 204 or 429")
     errors = sum(c.errors for c in cells.values())
     offered = sum(c.offered for c in cells.values())
     print(f"{len(cells) - bad}/{len(cells)} cells within the bound; {offered} requests, "
-          f"{errors} not answered 204 or 429 (sent to the killed node as it died)")
+          f"{errors} not answered 204 or 429")
     return 0 if bad == 0 else 1
 
 
