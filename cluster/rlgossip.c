@@ -51,7 +51,8 @@ struct cl_rlg_entry cl_rlg_entry_at(const uint8_t *p, size_t i)
     return e;
 }
 
-size_t cl_rlc_encode(uint32_t tick, const struct cl_rlc_entry *e, size_t n, uint8_t *out)
+size_t cl_rlc_encode(uint32_t tick, unsigned part, const struct cl_rlc_entry *e, size_t n,
+                     uint8_t *out)
 {
     if (n > CL_RLC_MAX)
         n = CL_RLC_MAX;
@@ -59,9 +60,10 @@ size_t cl_rlc_encode(uint32_t tick, const struct cl_rlc_entry *e, size_t n, uint
     out[1] = 'C';
     out[2] = 1;
     put32(out + 3, tick);
-    out[7] = (uint8_t)(n >> 8);
-    out[8] = (uint8_t)n;
-    out[9] = CL_RLC_ENTRY;
+    out[7] = (uint8_t)(part % CL_RLC_PARTS);
+    out[8] = (uint8_t)(n >> 8);
+    out[9] = (uint8_t)n;
+    out[10] = CL_RLC_ENTRY;
     uint8_t *p = out + CL_RLC_HEADER;
     for (size_t i = 0; i < n; i++, p += CL_RLC_ENTRY) {
         put32(p, (uint32_t)(e[i].key >> 32));
@@ -73,15 +75,17 @@ size_t cl_rlc_encode(uint32_t tick, const struct cl_rlc_entry *e, size_t n, uint
     return (size_t)(p - out);
 }
 
-int cl_rlc_decode(const uint8_t *p, size_t len, uint32_t *tick, size_t *entry_len)
+int cl_rlc_decode(const uint8_t *p, size_t len, struct cl_rlc_head *h)
 {
-    if (len < CL_RLC_HEADER || p[0] != 'R' || p[1] != 'C' || p[2] == 0 || p[9] < CL_RLC_ENTRY)
+    if (len < CL_RLC_HEADER || p[0] != 'R' || p[1] != 'C' || p[2] == 0 || p[7] >= CL_RLC_PARTS ||
+        p[10] < CL_RLC_ENTRY)
         return -1;
-    size_t n = (size_t)p[7] << 8 | p[8], el = p[9];
+    size_t n = (size_t)p[8] << 8 | p[9], el = p[10];
     if (n > CL_RLC_MAX || len != CL_RLC_HEADER + n * el)
         return -1;
-    *tick = get32(p + 3);
-    *entry_len = el;
+    h->tick = get32(p + 3);
+    h->part = p[7];
+    h->entry_len = el;
     return (int)n;
 }
 

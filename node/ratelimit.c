@@ -36,20 +36,19 @@ static void on_message(void *arg, uint8_t channel, const uint8_t *payload, size_
 {
     (void)arg;
     (void)channel;
-    uint32_t tick;
-    size_t el;
-    int n = cl_rlc_decode(payload, len, &tick, &el);
+    struct cl_rlc_head h;
+    int n = cl_rlc_decode(payload, len, &h);
     if (n < 0 || origin == NULL) {
         gv_debug("rate limits: dropped a malformed message from %s", origin ? origin : "?");
         return;
     }
     for (int i = 0; i < n; i++) {
-        struct cl_rlc_entry e = cl_rlc_entry_at(payload, el, (size_t)i);
+        struct cl_rlc_entry e = cl_rlc_entry_at(payload, h.entry_len, (size_t)i);
         g.rx[i].key = e.key;
         g.rx[i].demand_milli = e.demand_milli;
         memcpy(g.rx[i].counts, e.admitted, sizeof(g.rx[i].counts));
     }
-    gw_rlc_on_peer(g.rlc, origin, tick, g.rx, (size_t)n, gv_now_us());
+    gw_rlc_on_peer(g.rlc, origin, h.tick, h.part, g.rx, (size_t)n, gv_now_us());
 }
 
 /* Channel 3, the demand message: from nodes of the previous version. */
@@ -93,7 +92,7 @@ static int send_one(void *arg, const struct cl_member_info *m)
 }
 
 /* One batch of entries, both messages. */
-static void send_batch(uint32_t tick, const struct gw_rlc_entry *e, size_t n)
+static void send_batch(uint32_t tick, unsigned part, const struct gw_rlc_entry *e, size_t n)
 {
     static uint8_t buf[CL_RLC_HEADER + CL_RLC_MAX * CL_RLC_ENTRY];
     static struct cl_rlc_entry rc[CL_RLC_MAX];
@@ -106,7 +105,7 @@ static void send_batch(uint32_t tick, const struct gw_rlc_entry *e, size_t n)
         if (e[i].fast_milli)
             rl[nl++] = (struct cl_rlg_entry){e[i].key, e[i].fast_milli};
     }
-    struct send_ctx c = {buf, cl_rlc_encode(tick, rc, n, buf), CL_RLC_CHANNEL, 0};
+    struct send_ctx c = {buf, cl_rlc_encode(tick, part, rc, n, buf), CL_RLC_CHANNEL, 0};
     cl_swim_members(g.swim, send_one, &c);
     gw_rlc_set_members(g.rlc, c.live);
     if (nl == 0)
@@ -123,7 +122,7 @@ static void on_tick(uv_timer_t *t)
     size_t n = gw_rlc_tick(g.rlc, gv_now_us(), &e, &tick), off = 0;
     do { /* an empty message too: it says this node is there */
         size_t k = n - off > CL_RLC_MAX ? CL_RLC_MAX : n - off;
-        send_batch(tick, e + off, k);
+        send_batch(tick, (unsigned)(off / CL_RLC_MAX), e + off, k);
         off += k;
     } while (off < n);
 }

@@ -16,6 +16,7 @@ struct rlc_peer {
     char name[128];
     uint64_t last_us, counts_us; /* heard at all; heard with counts (channel 4) */
     uint32_t cur, prev;          /* latest tick heard; the one before it */
+    uint64_t parts;              /* parts of tick cur applied */
     struct rlc_demand *v;        /* the demand entries of tick cur */
     size_t n, cap;
 };
@@ -118,10 +119,12 @@ static size_t peer_advance(struct rlc_peer *p, uint32_t tick, uint64_t now_us)
         p->cur = tick;
         p->prev = tick - GW_RLC_TICKS;
         p->n = 0;
+        p->parts = 0;
     } else if (tick > p->cur) {
         p->prev = p->cur;
         p->cur = tick;
         p->n = 0;
+        p->parts = 0;
     } else if (tick < p->cur) {
         return 0; /* a late part of an older tick: its counts came again since */
     }
@@ -159,14 +162,18 @@ static void peer_recent(struct gw_rlc *c, size_t at, const struct gw_rlc_entry *
     }
 }
 
-void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, const struct gw_rlc_entry *e,
-                    size_t n, uint64_t now_us)
+void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, unsigned part,
+                    const struct gw_rlc_entry *e, size_t n, uint64_t now_us)
 {
     if (peer == NULL || strcmp(peer, c->self) == 0)
         return;
     struct rlc_peer *p = peer_get(c, peer);
-    p->counts_us = now_us;
     size_t fresh = peer_advance(p, tick, now_us);
+    uint64_t bit = 1ULL << (part % 64);
+    if (tick != p->cur || (p->parts & bit))
+        return; /* late, or heard already */
+    p->parts |= bit;
+    p->counts_us = now_us;
     for (size_t i = 0; i < n; i++) {
         uint64_t got = 0;
         for (size_t j = 0; j < fresh; j++)
@@ -174,8 +181,7 @@ void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, const str
         long at = gw_rl_charge(c->t, e[i].key, got, now_us);
         if (at >= 0 && got > 0)
             peer_recent(c, (size_t)at, &e[i], fresh);
-        if (fresh || tick == p->cur)
-            peer_keep(c, p, &e[i]);
+        peer_keep(c, p, &e[i]);
     }
 }
 

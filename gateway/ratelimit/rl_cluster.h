@@ -39,9 +39,10 @@ struct gw_rlc;
 int gw_rlc_new(struct gw_rl_table *t, const char *self, struct gw_rlc **out);
 void gw_rlc_free(struct gw_rlc *c);
 
-/* A peer's message of its tick (several messages may share one tick). */
-void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, const struct gw_rlc_entry *e,
-                    size_t n, uint64_t now_us);
+/* A peer's message: part `part` (< 64) of its tick; each (tick, part) is
+ * applied once. */
+void gw_rlc_on_peer(struct gw_rlc *c, const char *peer, uint32_t tick, unsigned part,
+                    const struct gw_rlc_entry *e, size_t n, uint64_t now_us);
 
 /* A peer that sends demand only (a node of the previous version, channel
  * 3): its demand takes part in the shares, so this node keeps to its part

@@ -124,7 +124,7 @@ static void sim_deliver(struct sim *s, struct msg *m)
     for (int i = 0; i < NODES; i++)
         if (i != m->from && !s->dead[i]) {
             char name[8] = {'n', (char)('1' + m->from), 0};
-            gw_rlc_on_peer(s->c[i], name, m->tick, m->e, m->n, m->at);
+            gw_rlc_on_peer(s->c[i], name, m->tick, 0, m->e, m->n, m->at);
         }
     free(m->e);
 }
@@ -295,6 +295,75 @@ static void test_rotating_burst_after_gap(void)
     sim_free(&s);
 }
 
+/* Tokens in node b's view of key, in thousandths. */
+static int64_t view_milli(struct gw_rl_table *t, uint64_t now)
+{
+    long at = gw_rl_find(t, KEY);
+    struct gw_rl_slot_state st = {0};
+    if (at >= 0)
+        gw_rl_slot_peek(t, (size_t)at, now, &st);
+    return st.avail_milli;
+}
+
+/* The counts are a G-counter by tick: a message heard twice counts once, a
+ * lost message's counts come with the next one, a restarted peer starts
+ * afresh. Limit 100 per 1000 s (the refill is negligible here). */
+static void test_counts_count_once(void)
+{
+    struct gw_rl_table *ta, *tb;
+    struct gw_rlc *a, *b;
+    struct gw_rl_result r;
+    const struct gw_rlc_entry *e;
+    struct gw_rlc_entry keep[4];
+    uint32_t tick;
+    uint64_t now = 5000000000ULL;
+    CHECK_INT(gw_rl_table_new(64, &ta), 0);
+    CHECK_INT(gw_rl_table_new(64, &tb), 0);
+    CHECK_INT(gw_rlc_new(ta, "a", &a), 0);
+    CHECK_INT(gw_rlc_new(tb, "b", &b), 0);
+    gw_rl_take_cluster(tb, KEY, 100, 1000000000ULL, 0, now, &r); /* b knows the key */
+    CHECK(r.allowed);
+    for (int i = 0; i < 3; i++)
+        gw_rl_take_cluster(ta, KEY, 100, 1000000000ULL, 0, now, &r);
+    size_t n = gw_rlc_tick(a, now, &e, &tick);
+    CHECK_INT(n, 1);
+    memcpy(keep, e, sizeof(keep[0]));
+    gw_rlc_on_peer(b, "a", tick, 0, keep, n, now);
+    gw_rlc_on_peer(b, "a", tick, 0, keep, n, now); /* again */
+    CHECK_INT(view_milli(tb, now) / 1000, 100 - 1 - 3);
+    /* two more ticks with admissions; the first message is lost */
+    gw_rl_take_cluster(ta, KEY, 100, 1000000000ULL, 0, now, &r);
+    now += 100000;
+    gw_rlc_tick(a, now, &e, &tick);
+    gw_rl_take_cluster(ta, KEY, 100, 1000000000ULL, 0, now, &r);
+    gw_rl_take_cluster(ta, KEY, 100, 1000000000ULL, 0, now, &r);
+    now += 100000;
+    n = gw_rlc_tick(a, now, &e, &tick);
+    gw_rlc_on_peer(b, "a", tick, 0, e, n, now);
+    CHECK_INT(view_milli(tb, now) / 1000, 100 - 1 - 6);
+    /* an older message arriving late changes nothing */
+    gw_rlc_on_peer(b, "a", tick - 2, 0, keep, 1, now);
+    CHECK_INT(view_milli(tb, now) / 1000, 100 - 1 - 6);
+    /* a, restarted, sends from tick 1: its new admissions count */
+    gw_rlc_free(a);
+    gw_rl_table_free(ta);
+    CHECK_INT(gw_rl_table_new(64, &ta), 0);
+    CHECK_INT(gw_rlc_new(ta, "a", &a), 0);
+    now += 2000000; /* silent for 2 s */
+    gw_rl_take_cluster(ta, KEY, 100, 1000000000ULL, 0, now, &r);
+    n = gw_rlc_tick(a, now, &e, &tick);
+    CHECK_INT(tick, 1);
+    gw_rlc_on_peer(b, "a", tick, 0, e, n, now);
+    CHECK_INT(view_milli(tb, now) / 1000, 100 - 1 - 7);
+    CHECK_INT(gw_rlc_live_peers(b), 0); /* b has not ticked since */
+    gw_rlc_tick(b, now, &e, &tick);
+    CHECK_INT(gw_rlc_live_peers(b), 1);
+    gw_rlc_free(a);
+    gw_rlc_free(b);
+    gw_rl_table_free(ta);
+    gw_rl_table_free(tb);
+}
+
 static void test_parts_round_up(void)
 {
     for (uint64_t pool = 0; pool < 50; pool++)
@@ -310,5 +379,6 @@ static void test_parts_round_up(void)
     CHECK_INT(gw_rl_part(5, 10, 10), 5);
 }
 
-TEST_MAIN(TEST(test_parts_round_up), TEST(test_rotating_burst_after_gap), TEST(test_grid_loopback),
+TEST_MAIN(TEST(test_parts_round_up), TEST(test_counts_count_once),
+          TEST(test_rotating_burst_after_gap), TEST(test_grid_loopback),
           TEST(test_grid_slow_gossip), TEST(test_range_ends))
