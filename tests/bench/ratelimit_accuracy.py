@@ -19,8 +19,9 @@ the client: the answer. A cell passes when the cluster admitted within
 +/-10 % or +/-1 request (whichever is larger) of it. The non-killed cells
 share one 3-node cluster; the killed cells of each window get their own.
 
---quick: windows 1 s and 10 s only (about 80 s; the full grid takes about 8
-minutes: the 60 s cells last 7.5 minutes).
+--quick: windows 1 s and 10 s only (the 10 s cells last 75 s; about 3 minutes
+with start-up on a loaded 2-core VM). The full grid adds the 60 s windows,
+whose cells last 7.5 minutes.
 
 Usage: GRAPEVINE_BIN=build/grapevine tests/bench/ratelimit_accuracy.py
            [--quick] [--max-rate N]
