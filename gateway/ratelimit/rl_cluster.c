@@ -289,9 +289,11 @@ static void slot_allow(struct gw_rlc *c, size_t i, const struct gw_rl_slot_state
     if (total == 0) { /* nobody asks: equal parts */
         alloc = gw_rl_part(pool, 1, nodes(c));
         ppm = 1000000 / nodes(c);
-    } else {
-        alloc = gw_rl_part(pool, s->sent, total);
-        ppm = (uint32_t)((uint64_t)s->sent * 1000000 / total);
+    } else { /* by demand, every node with a floor of 1 % of it: rounded up, a
+              * node whose traffic just started still has a token to admit */
+        uint64_t f = total / 100 + 1, own = s->sent + f, all = total + nodes(c) * f;
+        alloc = gw_rl_part(pool, own, all);
+        ppm = (uint32_t)(own * 1000000 / all);
     }
     gw_rl_slot_allow(c->t, i, st->key, s->admitted - u + alloc, ppm, u == 0, now_us);
 }
