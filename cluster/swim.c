@@ -19,6 +19,11 @@
 #define MAX_RELAYS 256
 #define MAX_REAPED 256
 #define PP_LIMIT   (CL_MAX_MESSAGE - 1024)
+/* Addresses of one seed name contacted per lookup (as addrset's cap), and
+ * seed lookups in flight past which a refresh waits its next turn (a DNS
+ * server that does not answer must not pile them up). */
+#define MAX_SEED_ADDRS   64
+#define MAX_SEED_LOOKUPS 8
 
 struct cl_suspicion {
     uv_timer_t timer;
@@ -888,6 +893,37 @@ void cl_swim_on_receive(void *swim, const uint8_t *data, size_t len)
 
 /* ---- joining ---- */
 
+/* Whether addr is this node's or an alive member's address: nothing to
+ * learn from a push-pull with it. */
+static bool known_alive(const struct cl_swim *s, const char *addr)
+{
+    if (strcmp(addr, s->addr) == 0)
+        return true;
+    for (size_t i = 0; i < s->n_members; i++)
+        if (s->members[i]->state == CL_STATE_ALIVE && strcmp(s->members[i]->addr, addr) == 0)
+            return true;
+    return false;
+}
+
+/* "IP:PORT" or "[IP6]:PORT" of one answer entry; false for other families. */
+static bool format_answer(const struct addrinfo *ai, uint16_t port, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (ai->ai_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->ai_addr)->sin_addr, ip, sizeof(ip));
+        snprintf(out, len, "%s:%u", ip, port);
+    } else if (ai->ai_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip, sizeof(ip));
+        snprintf(out, len, "[%s]:%u", ip, port);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* A seed name's answer: every address (up to MAX_SEED_ADDRS) that is not
+ * this node or a member already alive gets a joining push-pull, so a
+ * headless service or a swarm tasks.NAME joins every node it lists. */
 static void on_dns(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct cl_dns_req *d = GV_CONTAINER_OF(req, struct cl_dns_req, req);
@@ -899,19 +935,11 @@ static void on_dns(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     s->dns_inflight--;
     if (status == 0 && !s->stopping && !s->leaving) {
         int n = 0;
-        for (struct addrinfo *ai = res; ai && n < 8; ai = ai->ai_next) {
-            char ip[INET6_ADDRSTRLEN], addr[CL_WIRE_MAX_ADDR + 1];
-            if (ai->ai_family == AF_INET) {
-                inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, ip, sizeof(ip));
-                snprintf(addr, sizeof(addr), "%s:%u", ip, d->port);
-            } else if (ai->ai_family == AF_INET6) {
-                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip,
-                          sizeof(ip));
-                snprintf(addr, sizeof(addr), "[%s]:%u", ip, d->port);
-            } else {
+        for (struct addrinfo *ai = res; ai && n < MAX_SEED_ADDRS; ai = ai->ai_next) {
+            char addr[CL_WIRE_MAX_ADDR + 1];
+            if (!format_answer(ai, d->port, addr, sizeof(addr)))
                 continue;
-            }
-            if (strcmp(addr, s->addr) != 0)
+            if (!known_alive(s, addr))
                 send_push_pull(s, addr, CL_PP_REPLY | CL_PP_JOIN);
             n++;
         }
@@ -929,7 +957,7 @@ static void contact_seed(struct cl_swim *s, const char *seed)
     char host[CL_WIRE_MAX_ADDR + 1], port_s[8];
     uint16_t port;
     uint8_t sa[16];
-    if (strcmp(seed, s->addr) == 0 || gv_split_hostport(seed, host, sizeof(host), &port) < 0)
+    if (known_alive(s, seed) || gv_split_hostport(seed, host, sizeof(host), &port) < 0)
         return;
     if (inet_pton(AF_INET, host, sa) == 1 || inet_pton(AF_INET6, host, sa) == 1) {
         send_push_pull(s, seed, CL_PP_REPLY | CL_PP_JOIN);
@@ -957,13 +985,36 @@ static size_t live_peers(const struct cl_swim *s)
     return n > 0 ? n - 1 : 0;
 }
 
+static void on_join_timer(uv_timer_t *h);
+
+/* Joined with live peers: the seeds are looked up again every
+ * seed_refresh_ms (nothing the first time: the join just did), so members
+ * that a name lists later, or a group that formed apart from ours, get
+ * contacted. */
+static void refresh_seeds(struct cl_swim *s)
+{
+    s->join_active = false;
+    if (s->t.seed_refresh_ms == 0)
+        return;
+    if (s->refreshing && s->dns_inflight < MAX_SEED_LOOKUPS)
+        for (size_t i = 0; i < s->n_seeds; i++)
+            contact_seed(s, s->seeds[i]);
+    s->refreshing = true;
+    uv_timer_start(&s->join_timer, on_join_timer, s->t.seed_refresh_ms, 0);
+}
+
 static void on_join_timer(uv_timer_t *h)
 {
     struct cl_swim *s = h->data;
-    if (s->stopping || s->leaving || (s->joined && live_peers(s) > 0)) {
+    if (s->stopping || s->leaving) {
         s->join_active = false;
         return;
     }
+    if (s->joined && live_peers(s) > 0) {
+        refresh_seeds(s);
+        return;
+    }
+    s->refreshing = false;
     for (size_t i = 0; i < s->n_seeds; i++)
         contact_seed(s, s->seeds[i]);
     uint64_t delay = s->join_delay_ms;
@@ -977,6 +1028,7 @@ static void join_kick(struct cl_swim *s)
         return;
     s->joined = false;
     s->join_active = true;
+    s->refreshing = false;
     s->join_delay_ms = s->t.join_retry_ms;
     uv_timer_start(&s->join_timer, on_join_timer, 0, 0);
 }

@@ -90,6 +90,7 @@ struct cl_swim {
     int dns_inflight;
     bool started, leaving, stopping, freed;
     bool joined;
+    bool refreshing; /* joined: join_timer looks the seeds up every seed_refresh_ms */
     cl_swim_done_fn leave_cb, stop_cb;
     void *leave_arg, *stop_arg;
 
