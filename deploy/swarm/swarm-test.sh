@@ -24,7 +24,9 @@
 #
 # Env: GV_SWARM_PORT (published proxy port, default 18580),
 #      GV_SWARM_POOL (address pool of a swarm this script creates, default
-#      10.217.0.0/16), GV_SWARM_KEEP=1 leaves the stack up on failure.
+#      10.217.0.0/16), GV_SWARM_IMAGE (an image of deploy/Dockerfile built
+#      already: used instead of building one), GV_SWARM_KEEP=1 leaves the
+#      stack up on failure.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -142,15 +144,24 @@ build_images() {
     local t t0
     for t in deps runtime-base; do
         t0=$SECONDS
-        docker build -q --force-rm --target "$t" -f "$HERE/../Dockerfile" -t "grapevine-cache:$t" "$HERE/../.." >/dev/null
+        docker build -q --force-rm --target "$t" -f "$HERE/../Dockerfile" -t "grapevine-cache:$t" "$HERE/../.." \
+            >/dev/null 2>"$WORK/build.err" || { cat "$WORK/build.err" >&2; die "docker build --target $t failed"; }
         log "  stage $t: $((SECONDS - t0))s"
     done
     t0=$SECONDS
-    docker build -q --force-rm -f "$HERE/../Dockerfile" -t "$IMAGE1" "$HERE/../.." >/dev/null
-    log "  image $IMAGE1: $((SECONDS - t0))s"
-    # The update's image: the same build with a label, so a new image id.
-    docker build -q --force-rm --label "org.grapevine.swarm-test=$$-2" -f "$HERE/../Dockerfile" \
-        -t "$IMAGE2" "$HERE/../.." >/dev/null
+    if [[ -n ${GV_SWARM_IMAGE:-} ]]; then
+        docker tag "$GV_SWARM_IMAGE" "$IMAGE1" || die "no image $GV_SWARM_IMAGE"
+        log "  image $IMAGE1: $GV_SWARM_IMAGE (GV_SWARM_IMAGE), not built"
+    else
+        docker build -q --force-rm -f "$HERE/../Dockerfile" -t "$IMAGE1" "$HERE/../.." >/dev/null 2>"$WORK/build.err" ||
+            { cat "$WORK/build.err" >&2; die "docker build of $IMAGE1 failed"; }
+        log "  image $IMAGE1: $((SECONDS - t0))s"
+    fi
+    # The update's image: the first with a label added, so a new image id
+    # (and no second compile).
+    printf 'FROM %s\nLABEL org.grapevine.swarm-test=%s\n' "$IMAGE1" "$$-2" |
+        docker build -q --force-rm -t "$IMAGE2" - >/dev/null 2>"$WORK/build.err" ||
+        { cat "$WORK/build.err" >&2; die "docker build of $IMAGE2 failed"; }
     [[ $(docker image inspect -f '{{.Id}}' "$IMAGE1") != $(docker image inspect -f '{{.Id}}' "$IMAGE2") ]] ||
         die "$IMAGE2 is the same image as $IMAGE1"
     log "  image $IMAGE2 (new id) built"
