@@ -6,8 +6,11 @@
 #   - scaled to 5: every task sees all 5;
 #   - a config change through one task's admin API: served by every task;
 #   - a rolling update (start-first) to the new image while a client loops
-#     through the published port: 0 failed requests; every task (all new)
-#     sees 5 and still serves the change (taken from the peers);
+#     through the published port (or, where the kernel has no IPVS and so the
+#     swarm's routing mesh cannot work, from a container on the stack's
+#     network through tasks.grapevine; the test says which): 0 failed
+#     requests; every task (all new) sees 5 and still serves the change
+#     (taken from the peers);
 #   - a task killed: the swarm replaces it, the new task joins and serves the
 #     full config;
 #   - `docker stack rm` leaves no service, container, network, secret or
@@ -57,6 +60,7 @@ cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
     for pid in "${loops[@]}"; do kill "$pid" 2>/dev/null || true; done
+    docker rm -f "$CLIENT" >/dev/null 2>&1 || true
     if [[ $rc -ne 0 ]]; then
         log "state of the failed run:"
         docker service ps --no-trunc "$SVC" 2>&1 | head -20 | sed 's/^/    /' || true
@@ -66,8 +70,10 @@ cleanup() {
         log "GV_SWARM_KEEP=1: leaving stack $STACK (secrets in $WORK)"
         exit "$rc"
     fi
+    note_volumes 2>/dev/null || true
     docker stack rm "$STACK" >/dev/null 2>&1 || true
     wait_gone 60 >/dev/null 2>&1 || true
+    task_volumes 2>/dev/null | xargs -r docker volume rm -f >/dev/null 2>&1 || true
     docker image rm -f "$IMAGE1" "$IMAGE2" >/dev/null 2>&1 || true
     docker image prune -f --filter label=org.grapevine.stage=build >/dev/null 2>&1 || true
     if [[ $INITED == 1 ]]; then
@@ -209,38 +215,69 @@ serves_change() { # serves_change: every task answers /changed with the header
     done <<<"$lines"
 }
 
-# ---- traffic: a bounded client loop on the published port -----------------------
+# ---- traffic: a bounded client loop -------------------------------------------
+# Through the published port (the swarm's routing mesh) when it works here.
+# The routing mesh needs IPVS in the kernel; where the engine has none (it
+# logs "Could not get ipvs family information") the loop runs in a client
+# container on the stack's proxy network instead, on tasks.grapevine:8080
+# (every task's address; curl tries the next when one refuses), and says so.
+CLIENT=gvswarm-client-$$
+VIA=
+choose_client() {
+    local code
+    code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)
+    if [[ $code == 200 ]]; then
+        VIA=published
+        log "  client loop: the published port 127.0.0.1:$PORT (routing mesh)"
+    else
+        VIA=container
+        log "  client loop: the published port does not answer here (HTTP '$code'; no IPVS in this kernel: $( [[ -e /proc/net/ip_vs ]] && echo present || echo absent)),"
+        log "  so a client container on ${STACK}_proxy loops on tasks.grapevine:8080"
+    fi
+}
+# The loop itself: GETs until /tmp/stop exists (at most 20000), then prints
+# "result OK FAILED"; failures are printed as they happen.
+readonly LOOP='ok=0 fail=0 n=0
+while [ ! -e /tmp/stop ] && [ $n -lt 20000 ]; do
+    n=$((n + 1))
+    code=$(curl -s -o /dev/null -m 3 -w "%{http_code}" "$URL" || true)
+    if [ "$code" = 200 ]; then ok=$((ok + 1)); else fail=$((fail + 1)); echo "failed at $(date +%T.%N | cut -c1-12) $code"; fi
+    sleep 0.02
+done
+echo "result $ok $fail"'
 start_traffic() {
-    rm -f "$WORK"/traffic.*
-    (
-        ok=0 fail=0 n=0
-        while [[ ! -e $WORK/traffic.stop && $n -lt 20000 ]]; do
-            n=$((n + 1))
-            code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)
-            if [[ $code == 200 ]]; then
-                ok=$((ok + 1))
-            else
-                fail=$((fail + 1))
-                printf '%s %s\n' "$(date +%T.%N | cut -c1-12)" "$code" >>"$WORK/traffic.failures"
-            fi
-            sleep 0.02
-        done
-        echo "$ok $fail" >"$WORK/traffic.result"
-    ) &
-    loops+=("$!")
+    choose_client
+    if [[ $VIA == published ]]; then
+        mkdir -p "$WORK/client"
+        rm -f "$WORK/client/stop"
+        (cd "$WORK/client" && URL="http://127.0.0.1:$PORT/" bash -c "${LOOP//\/tmp\/stop/stop}" >"$WORK/client/out" 2>&1) &
+        loops+=("$!")
+    else
+        docker run -d --name "$CLIENT" --network "${STACK}_proxy" --entrypoint bash \
+            -e URL=http://tasks.grapevine:8080/ "$IMAGE1" -c "$LOOP" >/dev/null ||
+            die "cannot start the client container"
+    fi
 }
 stop_traffic() {
-    local pid ok fail
-    touch "$WORK/traffic.stop"
-    for pid in "${loops[@]}"; do wait "$pid" 2>/dev/null || true; done
-    loops=()
-    read -r ok fail <"$WORK/traffic.result"
-    log "  traffic through :$PORT: $ok ok, $fail failed"
-    if [[ $fail != 0 ]]; then
-        sed 's/^/    failed at /' "$WORK/traffic.failures" | head -5
+    local pid ok fail out
+    if [[ $VIA == published ]]; then
+        touch "$WORK/client/stop"
+        for pid in "${loops[@]}"; do wait "$pid" 2>/dev/null || true; done
+        loops=()
+        out=$(cat "$WORK/client/out")
+    else
+        docker exec "$CLIENT" touch /tmp/stop
+        docker wait "$CLIENT" >/dev/null
+        out=$(docker logs "$CLIENT" 2>&1)
+        docker rm -f "$CLIENT" >/dev/null
+    fi
+    read -r _ ok fail < <(grep '^result ' <<<"$out")
+    log "  traffic ($VIA): ${ok:-?} ok, ${fail:-?} failed"
+    if [[ ${fail:-1} != 0 ]]; then
+        grep '^failed at' <<<"$out" | head -5 | sed 's/^/    /'
         die "requests failed during the rolling update"
     fi
-    [[ $ok -gt 0 ]] || die "no request got through"
+    [[ ${ok:-0} -gt 0 ]] || die "no request got through"
 }
 
 # ---- steps ---------------------------------------------------------------------
@@ -253,6 +290,7 @@ deploy3() {
         docker stack deploy --resolve-image never -c "$HERE/grapevine-stack.yml" "$STACK" 2>&1 |
         grep -v 'detach=false' | sed 's/^/    /'
     wait_for "3 healthy tasks, each seeing all 3 alive" 120 all_see 3
+    note_volumes
     local cid uid
     cid=$(tasks | awk 'NR == 1 {print $1}')
     uid=$(docker exec "$cid" stat -c '%u %a' /run/secrets/cluster_key)
@@ -262,6 +300,7 @@ deploy3() {
 scale5() {
     docker service scale -d "$SVC=5" >/dev/null
     wait_for "5 healthy tasks, each seeing all 5 alive" 120 all_see 5
+    note_volumes
 }
 config_change() {
     local cid code
@@ -275,11 +314,12 @@ config_change() {
 rolling_update() {
     start_traffic
     sleep 1
-    docker service update -d --image "$IMAGE2" "$SVC" >/dev/null
+    docker service update -d --no-resolve-image --image "$IMAGE2" "$SVC" >/dev/null
     wait_for "the rolling update to complete" 300 update_done
     sleep 1
     stop_traffic
     wait_for "5 tasks of the new image, each seeing all 5 alive" 60 all_see 5
+    note_volumes
     local cid
     while read -r cid _; do
         [[ $(docker inspect -f '{{.Config.Image}}' "$cid") == "$IMAGE2" ]] || die "task $cid still runs the old image"
@@ -296,11 +336,30 @@ kill_task() {
     log "  killed $name"
     wait_for "a replacement: 5 tasks, each seeing all 5 alive" 120 replaced "$name"
     wait_for "every task (the new one too) serves the change" 30 serves_change
+    note_volumes
 }
 replaced() { ! tasks | grep -q " $1\$" && all_see 5; }
 stack_rm() {
+    note_volumes
+    log "  $(sort -u "$WORK/volumes" | grep -c .) task data volumes seen"
     docker stack rm "$STACK" 2>&1 | sed 's/^/    /'
     wait_for "nothing of the stack left" 90 wait_gone 0
+}
+# The anonymous data volumes of the stack's task containers (seen while the
+# containers exist; each is listed in $WORK/volumes when first seen).
+note_volumes() {
+    local cid
+    for cid in $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK"); do
+        docker inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}}{{"\n"}}{{end}}{{end}}' "$cid" 2>/dev/null
+    done | sort -u >>"$WORK/volumes"
+}
+task_volumes() {
+    local v
+    [[ -s $WORK/volumes ]] || return 0
+    for v in $(sort -u "$WORK/volumes"); do
+        docker volume inspect "$v" >/dev/null 2>&1 && echo "$v"
+    done
+    return 0
 }
 # wait_gone SECONDS: polls until the stack left nothing (0: one look).
 wait_gone() {
@@ -310,7 +369,8 @@ wait_gone() {
             -z $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK") &&
             -z $(docker network ls -q --filter "label=com.docker.stack.namespace=$STACK") &&
             -z $(docker secret ls -q --filter "label=com.docker.stack.namespace=$STACK") &&
-            -z $(docker config ls -q --filter "label=com.docker.stack.namespace=$STACK") ]]; then
+            -z $(docker config ls -q --filter "label=com.docker.stack.namespace=$STACK") &&
+            -z $(task_volumes) ]]; then
             return 0
         fi
         ((SECONDS < deadline)) || return 1
