@@ -12,18 +12,22 @@ list as it changes:
 - a and b leave and the name lists c and d alone: a new node e joins through
   it, and a, restarted, rejoins through it too.
 
+And the advertised address defaults to $POD_IP (with the gossip port) when
+gossip listens on all addresses; a POD_IP that is not an IP is warned about.
+
 The nodes listen on 127.0.0.2-6 with one gossip port, and run in a private
 mount namespace where /etc/hosts is a file this test rewrites (the way
 test_dns.py controls resolution). Needs root and unshare(1): skipped
 otherwise."""
 
 import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
-from gvtest import Node, binary, run_cli, scaled, wait_until
+from gvtest import Node, binary, free_port, run_cli, scaled, wait_until
 from test_dns import Hosts, _namespace_works, shared_port
 
 IPS = {"a": "127.0.0.2", "b": "127.0.0.3", "c": "127.0.0.4", "d": "127.0.0.5",
@@ -127,3 +131,38 @@ def test_join_every_rejects_bad_values(tmp_path):
     cfg.write_text("node:\n  join: [seeds.gv-test:7946]\n  join_every: 5s\n")
     r = run_cli("validate", "-c", str(cfg))
     assert r.returncode == 0, r.stderr
+
+
+def advertised(pod_ip: str | None, tmp_path) -> tuple:
+    """The address a node with gossip on all addresses advertises, given POD_IP."""
+    env = dict(os.environ)
+    env.pop("POD_IP", None)
+    if pod_ip is not None:
+        env["POD_IP"] = pod_ip
+    gossip, proxy, admin = free_port(), free_port(), free_port()
+    n = Node(name="pod", env=env, config=f"""
+        node:
+          name: pod
+          listen: 127.0.0.1:{proxy}
+          admin: 127.0.0.1:{admin}
+          gossip: 0.0.0.0:{gossip}
+          insecure_gossip: true
+          access_log: false
+        """)
+    try:
+        me = [m for m in n.admin_get("/cluster/members").json() if m["name"] == "pod"]
+        assert len(me) == 1, me
+        return me[0]["address"], gossip, n.logs()
+    finally:
+        n.stop()
+
+
+def test_advertise_defaults_to_pod_ip(tmp_path):
+    addr, port, _ = advertised("127.0.0.1", tmp_path)
+    assert addr == f"127.0.0.1:{port}"
+    addr, port, _ = advertised("::1", tmp_path)
+    assert addr == f"[::1]:{port}"
+    # Not an IP: warned about, and the host name is advertised as before.
+    addr, port, logs = advertised("pod-7.example", tmp_path)
+    assert addr == f"{socket.gethostname()}:{port}"
+    assert "POD_IP" in logs and "not an IP address" in logs
