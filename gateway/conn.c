@@ -131,6 +131,20 @@ static bool conn_flushed(const struct gw_conn *c)
     return c->out_bytes == 0 && !(c->w->corked == c && c->w->cork.len > 0);
 }
 
+/* After the bytes kept while a request was answered are parsed: reading
+ * stopped when they were kept, so a request they end in the middle of (its
+ * head, or a body not held back by the upstream) needs the socket again. */
+static void read_rest(struct gw_conn *c)
+{
+    const struct gw_request *r = c->req;
+    if (c->closing || c->reading || c->close_after_write || c->pending != NULL || c->tunnel)
+        return;
+    if (r != NULL && (r->body_done || r->body_q.len > GW_HIGH_WATER))
+        return;
+    c->reading = true;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
 /* Takes the connection on to its next request, or closes it. */
 static void conn_next(struct gw_conn *c)
 {
@@ -156,6 +170,7 @@ static void conn_next(struct gw_conn *c)
         c->pending_len = 0;
         conn_feed(c, p, n);
         free(p);
+        read_rest(c);
         return;
     }
     if (!c->reading && !c->closing) {

@@ -186,6 +186,7 @@ static void metrics(struct admin_req *q)
         cstate_metrics(n->cstate, &b);
     if (n->gossip != NULL)
         node_gossip_metrics(n->gossip, &b);
+    node_ratelimit_metrics(&b);
     admin_process_metrics(&b);
     admin_reply(q, 200, "text/plain; version=0.0.4", b.data, b.len);
     gv_buf_free(&b);

@@ -187,6 +187,23 @@ def test_pipelined_requests_answered_in_order(echos):
             assert (body["path"], body["method"], body["body_bytes"]) == (f"/pipe/{i}", method, size)
 
 
+def test_a_pipelined_request_cut_after_the_ones_before_it_is_read_on(echos):
+    """Requests that arrive while one is answered are kept and the socket is
+    not read meanwhile; when what was kept ends inside a request, the rest
+    of it must be read once the kept ones are answered (it used to stall
+    there: 1,169 of 2,000 pipelined GETs answered, then nothing)."""
+    node = Node(config([e.address for e in echos]))
+    last = request_bytes("GET", "/pipe/cut")
+    with node.raw() as c:
+        c.send(b"".join(request_bytes("GET", f"/pipe/{i}") for i in range(3)) + last[:10])
+        for i in range(3):
+            r = c.read_response()
+            assert r.status == 200 and r.json()["path"] == f"/pipe/{i}", r
+        c.send(last[10:])  # only now: the node has answered the three
+        r = c.read_response()
+        assert r.status == 200 and r.json()["path"] == "/pipe/cut", r
+
+
 def test_http10_request_gets_an_answer_and_close(echos):
     node = Node(config([echos[0].address]))
     with node.raw() as c:
