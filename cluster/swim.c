@@ -1222,6 +1222,7 @@ int cl_swim_start(struct cl_swim *s)
     if (s->started || s->stopping)
         return GV_EINVAL;
     s->started = true;
+    s->last_gossip_ms = now_ms(s); /* gossip_soon paces from here */
     /* spread the probes of many nodes started together */
     probe_schedule(s, rand_below(s->t.probe_interval_ms));
     uv_timer_start(&s->gossip_timer, on_gossip_timer, s->t.gossip_interval_ms,
