@@ -4,7 +4,9 @@ grows (issue 17): N real `grapevine run` nodes on loopback, one process each,
 all joining through the first.
 
 For each N (default 10, 50, 100; --quick: 10 only) it prints:
-  - time to all-alive: from the first spawn until every node counts N alive;
+  - time to all-alive: from the first spawn until every node counts N alive
+    (and, in brackets, until every process answered its admin API: on one
+    busy machine starting N processes is most of it);
   - config spread: C service PUTs made on random nodes, and for each node
     that applied one, the delay its own log line reports ("config: applied
     services/X from nY, D ms after it was made"): p50/p99/max over every
@@ -198,6 +200,16 @@ def start_all(mesh):
         node.start()
     pending = set(range(n))
 
+    def ready():
+        oks = mesh.pool(lambda i: mesh.nodes[i].status() is not None, sorted(pending))
+        for i, ok in zip(sorted(pending), oks):
+            if ok:
+                pending.discard(i)
+        return not pending
+    wait_for(ready, 60 + n, f"all {n} nodes' admin APIs", every=0.1)
+    mesh.ready_s = time.monotonic() - t0
+    pending = set(range(n))
+
     def done():
         oks = mesh.pool(lambda i: (mesh.nodes[i].status() or {}).get("members", {})
                         .get("alive") == n, sorted(pending))
@@ -327,7 +339,9 @@ def run_size(binary, n, a, with_join):
     try:
         log(f"N={n}: starting")
         row["alive_s"] = start_all(mesh)
-        log(f"N={n}: all alive after {row['alive_s']:.2f} s; idle for {a.idle} s")
+        row["ready_s"] = mesh.ready_s
+        log(f"N={n}: all alive after {row['alive_s']:.2f} s (all {n} processes answering after "
+            f"{row['ready_s']:.2f} s); idle for {a.idle} s")
         time.sleep(3)
         row.update(idle_costs(mesh, a.idle))
         log(f"N={n}: {a.changes} changes")
@@ -343,12 +357,12 @@ def run_size(binary, n, a, with_join):
 
 
 def report(rows):
-    print(f"\n{'N':>4} {'all alive':>10} {'spread p50/p99/max':>20} {'last node p50/max':>18} "
+    print(f"\n{'N':>4} {'alive (ready)':>13} {'spread p50/p99/max':>20} {'last node p50/max':>18} "
           f"{'detect med/max':>15} {'false':>5} {'CPU/node':>9} {'RSS/node':>9} "
           f"{'msgs/s':>7} {'bytes/s':>8} {'load':>5}")
     for r in rows:
         s, d = r["spread"], r["detect"]
-        print(f"{r['n']:>4} {r['alive_s']:>8.2f} s {s['p50']:>6}/{s['p99']}/{s['max']} ms"
+        print(f"{r['n']:>4} {r['alive_s']:>5.1f} ({r['ready_s']:.1f}) s {s['p50']:>6}/{s['p99']}/{s['max']} ms"
               f"{'':>3} {s['last_p50']:>8}/{s['last_max']} ms {d['median']:>6.1f}/{d['max']:.1f} s"
               f" {r['false_deaths']:>5} {r['cpu_pct']:>7.2f} % {r['rss_mb']:>6.1f} MB"
               f" {r['msgs_s']:>7.1f} {r['bytes_s']:>8.0f} {r['load']:>5.2f}")
