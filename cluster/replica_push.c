@@ -112,17 +112,29 @@ done:
 struct chunk {
     const uint8_t *differ;
     const struct cl_entry **v;
-    size_t n, bytes;
+    size_t n, cap, bytes;
+    bool nomem;
 };
 
+/* Adds e when its bucket differs. A scan stops only at the end of a slot,
+ * so the array grows past CHUNK_MAX when a slot's chain needs it. */
 static int chunk_add(void *arg, const struct cl_entry *e)
 {
     struct chunk *c = arg;
-    if (c->n < CHUNK_MAX && c->differ[cl_entry_bucket(e->kind, e->name)]) {
-        c->v[c->n++] = e;
-        c->bytes += cl_replica_entry_size(e);
+    if (!c->differ[cl_entry_bucket(e->kind, e->name)])
+        return c->bytes >= CHUNK_BYTES || c->n >= CHUNK_MAX;
+    if (c->n == c->cap) {
+        const struct cl_entry **v = realloc(c->v, 2 * c->cap * sizeof(*v));
+        if (v == NULL) {
+            c->nomem = true;
+            return 1;
+        }
+        c->v = v;
+        c->cap *= 2;
     }
-    return c->bytes >= CHUNK_BYTES || c->n + 8 >= CHUNK_MAX;
+    c->v[c->n++] = e;
+    c->bytes += cl_replica_entry_size(e);
+    return c->bytes >= CHUNK_BYTES || c->n >= CHUNK_MAX;
 }
 
 static void send_mark(struct cl_replica *r, const char *member, uint8_t type, uint64_t id,
@@ -151,34 +163,43 @@ static void stream_end(struct cl_replica *r, struct cl_stream *st, bool done)
 }
 
 /* Sends the next chunk; returns 1 when sent, 0 at the end, -1 when the
- * transport refused it (the cursor stays: it goes again). */
-static int stream_chunk(struct cl_replica *r, struct cl_stream *st, const struct cl_entry **v)
+ * transport refused it or memory ran out (the cursor stays: it goes again). */
+static int stream_chunk(struct cl_replica *r, struct cl_stream *st, struct chunk *c)
 {
-    struct chunk c = {st->differ, v, 0, 0};
-    size_t next = cl_store_scan(r->store, st->slot, chunk_add, &c);
-    if (c.n > 0 && cl_replica_send_entries(r, st->member, v, c.n) > 0)
+    c->n = c->bytes = 0;
+    size_t next = cl_store_scan(r->store, st->slot, chunk_add, c);
+    if (c->nomem || (c->n > 0 && cl_replica_send_entries(r, st->member, c->v, c->n) > 0))
         return -1;
     st->slot = next;
-    return c.n > 0;
+    return c->n > 0;
+}
+
+/* Retried by the push timer until it goes, or ends when it has not for
+ * stream_timeout_ms. */
+static void stream_pause(struct cl_replica *r, struct cl_stream *st)
+{
+    if (!st->paused)
+        st->since_ms = uv_now(r->loop);
+    st->paused = true;
 }
 
 /* Sends a window of chunks and its mark, or ends the stream. */
 static void stream_pump(struct cl_replica *r, struct cl_stream *st)
 {
-    const struct cl_entry **v = malloc(CHUNK_MAX * sizeof(*v));
+    struct chunk c = {st->differ, malloc(CHUNK_MAX * sizeof(*c.v)), 0, CHUNK_MAX, 0, false};
     uint32_t sent = 0;
-    if (v == NULL)
+    if (c.v == NULL) {
+        stream_pause(r, st);
         return;
+    }
     if (cl_store_slots(r->store) != st->slots) { /* the table grew: again from the start */
         st->slot = 0;
         st->slots = cl_store_slots(r->store);
     }
     while (sent < r->cfg.stream_window && st->slot < st->slots) {
-        int rv = stream_chunk(r, st, v);
+        int rv = stream_chunk(r, st, &c);
         if (rv < 0) {
-            if (!st->paused)
-                st->since_ms = uv_now(r->loop);
-            st->paused = true;
+            stream_pause(r, st);
             goto out;
         }
         sent += (uint32_t)rv;
@@ -192,7 +213,7 @@ static void stream_pump(struct cl_replica *r, struct cl_stream *st)
         st->since_ms = uv_now(r->loop);
     }
 out:
-    free(v);
+    free(c.v);
 }
 
 bool cl_replica_stream_start(struct cl_replica *r, const char *member, const uint8_t *differ)
