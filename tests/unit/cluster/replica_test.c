@@ -782,6 +782,12 @@ static void test_damaged_messages(void)
     SEND_PACKED(msgpack_pack_array(pk, 3); msgpack_pack_uint8(pk, 5); msgpack_pack_true(pk);
                 msgpack_pack_str_with_body(pk, "12345678", 8));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 5); msgpack_pack_true(pk));
+    /* stream mark and ack: not numbers, short */
+    SEND_PACKED(msgpack_pack_array(pk, 3); msgpack_pack_uint8(pk, 7); msgpack_pack_nil(pk);
+                msgpack_pack_uint8(pk, 0));
+    SEND_PACKED(msgpack_pack_array(pk, 3); msgpack_pack_uint8(pk, 8); msgpack_pack_uint8(pk, 1);
+                msgpack_pack_int8(pk, -1));
+    SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 8); msgpack_pack_uint8(pk, 1));
     /* a container count the bytes cannot hold (array32 of 2^32-1) */
     send_bad("\xdd\xff\xff\xff\xff\x01", 6);
     /* deep nesting */
@@ -812,6 +818,20 @@ static void test_damaged_messages(void)
     snprintf(stale.origin, sizeof(stale.origin), "n0");
     pack_change(&b, &stale);
     CHECK_INT(cl_swim_send_to(C.nodes[0].s, "n1", CHANNEL, (const uint8_t *)b.data, b.len), 0);
+    /* an ack of no stream, a mark (n1 acks it; n0 has no such stream):
+     * well-formed, ignored */
+    uint64_t n0_malformed = cl_replica_stats(C.nodes[0].r)->malformed;
+    for (uint8_t type = 8; type >= 7; type--) {
+        msgpack_packer pk;
+        gv_buf_reset(&b);
+        msgpack_packer_init(&pk, &b, buf_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint8(&pk, type);
+        msgpack_pack_uint64(&pk, 12345);
+        msgpack_pack_uint64(&pk, 0);
+        CHECK_INT(cl_swim_send_to(C.nodes[0].s, "n1", CHANNEL, (const uint8_t *)b.data, b.len), 0);
+    }
+    CHECK_INT(cl_replica_stats(C.nodes[0].r)->streams, 0);
     /* and the valid change itself, last: it is taken, so the channel works */
     uint64_t received = cl_replica_stats(n1->r)->received;
     CHECK_INT(cl_swim_send_to(C.nodes[0].s, "n1", CHANNEL, (const uint8_t *)whole.data, whole.len),
@@ -820,6 +840,7 @@ static void test_damaged_messages(void)
     CHECK(cl_replica_stats(n1->r)->received >= received + 3);
     CHECK_INT(cl_replica_stats(n1->r)->malformed, before + (uint64_t)sent_bad);
     CHECK(cl_store_get(n1->store, GV_KIND_SERVICES, "ancient") == NULL);
+    CHECK_INT(cl_replica_stats(C.nodes[0].r)->malformed, n0_malformed);
     CHECK(holds(1, &seeded));
     CHECK_INT(n1->changes, changes + 1);
     CHECK_STR(n1->last_from, "n0");
