@@ -16,7 +16,7 @@ For each N (default 10, 50, 100; --quick: 10 only) it prints:
   - detection: a SIGKILLed node is seen dead by every survivor after T
     (from the survivors' own "X alive -> dead" log lines): median and max;
     and false deaths: any other node declared dead during the run;
-and, once (on the smallest N), the join time of a new node into the cluster
+and, once (on the smallest N; --objects 0 skips it), the join time of a new node into the cluster
 holding --objects objects (default 10,000): from its spawn until it serves
 the cluster's config digest.
 
@@ -28,6 +28,7 @@ stopped (SIGTERM, then SIGKILL) on the way out.
 Usage: tests/bench/mesh_scale.py [--bin PATH] [--sizes 10,50,100] [--quick]
                                  [--changes 20] [--objects 10000] [--idle 10]
                                  [--plot FILE | --no-plot] [--max-minutes 20]
+                                 [--keep]
 """
 
 import argparse
@@ -184,10 +185,13 @@ class Mesh:
         with concurrent.futures.ThreadPoolExecutor(16) as ex:
             return list(ex.map(fn, nodes))
 
-    def close(self):
+    def close(self, keep=False):
         for node in self.nodes + self.extra:
             node.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if keep:
+            log(f"logs kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def start_all(mesh):
@@ -217,7 +221,18 @@ def start_all(mesh):
             if ok:
                 pending.discard(i)
         return not pending
-    wait_for(done, 60 + n, f"all {n} nodes to count {n} alive", every=0.1)
+    last_log = [time.monotonic()]
+
+    def done_logged():
+        ok = done()
+        if not ok and time.monotonic() - last_log[0] > 5:
+            last_log[0] = time.monotonic()
+            counts = mesh.pool(lambda i: (mesh.nodes[i].status() or {}).get("members"),
+                               sorted(pending)[:5])
+            log(f"{len(pending)} nodes do not count {n} alive yet, e.g. "
+                f"{[(mesh.nodes[i].name, c) for i, c in zip(sorted(pending)[:5], counts)]}")
+        return ok
+    wait_for(done_logged, 60 + n, f"all {n} nodes to count {n} alive", every=0.1)
     return time.monotonic() - t0
 
 
@@ -346,13 +361,13 @@ def run_size(binary, n, a, with_join):
         row.update(idle_costs(mesh, a.idle))
         log(f"N={n}: {a.changes} changes")
         row["spread"] = spread(mesh, a.changes)
-        row["join_s"] = join_time(mesh, a.objects) if with_join else None
+        row["join_s"] = join_time(mesh, a.objects) if with_join and a.objects else None
         log(f"N={n}: SIGKILL {mesh.nodes[-1].name}")
         row["detect"] = detection(mesh)
         row["false_deaths"] = false_deaths(mesh, mesh.nodes[-1].name)
         row["load"] = os.getloadavg()[0]
     finally:
-        mesh.close()
+        mesh.close(a.keep)
     return row
 
 
@@ -416,6 +431,7 @@ def main():
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "mesh-spread.png"))
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--max-minutes", type=float, default=20)
+    ap.add_argument("--keep", action="store_true", help="keep the nodes' logs and data")
     a = ap.parse_args()
     if a.quick:
         a.sizes = "10"

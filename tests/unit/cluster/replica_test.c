@@ -84,8 +84,10 @@ static int start_node(int i, const char *seed)
     cl_swim_config_init(&cfg);
     cl_timing_lan(&cfg.timing);
     cl_timing_scale(&cfg.timing, 0.05); /* probe 50 ms, gossip 10 ms, push-pull 1.5 s */
-    if (C.o.push_pull_ms)
+    if (C.o.push_pull_ms) {
         cfg.timing.push_pull_interval_ms = C.o.push_pull_ms;
+        cfg.timing.push_pull_early_ms = 0;
+    }
     if (C.o.no_gossip)
         cfg.timing.gossip_interval_ms = cfg.timing.probe_interval_ms = 600000;
     cfg.name = n->name;
