@@ -12,7 +12,9 @@ For each N (default 10, 50, 100; --quick: 10 only) it prints:
     services/X from nY, D ms after it was made"): p50/p99/max over every
     (node, change), and the p50/max of the time the last node took;
   - CPU (% of one core) and RSS per idle node, gossip messages and payload
-    bytes sent per node per second (from /metrics), over an idle window;
+    bytes sent per node per second (from /metrics), over an idle window that
+    starts --settle seconds (35) after all-alive, once the early push-pulls
+    of a start are over;
   - detection: a SIGKILLed node is seen dead by every survivor after T
     (from the survivors' own "X alive -> dead" log lines): median and max;
     and false deaths: any other node declared dead during the run;
@@ -27,6 +29,7 @@ stopped (SIGTERM, then SIGKILL) on the way out.
 
 Usage: tests/bench/mesh_scale.py [--bin PATH] [--sizes 10,50,100] [--quick]
                                  [--changes 20] [--objects 10000] [--idle 10]
+                                 [--settle 35]
                                  [--plot FILE | --no-plot] [--max-minutes 20]
                                  [--keep]
 """
@@ -40,6 +43,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -194,9 +198,25 @@ class Mesh:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def port_busy(port):
+    with socket.socket() as sk:
+        sk.settimeout(0.2)
+        return sk.connect_ex(("127.0.0.1", port)) == 0
+
+
+def check_exited(nodes):
+    for nd in nodes:
+        if nd.p is not None and nd.p.poll() is not None:
+            tail = "\n".join(nd.log_text().splitlines()[-15:])
+            raise SystemExit(f"mesh_scale: {nd.name} exited ({nd.p.returncode}):\n{tail}")
+
+
 def start_all(mesh):
     """Seconds from the first spawn until every node counts them all alive."""
     n = len(mesh.nodes)
+    busy = [p for nd in mesh.nodes for p in (nd.listen, nd.admin, nd.gossip) if port_busy(p)]
+    if busy:
+        raise SystemExit(f"mesh_scale: ports {busy[:5]} are taken: set MESH_BASE_PORT")
     t0 = time.monotonic()
     mesh.nodes[0].start()
     wait_for(lambda: mesh.nodes[0].status() is not None, 30, "n0's admin API")
@@ -205,6 +225,7 @@ def start_all(mesh):
     pending = set(range(n))
 
     def ready():
+        check_exited(mesh.nodes)
         oks = mesh.pool(lambda i: mesh.nodes[i].status() is not None, sorted(pending))
         for i, ok in zip(sorted(pending), oks):
             if ok:
@@ -215,6 +236,7 @@ def start_all(mesh):
     pending = set(range(n))
 
     def done():
+        check_exited(mesh.nodes)
         oks = mesh.pool(lambda i: (mesh.nodes[i].status() or {}).get("members", {})
                         .get("alive") == n, sorted(pending))
         for i, ok in zip(sorted(pending), oks):
@@ -356,8 +378,8 @@ def run_size(binary, n, a, with_join):
         row["alive_s"] = start_all(mesh)
         row["ready_s"] = mesh.ready_s
         log(f"N={n}: all alive after {row['alive_s']:.2f} s (all {n} processes answering after "
-            f"{row['ready_s']:.2f} s); idle for {a.idle} s")
-        time.sleep(3)
+            f"{row['ready_s']:.2f} s); settling {a.settle} s, then idle for {a.idle} s")
+        time.sleep(a.settle)
         row.update(idle_costs(mesh, a.idle))
         log(f"N={n}: {a.changes} changes")
         row["spread"] = spread(mesh, a.changes)
@@ -428,6 +450,9 @@ def main():
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--objects", type=int, default=10000)
     ap.add_argument("--idle", type=float, default=10)
+    ap.add_argument("--settle", type=float, default=35,
+                    help="seconds between all-alive and the idle window (the push-pulls a "
+                         "start makes early are over after about 32 s)")
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "mesh-spread.png"))
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--max-minutes", type=float, default=20)
