@@ -26,7 +26,8 @@ readonly LLHTTP_SUITE=trixie
 readonly LLHTTP_MIN_VERSION=9.2
 readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-# Build, test, and benchmark packages. nginx-light/haproxy/wrk are for
+# Build, test, and benchmark packages. nginx-light/haproxy/wrk (and
+# python3-matplotlib, which draws the benches' plots) are for
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging;
 # iproute2 (ip netns) and iptables (random loss, partitions) for tests/fault.
 APT_PACKAGES=(
@@ -34,7 +35,7 @@ APT_PACKAGES=(
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
     clang clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography
-    wrk haproxy nginx-light stress-ng
+    python3-matplotlib wrk haproxy nginx-light stress-ng
     procps netcat-openbsd iproute2 util-linux iptables
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
