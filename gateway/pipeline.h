@@ -49,6 +49,7 @@ struct gw_upstream;
 struct gw_tls;
 struct gw_tls_ctxset;
 struct gw_up_tls;
+struct gw_h2;
 
 struct gw_worker {
     struct gw_worker_config cfg;
@@ -102,6 +103,8 @@ struct gw_conn {
     bool linger;        /* an error answer may leave unread input: close lingering */
     bool lingering;     /* answered and shut for writing; reading until EOF or the deadline */
     struct gw_tls *tls; /* NULL on plain TCP connections */
+    struct gw_h2 *h2;   /* the HTTP/2 session (gateway/h2.h); NULL on HTTP/1.1 */
+    bool proto_known;   /* the first bytes chose HTTP/1.1 or HTTP/2 */
 };
 
 enum gw_up_state { GW_UP_CONNECTING, GW_UP_ACTIVE, GW_UP_IDLE, GW_UP_CLOSING };
@@ -149,6 +152,9 @@ void gw_worker_conn_gone(struct gw_worker *w);
 /* Accepts one connection from server; tls is the certificate set for a TLS
  * listener (the connection takes its own reference), NULL for plain TCP. */
 void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxset *tls);
+/* A request on c (from the worker's cache), and its release. */
+struct gw_request *gw_request_new(struct gw_conn *c);
+void gw_request_free(struct gw_request *r);
 /* Writes bytes to the client (copied). Returns 0 or a negative error. */
 int gw_conn_write(struct gw_conn *c, const void *data, size_t len);
 void gw_conn_close(struct gw_conn *c);

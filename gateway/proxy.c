@@ -2,6 +2,7 @@
  * keep-alive pool, connecting with timeouts, rewriting and streaming the request,
  * relaying the response with backpressure, retries and WebSocket tunnels. */
 #include "balancer/sticky.h"
+#include "gateway/h2.h"
 #include "gateway/http.h"
 #include "gateway/pipeline.h"
 #include "gateway/plugins/chain.h"
@@ -29,6 +30,27 @@ static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 
 static void attempt(struct gw_request *r);
 static void up_close(struct gw_upstream *up);
+
+/* The upstream is not taking the request body fast enough: the client's
+ * side stops (HTTP/1.1 stops reading; HTTP/2 stops returning window). */
+static void client_pause(struct gw_request *r)
+{
+    struct gw_conn *c = r->conn;
+    if (r->stream != NULL) {
+        gw_h2_hold_body(r);
+    } else if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void client_resume(struct gw_request *r)
+{
+    if (r->stream != NULL)
+        gw_h2_resume_body(r);
+    else
+        gw_conn_resume_body(r->conn);
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -97,7 +119,7 @@ static void on_up_write(uv_write_t *req, int status)
         return;
     }
     if (up->out_bytes < GW_LOW_WATER)
-        gw_conn_resume_body(up->req->conn);
+        client_resume(up->req);
 }
 
 /* Writes bytes as they go on the wire (ciphertext on a TLS connection). */
@@ -130,13 +152,8 @@ static int up_write_raw(struct gw_upstream *up, const void *data, size_t len)
         return rv;
     }
     up->out_bytes += len;
-    if (up->out_bytes > GW_HIGH_WATER && up->req != NULL) {
-        struct gw_conn *c = up->req->conn;
-        if (c->reading) {
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = false;
-        }
-    }
+    if (up->out_bytes > GW_HIGH_WATER && up->req != NULL)
+        client_pause(up->req);
     return 0;
 }
 
@@ -522,11 +539,29 @@ static int down_framing(struct gw_request *r, llhttp_t *p, struct gv_buf *b)
     return rv ? rv : gv_buf_puts(b, "\r\n");
 }
 
+/* The response head as HTTP/2 sends it: the same headers, no framing but
+ * the upstream's length. */
+static int write_client_head_h2(struct gw_request *r, llhttp_t *p)
+{
+    struct gw_hdr_out out;
+    bool bodyless = r->method == HTTP_HEAD || r->status == 204 || r->status == 304;
+    gw_h2_hdr_out(r, &out);
+    int rv = down_headers(r, &out);
+    if (rv == 0 && !bodyless && (p->flags & F_CONTENT_LENGTH)) {
+        char n[24];
+        int len = snprintf(n, sizeof n, "%llu", (unsigned long long)p->content_length);
+        rv = gw_hdr_add(&out, "content-length", 14, n, (size_t)len);
+    }
+    return rv ? rv : gw_h2_respond(r, r->status, !bodyless);
+}
+
 static int write_client_head(struct gw_request *r, llhttp_t *p)
 {
     struct gv_buf b;
     struct gw_hdr_out out;
     size_t ul;
+    if (r->stream != NULL)
+        return write_client_head_h2(r, p);
     gv_buf_init(&b);
     gw_hdr_out_h1(&out, &b);
     const char *reason = gw_reason(r->status);
@@ -574,6 +609,14 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
     struct gw_upstream *up = UP(p);
     struct gw_request *r = up->req;
     struct gw_conn *c = r->conn;
+    if (r->stream != NULL) {
+        gw_h2_body(r, at, len);
+        if (gw_h2_backlogged(r) && up->reading) {
+            uv_read_stop((uv_stream_t *)&up->tcp);
+            up->reading = false;
+        }
+        return 0;
+    }
     if (r->framing == GW_FRAME_CHUNKED) {
         char line[32];
         int n = snprintf(line, sizeof(line), "%zx\r\n", len);
@@ -981,7 +1024,7 @@ static void up_send_request(struct gw_upstream *up)
     }
     /* The queued body may have gone out without a write callback to come:
      * take the client's body again from here. */
-    gw_conn_resume_body(r->conn);
+    client_resume(r);
 }
 
 static void on_up_connect(uv_connect_t *req, int status)
@@ -1187,10 +1230,8 @@ void gw_proxy_body(struct gw_request *r, const char *data, size_t len)
         gw_request_fail(r, 500, "out of memory");
         return;
     }
-    if (r->body_q.len > GW_HIGH_WATER && r->conn->reading) {
-        uv_read_stop((uv_stream_t *)&r->conn->tcp);
-        r->conn->reading = false;
-    }
+    if (r->body_q.len > GW_HIGH_WATER)
+        client_pause(r);
 }
 
 void gw_proxy_body_done(struct gw_request *r)
