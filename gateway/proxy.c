@@ -1245,6 +1245,9 @@ void gw_proxy_abort(struct gw_request *r)
 {
     if (r->up != NULL) {
         struct gw_upstream *up = r->up;
+        /* The client went away (or the gateway answered): not the target's
+         * fault, so passive health does not count it. */
+        up_release(up);
         r->up = NULL;
         up_close(up);
     }
