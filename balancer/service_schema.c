@@ -15,6 +15,10 @@ _Static_assert(sizeof(enum lb_hash_on) == sizeof(int), "hash_on is stored as an 
 _Static_assert(LB_HASH_IP == 0 && LB_HASH_PATH == 1 && LB_HASH_HEADER == 2 && LB_HASH_COOKIE == 3,
                "hash_names follows enum lb_hash_on");
 
+_Static_assert(sizeof(enum lb_protocol) == sizeof(int), "protocol is stored as an int");
+_Static_assert(LB_PROTO_HTTP1 == 0 && LB_PROTO_HTTP2 == 1 && LB_PROTO_GRPC == 2,
+               "protocol_names follows enum lb_protocol");
+
 /* ---- string rules -------------------------------------------------------- */
 
 static bool is_cookie_name(const char *s)
@@ -265,6 +269,7 @@ static const struct gv_custom tls_type = {
 /* ---- the service ------------------------------------------------------------ */
 
 static const char *const hash_names[] = {"ip", "path", "header:", "cookie:", NULL};
+static const char *const protocol_names[] = {"http1", "http2", "grpc", NULL};
 
 /* Checks across targets: one address is one target (its health and
  * ejection are kept by address). */
@@ -273,6 +278,11 @@ static int service_check(void *obj, const char *path, struct gv_schema_error *er
     const struct lb_service_spec *s = obj;
     char p[GV_PATH_LEN], q[GV_PATH_LEN];
     (void)ctx;
+    if (s->protocol != LB_PROTO_HTTP1 && s->tls.enabled) {
+        gv_path_key(p, sizeof(p), path, "protocol");
+        return gv_schema_fail(err, p, "%s targets are reached over h2c: tls must be off",
+                              s->protocol == LB_PROTO_GRPC ? "grpc" : "http2");
+    }
     for (size_t i = 1; i < s->ntargets; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s->targets[j].address, s->targets[i].address) != 0)
@@ -313,6 +323,10 @@ static const struct gv_field service_fields[] = {
     GV_FIELD_INT("retries", struct lb_service_spec, retries, 0, 10, .def.i = 2,
                  .doc = "further tries on other targets after a failed try, for idempotent "
                         "requests whose response has not started"),
+    GV_FIELD_ENUM("protocol", struct lb_service_spec, protocol, protocol_names,
+                  .doc = "what the targets speak: http1, http2 (h2c, requests multiplexed over "
+                         "a few connections per target) or grpc (h2c; errors the gateway makes "
+                         "are gRPC statuses)"),
     GV_FIELD_OBJ("timeouts", struct lb_service_spec, timeouts, &timeout_schema,
                  .doc = "timeouts of each try"),
     GV_FIELD_CUSTOM("tls", struct lb_service_spec, tls, &tls_type,

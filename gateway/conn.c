@@ -215,7 +215,7 @@ static void send_own_h2(struct gw_request *r, int status, const struct gw_hdr *e
     struct gw_hdr_out out;
     char cl[24];
     int rv = 0;
-    if (r->up != NULL)
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     gw_h2_hdr_out(r, &out);
     if (ctype != NULL)
@@ -231,15 +231,102 @@ static void send_own_h2(struct gw_request *r, int status, const struct gw_hdr *e
     gw_request_finish(r, rv == 0);
 }
 
+/* A gRPC call (application/grpc, +proto, +json...): its errors are gRPC
+ * statuses. */
+static bool is_grpc(const struct gw_request *r)
+{
+    size_t n;
+    const char *ct = gw_request_header(r, "content-type", &n);
+    return ct != NULL && n >= 16 && strncasecmp(ct, "application/grpc", 16) == 0 &&
+           (n == 16 || ct[16] == '+' || ct[16] == ';');
+}
+
+/* The gRPC status for an HTTP status the gateway answers with. */
+static int grpc_status(int http)
+{
+    switch (http) {
+    case 400:
+        return 13; /* INTERNAL */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
+    case 404:
+    case 405:
+        return 12; /* UNIMPLEMENTED */
+    case 408:
+    case 504:
+        return 4; /* DEADLINE_EXCEEDED */
+    case 413:
+    case 429:
+        return 8; /* RESOURCE_EXHAUSTED */
+    case 502:
+    case 503:
+        return 14; /* UNAVAILABLE */
+    default:
+        return 2; /* UNKNOWN */
+    }
+}
+
+/* grpc-message is percent-encoded (gRPC over HTTP/2, "Responses"). */
+static size_t grpc_message(const char *msg, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && j + 4 < cap; p++) {
+        if (*p >= 0x20 && *p <= 0x7e && *p != '%') {
+            out[j++] = (char)*p;
+        } else {
+            out[j++] = '%';
+            out[j++] = hex[*p >> 4];
+            out[j++] = hex[*p & 15];
+        }
+    }
+    out[j] = '\0';
+    return j;
+}
+
+/* An error of a gRPC call: HTTP 200 with grpc-status and grpc-message, in
+ * a trailers-only response, or as the trailers of one already started. */
+static void fail_grpc(struct gw_request *r, int status, const char *msg, const struct gw_hdr *extra,
+                      size_t n)
+{
+    char code[8], text[256];
+    struct gw_hdr_out out;
+    size_t cl = (size_t)snprintf(code, sizeof code, "%d", grpc_status(status));
+    size_t tl = grpc_message(msg, text, sizeof text);
+    int rv;
+    if (r->up != NULL || r->up2 != NULL)
+        gw_proxy_abort(r);
+    if (r->response_started) {
+        rv = gw_h2_trailer(r, "grpc-status", 11, code, cl);
+        rv = rv ? rv : gw_h2_trailer(r, "grpc-message", 12, text, tl);
+        gw_request_finish(r, rv == 0);
+        return;
+    }
+    gw_h2_hdr_out(r, &out);
+    rv = gw_hdr_add(&out, "content-type", 12, "application/grpc", 16);
+    rv = rv ? rv : gw_hdr_add(&out, "grpc-status", 11, code, cl);
+    rv = rv ? rv : gw_hdr_add(&out, "grpc-message", 12, text, tl);
+    rv = rv ? rv : own_headers_to(r, extra, n, &out);
+    rv = rv ? rv : gw_h2_respond(r, 200, false);
+    r->status = status; /* the log and metrics keep what happened */
+    gw_request_finish(r, rv == 0);
+}
+
 /* An error answer over HTTP/2: the same JSON body as HTTP/1.1's. */
 static void fail_h2(struct gw_request *r, int status, const char *msg, const struct gw_hdr *extra,
                     size_t n)
 {
     struct gv_buf b;
+    if (is_grpc(r)) {
+        fail_grpc(r, status, msg, extra, n);
+        return;
+    }
     gv_buf_init(&b);
     if (r->response_started) {
         r->status = r->status ? r->status : status;
-        if (r->up != NULL)
+        if (r->up != NULL || r->up2 != NULL)
             gw_proxy_abort(r);
         gw_request_finish(r, false);
         return;
@@ -287,7 +374,7 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg,
         fail_h2(r, status, msg, extra, n);
         return;
     }
-    if (r->up != NULL)
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     if (r->response_started) {
         /* Part of a response is out: the only honest signal left is to
@@ -320,7 +407,7 @@ void gw_request_answer(struct gw_request *r, int status, const struct gw_hdr *ex
         send_own_h2(r, status, extra, n, NULL, 0, NULL);
         return;
     }
-    if (r->up != NULL)
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     bool close = !r->keep_alive || !r->body_done || c->w->draining;
     char tail[64];
@@ -550,7 +637,7 @@ static void drop_request(struct gw_conn *c)
     if (r == NULL)
         return;
     c->req = NULL;
-    if (r->up != NULL)
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     if (!r->finished) {
         if (r->status == 0)

@@ -25,11 +25,12 @@ struct gw_h2_stream {
     struct gw_request *req; /* until it finishes */
     struct gv_buf out;      /* response body not yet framed */
     size_t out_off;
-    struct gv_buf hdrs;   /* response headers: records of u32 nlen, u32 vlen, name, value */
-    struct gv_buf cookie; /* request cookie crumbs, joined with "; " (RFC 9113 8.2.3) */
-    uint32_t held;        /* DATA bytes not yet returned to the windows */
-    uint32_t hdr_bytes;   /* the request header block as RFC 9113 counts it */
-    int bad;              /* the header block is refused with this status */
+    struct gv_buf hdrs;     /* response headers: records of u32 nlen, u32 vlen, name, value */
+    struct gv_buf trailers; /* response trailers, records as hdrs */
+    struct gv_buf cookie;   /* request cookie crumbs, joined with "; " (RFC 9113 8.2.3) */
+    uint32_t held;          /* DATA bytes not yet returned to the windows */
+    uint32_t hdr_bytes;     /* the request header block as RFC 9113 counts it */
+    int bad;                /* the header block is refused with this status */
     const char *bad_msg;
     bool eof;       /* the response body is complete */
     bool responded; /* HEADERS submitted */
@@ -377,7 +378,7 @@ static void drop_request(struct gw_h2_stream *st)
         return;
     st->req = NULL;
     r->stream = NULL;
-    if (r->up != NULL)
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     if (!r->finished) {
         if (r->status == 0)
@@ -393,6 +394,7 @@ static void stream_free(struct gw_h2 *h, struct gw_h2_stream *st)
     gw_link_remove(&st->link);
     gv_buf_free(&st->out);
     gv_buf_free(&st->hdrs);
+    gv_buf_free(&st->trailers);
     gv_buf_free(&st->cookie);
     free(st);
     if (--h->nstreams == 0 && !h->c->closing) {
@@ -419,6 +421,48 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 
 /* ---- sending ---------------------------------------------------------------- */
 
+static nghttp2_nv nv_make(const char *name, size_t nl, const char *value, size_t vl)
+{
+    return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nl, vl, NGHTTP2_NV_FLAG_NONE};
+}
+
+static size_t count_records(const struct gv_buf *b)
+{
+    size_t n = 0;
+    for (size_t at = 0; at + 8 <= b->len; n++) {
+        uint32_t lens[2];
+        memcpy(lens, b->data + at, sizeof lens);
+        at += 8 + (size_t)lens[0] + lens[1];
+    }
+    return n;
+}
+
+/* The header records of b as name-value pairs from nv[first] on. */
+static void records_nv(const struct gv_buf *b, nghttp2_nv *nv, size_t first)
+{
+    for (size_t at = 0, i = first; at + 8 <= b->len; i++) {
+        uint32_t lens[2];
+        memcpy(lens, b->data + at, sizeof lens);
+        nv[i] = nv_make(b->data + at + 8, lens[0], b->data + at + 8 + lens[0], lens[1]);
+        at += 8 + (size_t)lens[0] + lens[1];
+    }
+}
+
+/* Ends the stream with its trailers instead of an END_STREAM DATA frame. */
+static bool send_trailers(struct gw_h2_stream *st)
+{
+    size_t n = count_records(&st->trailers);
+    nghttp2_nv stack[NV_STACK], *nv = n <= NV_STACK ? stack : malloc(n * sizeof(*nv));
+    if (nv == NULL)
+        return false;
+    records_nv(&st->trailers, nv, 0);
+    int rv = nghttp2_submit_trailer(st->h2->s, st->id, nv, n);
+    if (nv != stack)
+        free(nv);
+    gv_buf_free(&st->trailers);
+    return rv == 0;
+}
+
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t cap, uint32_t *flags,
                          nghttp2_data_source *src, void *ud)
 {
@@ -436,6 +480,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t ca
         gv_buf_reset(&st->out);
         if (st->eof)
             *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->eof && st->trailers.len > 0 && send_trailers(st))
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
     if (st->paused_up && st->req != NULL && st->out.len - st->out_off < GW_H2_STREAM_OUT_LOW) {
         st->paused_up = false;
@@ -530,39 +576,18 @@ void gw_h2_hdr_out(struct gw_request *r, struct gw_hdr_out *o)
     o->data = &r->stream->hdrs;
 }
 
-static size_t count_records(const struct gv_buf *b)
-{
-    size_t n = 0;
-    for (size_t at = 0; at + 8 <= b->len; n++) {
-        uint32_t lens[2];
-        memcpy(lens, b->data + at, sizeof lens);
-        at += 8 + (size_t)lens[0] + lens[1];
-    }
-    return n;
-}
-
-static nghttp2_nv nv_make(const char *name, size_t nl, const char *value, size_t vl)
-{
-    return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nl, vl, NGHTTP2_NV_FLAG_NONE};
-}
-
 int gw_h2_respond(struct gw_request *r, int status, bool body)
 {
     struct gw_h2_stream *st = r->stream;
     struct gv_buf *b = &st->hdrs;
-    size_t n = count_records(b) + 1, i = 1;
+    size_t n = count_records(b) + 1;
     nghttp2_nv stack[NV_STACK], *nv = n <= NV_STACK ? stack : malloc(n * sizeof(*nv));
     char code[8];
     if (nv == NULL)
         return GV_ENOMEM;
     snprintf(code, sizeof code, "%03d", status);
     nv[0] = nv_make(":status", 7, code, 3);
-    for (size_t at = 0; at + 8 <= b->len; i++) {
-        uint32_t lens[2];
-        memcpy(lens, b->data + at, sizeof lens);
-        nv[i] = nv_make(b->data + at + 8, lens[0], b->data + at + 8 + lens[0], lens[1]);
-        at += 8 + (size_t)lens[0] + lens[1];
-    }
+    records_nv(b, nv, 1);
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
     int rv = nghttp2_submit_response(st->h2->s, st->id, nv, n, body ? &prd : NULL);
     if (nv != stack)
@@ -572,7 +597,10 @@ int gw_h2_respond(struct gw_request *r, int status, bool body)
     st->eof = !body;
     r->status = status;
     r->response_started = true;
-    flush_soon(st->h2);
+    /* A bodiless response ends the stream when sent, and its request with
+     * it: gw_h2_finish sends it, once the request is let go. */
+    if (body)
+        flush_soon(st->h2);
     return rv == 0 ? 0 : GV_EPROTO;
 }
 
@@ -587,6 +615,12 @@ int gw_h2_body(struct gw_request *r, const char *data, size_t len)
     nghttp2_session_resume_data(st->h2->s, st->id);
     flush_soon(st->h2);
     return 0;
+}
+
+int gw_h2_trailer(struct gw_request *r, const char *name, size_t nl, const char *value, size_t vl)
+{
+    struct gw_hdr_out o = {.add = h2_hdr_add, .data = &r->stream->trailers};
+    return gw_hdr_add(&o, name, nl, value, vl);
 }
 
 bool gw_h2_backlogged(const struct gw_request *r)

@@ -78,6 +78,9 @@ void gw_h2_hdr_out(struct gw_request *r, struct gw_hdr_out *o);
 int gw_h2_respond(struct gw_request *r, int status, bool body);
 /* Response body bytes (copied). */
 int gw_h2_body(struct gw_request *r, const char *data, size_t len);
+/* A response trailer (copied), sent after the body. Returns 0 or a
+ * negative error. */
+int gw_h2_trailer(struct gw_request *r, const char *name, size_t nl, const char *value, size_t vl);
 /* Whether the stream has buffered enough response: the upstream pauses. */
 bool gw_h2_backlogged(const struct gw_request *r);
 /* The request ends: ok ends the response normally, else the stream is

@@ -70,6 +70,7 @@ struct gw_worker {
     struct gw_link linger_conns; /* answered with an error, draining input; oldest first */
     uint64_t drain_deadline_ms;
     struct gw_link pool;      /* idle upstream connections; oldest first */
+    struct gw_link h2_pool;   /* HTTP/2 upstream sessions (gateway/h2_upstream.h) */
     char read_buf[64 * 1024]; /* every client read lands here, then is parsed */
     bool read_buf_busy;
     struct gv_buf log;            /* access log lines waiting to be written */
@@ -184,6 +185,23 @@ void gw_proxy_abort(struct gw_request *r);
 void gw_proxy_resume(struct gw_request *r);
 /* Tunnel bytes client -> upstream. */
 void gw_proxy_tunnel_write(struct gw_request *r, const char *data, size_t len);
+/* Relaying a response to the client, whatever its protocol: the head
+ * (length -1 when unknown; end: no body follows), body bytes (true when the
+ * client is behind: stop reading the upstream until gw_proxy_resume), and
+ * the end of the body. */
+int gw_proxy_relay_head(struct gw_request *r, int64_t length, bool end);
+bool gw_proxy_relay_body(struct gw_request *r, const char *at, size_t len);
+void gw_proxy_relay_end(struct gw_request *r);
+/* The target path (into target) and headers (into out) an HTTP/2 upstream
+ * gets: what an HTTP/1.1 one gets, without the framing. */
+int gw_proxy_up_h2_head(struct gw_request *r, struct gw_hdr_out *out, struct gv_buf *target);
+/* An attempt failed before its response started: another try, or the
+ * answer status. */
+void gw_proxy_failed(struct gw_request *r, int status, const char *why);
+/* The upstream is behind on the request body: the client's side waits
+ * (HTTP/1.1 stops reading, HTTP/2 holds the window), then goes on. */
+void gw_proxy_client_pause(struct gw_request *r);
+void gw_proxy_client_resume(struct gw_request *r);
 void gw_pool_tick(struct gw_worker *w, uint64_t now_ms);
 void gw_pool_close_all(struct gw_worker *w);
 /* Closes the pooled connections that snap has no target for (an address its

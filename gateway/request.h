@@ -29,6 +29,7 @@
 
 struct gw_conn;
 struct gw_h2_stream;
+struct gw_h2up_stream;
 struct gw_worker;
 struct gw_upstream;
 struct gw_view;
@@ -108,8 +109,9 @@ struct gw_request {
     int target;
     bool sticky_set; /* a Set-Cookie for stickiness goes into the response */
     struct gw_upstream *up;
-    struct gv_buf up_head; /* the request head as sent upstream */
-    struct gv_buf body_q;  /* body bytes received before upstream was ready */
+    struct gw_h2up_stream *up2; /* its stream to an HTTP/2 upstream, instead of up */
+    struct gv_buf up_head;      /* the request head as sent upstream */
+    struct gv_buf body_q;       /* body bytes received before upstream was ready */
     /* Response. */
     int status;
     struct gv_buf resp;      /* response head being assembled */

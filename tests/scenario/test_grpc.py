@@ -1,0 +1,196 @@
+"""gRPC through the gateway: grpcio clients and a grpcio server (generic
+handlers over raw bytes, no generated code) behind `protocol: grpc`
+services. All four call kinds with trailers intact, gateway-made errors as
+gRPC statuses, grpc-timeout honoured, and a target that dies mid-stream."""
+
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import httpx
+import pytest
+
+from gvtest import Node, free_port, scaled
+
+SERVICE = "test.Echo"
+
+
+def unary(req, ctx):
+    ctx.set_trailing_metadata((("x-trail", "kept"),))
+    return b"echo:" + req
+
+
+def server_stream(req, ctx):
+    for i in range(int(req)):
+        yield b"%d" % i
+
+
+def client_stream(it, ctx):
+    return b"|".join(it)
+
+
+def bidi(it, ctx):
+    for m in it:
+        yield m.upper()
+
+
+def fails(req, ctx):
+    ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+
+
+def slow(req, ctx):
+    time.sleep(float(req))
+    return b"late"
+
+
+def forever(req, ctx):
+    i = 0
+    while ctx.is_active():
+        yield b"%d" % i
+        i += 1
+        time.sleep(0.01)
+
+
+def start_server():
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
+        "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+        "Fails": grpc.unary_unary_rpc_method_handler(fails),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
+        "Forever": grpc.unary_stream_rpc_method_handler(forever),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(16))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def config(port, dead_port):
+    return f"""services:
+  - name: g
+    protocol: grpc
+    retries: 0
+    targets: [{{address: 127.0.0.1:{port}}}]
+  - name: dead
+    protocol: grpc
+    retries: 0
+    targets: [{{address: 127.0.0.1:{dead_port}}}]
+routes:
+  - name: open
+    match: {{paths: [/test.Echo/], path_type: prefix}}
+    service: g
+  - name: keyed
+    match: {{paths: [/test.Keyed/], path_type: prefix}}
+    service: g
+    plugins:
+      - key_auth: {{}}
+  - name: limited
+    match: {{paths: [/test.Limited/], path_type: prefix}}
+    service: g
+    plugins:
+      - rate_limit: {{limit: 1, window: 1m, key: route, scope: node}}
+  - name: denied
+    match: {{paths: [/test.Denied/], path_type: prefix}}
+    service: g
+    plugins:
+      - ip_restriction: {{deny: [127.0.0.0/8]}}
+  - name: dead
+    match: {{paths: [/test.Dead/], path_type: prefix}}
+    service: dead
+consumers:
+  - name: alice
+    key_auth: [key-abc]
+"""
+
+
+@pytest.fixture
+def env():
+    server, port = start_server()
+    node = Node(config(port, free_port()), workers=1)
+    channel = grpc.insecure_channel(f"127.0.0.1:{node.port}")
+    yield node, channel, server
+    channel.close()
+    server.stop(0)
+
+
+def method(channel, name, kind="unary_unary", service=SERVICE):
+    return getattr(channel, kind)(f"/{service}/{name}")
+
+
+def test_four_call_kinds_with_trailers(env):
+    node, ch, _ = env
+    resp, call = method(ch, "Unary").with_call(b"hi", timeout=scaled(10))
+    assert resp == b"echo:hi"
+    assert ("x-trail", "kept") in call.trailing_metadata()
+    got = list(method(ch, "ServerStream", "unary_stream")(b"200", timeout=scaled(20)))
+    assert got == [b"%d" % i for i in range(200)]
+    parts = [b"a", b"b" * 100000, b"c"]
+    assert method(ch, "ClientStream", "stream_unary")(iter(parts), timeout=scaled(20)) == \
+        b"|".join(parts)
+    words = [b"x%d" % i for i in range(50)]
+    assert list(method(ch, "Bidi", "stream_stream")(iter(words), timeout=scaled(20))) == \
+        [w.upper() for w in words]
+    # A status the target sets passes through with its message.
+    with pytest.raises(grpc.RpcError) as e:
+        method(ch, "Fails")(b"", timeout=scaled(10))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and e.value.details() == "no such thing"
+
+
+def test_many_concurrent_calls(env):
+    node, ch, _ = env
+    f = method(ch, "Unary")
+    calls = [f.future(b"%d" % i, timeout=scaled(30)) for i in range(300)]
+    assert [c.result() for c in calls] == [b"echo:%d" % i for i in range(300)]
+
+
+def status_of(ch, path):
+    service, name = path.strip("/").split("/")
+    with pytest.raises(grpc.RpcError) as e:
+        method(ch, name, service=service)(b"x", timeout=scaled(10))
+    return e.value.code()
+
+
+def test_gateway_errors_are_grpc_statuses(env):
+    node, ch, _ = env
+    assert status_of(ch, "/test.Keyed/Unary") == grpc.StatusCode.UNAUTHENTICATED
+    keyed = method(ch, "Unary", service="test.Keyed")
+    with pytest.raises(grpc.RpcError) as e:  # authenticated: the target says it has no such service
+        keyed(b"x", timeout=scaled(10), metadata=(("x-api-key", "key-abc"),))
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert status_of(ch, "/test.Limited/Unary") == grpc.StatusCode.UNIMPLEMENTED  # allowed
+    assert status_of(ch, "/test.Limited/Unary") == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status_of(ch, "/test.Denied/Unary") == grpc.StatusCode.PERMISSION_DENIED
+    assert status_of(ch, "/test.Dead/Unary") == grpc.StatusCode.UNAVAILABLE
+    assert status_of(ch, "/nowhere.Svc/Unary") == grpc.StatusCode.UNIMPLEMENTED  # no route
+
+
+def test_grpc_timeout_is_honoured_by_the_gateway(env):
+    node, _, _ = env
+    # A raw HTTP/2 client that does not enforce the deadline itself: the
+    # gateway answers DEADLINE_EXCEEDED when grpc-timeout runs out.
+    frame = b"\x00" + (1).to_bytes(4, "big") + b"3"  # Slow sleeps 3 s
+    with httpx.Client(http1=False, http2=True, timeout=scaled(30)) as c:
+        r = c.post(f"http://127.0.0.1:{node.port}/{SERVICE}/Slow", content=frame,
+                   headers={"content-type": "application/grpc", "te": "trailers",
+                            "grpc-timeout": "300m"})
+    assert r.status_code == 200
+    assert r.headers.get("grpc-status") == "4", r.headers
+    assert r.headers.get("grpc-message") == "deadline exceeded"
+
+
+def test_target_killed_mid_stream(env):
+    node, ch, server = env
+    it = method(ch, "Forever", "unary_stream")(b"", timeout=scaled(30))
+    for _ in range(5):
+        next(it)
+    threading.Thread(target=server.stop, args=(0,)).start()
+    with pytest.raises(grpc.RpcError) as e:
+        for _ in it:
+            pass
+    assert e.value.code() != grpc.StatusCode.OK
+    # The node lives on and answers the next call itself.
+    assert status_of(ch, f"/{SERVICE}/Unary") == grpc.StatusCode.UNAVAILABLE
