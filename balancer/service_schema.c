@@ -324,6 +324,7 @@ static const struct gv_field service_fields[] = {
                  .doc = "further tries on other targets after a failed try, for idempotent "
                         "requests whose response has not started"),
     GV_FIELD_ENUM("protocol", struct lb_service_spec, protocol, protocol_names,
+                  .flags = GV_F_OMIT_FIRST,
                   .doc = "what the targets speak: http1, http2 (h2c, requests multiplexed over "
                          "a few connections per target) or grpc (h2c; errors the gateway makes "
                          "are gRPC statuses)"),
