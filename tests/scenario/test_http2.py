@@ -7,6 +7,7 @@ misbehaving connection."""
 import asyncio
 import json
 import socket
+import threading
 import ssl
 import subprocess
 
@@ -292,3 +293,30 @@ def stream_status(s, sid):
         if t in (3, 7) and (st == sid or t == 7):
             return None
     return None
+
+
+def test_drain_sends_goaway_and_finishes_streams(node):
+    c = RawH2(node.port)
+    sid = c.headers("/delay/1500")
+    c.flush()
+    wait_until(lambda: node.admin_get("/backends").json()[0]["targets"][0]["inflight"] == 1,
+               scaled(10), "the request to be in flight")
+    stopper = threading.Thread(target=node.stop, kwargs={"timeout": scaled(20)})
+    stopper.start()
+    # Raw frames: the h2 library stops reading at a GOAWAY.
+    import hpack
+    dec = hpack.Decoder()
+    goaway, status, ended = None, None, False
+    for t, flags, st, payload in read_frames(c.sock):
+        if t == 7:
+            goaway = (int.from_bytes(payload[:4], "big") & 0x7fffffff,
+                      int.from_bytes(payload[4:8], "big"))
+        elif t == 1 and st == sid:
+            status = dict(dec.decode(payload, raw=True)).get(b":status")
+        if st == sid and t in (0, 1) and flags & 0x1:
+            ended = True
+    stopper.join(scaled(20))
+    c.close()
+    # GOAWAY (no error) names the stream in flight, which still gets its answer.
+    assert goaway is not None and goaway[1] == 0 and goaway[0] >= sid, goaway
+    assert status == b"200" and ended, (status, ended)
