@@ -17,6 +17,7 @@ import h2.events
 import h2.exceptions
 import httpx
 import pytest
+import requests
 
 from gvtest import Echo, Node, free_port, scaled, wait_port, wait_until
 
@@ -320,3 +321,42 @@ def test_drain_sends_goaway_and_finishes_streams(node):
     # GOAWAY (no error) names the stream in flight, which still gets its answer.
     assert goaway is not None and goaway[1] == 0 and goaway[0] >= sid, goaway
     assert status == b"200" and ended, (status, ended)
+
+
+def test_http2_upstream_multiplexed(tmp_path):
+    """A service with protocol http2: the upstream is a second node taking
+    h2c; HTTP/1.1 and HTTP/2 clients both get through it."""
+    echo = Echo()
+    inner = Node(config(echo.address), name="inner", workers=1)
+    outer = Node(f"""services:
+  - name: h2
+    protocol: http2
+    targets: [{{address: 127.0.0.1:{inner.port}}}]
+routes:
+  - name: main
+    match: {{paths: ["/"], path_type: prefix}}
+    service: h2
+""", name="outer", workers=1)
+    body = bytes(range(256)) * 8192  # 2 MiB
+    r = requests.post(outer.url("/up?x=1"), data=body, timeout=60)
+    assert r.status_code == 200 and r.json()["body_bytes"] == len(body), r.text
+    assert r.json()["query"] == "x=1"
+    h = {k.lower(): v for k, v in r.json()["headers"].items()}
+    assert h["via"] == "1.1 outer, 1.1 inner", h
+    assert requests.get(outer.url("/bytes/5000000"), timeout=60).content == \
+        requests.get(echo.url("/bytes/5000000"), timeout=60).content
+
+    async def run():
+        async with httpx.AsyncClient(http1=False, http2=True, base_url=outer.url(""),
+                                     timeout=60) as c:
+            return await asyncio.gather(*(c.get(f"/delay/20?i={i}") for i in range(150)))
+
+    rs = asyncio.run(run())
+    assert sorted(r.json()["query"] for r in rs) == sorted(f"i={i}" for i in range(150))
+    # Streams share connections: the inner node holds at most GW_H2UP_CONNS
+    # (2) from the outer node's one worker, not one per request.
+    ss = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{inner.port} )"],
+                        capture_output=True, text=True, check=True).stdout
+    assert 1 <= len(ss.splitlines()) <= 2, ss
+    r = requests.get(outer.url("/key/x"), timeout=10)  # the inner node's 401 passes through
+    assert r.status_code == 401 and r.json()["error"], r.text
