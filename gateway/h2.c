@@ -68,17 +68,22 @@ bool gw_h2_detect(const struct gw_conn *c, const char *data, size_t len)
 
 /* ---- the request head ---------------------------------------------------- */
 
+/* HTTP's methods as llhttp numbers them (llhttp_method_name aborts on a
+ * number it does not know, so the table is built from its own map). */
+static const struct {
+    const char *name;
+    int method;
+} methods[] = {
+#define GW_METHOD(num, name, string) {#string, num},
+    HTTP_METHOD_MAP(GW_METHOD)
+#undef GW_METHOD
+};
+
 static int method_of(const uint8_t *v, size_t len)
 {
-    if (len == 3 && memcmp(v, "GET", 3) == 0)
-        return HTTP_GET;
-    if (len == 4 && memcmp(v, "POST", 4) == 0)
-        return HTTP_POST;
-    for (int m = 0; m < 64; m++) {
-        const char *name = llhttp_method_name((llhttp_method_t)m);
-        if (name != NULL && strlen(name) == len && memcmp(name, v, len) == 0)
-            return m;
-    }
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strlen(methods[i].name) == len && memcmp(methods[i].name, v, len) == 0)
+            return methods[i].method;
     return -1;
 }
 

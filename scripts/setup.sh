@@ -33,7 +33,7 @@ APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
     libnghttp2-dev
-    clang clang-format curl ca-certificates
+    clang libclang-rt-14-dev clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography
     python3-h2 python3-httpx python3-grpcio
     wrk haproxy nginx-light stress-ng nghttp2-client

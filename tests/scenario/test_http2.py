@@ -360,3 +360,21 @@ routes:
     assert 1 <= len(ss.splitlines()) <= 2, ss
     r = requests.get(outer.url("/key/x"), timeout=10)  # the inner node's 401 passes through
     assert r.status_code == 401 and r.json()["error"], r.text
+
+
+def test_unknown_method_is_refused_not_fatal(node):
+    c = RawH2(node.port)
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, [(":method", "BREW"), (":path", "/"), (":scheme", "http"),
+                              (":authority", "gv.test")], end_stream=True)
+    c.flush()
+    status = None
+    while status is None:
+        evs = c.events()
+        assert evs, "connection closed without an answer"
+        for ev in evs:
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                status = dict(ev.headers)[":status"]
+    c.close()
+    assert status == "501", status
+    assert get_ok(node.port, "/after")
