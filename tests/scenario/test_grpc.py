@@ -1,7 +1,8 @@
 """gRPC through the gateway: grpcio clients and a grpcio server (generic
 handlers over raw bytes, no generated code) behind `protocol: grpc`
 services. All four call kinds with trailers intact, gateway-made errors as
-gRPC statuses, grpc-timeout honoured, and a target that dies mid-stream."""
+gRPC statuses (key_auth, a cluster rate limit, ip_restriction, no target,
+no route), grpc-timeout honoured, and a target that dies mid-stream."""
 
 import threading
 import time
@@ -92,7 +93,7 @@ routes:
     match: {{paths: [/test.Limited/], path_type: prefix}}
     service: g
     plugins:
-      - rate_limit: {{limit: 1, window: 1m, key: route, scope: node}}
+      - rate_limit: {{limit: 1, window: 1m, key: route, scope: cluster}}
   - name: denied
     match: {{paths: [/test.Denied/], path_type: prefix}}
     service: g
