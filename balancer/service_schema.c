@@ -143,7 +143,9 @@ static int health_check(void *obj, const char *path, struct gv_schema_error *err
 static const struct gv_field health_fields[] = {
     GV_FIELD_STR("path", struct lb_health_spec, path, .flags = GV_F_NONEMPTY,
                  .def.s = LB_DEFAULT_HEALTH_PATH, .rule = &gv_rule_path,
-                 .doc = "the path each probe GETs; a 2xx or 3xx answer is a success"),
+                 .doc = "the path each probe GETs; a 2xx or 3xx answer is a success (grpc "
+                        "services are asked grpc.health.v1.Health/Check instead, and pass "
+                        "when SERVING)"),
     GV_FIELD_DURATION("interval", struct lb_health_spec, interval_ms, 1, 0, .def.i = 2000,
                       .doc = "time between two probes of a target"),
     GV_FIELD_DURATION("timeout", struct lb_health_spec, timeout_ms, 1, 0, .def.i = 1000,

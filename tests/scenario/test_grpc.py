@@ -53,6 +53,13 @@ def forever(req, ctx):
         time.sleep(0.01)
 
 
+HEALTH = {"status": b"\x08\x01"}  # HealthCheckResponse{status: SERVING}
+
+
+def health_check(req, ctx):
+    return HEALTH["status"]
+
+
 def start_server():
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
@@ -64,7 +71,10 @@ def start_server():
         "Forever": grpc.unary_stream_rpc_method_handler(forever),
     }
     server = grpc.server(futures.ThreadPoolExecutor(16))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    health = {"Check": grpc.unary_unary_rpc_method_handler(health_check)}
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler(SERVICE, handlers),
+        grpc.method_handlers_generic_handler("grpc.health.v1.Health", health)))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
@@ -76,6 +86,7 @@ def config(port, dead_port):
     protocol: grpc
     retries: 0
     targets: [{{address: 127.0.0.1:{port}}}]
+    health_check: {{interval: 300ms, timeout: 300ms, healthy: 1, unhealthy: 1}}
   - name: dead
     protocol: grpc
     retries: 0
@@ -110,6 +121,7 @@ consumers:
 
 @pytest.fixture
 def env():
+    HEALTH["status"] = b"\x08\x01"
     server, port = start_server()
     node = Node(config(port, free_port()), workers=1)
     channel = grpc.insecure_channel(f"127.0.0.1:{node.port}")
@@ -195,3 +207,15 @@ def test_target_killed_mid_stream(env):
     assert e.value.code() != grpc.StatusCode.OK
     # The node lives on and answers the next call itself.
     assert status_of(ch, f"/{SERVICE}/Unary") == grpc.StatusCode.UNAVAILABLE
+
+
+def test_active_health_check_asks_grpc_health(env):
+    node, ch, server = env
+    address = node.config_text.split("targets: [{address: ")[1].split("}")[0]
+    node.wait_backend("g", address, True, timeout=scaled(10))
+    HEALTH["status"] = b"\x08\x02"  # NOT_SERVING
+    node.wait_backend("g", address, False, timeout=scaled(10))
+    assert status_of(ch, f"/{SERVICE}/Unary") == grpc.StatusCode.UNAVAILABLE
+    HEALTH["status"] = b"\x08\x01"
+    node.wait_backend("g", address, True, timeout=scaled(10))
+    assert method(ch, "Unary")(b"back", timeout=scaled(10)) == b"echo:back"
