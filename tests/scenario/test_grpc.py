@@ -12,7 +12,7 @@ import grpc
 import httpx
 import pytest
 
-from gvtest import Node, free_port, scaled
+from gvtest import Echo, Node, free_port, scaled
 
 SERVICE = "test.Echo"
 
@@ -40,11 +40,6 @@ def fails(req, ctx):
     ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
 
 
-def slow(req, ctx):
-    time.sleep(float(req))
-    return b"late"
-
-
 def forever(req, ctx):
     i = 0
     while ctx.is_active():
@@ -67,7 +62,6 @@ def start_server():
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
         "Fails": grpc.unary_unary_rpc_method_handler(fails),
-        "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "Forever": grpc.unary_stream_rpc_method_handler(forever),
     }
     server = grpc.server(futures.ThreadPoolExecutor(16))
@@ -181,18 +175,38 @@ def test_gateway_errors_are_grpc_statuses(env):
     assert status_of(ch, "/nowhere.Svc/Unary") == grpc.StatusCode.UNIMPLEMENTED  # no route
 
 
-def test_grpc_timeout_is_honoured_by_the_gateway(env):
-    node, _, _ = env
-    # A raw HTTP/2 client that does not enforce the deadline itself: the
-    # gateway answers DEADLINE_EXCEEDED when grpc-timeout runs out.
-    frame = b"\x00" + (1).to_bytes(4, "big") + b"3"  # Slow sleeps 3 s
+def test_grpc_timeout_is_honoured_by_the_gateway():
+    # The target must not enforce the deadline itself (a grpcio server
+    # would, and answer first): a second node takes the h2c stream and
+    # sends it to an HTTP/1.1 echo that delays 3 s. A raw HTTP/2 client
+    # that does not enforce the deadline either gets the gateway's
+    # DEADLINE_EXCEEDED when grpc-timeout runs out.
+    echo = Echo()
+    inner = Node(f"""services:
+  - name: e
+    targets: [{{address: {echo.address}}}]
+routes:
+  - name: all
+    match: {{paths: ["/"], path_type: prefix}}
+    service: e
+""", name="inner", workers=1)
+    outer = Node(f"""services:
+  - name: g
+    protocol: grpc
+    targets: [{{address: 127.0.0.1:{inner.port}}}]
+routes:
+  - name: all
+    match: {{paths: ["/"], path_type: prefix}}
+    service: g
+""", name="outer", workers=1)
+    frame = b"\x00" + (1).to_bytes(4, "big") + b"x"
     with httpx.Client(http1=False, http2=True, timeout=scaled(30)) as c:
-        r = c.post(f"http://127.0.0.1:{node.port}/{SERVICE}/Slow", content=frame,
+        r = c.post(f"http://127.0.0.1:{outer.port}/delay/3000", content=frame,
                    headers={"content-type": "application/grpc", "te": "trailers",
                             "grpc-timeout": "300m"})
     assert r.status_code == 200
     assert r.headers.get("grpc-status") == "4", r.headers
-    assert r.headers.get("grpc-message") == "deadline exceeded"
+    assert r.headers.get("grpc-message") == "deadline exceeded", r.headers
 
 
 def test_target_killed_mid_stream(env):
