@@ -276,7 +276,7 @@ served_by() { # served_by PORT PATH NAME: 5 answers in a row from upstream NAME
 config_change() {
     admin "$A1" PUT /config/services/three '{"targets":[{"address":"echo3:9000"}]}' >/dev/null
     admin "$A1" PUT /config/routes/three '{"match":{"paths":["/three"]},"service":"three"}' >/dev/null
-    wait_for "gw3 serves route 'three' (PUT on gw1) from echo3" 1 served_by "$P3" /three echo3
+    wait_for "gw3 serves route 'three' (PUT on gw1) from echo3" 20 served_by "$P3" /three echo3
 }
 
 kill_gw2() {
@@ -293,7 +293,7 @@ both_see_gw2_dead() { sees_state "$A1" gw2 dead && sees_state "$A3" gw2 dead; }
 changes_while_gw2_down() {
     admin "$A1" PUT /config/routes/while-gw2-down '{"match":{"paths":["/down"]},"service":"three"}' >/dev/null
     admin "$A3" DELETE /config/routes/three >/dev/null
-    wait_for "gw1 and gw3 agree on the config" 2 same_digest "$A3"
+    wait_for "gw1 and gw3 agree on the config" 20 same_digest "$A3"
 }
 
 kill_upstream() {
@@ -301,18 +301,19 @@ kill_upstream() {
     start_traffic gw3 "http://127.0.0.1:$P3/"
     sleep 1
     dc kill echo2 2>&1 | sed 's/^/    /'
-    wait_for "gw1 marks echo2 unhealthy" 10 target_down "$A1" echo2
+    wait_for "gw1 marks echo2 unhealthy" 30 target_down "$A1" echo2
     sleep 2
     stop_traffic gw1 gw3
     dc start echo2 2>&1 | sed 's/^/    /'
 }
-target_down() { # target_down PORT HOST: /backends says HOST:9000 is not healthy
+target_down() { # target_down PORT HOST: /backends says the target HOST:9000 (the name as
+    # configured; "address" is what it resolved to) is not healthy
     admin "$1" GET /backends | python3 -c '
 import json, sys
 host = sys.argv[1] + ":9000"
 def walk(o):
     if isinstance(o, dict):
-        if o.get("address") == host and o.get("healthy") is False:
+        if o.get("target") == host and o.get("healthy") is False:
             return True
         return any(walk(v) for v in o.values())
     if isinstance(o, list):

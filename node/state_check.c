@@ -367,8 +367,8 @@ bool sv_is_cidr(const char *s)
 }
 
 /* "ip", "path", "header:NAME" or "cookie:NAME" (hash_on), and likewise the
- * rate_limit key. Returns the kind's index in kinds, or -1; *name points at
- * NAME for the last two. */
+ * key of a plugin that keys its state by request. Returns the kind's index in kinds, or -1; *name
+ * points at NAME for the last two. */
 int sv_parse_keyed(const char *s, const char *const *kinds, const char **name)
 {
     for (int i = 0; kinds[i] != NULL; i++) {

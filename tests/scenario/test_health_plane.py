@@ -180,8 +180,10 @@ def test_health_plane():
     e2.kill()
     out = wait_timed(lambda: all(not view(n)[e2.address][0] for n in nodes), 30,
                      "every node to stop routing to the killed e2")
+    # Generous: a verdict broadcast lost on a loaded machine is repaired by
+    # the next push-pull (every 30 s at 3 nodes); the time is printed below.
     verdict = wait_timed(lambda: all(view(n)[e2.address][1] == "health_check" for n in nodes),
-                         10, "the active verdict on e2 to reach every node")
+                         45, "the active verdict on e2 to reach every node")
     verdict += out
     print(f"e2 killed: every node stopped routing to it after {out * 1000:.0f} ms, "
           f"active verdict everywhere after {verdict * 1000:.0f} ms "
