@@ -1,8 +1,8 @@
 /* grpc_probe.h - the HTTP/2 side of a grpc.health.v1.Health/Check probe
- * (h2c, nghttp2 over memory): the bytes of the request, then the target's
- * bytes fed in until a verdict. The probe asks for the server's overall
- * health (an empty HealthCheckRequest) and passes only on HTTP 200,
- * grpc-status 0 and a HealthCheckResponse whose status is SERVING (1).
+ * (nghttp2 over memory; the caller carries the bytes over TCP or TLS): the bytes of the request,
+ * then the target's bytes fed in until a verdict. The probe asks for the server's overall health
+ * (an empty HealthCheckRequest) and passes only on HTTP 200, grpc-status 0 and a
+ * HealthCheckResponse whose status is SERVING (1).
  *
  * Threads: a probe belongs to one caller on one thread; no callbacks.
  */

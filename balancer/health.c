@@ -29,7 +29,7 @@ struct hc_conf {
     int healthy;
     int unhealthy;
     bool tls;
-    bool grpc;      /* probe with grpc.health.v1.Health/Check over h2c, not GET path */
+    bool grpc;      /* probe with grpc.health.v1.Health/Check over HTTP/2, not GET path */
     char strings[]; /* the six strings above */
 };
 

@@ -280,11 +280,6 @@ static int service_check(void *obj, const char *path, struct gv_schema_error *er
     const struct lb_service_spec *s = obj;
     char p[GV_PATH_LEN], q[GV_PATH_LEN];
     (void)ctx;
-    if (s->protocol != LB_PROTO_HTTP1 && s->tls.enabled) {
-        gv_path_key(p, sizeof(p), path, "protocol");
-        return gv_schema_fail(err, p, "%s targets are reached over h2c: tls must be off",
-                              s->protocol == LB_PROTO_GRPC ? "grpc" : "http2");
-    }
     for (size_t i = 1; i < s->ntargets; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s->targets[j].address, s->targets[i].address) != 0)
@@ -327,9 +322,9 @@ static const struct gv_field service_fields[] = {
                         "requests whose response has not started"),
     GV_FIELD_ENUM("protocol", struct lb_service_spec, protocol, protocol_names,
                   .flags = GV_F_OMIT_FIRST,
-                  .doc = "what the targets speak: http1, http2 (h2c, requests multiplexed over "
-                         "a few connections per target) or grpc (h2c; errors the gateway makes "
-                         "are gRPC statuses)"),
+                  .doc = "what the targets speak: http1, http2 (h2c, or h2 by ALPN with tls; "
+                         "requests multiplexed over a few connections per target) or grpc "
+                         "(the same; errors the gateway makes are gRPC statuses)"),
     GV_FIELD_OBJ("timeouts", struct lb_service_spec, timeouts, &timeout_schema,
                  .doc = "timeouts of each try"),
     GV_FIELD_CUSTOM("tls", struct lb_service_spec, tls, &tls_type,

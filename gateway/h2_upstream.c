@@ -1,9 +1,12 @@
-/* h2_upstream.c - HTTP/2 (h2c) client sessions to the targets of http2 and
- * grpc services, streams multiplexed (gateway/h2_upstream.h). */
+/* h2_upstream.c - HTTP/2 client sessions (h2c, or h2 over TLS) to the
+ * targets of http2 and grpc services, streams multiplexed
+ * (gateway/h2_upstream.h). */
 #include "gateway/h2_upstream.h"
 #include "gateway/h2.h"
 #include "gateway/http.h"
 #include "gateway/pipeline.h"
+#include "gateway/tls.h"
+#include "gateway/tls_upstream.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -23,6 +26,9 @@ struct h2up_sess {
     struct gw_link link;    /* in w->h2_pool */
     struct gw_link streams; /* every stream not yet freed */
     char address[262];
+    char host[256];            /* the target's host, for SNI and verification */
+    struct gw_up_tls *tls_ctx; /* the service's TLS context (one ref), or NULL */
+    struct gw_tls *tls;        /* the engine once connected over TLS */
     int nstreams;
     bool connected, closing, in_recv;
     uint64_t idle_since_ms;
@@ -381,6 +387,8 @@ static void setup(void)
 static void on_sess_closed(uv_handle_t *h)
 {
     struct h2up_sess *sess = h->data;
+    gw_tls_free(sess->tls);
+    gw_up_tls_unref(sess->tls_ctx);
     nghttp2_session_del(sess->s);
     gv_buf_free(&sess->scratch);
     free(sess);
@@ -416,7 +424,7 @@ static void on_sess_write(uv_write_t *req, int status)
         sess_flush(sess);
 }
 
-static int sess_write(struct h2up_sess *sess, const char *data, size_t len)
+static int sess_write_raw(struct h2up_sess *sess, const char *data, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (sess->out_bytes == 0) {
@@ -444,6 +452,26 @@ static int sess_write(struct h2up_sess *sess, const char *data, size_t len)
     }
     sess->out_bytes += len;
     return 0;
+}
+
+/* Sends what the TLS engine has to send (records, alerts). */
+static int tls_out(struct h2up_sess *sess)
+{
+    char buf[16 * 1024];
+    size_t n;
+    int rv = 0;
+    while (rv == 0 && (n = gw_tls_take_output(sess->tls, buf, sizeof buf)) > 0)
+        rv = sess_write_raw(sess, buf, n);
+    return rv;
+}
+
+static int sess_write(struct h2up_sess *sess, const char *data, size_t len)
+{
+    if (sess->tls == NULL)
+        return sess_write_raw(sess, data, len);
+    if (gw_tls_write(sess->tls, data, len) != 0)
+        return GV_EPROTO;
+    return tls_out(sess);
 }
 
 static void sess_flush(struct h2up_sess *sess)
@@ -476,6 +504,55 @@ static void on_sess_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(sess->w->read_buf);
 }
 
+static void sess_up(struct h2up_sess *sess);
+
+/* Frames from the target. false when the session failed. */
+static bool sess_recv(struct h2up_sess *sess, const char *data, size_t len)
+{
+    sess->in_recv = true;
+    ssize_t n = nghttp2_session_mem_recv(sess->s, (const uint8_t *)data, len);
+    sess->in_recv = false;
+    if (n < 0) {
+        gv_debug("upstream %s: h2: %s", sess->address, nghttp2_strerror((int)n));
+        sess_fail(sess, "invalid HTTP/2 from upstream");
+        return false;
+    }
+    return true;
+}
+
+/* Plaintext of one read of a TLS session. */
+static _Thread_local char tls_plain[96 * 1024];
+
+/* Ciphertext from a TLS target: the handshake (h2 must be chosen by ALPN),
+ * then its plaintext to nghttp2. false when the session failed. */
+static bool tls_in(struct h2up_sess *sess, const char *data, size_t len)
+{
+    char why[160];
+    int st = GW_TLS_WANT;
+    size_t got = 0;
+    if (len > 0 && gw_tls_feed(sess->tls, data, len) != 0)
+        st = GW_TLS_ERROR;
+    while (st != GW_TLS_ERROR && got < sizeof tls_plain &&
+           (st = gw_tls_read(sess->tls, tls_plain + got, sizeof tls_plain - got)) > 0)
+        got += (size_t)st;
+    if (tls_out(sess) != 0 || st == GW_TLS_ERROR || st == GW_TLS_CLOSED) {
+        snprintf(why, sizeof why, "upstream TLS: %s",
+                 st == GW_TLS_CLOSED ? "closed by the upstream" : gw_tls_failure(sess->tls));
+        sess_fail(sess, why);
+        return false;
+    }
+    if (!sess->connected && gw_tls_handshake_done(sess->tls)) {
+        if (!gw_tls_alpn_h2(sess->tls)) {
+            sess_fail(sess, "upstream TLS: the target did not choose h2 by ALPN");
+            return false;
+        }
+        sess_up(sess);
+        if (sess->closing)
+            return false;
+    }
+    return got == 0 || sess_recv(sess, tls_plain, got);
+}
+
 static void on_sess_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct h2up_sess *sess = s->data;
@@ -486,15 +563,10 @@ static void on_sess_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                   nread == UV_EOF ? "upstream closed the connection" : "upstream connection reset");
         return;
     }
-    sess->in_recv = true;
-    ssize_t n = nghttp2_session_mem_recv(sess->s, (const uint8_t *)buf->base, (size_t)nread);
-    sess->in_recv = false;
-    if (n < 0) {
-        gv_debug("upstream %s: h2: %s", sess->address, nghttp2_strerror((int)n));
-        sess_fail(sess, "invalid HTTP/2 from upstream");
-        return;
-    }
-    sess_flush(sess);
+    bool ok = sess->tls != NULL ? tls_in(sess, buf->base, (size_t)nread)
+                                : sess_recv(sess, buf->base, (size_t)nread);
+    if (ok)
+        sess_flush(sess);
 }
 
 static void on_sess_connect(uv_connect_t *req, int status)
@@ -514,9 +586,27 @@ static void on_sess_connect(uv_connect_t *req, int status)
         sess_fail(sess, why);
         return;
     }
-    sess->connected = true;
     uv_tcp_nodelay(&sess->tcp, 1);
     uv_read_start((uv_stream_t *)&sess->tcp, on_sess_alloc, on_sess_read);
+    if (sess->tls_ctx == NULL) {
+        sess_up(sess);
+        return;
+    }
+    /* TLS: the ClientHello offers h2 only; the session is up once the
+     * handshake is done (tls_in). The connect timeout covers it. */
+    sess->tls = gw_up_tls_client(sess->tls_ctx, sess->host, sess->address);
+    if (sess->tls == NULL) {
+        sess_fail(sess, "out of memory");
+        return;
+    }
+    gw_up_tls_offer_h2(sess->tls);
+    tls_in(sess, NULL, 0);
+}
+
+/* The transport is ready: frames may go out. */
+static void sess_up(struct h2up_sess *sess)
+{
+    sess->connected = true;
     for (struct gw_link *l = sess->streams.next; l != &sess->streams; l = l->next) {
         struct gw_h2up_stream *st = GV_CONTAINER_OF(l, struct gw_h2up_stream, link);
         if (st->req != NULL)
@@ -525,9 +615,10 @@ static void on_sess_connect(uv_connect_t *req, int status)
     sess_flush(sess);
 }
 
-static struct h2up_sess *sess_new(struct gw_worker *w, const char *address,
-                                  const struct sockaddr_storage *sa)
+static struct h2up_sess *sess_new(struct gw_worker *w, const struct lb_target_spec *t,
+                                  const struct sockaddr_storage *sa, struct gw_up_tls *tls_ctx)
 {
+    const char *address = t->address;
     struct h2up_sess *sess = calloc(1, sizeof(*sess));
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -543,6 +634,9 @@ static struct h2up_sess *sess_new(struct gw_worker *w, const char *address,
     nghttp2_session_set_local_window_size(sess->s, NGHTTP2_FLAG_NONE, 0, GW_H2UP_CONN_WINDOW);
     sess->w = w;
     snprintf(sess->address, sizeof sess->address, "%s", address);
+    snprintf(sess->host, sizeof sess->host, "%s", t->host);
+    if ((sess->tls_ctx = tls_ctx) != NULL)
+        gw_up_tls_ref(tls_ctx);
     gw_link_init(&sess->streams);
     uv_tcp_init(&w->loop, &sess->tcp);
     sess->tcp.data = sess->creq.data = sess;
@@ -560,14 +654,16 @@ static struct h2up_sess *sess_new(struct gw_worker *w, const char *address,
 
 /* The least loaded session to address that takes new streams; a new one
  * while it has GW_H2UP_STREAMS and fewer than GW_H2UP_CONNS exist. */
-static struct h2up_sess *sess_pick(struct gw_worker *w, const char *address,
-                                   const struct sockaddr_storage *sa)
+static struct h2up_sess *sess_pick(struct gw_worker *w, const struct lb_target_spec *t,
+                                   const struct sockaddr_storage *sa, struct gw_up_tls *tls_ctx)
 {
+    const char *address = t->address;
     struct h2up_sess *best = NULL;
     int count = 0;
     for (struct gw_link *l = w->h2_pool.next; l != &w->h2_pool; l = l->next) {
         struct h2up_sess *s = GV_CONTAINER_OF(l, struct h2up_sess, link);
-        if (strcmp(s->address, address) != 0 || !nghttp2_session_check_request_allowed(s->s))
+        if (s->tls_ctx != tls_ctx || strcmp(s->address, address) != 0 ||
+            !nghttp2_session_check_request_allowed(s->s))
             continue;
         count++;
         if (best == NULL || s->nstreams < best->nstreams)
@@ -575,7 +671,7 @@ static struct h2up_sess *sess_pick(struct gw_worker *w, const char *address,
     }
     if (best != NULL && (best->nstreams < GW_H2UP_STREAMS || count >= GW_H2UP_CONNS))
         return best;
-    return sess_new(w, address, sa);
+    return sess_new(w, t, sa, tls_ctx);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -641,7 +737,8 @@ static int submit(struct gw_h2up_stream *st, struct gv_buf *recs, struct gv_buf 
         at += 8 + (size_t)lens[0] + lens[1];
     }
     nv[0] = nv_make(":method", 7, method, strlen(method));
-    nv[1] = nv_make(":scheme", 7, "http", 4);
+    nv[1] = st->sess->tls_ctx != NULL ? nv_make(":scheme", 7, "https", 5)
+                                      : nv_make(":scheme", 7, "http", 4);
     nv[2] = nv_make(":authority", 10, auth, alen);
     nv[3] = nv_make(":path", 5, target->data, target->len);
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_req_body};
@@ -660,7 +757,8 @@ int gw_h2up_attempt(struct gw_request *r)
     const struct gw_snapshot *snap = r->view->snap;
     const struct lb_target_spec *t = &snap->services[r->service].targets[r->target];
     pthread_once(&once, setup);
-    struct h2up_sess *sess = sess_pick(w, t->address, &snap->addrs[r->service][r->target]);
+    struct gw_up_tls *tls_ctx = snap->up_tls != NULL ? snap->up_tls[r->service] : NULL;
+    struct h2up_sess *sess = sess_pick(w, t, &snap->addrs[r->service][r->target], tls_ctx);
     struct gw_h2up_stream *st = sess != NULL ? calloc(1, sizeof(*st)) : NULL;
     struct gv_buf recs, target;
     size_t n;

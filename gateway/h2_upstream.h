@@ -1,8 +1,8 @@
 /* h2_upstream.h - HTTP/2 to the targets of services with protocol http2 or
- * grpc (h2c): nghttp2 client sessions, at most GW_H2UP_CONNS per target on
- * each worker, each request one stream multiplexed on the least loaded one.
- * Responses (trailers included) are relayed through proxy.c's relay
- * functions, so HTTP/2 and HTTP/1.1 clients both get them.
+ * grpc (h2c, or h2 by ALPN over the service's TLS): nghttp2 client sessions, at most GW_H2UP_CONNS
+ * per target on each worker, each request one stream multiplexed on the least loaded one. Responses
+ * (trailers included) are relayed through proxy.c's relay functions, so HTTP/2 and HTTP/1.1 clients
+ * both get them.
  *
  * Threads: the worker's thread only. A session belongs to the worker's
  * h2_pool list and is freed when its TCP handle closes. A stream belongs to

@@ -233,3 +233,43 @@ def test_active_health_check_asks_grpc_health(env):
     HEALTH["status"] = b"\x08\x01"
     node.wait_backend("g", address, True, timeout=scaled(10))
     assert method(ch, "Unary")(b"back", timeout=scaled(10)) == b"echo:back"
+
+
+def test_grpc_target_over_tls(tmp_path):
+    """h2 over TLS to the target (ALPN h2), verified against its CA; the
+    gRPC health probe goes the same way."""
+    from test_tls import make_cert
+    pem = make_cert(tmp_path, "a.test")
+    key = (tmp_path / "a.test.key").read_bytes()
+    handlers = {"Unary": grpc.unary_unary_rpc_method_handler(unary),
+                "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream)}
+    server = grpc.server(futures.ThreadPoolExecutor(8))
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler(SERVICE, handlers),
+        grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(health_check)})))
+    port = server.add_secure_port("127.0.0.1:0",
+                                  grpc.ssl_server_credentials([(key, pem.read_bytes())]))
+    server.start()
+    HEALTH["status"] = b"\x08\x01"
+    try:
+        node = Node(f"""services:
+  - name: g
+    protocol: grpc
+    targets: [{{address: 127.0.0.1:{port}}}]
+    tls: {{ca_file: {pem}, server_name: a.test}}
+    health_check: {{interval: 300ms, timeout: 300ms, healthy: 1, unhealthy: 1}}
+routes:
+  - name: open
+    match: {{paths: [/test.Echo/], path_type: prefix}}
+    service: g
+""", workers=1)
+        node.wait_backend("g", f"127.0.0.1:{port}", True, timeout=scaled(10))
+        with grpc.insecure_channel(f"127.0.0.1:{node.port}") as ch:
+            resp, call = method(ch, "Unary").with_call(b"tls", timeout=scaled(10))
+            assert resp == b"echo:tls"
+            assert ("x-trail", "kept") in call.trailing_metadata()
+            got = list(method(ch, "ServerStream", "unary_stream")(b"50", timeout=scaled(20)))
+            assert got == [b"%d" % i for i in range(50)]
+    finally:
+        server.stop(0)

@@ -198,8 +198,6 @@ static const struct {
      "must be at most 24h"},
     {SVC(",\"protocol\":\"h3\""), "services[0].protocol", "services[0].protocol",
      "unknown protocol \"h3\" (http1, http2 or grpc)"},
-    {SVC(",\"protocol\":\"grpc\",\"tls\":true"), "services[0].protocol", "services[0].protocol",
-     "grpc targets are reached over h2c: tls must be off"},
 };
 
 static void test_refusals(void)
