@@ -378,3 +378,38 @@ def test_unknown_method_is_refused_not_fatal(node):
     c.close()
     assert status == "501", status
     assert get_ok(node.port, "/after")
+
+
+def test_ping_flood_from_a_client_that_does_not_read(node):
+    """PING ACKs a client leaves unread pile up only to nghttp2's outbound
+    limit: then GOAWAY ENHANCE_YOUR_CALM, and the node keeps serving."""
+    s = socket.create_connection(("127.0.0.1", node.port), timeout=scaled(20))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+    ping = frame(6, 0, 0, b"12345678") * 1000
+    sent = 0
+    try:
+        for _ in range(300):  # 300,000 PINGs, 5 MB
+            s.sendall(ping)
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    # The node ends the connection: GOAWAY ENHANCE_YOUR_CALM when the
+    # client reads it in time, else a reset (it closed on unread input).
+    # Without the limit it would answer PINGs forever and this would time out.
+    data, how = b"", None
+    while how is None:
+        try:
+            chunk = s.recv(65536)
+            data += chunk
+            how = None if chunk else "eof"
+        except ConnectionResetError:
+            how = "reset"
+        except socket.timeout:
+            how = "timeout"
+    s.close()
+    assert how in ("eof", "reset"), (how, sent)
+    if how == "eof":
+        assert b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" in data  # a GOAWAY...
+        assert data.endswith((11).to_bytes(4, "big")), data[-17:]  # ...ENHANCE_YOUR_CALM
+    assert get_ok(node.port, "/after-flood")
