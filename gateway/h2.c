@@ -525,7 +525,8 @@ static bool send_frames(struct gw_h2 *h)
     }
     if (h->scratch.len > 0)
         gw_conn_write(c, h->scratch.data, h->scratch.len);
-    if (h->scratch.cap > GW_HIGH_WATER)
+    /* An idle connection keeps no buffer. */
+    if (h->scratch.cap > GW_HIGH_WATER || h->nstreams == 0)
         gv_buf_free(&h->scratch);
     return ok;
 }
@@ -682,6 +683,8 @@ static void setup(void)
     nghttp2_option_new(&options);
     /* Window returns follow the upstream taking the body (gw_h2_resume_body). */
     nghttp2_option_set_no_auto_window_update(options, 1);
+    /* Closed streams are not kept for the (deprecated) priority tree. */
+    nghttp2_option_set_no_closed_streams(options, 1);
     nghttp2_option_set_max_continuations(options, GW_H2_MAX_CONTINUATIONS);
     nghttp2_option_set_max_settings(options, GW_H2_MAX_SETTINGS);
     nghttp2_option_set_max_outbound_ack(options, GW_H2_MAX_OUTBOUND_ACK);
