@@ -20,7 +20,10 @@ import time
 from concurrent import futures
 from pathlib import Path
 
-import grpc
+# grpcio's fork handlers must stay out of the node process started below.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import grpc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

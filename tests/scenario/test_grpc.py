@@ -4,11 +4,16 @@ services. All four call kinds with trailers intact, gateway-made errors as
 gRPC statuses (key_auth, a cluster rate limit, ip_restriction, no target,
 no route), grpc-timeout honoured, and a target that dies mid-stream."""
 
+import os
 import threading
 import time
 from concurrent import futures
 
-import grpc
+# The harness forks the node processes while grpcio's threads run here:
+# grpcio's fork handlers must stay out of those children (they abort).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import grpc  # noqa: E402 (after the fork setting, which it reads on import)
 import httpx
 import pytest
 
