@@ -58,8 +58,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 bool gw_h2_detect(const struct gw_conn *c, const char *data, size_t len)
 {
-    if (c->tls != NULL)
-        return gw_tls_alpn_h2(c->tls);
+    if (c->tls != NULL && gw_tls_alpn_h2(c->tls))
+        return true;
     size_t n = len < sizeof preface - 1 ? len : sizeof preface - 1;
     /* "PRI " at least: a shorter first read is left to HTTP/1.1, which
      * refuses it. */

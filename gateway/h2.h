@@ -47,7 +47,7 @@ struct gw_h2_stream;
 /* ---- the connection (conn.c) ------------------------------------------- */
 
 /* Whether a connection whose first bytes are data (len bytes) speaks h2:
- * h2 chosen by ALPN on TLS, the client preface on cleartext. */
+ * h2 chosen by ALPN on TLS, else the client preface (prior knowledge). */
 bool gw_h2_detect(const struct gw_conn *c, const char *data, size_t len);
 /* Makes c an HTTP/2 connection and queues the server's SETTINGS. Returns 0
  * or a negative error (c unchanged). */

@@ -131,6 +131,24 @@ def test_h2_over_tls_by_alpn(tmp_path):
     # A client offering only http/1.1 keeps it.
     out = curl("--http1.1", *base, "-o", "/dev/null", "-w", "%{http_version} %{http_code}", url)
     assert out == b"1.1 200", out
+    # One without ALPN may still start with the HTTP/2 preface.
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "a.test.pem"))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
+    with ctx.wrap_socket(raw, server_hostname="a.test") as tls:
+        assert tls.selected_alpn_protocol() is None
+        conn = h2.connection.H2Connection()
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":path", "/noalpn"), (":scheme", "https"),
+                              (":authority", "a.test")], end_stream=True)
+        tls.sendall(conn.data_to_send())
+        status = None
+        while status is None:
+            data = tls.recv(65536)
+            assert data, "closed without an answer"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = dict(ev.headers)[b":status"]
+    assert status == b"200", status
 
 
 # ---- abuse: raw frames with the h2 library ------------------------------------------
