@@ -1,7 +1,6 @@
 /* h2.c - HTTP/2 on client connections: nghttp2 server sessions whose streams
  * are requests of the common pipeline (gateway/h2.h). */
 #include "gateway/h2.h"
-#include "gateway/path.h"
 #include "gateway/pipeline.h"
 #include "gateway/plugins/chain.h"
 #include "gateway/tls.h"
@@ -10,6 +9,7 @@
 #include "common/util.h"
 
 #include <nghttp2/nghttp2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
