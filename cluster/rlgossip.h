@@ -31,4 +31,44 @@ size_t cl_rlg_encode(uint32_t tick, const struct cl_rlg_entry *e, size_t n, uint
 int cl_rlg_decode(const uint8_t *p, size_t len, uint32_t *tick);
 struct cl_rlg_entry cl_rlg_entry_at(const uint8_t *p, size_t i);
 
+/* Channel 4: the admission counts message (docs/rate-limiting.md), sent
+ * every tick to every live member beside the demand message above (which
+ * nodes of earlier versions still read; they have no channel 4 handler and
+ * drop this one unread):
+ *
+ *   "RC" version | u32 tick | u8 part | u16 count | u8 entry_len |
+ *   count x (u64 key, u32 demand_milli, CL_RLC_TICKS x u32 admitted)
+ *
+ * admitted[j] is the sender's admissions for key in its tick (tick - j).
+ * A tick with more keys than one message holds goes in parts 0, 1, ...
+ * (< CL_RLC_PARTS): a receiver applies each (tick, part) once.
+ * A reader takes the first CL_RLC_ENTRY bytes of each entry and skips the
+ * rest, so a later version may append fields (entry_len > CL_RLC_ENTRY, any
+ * version >= 1) without breaking this one. */
+#define CL_RLC_CHANNEL 4
+#define CL_RLC_TICKS   4
+#define CL_RLC_HEADER  11
+#define CL_RLC_ENTRY   (12 + 4 * CL_RLC_TICKS)
+#define CL_RLC_MAX     2048
+#define CL_RLC_PARTS   64
+
+struct cl_rlc_entry {
+    uint64_t key;
+    uint32_t demand_milli;
+    uint32_t admitted[CL_RLC_TICKS];
+};
+
+struct cl_rlc_head {
+    uint32_t tick;
+    unsigned part;
+    size_t entry_len;
+};
+
+/* Writes a message of n (<= CL_RLC_MAX) entries; returns its length. */
+size_t cl_rlc_encode(uint32_t tick, unsigned part, const struct cl_rlc_entry *e, size_t n,
+                     uint8_t *out);
+/* The entry count (and *h) of a well-formed message, else -1. */
+int cl_rlc_decode(const uint8_t *p, size_t len, struct cl_rlc_head *h);
+struct cl_rlc_entry cl_rlc_entry_at(const uint8_t *p, size_t entry_len, size_t i);
+
 #endif

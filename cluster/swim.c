@@ -19,6 +19,11 @@
 #define MAX_RELAYS 256
 #define MAX_REAPED 256
 #define PP_LIMIT   (CL_MAX_MESSAGE - 1024)
+/* Addresses of one seed name contacted per lookup (as addrset's cap), and
+ * seed lookups in flight past which a refresh waits its next turn (a DNS
+ * server that does not answer must not pile them up). */
+#define MAX_SEED_ADDRS   64
+#define MAX_SEED_LOOKUPS 8
 
 struct cl_suspicion {
     uv_timer_t timer;
@@ -42,8 +47,19 @@ struct cl_relay {
 struct cl_dns_req {
     uv_getaddrinfo_t req;
     struct cl_swim *s;
+    size_t seed;  /* index in s->seeds */
+    bool refresh; /* looked up once joined: contact only what is new */
     uint16_t port;
     struct cl_dns_req *next;
+};
+
+/* The raw addresses of one seed lookup's answer. */
+struct cl_seed_answer {
+    size_t n;
+    struct {
+        int family;
+        uint8_t ip[16];
+    } a[MAX_SEED_ADDRS];
 };
 
 static void apply_dead(struct cl_swim *s, const char *name, uint64_t inc, const char *from);
@@ -888,6 +904,75 @@ void cl_swim_on_receive(void *swim, const uint8_t *data, size_t len)
 
 /* ---- joining ---- */
 
+/* Whether addr is this node's or an alive member's address: nothing to
+ * learn from a push-pull with it. */
+static bool known_alive(const struct cl_swim *s, const char *addr)
+{
+    if (strcmp(addr, s->addr) == 0)
+        return true;
+    for (size_t i = 0; i < s->n_members; i++)
+        if (s->members[i]->state == CL_STATE_ALIVE && strcmp(s->members[i]->addr, addr) == 0)
+            return true;
+    return false;
+}
+
+/* "IP:PORT" or "[IP6]:PORT" of one answer entry, and its raw address in
+ * *slot; false for other families. */
+static bool format_answer(const struct addrinfo *ai, uint16_t port, char *out, size_t len,
+                          struct cl_seed_answer *slot_of, size_t i)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const void *raw;
+    if (ai->ai_family == AF_INET) {
+        raw = &((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        inet_ntop(AF_INET, raw, ip, sizeof(ip));
+        snprintf(out, len, "%s:%u", ip, port);
+        memcpy(slot_of->a[i].ip, raw, 4);
+    } else if (ai->ai_family == AF_INET6) {
+        raw = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        inet_ntop(AF_INET6, raw, ip, sizeof(ip));
+        snprintf(out, len, "[%s]:%u", ip, port);
+        memcpy(slot_of->a[i].ip, raw, 16);
+    } else {
+        return false;
+    }
+    slot_of->a[i].family = ai->ai_family;
+    return true;
+}
+
+static bool in_answer(const struct cl_seed_answer *old, const struct cl_seed_answer *next, size_t i)
+{
+    size_t len = next->a[i].family == AF_INET ? 4 : 16;
+    for (size_t k = 0; old != NULL && k < old->n; k++)
+        if (old->a[k].family == next->a[i].family && memcmp(old->a[k].ip, next->a[i].ip, len) == 0)
+            return true;
+    return false;
+}
+
+/* Contacts the addresses of a seed's answer: every one (up to
+ * MAX_SEED_ADDRS) that is not this node or a member already alive gets a
+ * joining push-pull, so a headless service or a swarm tasks.NAME joins
+ * every node it lists. A refresh (once joined) contacts only addresses its
+ * previous answer lacked: members advertised by name (not by IP) are not
+ * pushed their whole state again every join_every. */
+static void contact_answer(struct cl_swim *s, struct cl_dns_req *d, const struct addrinfo *res)
+{
+    struct cl_seed_answer *next = calloc(1, sizeof(*next));
+    if (next == NULL)
+        return;
+    struct cl_seed_answer *old = s->answers[d->seed];
+    for (const struct addrinfo *ai = res; ai && next->n < MAX_SEED_ADDRS; ai = ai->ai_next) {
+        char addr[CL_WIRE_MAX_ADDR + 1];
+        if (!format_answer(ai, d->port, addr, sizeof(addr), next, next->n))
+            continue;
+        if (!known_alive(s, addr) && !(d->refresh && in_answer(old, next, next->n)))
+            send_push_pull(s, addr, CL_PP_REPLY | CL_PP_JOIN);
+        next->n++;
+    }
+    free(old);
+    s->answers[d->seed] = next;
+}
+
 static void on_dns(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct cl_dns_req *d = GV_CONTAINER_OF(req, struct cl_dns_req, req);
@@ -897,39 +982,23 @@ static void on_dns(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         pp = &(*pp)->next;
     *pp = d->next;
     s->dns_inflight--;
-    if (status == 0 && !s->stopping && !s->leaving) {
-        int n = 0;
-        for (struct addrinfo *ai = res; ai && n < 8; ai = ai->ai_next) {
-            char ip[INET6_ADDRSTRLEN], addr[CL_WIRE_MAX_ADDR + 1];
-            if (ai->ai_family == AF_INET) {
-                inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, ip, sizeof(ip));
-                snprintf(addr, sizeof(addr), "%s:%u", ip, d->port);
-            } else if (ai->ai_family == AF_INET6) {
-                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip,
-                          sizeof(ip));
-                snprintf(addr, sizeof(addr), "[%s]:%u", ip, d->port);
-            } else {
-                continue;
-            }
-            if (strcmp(addr, s->addr) != 0)
-                send_push_pull(s, addr, CL_PP_REPLY | CL_PP_JOIN);
-            n++;
-        }
-    } else if (status < 0 && status != UV_ECANCELED) {
+    if (status == 0 && !s->stopping && !s->leaving)
+        contact_answer(s, d, res);
+    else if (status < 0 && status != UV_ECANCELED)
         gv_debug("cluster: cannot resolve a seed: %s", uv_strerror(status));
-    }
     uv_freeaddrinfo(res);
     free(d);
     if (s->stopping)
         cl_swim_stop(s, s->stop_cb, s->stop_arg);
 }
 
-static void contact_seed(struct cl_swim *s, const char *seed)
+static void contact_seed(struct cl_swim *s, size_t i)
 {
+    const char *seed = s->seeds[i];
     char host[CL_WIRE_MAX_ADDR + 1], port_s[8];
     uint16_t port;
     uint8_t sa[16];
-    if (strcmp(seed, s->addr) == 0 || gv_split_hostport(seed, host, sizeof(host), &port) < 0)
+    if (known_alive(s, seed) || gv_split_hostport(seed, host, sizeof(host), &port) < 0)
         return;
     if (inet_pton(AF_INET, host, sa) == 1 || inet_pton(AF_INET6, host, sa) == 1) {
         send_push_pull(s, seed, CL_PP_REPLY | CL_PP_JOIN);
@@ -939,6 +1008,8 @@ static void contact_seed(struct cl_swim *s, const char *seed)
     if (d == NULL)
         return;
     d->s = s;
+    d->seed = i;
+    d->refresh = s->refreshing;
     d->port = port;
     snprintf(port_s, sizeof(port_s), "%u", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -957,15 +1028,38 @@ static size_t live_peers(const struct cl_swim *s)
     return n > 0 ? n - 1 : 0;
 }
 
+static void on_join_timer(uv_timer_t *h);
+
+/* Joined with live peers: the seeds are looked up again every
+ * seed_refresh_ms (nothing the first time: the join just did), so members
+ * that a name lists later, or a group that formed apart from ours, get
+ * contacted. */
+static void refresh_seeds(struct cl_swim *s)
+{
+    s->join_active = false;
+    if (s->t.seed_refresh_ms == 0)
+        return;
+    if (s->refreshing && s->dns_inflight < MAX_SEED_LOOKUPS)
+        for (size_t i = 0; i < s->n_seeds; i++)
+            contact_seed(s, i);
+    s->refreshing = true;
+    uv_timer_start(&s->join_timer, on_join_timer, s->t.seed_refresh_ms, 0);
+}
+
 static void on_join_timer(uv_timer_t *h)
 {
     struct cl_swim *s = h->data;
-    if (s->stopping || s->leaving || (s->joined && live_peers(s) > 0)) {
+    if (s->stopping || s->leaving) {
         s->join_active = false;
         return;
     }
+    if (s->joined && live_peers(s) > 0) {
+        refresh_seeds(s);
+        return;
+    }
+    s->refreshing = false;
     for (size_t i = 0; i < s->n_seeds; i++)
-        contact_seed(s, s->seeds[i]);
+        contact_seed(s, i);
     uint64_t delay = s->join_delay_ms;
     s->join_delay_ms = GV_MIN(s->join_delay_ms * 2, (uint64_t)s->t.join_retry_max_ms);
     uv_timer_start(&s->join_timer, on_join_timer, delay, 0);
@@ -977,6 +1071,7 @@ static void join_kick(struct cl_swim *s)
         return;
     s->joined = false;
     s->join_active = true;
+    s->refreshing = false;
     s->join_delay_ms = s->t.join_retry_ms;
     uv_timer_start(&s->join_timer, on_join_timer, 0, 0);
 }
@@ -996,14 +1091,20 @@ int cl_swim_join(struct cl_swim *s, const char *const *addrs, size_t n)
     if (seeds == NULL)
         return GV_ENOMEM;
     s->seeds = seeds;
+    struct cl_seed_answer **answers = realloc(s->answers, (s->n_seeds + n + 1) * sizeof(*answers));
+    if (answers == NULL)
+        return GV_ENOMEM;
+    s->answers = answers;
+    size_t first = s->n_seeds;
     for (size_t i = 0; i < n; i++) {
+        s->answers[s->n_seeds] = NULL;
         if ((s->seeds[s->n_seeds] = strdup(addrs[i])) == NULL)
             return GV_ENOMEM;
         s->n_seeds++;
     }
     if (s->started) {
-        for (size_t i = 0; i < n; i++)
-            contact_seed(s, addrs[i]);
+        for (size_t i = first; i < s->n_seeds; i++)
+            contact_seed(s, i);
         if (!s->join_active)
             join_kick(s);
     }
@@ -1124,9 +1225,12 @@ static void free_swim(struct cl_swim *s)
     free(s->members);
     free(s->tmp);
     free(s->buckets);
-    for (size_t i = 0; i < s->n_seeds; i++)
+    for (size_t i = 0; i < s->n_seeds; i++) {
         free(s->seeds[i]);
+        free(s->answers[i]);
+    }
     free(s->seeds);
+    free(s->answers);
     free(s->reaped);
     cl_bq_free(&s->q);
     cl_seen_free(&s->seen);

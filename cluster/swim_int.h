@@ -10,6 +10,7 @@
 struct cl_suspicion;
 struct cl_relay;
 struct cl_dns_req;
+struct cl_seed_answer;
 
 struct cl_member {
     char name[CL_WIRE_MAX_NAME + 1];
@@ -51,6 +52,7 @@ struct cl_swim {
     void *on_member_arg;
     char **seeds;
     size_t n_seeds;
+    struct cl_seed_answer **answers; /* per seed: its last lookup's addresses (or NULL) */
 
     struct cl_member *self;
     struct cl_member **members; /* probe order (shuffled) */
@@ -90,6 +92,7 @@ struct cl_swim {
     int dns_inflight;
     bool started, leaving, stopping, freed;
     bool joined;
+    bool refreshing; /* joined: join_timer looks the seeds up every seed_refresh_ms */
     cl_swim_done_fn leave_cb, stop_cb;
     void *leave_arg, *stop_arg;
 

@@ -19,6 +19,7 @@ static void common_defaults(struct cl_timing *t)
     t->reconnect_max_ms = 60000;
     t->join_retry_ms = 1000;
     t->join_retry_max_ms = 10000;
+    t->seed_refresh_ms = 30000;
     t->leave_flush_ms = 1000;
 }
 
@@ -96,6 +97,8 @@ void cl_timing_scale(struct cl_timing *t, double f)
     scale_one(&t->reconnect_max_ms, f);
     scale_one(&t->join_retry_ms, f);
     scale_one(&t->join_retry_max_ms, f);
+    if (t->seed_refresh_ms != 0)
+        scale_one(&t->seed_refresh_ms, f);
     scale_one(&t->leave_flush_ms, f);
 }
 

@@ -26,6 +26,8 @@ struct cl_timing {
     uint32_t reconnect_max_ms;           /* backoff cap for reaped addresses */
     uint32_t join_retry_ms;              /* first retry of unanswered seeds */
     uint32_t join_retry_max_ms;          /* seed retry backoff cap */
+    uint32_t seed_refresh_ms;            /* once joined, seeds are looked up again this often
+                                            (0: never): a name's new addresses get contacted */
     uint32_t leave_flush_ms;             /* after announcing "left", keep gossiping this long */
 };
 

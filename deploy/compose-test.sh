@@ -72,6 +72,11 @@ cleanup() {
         exit "$rc"
     fi
     dc down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
+    # GV_COMPOSE_SAVE_IMAGE=TAG keeps a passing run's image under TAG, for
+    # .ci/run to hand to the swarm test instead of compiling it again.
+    if [[ $rc -eq 0 && -n ${GV_COMPOSE_SAVE_IMAGE:-} ]]; then
+        docker tag "$IMAGE" "$GV_COMPOSE_SAVE_IMAGE" >/dev/null 2>&1 || true
+    fi
     docker image rm -f "$IMAGE" >/dev/null 2>&1 || true
     docker image prune -f --filter label=org.grapevine.stage=build >/dev/null 2>&1 || true
     rm -rf "$SECRETS"

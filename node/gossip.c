@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,8 +85,29 @@ static void on_receive(void *arg, const uint8_t *data, size_t len)
         cl_swim_receive(g->swim, data, len);
 }
 
+/* $POD_IP (Kubernetes' downward API, or any orchestrator's env) as the
+ * host of the advertised address: true when it is set and an IP literal. */
+static bool pod_ip_host(uint16_t port, char *out, size_t len)
+{
+    const char *ip = getenv("POD_IP");
+    uint8_t sa[16];
+    if (ip == NULL || ip[0] == '\0')
+        return false;
+    if (inet_pton(AF_INET, ip, sa) == 1) {
+        snprintf(out, len, "%s:%u", ip, port);
+        return true;
+    }
+    if (inet_pton(AF_INET6, ip, sa) == 1) {
+        snprintf(out, len, "[%s]:%u", ip, port);
+        return true;
+    }
+    gv_warn("cluster: POD_IP \"%.64s\" is not an IP address: not advertised", ip);
+    return false;
+}
+
 /* The address others reach this node at: the flag/config, else the listen
- * address when it names a host, else the host name with the listen port. */
+ * address when it names a host, else $POD_IP with the listen port, else the
+ * host name with the listen port. */
 static void derive_advertise(const struct node_gossip_config *c, char *out, size_t len)
 {
     char host[256];
@@ -99,6 +121,8 @@ static void derive_advertise(const struct node_gossip_config *c, char *out, size
         snprintf(out, len, "%s", c->listen);
         return;
     }
+    if (pod_ip_host(port, out, len))
+        return;
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
@@ -147,6 +171,8 @@ int node_gossip_start(uv_loop_t *loop, const struct node_gossip_config *c, struc
         rv = GV_EINVAL;
         goto fail_transport;
     }
+    if (c->join_every_ms != 0)
+        sc.timing.seed_refresh_ms = (uint32_t)GV_MIN(c->join_every_ms, (uint64_t)UINT32_MAX);
     char meta[128];
     int ml = meta_encode("", 0, meta, sizeof(meta));
     sc.meta = (const uint8_t *)meta;

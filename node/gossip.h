@@ -21,12 +21,14 @@ struct cl_swim;
 struct node_gossip_config {
     const char *name;
     const char *listen;    /* node.gossip */
-    const char *advertise; /* node.advertise, or NULL: derived from listen */
+    const char *advertise; /* node.advertise, or NULL: derived from listen, or
+                              from $POD_IP when listen is a wildcard */
     const char *const *join;
     size_t njoin;
-    const char *key_file; /* node.cluster_key_file or NULL */
-    const char *profile;  /* "lan" (default), "local" or "wan" */
-    bool test_faults;     /* GRAPEVINE_TEST_FAULTS=1: the fault switch is usable */
+    uint64_t join_every_ms; /* node.join_every: seeds looked up again once joined */
+    const char *key_file;   /* node.cluster_key_file or NULL */
+    const char *profile;    /* "lan" (default), "local" or "wan" */
+    bool test_faults;       /* GRAPEVINE_TEST_FAULTS=1: the fault switch is usable */
 };
 
 /* Starts the transport and membership on loop. Returns 0, or a negative

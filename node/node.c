@@ -337,6 +337,7 @@ static int start_mesh(struct node *n)
         .advertise = n->cfg.node.advertise,
         .join = (const char *const *)n->cfg.node.join,
         .njoin = n->cfg.node.njoin,
+        .join_every_ms = n->cfg.node.join_every_ms,
         .key_file = n->cfg.node.cluster_key_file,
         .profile = n->cfg.node.gossip_profile,
         .test_faults = faults != NULL && strcmp(faults, "1") == 0,

@@ -336,4 +336,30 @@ if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c "$PY_IMPORTS" >/dev/null 2>
         die "python3 still cannot import one of: ${PY_IMPORTS#import }"
 fi
 
+# ---- deploy/kubernetes/validate.sh ------------------------------------------
+# kubernetes-validate (PyPI, pinned: its schemas of each Kubernetes version
+# are what the manifests are checked against) and a kubectl for `kubectl
+# kustomize` (Debian's kubernetes-client, unless some kubectl is there
+# already; validate.sh renders without it where it is too old).
+readonly KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
+if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]]; then
+    if ! command -v kubectl >/dev/null; then
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            kubernetes-client >/dev/null || log "kubernetes-client not installed (validate.sh renders without kubectl)"
+    fi
+    if ! kubernetes-validate --version 2>/dev/null | grep -qx "${KUBERNETES_VALIDATE#*==}"; then
+        log "installing $KUBERNETES_VALIDATE with pip"
+        pip_args=(install -q --disable-pip-version-check "$KUBERNETES_VALIDATE")
+        if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
+            if grep -q externally-managed <<<"$out"; then
+                [[ $(id -u) -ne 0 ]] && pip_args+=(--user)
+                python3 -m pip "${pip_args[@]}" --break-system-packages
+            else
+                printf '%s\n' "$out" >&2
+                die "pip install $KUBERNETES_VALIDATE failed"
+            fi
+        fi
+    fi
+fi
+
 log "ready ($((SECONDS - start_time))s)"

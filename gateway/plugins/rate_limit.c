@@ -4,9 +4,10 @@
  *
  * Each decision is one lock-free take from the process-wide bounded table
  * (gateway/ratelimit/rl_table.h). scope node: the bucket is this node's.
- * scope cluster: this node enforces its share of the cluster limit, which
- * the cluster-share glue (node/ratelimit.c) keeps in step with the other
- * nodes' demand through the mesh; no cross-node call is ever made on the
+ * scope cluster: this node admits from its view of the one cluster bucket,
+ * within the allowance the cluster glue (gateway/ratelimit/rl_cluster.h,
+ * driven by node/ratelimit.c) keeps in step with the other nodes' counts
+ * and demand through the mesh; no cross-node call is ever made on the
  * request path. Responses carry RateLimit-Limit/-Remaining/-Reset; a refusal
  * is a 429 with Retry-After.
  */
@@ -157,9 +158,9 @@ static enum gw_plugin_verdict on_request(const void *conf, struct gw_request *r,
     uint64_t key = key_of(rl, r, route), now = gv_now_us(), window_us = rl->window_ms * 1000;
     uint64_t remaining, limit = (uint64_t)rl->limit, burst = (uint64_t)rl->burst;
     if (rl->scope == RL_CLUSTER) {
-        uint32_t ppm = gw_rl_take_shared(t, key, limit, window_us, burst, now, &res);
-        /* This node's remaining tokens, scaled to a cluster-wide estimate. */
-        remaining = ppm ? res.remaining * 1000000ULL / ppm : res.remaining;
+        /* remaining: this node's view of the cluster bucket */
+        gw_rl_take_cluster(t, key, limit, window_us, burst, now, &res);
+        remaining = res.remaining;
     } else {
         gw_rl_take(t, key, limit, window_us, burst, now, &res);
         remaining = res.remaining;

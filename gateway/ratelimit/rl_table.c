@@ -6,29 +6,40 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+/* The scope cluster fields are written by the workers (tat, attempts,
+ * admitted, interval, tau, pending drained) and the control loop (ceiling,
+ * synced, share, pending): each an atomic; a reader may see a new ceiling
+ * with an old time or the other way round for one decision (bounded). */
 struct gw_rl_slot {
     _Atomic uint64_t key;       /* 0 = never used */
     _Atomic uint64_t tat;       /* theoretical arrival time, ns; <= now: bucket full */
-    _Atomic uint32_t attempts;  /* scope cluster: requests since the last gossip tick */
-    _Atomic uint32_t share_ppm; /* scope cluster: this node's share; 0 = not known */
+    _Atomic uint64_t interval;  /* cluster: ns per token at the full limit */
+    _Atomic uint64_t tau;       /* cluster: ns of a full bucket */
+    _Atomic uint64_t admitted;  /* cluster: this node's admissions */
+    _Atomic uint64_t ceiling;   /* cluster: admitted may reach this at synced */
+    _Atomic uint64_t synced;    /* cluster: ns when ceiling was set (or the key taken) */
+    _Atomic uint64_t quiet;     /* cluster: admitted at the last tick if none lately, else ~0 */
+    _Atomic uint32_t attempts;  /* cluster: requests since the last tick */
+    _Atomic uint32_t share_ppm; /* cluster: this node's share of the refill; 0 = no tick yet */
+    _Atomic uint32_t pending;   /* cluster: peers' admissions not yet charged into tat */
 };
 
 struct gw_rl_table {
     size_t mask;
     _Atomic uint64_t evictions;
+    _Atomic unsigned members;
     struct gw_rl_slot *slots;
 };
 
-static _Atomic unsigned members = 1;
-
-void gw_rl_set_members(unsigned n)
+void gw_rl_set_members(struct gw_rl_table *t, unsigned members)
 {
-    atomic_store_explicit(&members, n ? n : 1, memory_order_relaxed);
+    atomic_store_explicit(&t->members, members ? members : 1, memory_order_relaxed);
 }
 
-unsigned gw_rl_members(void)
+unsigned gw_rl_members(const struct gw_rl_table *t)
 {
-    return atomic_load_explicit(&members, memory_order_relaxed);
+    unsigned n = atomic_load_explicit(&t->members, memory_order_relaxed);
+    return n ? n : 1;
 }
 
 int gw_rl_table_new(size_t capacity, struct gw_rl_table **out)
@@ -130,34 +141,48 @@ static struct gw_rl_slot *slot_for(struct gw_rl_table *t, uint64_t key, uint64_t
         atomic_store_explicit(&spare->tat, 0, memory_order_relaxed);
         atomic_store_explicit(&spare->attempts, 0, memory_order_relaxed);
         atomic_store_explicit(&spare->share_ppm, 0, memory_order_relaxed);
+        atomic_store_explicit(&spare->pending, 0, memory_order_relaxed);
+        atomic_store_explicit(&spare->admitted, 0, memory_order_relaxed);
+        atomic_store_explicit(&spare->ceiling, 0, memory_order_relaxed);
+        atomic_store_explicit(&spare->synced, now_ns, memory_order_relaxed);
+        atomic_store_explicit(&spare->quiet, 0, memory_order_relaxed);
         if (evict)
             atomic_fetch_add_explicit(&t->evictions, 1, memory_order_relaxed);
     }
     return spare;
 }
 
-static void take(struct gw_rl_slot *s, uint64_t limit, uint64_t window_us, uint64_t burst,
-                 uint64_t ppm, uint64_t now_us, struct gw_rl_result *out)
+/* A bucket of limit per window_us holding burst tokens, at ppm millionths of
+ * the limit: ns per token and ns of a full bucket. */
+struct gcra {
+    uint64_t interval, tau, burst;
+};
+
+static struct gcra gcra_of(uint64_t limit, uint64_t window_us, uint64_t burst, uint64_t ppm)
 {
+    struct gcra g;
     if (limit == 0)
         limit = 1;
-    if (burst == 0)
-        burst = limit;
-    uint64_t now = now_us * 1000;
-    /* ns per token at ppm millionths of the limit */
+    g.burst = burst ? burst : limit;
     unsigned __int128 iv =
         (unsigned __int128)window_us * 1000 * 1000000 / ((unsigned __int128)limit * ppm);
-    uint64_t interval = iv > UINT64_MAX / 4 ? UINT64_MAX / 4 : (uint64_t)iv;
-    if (interval == 0)
-        interval = 1;
-    uint64_t sburst = (uint64_t)((unsigned __int128)burst * ppm / 1000000);
+    g.interval = iv > UINT64_MAX / 4 ? UINT64_MAX / 4 : (uint64_t)iv;
+    if (g.interval == 0)
+        g.interval = 1;
+    uint64_t sburst = (uint64_t)((unsigned __int128)g.burst * ppm / 1000000);
     if (sburst == 0)
         sburst = 1;
-    uint64_t tau = interval * sburst; /* a full bucket, in time */
-    if (tau / sburst != interval)
-        tau = UINT64_MAX / 4;
+    g.tau = g.interval * sburst;
+    if (g.tau / sburst != g.interval)
+        g.tau = UINT64_MAX / 4;
+    return g;
+}
+
+static void take(struct gw_rl_slot *s, struct gcra g, uint64_t now_us, struct gw_rl_result *out)
+{
+    uint64_t now = now_us * 1000, interval = g.interval, tau = g.tau;
     uint64_t tat = atomic_load_explicit(&s->tat, memory_order_relaxed);
-    out->limit = burst;
+    out->limit = g.burst;
     for (;;) {
         uint64_t base = tat > now ? tat : now;
         uint64_t next = base + interval;
@@ -183,33 +208,155 @@ void gw_rl_take(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t wi
                 uint64_t burst, uint64_t now_us, struct gw_rl_result *out)
 {
     struct gw_rl_slot *s = slot_for(t, key ? key : 1, now_us * 1000);
-    take(s, limit, window_us, burst, 1000000, now_us, out);
+    take(s, gcra_of(limit, window_us, burst, 1000000), now_us, out);
 }
 
-uint32_t gw_rl_take_shared(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t window_us,
-                           uint64_t burst, uint64_t now_us, struct gw_rl_result *out)
+uint64_t gw_rl_part(uint64_t pool, uint64_t part, uint64_t total)
 {
-    struct gw_rl_slot *s = slot_for(t, key ? key : 1, now_us * 1000);
-    atomic_fetch_add_explicit(&s->attempts, 1, memory_order_relaxed);
+    if (part == 0 || total == 0)
+        return 0;
+    unsigned __int128 v = ((unsigned __int128)pool * part + total - 1) / total;
+    return v > UINT64_MAX / 2 ? UINT64_MAX / 2 : (uint64_t)v;
+}
+
+/* Moves tat on by n tokens (admissions elsewhere), without a limit check. */
+static void charge(struct gw_rl_slot *s, uint64_t n, uint64_t interval, uint64_t now)
+{
+    uint64_t add = n > UINT64_MAX / 8 / interval ? UINT64_MAX / 8 : n * interval;
+    uint64_t tat = atomic_load_explicit(&s->tat, memory_order_relaxed), next;
+    do {
+        uint64_t base = tat > now ? tat : now;
+        next = base + add < base ? UINT64_MAX / 4 : base + add;
+    } while (!atomic_compare_exchange_weak_explicit(&s->tat, &tat, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
+static void charge_pending(struct gw_rl_slot *s, uint64_t interval, uint64_t now)
+{
+    uint32_t p = atomic_exchange_explicit(&s->pending, 0, memory_order_relaxed);
+    if (p != 0)
+        charge(s, p, interval, now);
+}
+
+/* How many admissions this node may have made by now (see the header). */
+static uint64_t allowance(const struct gw_rl_table *t, struct gw_rl_slot *s, uint64_t key,
+                          struct gcra g, uint64_t now)
+{
+    uint64_t since = atomic_load_explicit(&s->synced, memory_order_relaxed);
     uint32_t ppm = atomic_load_explicit(&s->share_ppm, memory_order_relaxed);
-    if (ppm == 0)
-        ppm = 1000000 / gw_rl_members();
-    take(s, limit, window_us, burst, ppm, now_us, out);
-    return ppm;
+    uint64_t base;
+    if (ppm == 0) { /* no tick yet: this node's equal part */
+        unsigned n = gw_rl_members(t);
+        base = gw_rl_part(g.burst, 1, n);
+        ppm = 1000000 / n;
+    } else {
+        base = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+    }
+    uint64_t el = now > since ? now - since : 0;
+    return base + (uint64_t)((unsigned __int128)el * ppm / 1000000 / g.interval);
 }
 
-uint64_t gw_rl_slot_collect(struct gw_rl_table *t, size_t i, uint32_t *attempts)
+void gw_rl_take_cluster(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t window_us,
+                        uint64_t burst, uint64_t now_us, struct gw_rl_result *out)
 {
-    struct gw_rl_slot *s = &t->slots[i & t->mask];
-    *attempts = atomic_exchange_explicit(&s->attempts, 0, memory_order_relaxed);
-    return atomic_load_explicit(&s->key, memory_order_relaxed);
+    key = key ? key : 1;
+    uint64_t now = now_us * 1000;
+    struct gw_rl_slot *s = slot_for(t, key, now);
+    struct gcra g = gcra_of(limit, window_us, burst, 1000000);
+    atomic_fetch_add_explicit(&s->attempts, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->interval, g.interval, memory_order_relaxed);
+    atomic_store_explicit(&s->tau, g.tau, memory_order_relaxed);
+    charge_pending(s, g.interval, now);
+    uint64_t cap = allowance(t, s, key, g, now);
+    uint64_t was = atomic_fetch_add_explicit(&s->admitted, 1, memory_order_relaxed);
+    /* beyond the allowance only the first request of a quiet node that
+     * finds the bucket full: nothing to share then, and waiting for the
+     * allowance to move here would lose the refill */
+    bool first = was == atomic_load_explicit(&s->quiet, memory_order_relaxed) &&
+                 atomic_load_explicit(&s->tat, memory_order_relaxed) <= now;
+    if (was >= cap && !first) {
+        atomic_fetch_sub_explicit(&s->admitted, 1, memory_order_relaxed);
+        uint64_t tat = atomic_load_explicit(&s->tat, memory_order_relaxed);
+        uint64_t base = tat > now ? tat : now, next = base + g.interval;
+        out->allowed = false;
+        out->limit = g.burst;
+        out->remaining = 0;
+        /* until the view has a token again, else the next tick's allowance */
+        out->retry_ms = next - now > g.tau ? (next - now - g.tau + 999999) / 1000000 : 100;
+        out->reset_ms = (base - now + 999999) / 1000000;
+        return;
+    }
+    take(s, g, now_us, out);
+    if (!out->allowed)
+        atomic_fetch_sub_explicit(&s->admitted, 1, memory_order_relaxed);
 }
 
-void gw_rl_slot_set_share(struct gw_rl_table *t, size_t i, uint64_t key, uint32_t ppm)
+static void slot_read(struct gw_rl_table *t, size_t i, uint64_t now_us, bool reset,
+                      struct gw_rl_slot_state *st)
 {
     struct gw_rl_slot *s = &t->slots[i & t->mask];
-    if (atomic_load_explicit(&s->key, memory_order_relaxed) == key)
-        atomic_store_explicit(&s->share_ppm, ppm, memory_order_relaxed);
+    uint64_t now = now_us * 1000;
+    st->key = atomic_load_explicit(&s->key, memory_order_relaxed);
+    if (st->key == 0) { /* never used: not even a write, the page stays untouched */
+        *st = (struct gw_rl_slot_state){0};
+        return;
+    }
+    st->attempts = reset ? atomic_exchange_explicit(&s->attempts, 0, memory_order_relaxed)
+                         : atomic_load_explicit(&s->attempts, memory_order_relaxed);
+    st->admitted = atomic_load_explicit(&s->admitted, memory_order_relaxed);
+    st->interval = atomic_load_explicit(&s->interval, memory_order_relaxed);
+    st->tau = atomic_load_explicit(&s->tau, memory_order_relaxed);
+    st->avail_milli = 0;
+    if (st->key == 0 || st->interval == 0)
+        return;
+    charge_pending(s, st->interval, now);
+    uint64_t tat = atomic_load_explicit(&s->tat, memory_order_relaxed);
+    uint64_t used = tat > now ? tat - now : 0;
+    __int128 left = (__int128)st->tau - (__int128)used;
+    __int128 milli = left * 1000 / (__int128)st->interval;
+    st->avail_milli = milli > INT64_MAX / 2      ? INT64_MAX / 2
+                      : milli < -(INT64_MAX / 2) ? -(INT64_MAX / 2)
+                                                 : (int64_t)milli;
+}
+
+void gw_rl_slot_collect(struct gw_rl_table *t, size_t i, uint64_t now_us,
+                        struct gw_rl_slot_state *st)
+{
+    slot_read(t, i, now_us, true, st);
+}
+
+void gw_rl_slot_peek(struct gw_rl_table *t, size_t i, uint64_t now_us, struct gw_rl_slot_state *st)
+{
+    slot_read(t, i, now_us, false, st);
+}
+
+void gw_rl_slot_allow(struct gw_rl_table *t, size_t i, uint64_t key, uint64_t ceiling,
+                      uint32_t share_ppm, bool quiet, uint64_t now_us)
+{
+    struct gw_rl_slot *s = &t->slots[i & t->mask];
+    if (atomic_load_explicit(&s->key, memory_order_relaxed) != key)
+        return;
+    /* the time first: a worker seeing the new time with the old ceiling
+     * allows less, never more */
+    atomic_store_explicit(&s->synced, now_us * 1000, memory_order_relaxed);
+    atomic_store_explicit(&s->ceiling, ceiling, memory_order_relaxed);
+    atomic_store_explicit(
+        &s->quiet, quiet ? atomic_load_explicit(&s->admitted, memory_order_relaxed) : UINT64_MAX,
+        memory_order_relaxed);
+    atomic_store_explicit(&s->share_ppm, share_ppm ? share_ppm : 1, memory_order_relaxed);
+}
+
+long gw_rl_charge(struct gw_rl_table *t, uint64_t key, uint64_t n, uint64_t now_us)
+{
+    if (n == 0)
+        return -1;
+    struct gw_rl_slot *s = slot_for(t, key ? key : 1, now_us * 1000);
+    uint32_t cur = atomic_load_explicit(&s->pending, memory_order_relaxed), next;
+    do
+        next = cur + n > UINT32_MAX ? UINT32_MAX : (uint32_t)(cur + n);
+    while (!atomic_compare_exchange_weak_explicit(&s->pending, &cur, next, memory_order_relaxed,
+                                                  memory_order_relaxed));
+    return (long)(s - t->slots);
 }
 
 long gw_rl_find(const struct gw_rl_table *t, uint64_t key)

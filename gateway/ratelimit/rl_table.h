@@ -53,22 +53,50 @@ uint64_t gw_rl_hash(const void *data, size_t len, uint64_t seed);
 void gw_rl_take(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t window_us,
                 uint64_t burst, uint64_t now_us, struct gw_rl_result *out);
 
-/* scope cluster: the same take at this node's share of the limit (its
- * share_ppm as last set by the control loop, else 1 / live members), counting
- * the attempt for the next gossip tick. Returns the share used, in ppm. */
-uint32_t gw_rl_take_shared(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t window_us,
-                           uint64_t burst, uint64_t now_us, struct gw_rl_result *out);
+/* scope cluster (docs/rate-limiting.md): this node's view of the one cluster
+ * bucket (full limit; charged with this node's admissions at once and with
+ * the peers' as they are heard), and an allowance: this node admits only
+ * while its admissions stay under the ceiling the control loop set at the
+ * last tick plus its share of the refill since then. Before the first tick
+ * for a key the allowance is this node's equal part of the bucket, rounded
+ * up. Counts the attempt and the admission. */
+void gw_rl_take_cluster(struct gw_rl_table *t, uint64_t key, uint64_t limit, uint64_t window_us,
+                        uint64_t burst, uint64_t now_us, struct gw_rl_result *out);
 
-/* Control loop only (node glue): slot i's key (0 = free) with its attempts
- * since the last call (reset to 0); setting slot i's share if it still holds
- * key; the slot holding key, or -1. */
-uint64_t gw_rl_slot_collect(struct gw_rl_table *t, size_t i, uint32_t *attempts);
-void gw_rl_slot_set_share(struct gw_rl_table *t, size_t i, uint64_t key, uint32_t ppm);
+/* A node's part of an integer pool: ceil(pool * part / total), 0 when part
+ * is 0. Rounding up, the parts of all nodes add up to at most pool + nodes - 1
+ * (the price of never refusing a request the single bucket would admit
+ * because its token was given to another node). total > 0. */
+uint64_t gw_rl_part(uint64_t pool, uint64_t part, uint64_t total);
+
+/* Control loop only (cluster glue, gateway/ratelimit/rl_cluster.h). */
+struct gw_rl_slot_state {
+    uint64_t key;        /* 0 = free */
+    uint32_t attempts;   /* since the last collect (reset to 0) */
+    uint64_t admitted;   /* this node's admissions since the slot took the key */
+    uint64_t interval;   /* ns per token at the full limit; 0 = never taken here */
+    uint64_t tau;        /* ns of a full bucket */
+    int64_t avail_milli; /* tokens in the view at now, thousandths (< 0: debt) */
+};
+/* Slot i's state at now_us; attempts are reset to 0. */
+void gw_rl_slot_collect(struct gw_rl_table *t, size_t i, uint64_t now_us,
+                        struct gw_rl_slot_state *st);
+/* The same without resetting attempts. */
+void gw_rl_slot_peek(struct gw_rl_table *t, size_t i, uint64_t now_us, struct gw_rl_slot_state *st);
+/* Sets slot i's allowance if it still holds key. quiet: this node admitted
+ * nothing for key lately, so a request that finds the view's bucket full may
+ * be admitted beyond the allowance (first come; see the docs' bound). */
+void gw_rl_slot_allow(struct gw_rl_table *t, size_t i, uint64_t key, uint64_t ceiling,
+                      uint32_t share_ppm, bool quiet, uint64_t now_us);
+/* Peers' admissions for key: charged into its view (the slot is taken for
+ * key when absent, so traffic moving here finds the bucket already used).
+ * Returns the slot's index (-1 when n is 0). */
+long gw_rl_charge(struct gw_rl_table *t, uint64_t key, uint64_t n, uint64_t now_us);
 long gw_rl_find(const struct gw_rl_table *t, uint64_t key);
 
-/* The number of live cluster members (at least 1) that scope cluster shares
- * its limit between. Set by the node from its membership view. */
-void gw_rl_set_members(unsigned n);
-unsigned gw_rl_members(void);
+/* The members (at least 1) the cluster bucket is shared between (set by
+ * the cluster glue every tick). */
+void gw_rl_set_members(struct gw_rl_table *t, unsigned members);
+unsigned gw_rl_members(const struct gw_rl_table *t);
 
 #endif

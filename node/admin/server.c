@@ -8,6 +8,7 @@
 #include "node/gossip.h"
 #include "node/health_share.h"
 #include "node/node.h"
+#include "node/ratelimit.h"
 #include "node/resolve.h"
 #include "balancer/lb.h"
 #include "common/buf.h"
@@ -178,6 +179,7 @@ static void metrics(struct admin_req *q)
         cstate_metrics(n->cstate, &b);
     if (n->gossip != NULL)
         node_gossip_metrics(n->gossip, &b);
+    node_ratelimit_metrics(&b);
     admin_reply(q, 200, "text/plain; version=0.0.4", b.data, b.len);
     gv_buf_free(&b);
 }

@@ -14,7 +14,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define DAY_MS (24ULL * 3600 * 1000)
+#define DAY_MS  (24ULL * 3600 * 1000)
+#define HOUR_MS (3600ULL * 1000)
 
 /* A list field's count sits at aux_off, beside the list at off. */
 static size_t *count_of(const struct gv_field *f, void *member)
@@ -175,6 +176,10 @@ static int timeout_parse(const struct gv_field *f, const json_t *v, void *member
     if (ms == 0 || ms > (uint64_t)f->max) {
         gv_format_duration((uint64_t)f->max, max, sizeof(max));
         return gv_schema_fail(err, path, "must be more than 0 and at most %s", max);
+    }
+    if (ms < (uint64_t)f->min) {
+        gv_format_duration((uint64_t)f->min, max, sizeof(max));
+        return gv_schema_fail(err, path, "must be at least %s", max);
     }
     *(uint64_t *)member = ms;
     return 0;
@@ -489,11 +494,16 @@ static const struct gv_field settings_fields[] = {
                   .doc = "Let gossip listen off loopback without a cluster key: any host that "
                          "reaches it can then change every route (logged loudly)"),
     GV_FIELD_CUSTOM("advertise", S, advertise, &address_type, .rule = &gv_rule_hostport,
-                    .doc = "How other nodes reach this one (default: the gossip address, or the "
-                           "host name and its port)"),
+                    .doc = "How other nodes reach this one (default: the gossip address; when "
+                           "gossip listens on all addresses, $POD_IP with the gossip port, else "
+                           "the host name with it)"),
     GV_FIELD_CUSTOM("join", S, join, &join_type, .aux_off = offsetof(S, njoin),
                     .doc = "Members to join through; names that resolve to several addresses "
                            "name them all and are re-resolved"),
+    GV_FIELD_CUSTOM("join_every", S, join_every_ms, &timeout_type, .min = 100, .max = HOUR_MS,
+                    .def.s = "30s",
+                    .doc = "Once joined, how often the join names are looked up again; every "
+                           "address not yet a live member is contacted (100ms .. 1h)"),
     GV_FIELD_CUSTOM("cluster_key_file", S, cluster_key_file, &text_type,
                     .doc = "File with the gossip key (base64 of 32 bytes): AES-256-GCM on every "
                            "message; without it gossip is not encrypted"),

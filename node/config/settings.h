@@ -41,6 +41,7 @@ struct node_settings {
     char *advertise;
     char **join;
     size_t njoin;
+    uint64_t join_every_ms; /* seeds looked up again once joined: 30s */
     char *cluster_key_file;
     char *data_dir;
     char *gossip_profile; /* NULL: "lan"; "local" or "wan": memberlist's timings */

@@ -28,7 +28,7 @@ static void test_defaults_dump(void)
     CHECK_STR(t, "{\"access_log\":true,\"admin\":\"127.0.0.1:9901\",\"admin_body_timeout\":\"30s\","
                  "\"admin_max_connections\":256,"
                  "\"header_timeout\":\"10s\",\"idle_timeout\":\"1m\",\"insecure_gossip\":false,"
-                 "\"join\":[],"
+                 "\"join\":[],\"join_every\":\"30s\","
                  "\"listen\":\"0.0.0.0:8080\",\"log_level\":\"info\",\"max_header_bytes\":16384,"
                  "\"max_headers\":100,\"name\":\"gw\",\"workers\":\"auto\"}");
     free(t);
@@ -92,6 +92,7 @@ static void test_docs(void)
                           "gossip",
                           "advertise",
                           "join",
+                          "join_every",
                           "cluster_key_file",
                           "data_dir",
                           "gossip_profile",
@@ -123,7 +124,7 @@ static void test_docs(void)
 
     json_t *js = gv_schema_json_schema(&node_settings_schema);
     json_t *props = json_object_get(js, "properties");
-    CHECK_INT(json_object_size(props), 21);
+    CHECK_INT(json_object_size(props), 22);
     CHECK(json_is_false(json_object_get(js, "additionalProperties")));
     CHECK_STR(
         json_string_value(json_object_get(json_object_get(props, "log_level"), "description")),
