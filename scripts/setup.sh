@@ -33,16 +33,18 @@ readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
-    clang clang-format curl ca-certificates
+    libnghttp2-dev
+    clang libclang-rt-14-dev clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography
-    python3-matplotlib wrk haproxy nginx-light stress-ng
+    python3-h2 python3-httpx python3-grpcio python3-matplotlib
+    wrk haproxy nginx-light stress-ng nghttp2-client
     procps netcat-openbsd iproute2 util-linux iptables
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
     APT_PACKAGES=(
         build-essential cmake pkg-config
         libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
-        curl ca-certificates
+        libnghttp2-dev curl ca-certificates
     )
 fi
 
@@ -317,9 +319,11 @@ quiet_services
 # one): Debian's gets pytest/requests/cryptography (JWT tests sign tokens)
 # from apt above; another (pyenv, venv)
 # gets them from pip. --break-system-packages only when pip insists on it.
-if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, cryptography' >/dev/null 2>&1; then
-    log "installing pytest, requests and cryptography for $(command -v python3) with pip"
-    pip_args=(install -q --disable-pip-version-check pytest requests cryptography)
+# h2, httpx and grpcio are the HTTP/2 and gRPC clients of test_http2/test_grpc.
+PY_IMPORTS='import pytest, requests, cryptography, h2, hpack, httpx, grpc'
+if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c "$PY_IMPORTS" >/dev/null 2>&1; then
+    log "installing pytest, requests, cryptography, h2, httpx and grpcio for $(command -v python3) with pip"
+    pip_args=(install -q --disable-pip-version-check pytest requests cryptography h2 'httpx[http2]' grpcio)
     if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
         if grep -q externally-managed <<<"$out"; then
             [[ $(id -u) -ne 0 ]] && pip_args+=(--user)
@@ -329,8 +333,8 @@ if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, c
             die "pip install failed"
         fi
     fi
-    python3 -c 'import pytest, requests, cryptography' ||
-        die "python3 still cannot import pytest/requests/cryptography"
+    python3 -c "$PY_IMPORTS" ||
+        die "python3 still cannot import one of: ${PY_IMPORTS#import }"
 fi
 
 # ---- deploy/kubernetes/validate.sh ------------------------------------------
