@@ -2,6 +2,7 @@
 #include "balancer/health.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "balancer/grpc_probe.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -28,6 +29,7 @@ struct hc_conf {
     int healthy;
     int unhealthy;
     bool tls;
+    bool grpc;      /* probe with grpc.health.v1.Health/Check over HTTP/2, not GET path */
     char strings[]; /* the six strings above */
 };
 
@@ -48,7 +50,9 @@ struct hc_target {
     struct gv_httpc resp;    /* this probe's answer, up to its head */
     struct addrinfo *ai;     /* resolved addresses of this probe */
     struct addrinfo *ai_cur; /* the one being tried */
-    char *req;               /* this probe's request text */
+    char *req;               /* this probe's request bytes */
+    size_t req_len;
+    struct lb_grpc_probe *grpc; /* this probe's HTTP/2 session (grpc services) */
     char rbuf[1024];
     char last_err[96]; /* cause of the previous failed connect attempt */
     int handles;
@@ -103,6 +107,7 @@ static void target_maybe_free(struct hc_target *t)
     struct lb_health *h = t->h;
     uv_freeaddrinfo(t->ai);
     free(t->req);
+    lb_grpc_probe_free(t->grpc);
     free(t->conf);
     free(t);
     h->live--;
@@ -257,8 +262,23 @@ static void verdict_from_status(struct hc_target *t)
         probe_finish(t, false, "status %d", status);
 }
 
+static void on_grpc_bytes(struct hc_target *t, const char *data, size_t len)
+{
+    char why[96];
+    bool serving = false;
+    int rc = lb_grpc_probe_feed(t->grpc, data, len, &serving, why, sizeof(why));
+    if (rc > 0)
+        probe_finish(t, serving, "grpc health: %s", why);
+    else if (rc < 0)
+        probe_finish(t, false, "grpc health: %s", why);
+}
+
 static void on_response_bytes(struct hc_target *t, const char *data, size_t len)
 {
+    if (t->grpc != NULL) {
+        on_grpc_bytes(t, data, len);
+        return;
+    }
     int rc = gv_httpc_feed(&t->resp, data, len);
     if (rc > 0)
         verdict_from_status(t);
@@ -269,7 +289,7 @@ static void on_response_bytes(struct hc_target *t, const char *data, size_t len)
 /* The connection ended (EOF, or TLS close_notify) before a head. */
 static void on_response_end(struct hc_target *t)
 {
-    if (gv_httpc_finish(&t->resp) > 0)
+    if (t->grpc == NULL && gv_httpc_finish(&t->resp) > 0)
         verdict_from_status(t);
     else
         probe_finish(t, false, "connection closed before a response");
@@ -370,7 +390,7 @@ static void tls_pump(struct hc_target *t, const char *data, size_t len)
         }
         if (!t->tls_req_out && ops->handshake_done(t->tls)) {
             t->tls_req_out = true;
-            if (ops->write(t->tls, t->req, strlen(t->req)) < 0) {
+            if (ops->write(t->tls, t->req, t->req_len) < 0) {
                 probe_finish(t, false, "tls: %s", ops->failure(t->tls));
                 return;
             }
@@ -388,18 +408,34 @@ static void write_cb(uv_write_t *req, int status)
         probe_finish(t, false, "write: %s", uv_strerror(status));
 }
 
+/* The probe's bytes for a grpc service: a fresh HTTP/2 session's preface,
+ * SETTINGS and the Health/Check call. */
+static int build_grpc_request(struct hc_target *t, struct gv_buf *b)
+{
+    lb_grpc_probe_free(t->grpc);
+    t->grpc = NULL;
+    int rc = lb_grpc_probe_new(t->conf->authority, &t->grpc);
+    return rc ? rc : lb_grpc_probe_output(t->grpc, b);
+}
+
 static int build_request(struct hc_target *t)
 {
     struct gv_buf b;
     gv_buf_init(&b);
-    if (gv_buf_printf(&b,
-                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: grapevine-health\r\n"
-                      "Connection: close\r\nAccept: */*\r\n\r\n",
-                      t->conf->path, t->conf->authority) < 0) {
+    if (t->conf->grpc) {
+        if (build_grpc_request(t, &b) != 0) {
+            gv_buf_free(&b);
+            return GV_ENOMEM;
+        }
+    } else if (gv_buf_printf(&b,
+                             "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: grapevine-health\r\n"
+                             "Connection: close\r\nAccept: */*\r\n\r\n",
+                             t->conf->path, t->conf->authority) < 0) {
         gv_buf_free(&b);
         return GV_ENOMEM;
     }
     free(t->req);
+    t->req_len = b.len;
     t->req = gv_buf_steal(&b);
     return t->req != NULL ? 0 : GV_ENOMEM;
 }
@@ -439,7 +475,7 @@ static bool tls_begin(struct hc_target *t)
 /* Writes the request in the clear. false when the probe ended. */
 static bool plain_send(struct hc_target *t)
 {
-    uv_buf_t b = uv_buf_init(t->req, (unsigned int)strlen(t->req));
+    uv_buf_t b = uv_buf_init(t->req, (unsigned int)t->req_len);
     int rc = uv_write(&t->write, (uv_stream_t *)&t->tcp, &b, 1, write_cb);
     if (rc < 0) {
         probe_finish(t, false, "write: %s", uv_strerror(rc));
@@ -666,6 +702,7 @@ static int conf_new(const struct lb_service_spec *s, const struct lb_target_spec
     c->healthy = GV_MAX(1, s->health.healthy);
     c->unhealthy = GV_MAX(1, s->health.unhealthy);
     c->tls = s->tls.enabled;
+    c->grpc = s->protocol == LB_PROTO_GRPC;
     *out = c;
     return 0;
 }

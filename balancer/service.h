@@ -63,6 +63,11 @@ struct lb_tls_spec {
     char *server_name; /* SNI and the name checked; NULL: each target's host */
 };
 
+/* What the targets speak: HTTP/1.1, HTTP/2 without TLS (h2c, streams
+ * multiplexed over a few connections per target), or gRPC (h2c, with the
+ * gateway's own errors as gRPC statuses). */
+enum lb_protocol { LB_PROTO_HTTP1, LB_PROTO_HTTP2, LB_PROTO_GRPC };
+
 struct lb_timeouts {
     uint64_t connect_ms;
     uint64_t read_ms;
@@ -80,6 +85,7 @@ struct lb_service_spec {
     struct lb_passive_spec passive;
     struct lb_sticky_spec sticky;
     int retries;
+    enum lb_protocol protocol;
     struct lb_timeouts timeouts;
     struct lb_tls_spec tls;
     uint64_t resolve_every_ms; /* host names of targets are looked up again this often */

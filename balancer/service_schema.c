@@ -15,6 +15,10 @@ _Static_assert(sizeof(enum lb_hash_on) == sizeof(int), "hash_on is stored as an 
 _Static_assert(LB_HASH_IP == 0 && LB_HASH_PATH == 1 && LB_HASH_HEADER == 2 && LB_HASH_COOKIE == 3,
                "hash_names follows enum lb_hash_on");
 
+_Static_assert(sizeof(enum lb_protocol) == sizeof(int), "protocol is stored as an int");
+_Static_assert(LB_PROTO_HTTP1 == 0 && LB_PROTO_HTTP2 == 1 && LB_PROTO_GRPC == 2,
+               "protocol_names follows enum lb_protocol");
+
 /* ---- string rules -------------------------------------------------------- */
 
 static bool is_cookie_name(const char *s)
@@ -139,7 +143,9 @@ static int health_check(void *obj, const char *path, struct gv_schema_error *err
 static const struct gv_field health_fields[] = {
     GV_FIELD_STR("path", struct lb_health_spec, path, .flags = GV_F_NONEMPTY,
                  .def.s = LB_DEFAULT_HEALTH_PATH, .rule = &gv_rule_path,
-                 .doc = "the path each probe GETs; a 2xx or 3xx answer is a success"),
+                 .doc = "the path each probe GETs; a 2xx or 3xx answer is a success (grpc "
+                        "services are asked grpc.health.v1.Health/Check instead, and pass "
+                        "when SERVING)"),
     GV_FIELD_DURATION("interval", struct lb_health_spec, interval_ms, 1, 0, .def.i = 2000,
                       .doc = "time between two probes of a target"),
     GV_FIELD_DURATION("timeout", struct lb_health_spec, timeout_ms, 1, 0, .def.i = 1000,
@@ -265,6 +271,7 @@ static const struct gv_custom tls_type = {
 /* ---- the service ------------------------------------------------------------ */
 
 static const char *const hash_names[] = {"ip", "path", "header:", "cookie:", NULL};
+static const char *const protocol_names[] = {"http1", "http2", "grpc", NULL};
 
 /* Checks across targets: one address is one target (its health and
  * ejection are kept by address). */
@@ -313,6 +320,11 @@ static const struct gv_field service_fields[] = {
     GV_FIELD_INT("retries", struct lb_service_spec, retries, 0, 10, .def.i = 2,
                  .doc = "further tries on other targets after a failed try, for idempotent "
                         "requests whose response has not started"),
+    GV_FIELD_ENUM("protocol", struct lb_service_spec, protocol, protocol_names,
+                  .flags = GV_F_OMIT_FIRST,
+                  .doc = "what the targets speak: http1, http2 (h2c, or h2 by ALPN with tls; "
+                         "requests multiplexed over a few connections per target) or grpc "
+                         "(the same; errors the gateway makes are gRPC statuses)"),
     GV_FIELD_OBJ("timeouts", struct lb_service_spec, timeouts, &timeout_schema,
                  .doc = "timeouts of each try"),
     GV_FIELD_CUSTOM("tls", struct lb_service_spec, tls, &tls_type,

@@ -1,6 +1,6 @@
 /* replica.c - spreading store changes over a swim channel, and the
  * anti-entropy exchange that repairs whatever the broadcasts missed. */
-#include "cluster/replica.h"
+#include "cluster/replica_int.h"
 #include "common/err.h"
 #include "common/kinds.h"
 #include "common/log.h"
@@ -10,31 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum msg_type {
-    MSG_CHANGE = 1,
-    MSG_NOTICE = 2,
-    MSG_FETCH = 3,
-    MSG_ROOT = 4,
-    MSG_SUMMARY = 5,
-    MSG_ENTRIES = 6,
-};
-
+#define MSG_CHANGE    CL_RMSG_CHANGE
+#define MSG_NOTICE    CL_RMSG_NOTICE
+#define MSG_FETCH     CL_RMSG_FETCH
+#define MSG_ROOT      CL_RMSG_ROOT
+#define MSG_SUMMARY   CL_RMSG_SUMMARY
+#define MSG_ENTRIES   CL_RMSG_ENTRIES
+#define MSG_MARK      CL_RMSG_MARK
+#define MSG_ACK       CL_RMSG_ACK
 #define SUMMARY_BYTES (CL_STORE_BUCKETS * 8)
-/* Room for the message around the entries of one batch. */
-#define BATCH_BUDGET (CL_SWIM_MAX_PAYLOAD - 256)
-#define MAX_FETCH    256
-
-struct cl_replica {
-    uv_loop_t *loop;
-    uv_timer_t tick;
-    struct cl_swim *swim;
-    struct cl_store *store;
-    struct cl_hlc *clock;
-    struct cl_replica_config cfg;
-    struct cl_replica_stats stats;
-    void (*done)(void *arg);
-    void *done_arg;
-};
+#define BATCH_BUDGET  CL_REPLICA_BATCH_BUDGET
+#define MAX_FETCH     256
 
 void cl_replica_config_init(struct cl_replica_config *c)
 {
@@ -42,17 +28,20 @@ void cl_replica_config_init(struct cl_replica_config *c)
     c->channel = 1;
     c->tick_ms = 1000;
     c->inline_max = 4096;
+    c->direct = true;
+    c->stream_window = 8;
+    c->stream_timeout_ms = 2000;
     c->tombstone_ttl_ms = 30ULL * 24 * 3600 * 1000;
 }
 
-static int buf_write(void *data, const char *p, size_t len)
+int cl_replica_buf_write(void *data, const char *p, size_t len)
 {
     return gv_buf_append(data, p, len) == 0 ? 0 : -1;
 }
 
 /* ---- sending ---- */
 
-static int send_to(struct cl_replica *r, const char *member, const struct gv_buf *b)
+int cl_replica_send(struct cl_replica *r, const char *member, const struct gv_buf *b)
 {
     return cl_swim_send_to(r->swim, member, r->cfg.channel, (const uint8_t *)b->data, b->len);
 }
@@ -76,42 +65,51 @@ static void send_summary(struct cl_replica *r, const char *member, bool reply)
     struct gv_buf b;
     msgpack_packer pk;
     gv_buf_init(&b);
-    msgpack_packer_init(&pk, &b, buf_write);
+    msgpack_packer_init(&pk, &b, cl_replica_buf_write);
     pack_summary(r, &pk, reply);
-    if (b.len > 0 && send_to(r, member, &b) == 0)
+    if (b.len > 0 && cl_replica_send(r, member, &b) == 0)
         r->stats.summaries_sent++;
     gv_buf_free(&b);
 }
 
-static size_t entry_size(const struct cl_entry *e)
+size_t cl_replica_entry_size(const struct cl_entry *e)
 {
     return e->value_len + strlen(e->name) + strlen(e->origin) + 40;
 }
 
-/* Sends entries[0..n) to member in ENTRIES messages that each fit a payload. */
-static void send_entries(struct cl_replica *r, const char *member, const struct cl_entry **entries,
-                         size_t n)
+int cl_replica_pack_entries(struct gv_buf *b, const struct cl_entry **v, size_t n)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, cl_replica_buf_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, MSG_ENTRIES);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t k = 0; k < n; k++)
+        if (cl_entry_pack(&pk, v[k]) != 0)
+            return GV_ENOMEM;
+    return b->len > 0 ? 0 : GV_ENOMEM;
+}
+
+size_t cl_replica_send_entries(struct cl_replica *r, const char *member,
+                               const struct cl_entry **entries, size_t n)
 {
     struct gv_buf b;
+    size_t failed = 0;
     gv_buf_init(&b);
     for (size_t i = 0; i < n;) {
         size_t j = i, bytes = 0;
-        while (j < n && (j == i || bytes + entry_size(entries[j]) <= BATCH_BUDGET))
-            bytes += entry_size(entries[j++]);
-        msgpack_packer pk;
+        while (j < n && (j == i || bytes + cl_replica_entry_size(entries[j]) <= BATCH_BUDGET))
+            bytes += cl_replica_entry_size(entries[j++]);
         gv_buf_reset(&b);
-        msgpack_packer_init(&pk, &b, buf_write);
-        msgpack_pack_array(&pk, 2);
-        msgpack_pack_uint8(&pk, MSG_ENTRIES);
-        msgpack_pack_array(&pk, (uint32_t)(j - i));
-        bool ok = true;
-        for (size_t k = i; k < j && ok; k++)
-            ok = cl_entry_pack(&pk, entries[k]) == 0;
-        if (ok && send_to(r, member, &b) == 0)
+        if (cl_replica_pack_entries(&b, entries + i, j - i) == 0 &&
+            cl_replica_send(r, member, &b) == 0)
             r->stats.entries_pushed += j - i;
+        else
+            failed++;
         i = j;
     }
     gv_buf_free(&b);
+    return failed;
 }
 
 struct collect {
@@ -143,14 +141,14 @@ static size_t push_differences(struct cl_replica *r, const char *member, const u
         differ[i] = theirs != mine[i];
         ndiff += differ[i];
     }
-    if (ndiff == 0)
-        return 0;
+    if (ndiff == 0 || cl_replica_stream_start(r, member, differ))
+        return ndiff;
     struct collect c = {differ, malloc((cl_store_count(r->store) + 1) * sizeof(*c.v)), 0};
     if (c.v == NULL)
         return ndiff;
     cl_store_foreach(r->store, collect_one, &c);
     if (c.n > 0)
-        send_entries(r, member, c.v, c.n);
+        cl_replica_send_entries(r, member, c.v, c.n);
     free(c.v);
     return ndiff;
 }
@@ -162,7 +160,7 @@ int cl_replica_publish(struct cl_replica *r, const struct cl_entry *e)
     char key[CL_WIRE_MAX_KEY + 1];
     int rv = 0;
     gv_buf_init(&b);
-    msgpack_packer_init(&pk, &b, buf_write);
+    msgpack_packer_init(&pk, &b, cl_replica_buf_write);
     if (e->value_len <= r->cfg.inline_max) {
         msgpack_pack_array(&pk, 2);
         msgpack_pack_uint8(&pk, MSG_CHANGE);
@@ -183,6 +181,7 @@ int cl_replica_publish(struct cl_replica *r, const struct cl_entry *e)
                    : GV_ENOMEM;
     if (rv == 0)
         r->stats.published++;
+    cl_replica_direct_queue(r, e);
     gv_buf_free(&b);
     return rv;
 }
@@ -267,7 +266,7 @@ static void reply_fetch(struct cl_replica *r, const msgpack_object_array *list, 
             found[n++] = e;
     }
     if (n > 0)
-        send_entries(r, from, found, n);
+        cl_replica_send_entries(r, from, found, n);
 }
 
 static void send_fetch(struct cl_replica *r, uint8_t kind, const char *name, const char *member)
@@ -275,14 +274,14 @@ static void send_fetch(struct cl_replica *r, uint8_t kind, const char *name, con
     struct gv_buf b;
     msgpack_packer pk;
     gv_buf_init(&b);
-    msgpack_packer_init(&pk, &b, buf_write);
+    msgpack_packer_init(&pk, &b, cl_replica_buf_write);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint8(&pk, MSG_FETCH);
     msgpack_pack_array(&pk, 1);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint8(&pk, kind);
     msgpack_pack_str_with_body(&pk, name, strlen(name));
-    if (b.len > 0 && send_to(r, member, &b) == 0)
+    if (b.len > 0 && cl_replica_send(r, member, &b) == 0)
         r->stats.fetches++;
     gv_buf_free(&b);
 }
@@ -383,6 +382,29 @@ static int on_entries(struct cl_replica *r, const msgpack_object *a, const char 
     return 0;
 }
 
+/* [MARK, stream, seq]: a streamed window ends; the entries before it are in
+ * (one ordered connection), so it is acked at once. */
+static int on_mark(struct cl_replica *r, const msgpack_object *a, const char *from,
+                   bool in_push_pull)
+{
+    if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return GV_EPROTO;
+    cl_replica_on_mark(r, a[1].via.u64, a[2].via.u64, from);
+    return 0;
+}
+
+/* [ACK, stream, seq]: the member took a window; the next goes. */
+static int on_ack(struct cl_replica *r, const msgpack_object *a, const char *from,
+                  bool in_push_pull)
+{
+    if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return GV_EPROTO;
+    cl_replica_on_ack(r, a[1].via.u64, a[2].via.u64, from);
+    return 0;
+}
+
 static const struct {
     uint32_t size;     /* elements, the type included */
     bool in_push_pull; /* may come in a push-pull state exchange */
@@ -391,6 +413,7 @@ static const struct {
     [MSG_CHANGE] = {2, false, on_change},  [MSG_NOTICE] = {5, false, on_notice},
     [MSG_FETCH] = {2, false, on_fetch},    [MSG_ROOT] = {2, false, on_root},
     [MSG_SUMMARY] = {3, true, on_summary}, [MSG_ENTRIES] = {2, false, on_entries},
+    [MSG_MARK] = {3, false, on_mark},      [MSG_ACK] = {3, false, on_ack},
 };
 
 static int handle(struct cl_replica *r, const msgpack_object *m, const char *from,
@@ -434,7 +457,7 @@ static int local_state(void *arg, uint8_t channel, struct gv_buf *out)
     struct cl_replica *r = arg;
     msgpack_packer pk;
     (void)channel;
-    msgpack_packer_init(&pk, out, buf_write);
+    msgpack_packer_init(&pk, out, cl_replica_buf_write);
     size_t before = out->len;
     pack_summary(r, &pk, false);
     if (out->len == before)
@@ -484,11 +507,11 @@ static void send_root(struct cl_replica *r, const char *member)
     struct gv_buf b;
     msgpack_packer pk;
     gv_buf_init(&b);
-    msgpack_packer_init(&pk, &b, buf_write);
+    msgpack_packer_init(&pk, &b, cl_replica_buf_write);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint8(&pk, MSG_ROOT);
     msgpack_pack_uint64(&pk, cl_store_root(r->store));
-    if (b.len > 0 && send_to(r, member, &b) == 0)
+    if (b.len > 0 && cl_replica_send(r, member, &b) == 0)
         r->stats.roots_sent++;
     gv_buf_free(&b);
 }
@@ -516,11 +539,32 @@ int cl_replica_sync_with(struct cl_replica *r, const char *member)
 static void on_closed(uv_handle_t *h)
 {
     struct cl_replica *r = h->data;
+    if (--r->open_handles > 0)
+        return;
     void (*done)(void *) = r->done;
     void *arg = r->done_arg;
+    free(r->direct);
     free(r);
     if (done != NULL)
         done(arg);
+}
+
+static void close_handles(struct cl_replica *r)
+{
+    uv_timer_stop(&r->tick);
+    uv_timer_stop(&r->push);
+    uv_close((uv_handle_t *)&r->tick, on_closed);
+    uv_close((uv_handle_t *)&r->push, on_closed);
+}
+
+static void apply_defaults(struct cl_replica_config *c)
+{
+    if (c->tick_ms == 0)
+        c->tick_ms = 1000;
+    if (c->stream_window == 0)
+        c->stream_window = 8;
+    if (c->stream_timeout_ms == 0)
+        c->stream_timeout_ms = 2000;
 }
 
 int cl_replica_new(uv_loop_t *loop, struct cl_swim *swim, struct cl_store *store,
@@ -529,22 +573,22 @@ int cl_replica_new(uv_loop_t *loop, struct cl_swim *swim, struct cl_store *store
 {
     struct cl_replica *r = calloc(1, sizeof(*r));
     int rv;
-    if (r == NULL)
+    if (r == NULL || (r->direct = calloc(CL_DIRECT_QUEUE, sizeof(*r->direct))) == NULL) {
+        free(r);
         return GV_ENOMEM;
+    }
     r->loop = loop;
     r->swim = swim;
     r->store = store;
     r->clock = clock;
     r->cfg = *cfg;
-    if (r->cfg.tick_ms == 0)
-        r->cfg.tick_ms = 1000;
-    if ((rv = uv_timer_init(loop, &r->tick)) != 0) {
-        free(r);
-        return rv;
-    }
-    r->tick.data = r;
+    apply_defaults(&r->cfg);
+    uv_timer_init(loop, &r->tick); /* cannot fail for timers */
+    uv_timer_init(loop, &r->push);
+    r->tick.data = r->push.data = r;
+    r->open_handles = 2;
     if ((rv = cl_swim_register_channel(swim, cfg->channel, &replica_ops, r)) != 0) {
-        uv_close((uv_handle_t *)&r->tick, on_closed); /* frees r; done is NULL */
+        close_handles(r); /* frees r; done is NULL */
         return rv;
     }
     /* jitter the first tick so members do not probe in lockstep */
@@ -564,6 +608,5 @@ void cl_replica_close(struct cl_replica *r, void (*done)(void *arg), void *arg)
     r->done = done;
     r->done_arg = arg;
     cl_swim_unregister_channel(r->swim, r->cfg.channel);
-    uv_timer_stop(&r->tick);
-    uv_close((uv_handle_t *)&r->tick, on_closed);
+    close_handles(r);
 }

@@ -263,6 +263,24 @@ int cl_store_foreach(const struct cl_store *s, int (*fn)(void *arg, const struct
     return 0;
 }
 
+size_t cl_store_scan(const struct cl_store *s, size_t from,
+                     int (*fn)(void *arg, const struct cl_entry *e), void *arg)
+{
+    for (size_t i = from; i < s->nslots; i++) {
+        int stop = 0;
+        for (struct slot *n = s->table[i]; n != NULL; n = n->next)
+            stop |= fn(arg, &n->e);
+        if (stop)
+            return i + 1;
+    }
+    return s->nslots;
+}
+
+size_t cl_store_slots(const struct cl_store *s)
+{
+    return s->nslots;
+}
+
 static int cmp_order(const void *a, const void *b)
 {
     const struct cl_entry *x = *(const struct cl_entry *const *)a;

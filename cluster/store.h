@@ -80,6 +80,15 @@ size_t cl_store_count(const struct cl_store *s);
  * non-zero, and returns that value (else 0). fn must not change the store. */
 int cl_store_foreach(const struct cl_store *s, int (*fn)(void *arg, const struct cl_entry *e),
                      void *arg);
+/* Resumable scan for streaming a large store out in pieces: calls fn for the
+ * entries of the table's slots from `from` on, and stops at the end of the
+ * first slot after which fn returned non-zero. Returns the slot to resume
+ * from, or cl_store_slots() when the scan is complete. A resume is exact only
+ * while cl_store_slots() is unchanged (the table grows as entries are added:
+ * scan again from 0 then). fn must not change the store. */
+size_t cl_store_scan(const struct cl_store *s, size_t from,
+                     int (*fn)(void *arg, const struct cl_entry *e), void *arg);
+size_t cl_store_slots(const struct cl_store *s);
 /* The live (not deleted) objects of kind in their order: rank, then name.
  * *out is a malloc'd array of pointers (free it; the entries stay the
  * store's). Returns the count or GV_ENOMEM. */

@@ -1142,8 +1142,12 @@ static void on_pp_timer(uv_timer_t *h)
         return;
     if (pick_random(s, 1, NULL, is_alive) == 1)
         send_push_pull(s, s->tmp[0]->addr, CL_PP_REPLY);
-    uv_timer_start(&s->pp_timer, on_pp_timer,
-                   cl_push_pull_scale(s->t.push_pull_interval_ms, live_count(s)), 0);
+    uint64_t next = cl_push_pull_scale(s->t.push_pull_interval_ms, live_count(s));
+    if (s->pp_early_ms > 0 && (s->pp_early_ms *= 2) < next)
+        next = s->pp_early_ms;
+    else
+        s->pp_early_ms = 0;
+    uv_timer_start(&s->pp_timer, on_pp_timer, next, 0);
 }
 
 static void remember_reaped(struct cl_swim *s, const struct cl_member *m)
@@ -1326,11 +1330,21 @@ int cl_swim_start(struct cl_swim *s)
     if (s->started || s->stopping)
         return GV_EINVAL;
     s->started = true;
+    s->last_gossip_ms = now_ms(s); /* gossip_soon paces from here */
     /* spread the probes of many nodes started together */
     probe_schedule(s, rand_below(s->t.probe_interval_ms));
     uv_timer_start(&s->gossip_timer, on_gossip_timer, s->t.gossip_interval_ms,
                    s->t.gossip_interval_ms);
-    uv_timer_start(&s->pp_timer, on_pp_timer, s->t.push_pull_interval_ms, 0);
+    /* early push-pulls (after 2-4, then 4, 8... probe intervals) fill in, within seconds,
+     * what the gossip of a start storm lost (messages dropped while many
+     * connections were still being set up); then the regular interval */
+    uint64_t first = s->t.push_pull_interval_ms;
+    s->pp_early_ms = 0;
+    if (s->t.push_pull_early_ms > 0 && s->t.push_pull_early_ms < first) {
+        s->pp_early_ms = s->t.push_pull_early_ms;
+        first = s->pp_early_ms + rand_below(s->pp_early_ms);
+    }
+    uv_timer_start(&s->pp_timer, on_pp_timer, first, 0);
     uint64_t maint = GV_MIN((uint64_t)s->t.probe_interval_ms, 1000);
     uv_timer_start(&s->maint_timer, on_maint_timer, maint, maint);
     queue_member(s, s->self, s->name);

@@ -79,6 +79,7 @@ struct cl_swim {
 
     uv_timer_t probe_timer, gossip_timer, pp_timer, maint_timer, join_timer, leave_timer;
     uint64_t last_gossip_ms;
+    uint64_t pp_early_ms; /* the last early push-pull's delay; 0 once regular */
     uint64_t join_delay_ms;
     bool join_active;
 

@@ -32,6 +32,7 @@ void cl_timing_lan(struct cl_timing *t)
     t->gossip_interval_ms = 200;
     t->gossip_to_the_dead_ms = 30000;
     t->push_pull_interval_ms = 30000;
+    t->push_pull_early_ms = 2 * t->probe_interval_ms;
 }
 
 void cl_timing_local(struct cl_timing *t)
@@ -46,6 +47,7 @@ void cl_timing_local(struct cl_timing *t)
     t->gossip_interval_ms = 100;
     t->gossip_to_the_dead_ms = 15000;
     t->push_pull_interval_ms = 15000;
+    t->push_pull_early_ms = 2 * t->probe_interval_ms;
     t->leave_flush_ms = 500;
 }
 
@@ -59,6 +61,7 @@ void cl_timing_wan(struct cl_timing *t)
     t->gossip_nodes = 4;
     t->gossip_to_the_dead_ms = 60000;
     t->push_pull_interval_ms = 60000;
+    t->push_pull_early_ms = 2 * t->probe_interval_ms;
     t->reconnect_interval_ms = 30000;
     t->reconnect_max_ms = 300000;
     t->leave_flush_ms = 2500;
@@ -92,6 +95,8 @@ void cl_timing_scale(struct cl_timing *t, double f)
     scale_one(&t->gossip_interval_ms, f);
     scale_one(&t->gossip_to_the_dead_ms, f);
     scale_one(&t->push_pull_interval_ms, f);
+    if (t->push_pull_early_ms > 0)
+        scale_one(&t->push_pull_early_ms, f);
     scale_one(&t->dead_reap_ms, f);
     scale_one(&t->reconnect_interval_ms, f);
     scale_one(&t->reconnect_max_ms, f);

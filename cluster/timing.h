@@ -21,6 +21,9 @@ struct cl_timing {
     uint32_t retransmit_mult;            /* an update is sent mult * ceil(log10(N+1)) times */
     uint32_t broadcast_retransmit_mult;  /* the same for user broadcasts (ours: 2 x) */
     uint32_t push_pull_interval_ms;      /* full-state sync with one random member */
+    uint32_t push_pull_early_ms;         /* the first one this soon after start, then twice as
+                                            late each time up to the interval (0: off): what
+                                            a start storm's gossip lost is repaired in seconds */
     uint32_t dead_reap_ms;               /* dead/left members are forgotten after this */
     uint32_t reconnect_interval_ms;      /* dead members' addresses are retried this often */
     uint32_t reconnect_max_ms;           /* backoff cap for reaped addresses */

@@ -687,7 +687,8 @@ static json_t *dump_field(const struct gv_field *f, const void *obj, bool *omit)
         gv_format_duration(*(const uint64_t *)m, buf, sizeof(buf));
         return json_string(buf);
     case GV_T_ENUM:
-        return dump_enum(f, obj);
+        *omit = (f->flags & GV_F_OMIT_FIRST) && *(const int *)m == 0;
+        return *omit ? NULL : dump_enum(f, obj);
     case GV_T_STRS:
         return dump_strs(*(char **const *)m, n);
     case GV_T_PAIRS:

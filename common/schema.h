@@ -76,8 +76,11 @@ enum {
     GV_F_UPPER = 1 << 6,      /* strings are upper-cased when parsed */
     GV_F_SECRET = 1 << 7,     /* docs say so; the value is still dumped */
     GV_F_OMIT_EMPTY = 1 << 8, /* lists and pair maps: not dumped when empty */
-    GV_F_INLINE = 1 << 9      /* GV_T_OBJ: the sub-schema's fields are members of this
+    GV_F_INLINE = 1 << 9,     /* GV_T_OBJ: the sub-schema's fields are members of this
                                * struct (a JSON object grouping some of them) */
+    GV_F_OMIT_FIRST = 1 << 10 /* GV_T_ENUM: not dumped while it has its first (default)
+                               * value, so a key added later leaves the canonical JSON
+                               * (and digest) of configs without it as older nodes see it */
 };
 
 struct gv_pair {

@@ -1,6 +1,7 @@
 /* conn.c - the client side of the pipeline: accepting, parsing requests with
  * llhttp, enforcing limits and timeouts, routing, and writing responses in
  * order on keep-alive and pipelined connections. */
+#include "gateway/h2.h"
 #include "gateway/http.h"
 #include "gateway/path.h"
 #include "gateway/pipeline.h"
@@ -49,7 +50,7 @@ static void buf_trim(struct gv_buf *b)
         gv_buf_reset(b);
 }
 
-static struct gw_request *request_new(struct gw_conn *c)
+struct gw_request *gw_request_new(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
     struct gw_request *r = w->req_cache;
@@ -84,7 +85,7 @@ static struct gw_request *request_new(struct gw_conn *c)
     return r;
 }
 
-static void request_free(struct gw_request *r)
+void gw_request_free(struct gw_request *r)
 {
     struct gw_worker *w = r->conn->w;
     gw_view_unref(r->view);
@@ -186,10 +187,14 @@ void gw_request_finish(struct gw_request *r, bool ok)
         return;
     r->finished = true;
     gw_access_log(r, gv_now_us() - r->start_us);
+    if (r->stream != NULL) {
+        gw_h2_finish(r, ok);
+        return;
+    }
     if (!r->keep_alive || !ok || !r->body_done || (r->upgrade && !c->tunnel) || r->upgrade_refused)
         c->close_after_write = true;
     c->req = NULL;
-    request_free(r);
+    gw_request_free(r);
     conn_next(c);
 }
 
@@ -200,15 +205,157 @@ void gw_request_fail(struct gw_request *r, int status, const char *msg)
 
 /* The headers of a response the gateway makes itself: extra, then those of
  * the plugins that ran (a request id echoed, RateLimit-*, CORS). */
+static int own_headers_to(struct gw_request *r, const struct gw_hdr *extra, size_t n,
+                          struct gw_hdr_out *out)
+{
+    int rv = 0;
+    for (size_t i = 0; i < n && rv == 0; i++)
+        rv = gw_hdr_add(out, extra[i].name, strlen(extra[i].name), extra[i].value,
+                        strlen(extra[i].value));
+    return rv ? rv : gw_chain_response_add(r, out);
+}
+
 static int own_headers(struct gw_request *r, const struct gw_hdr *extra, size_t n, struct gv_buf *b)
 {
     struct gw_hdr_out out;
-    int rv = 0;
     gw_hdr_out_h1(&out, b);
-    for (size_t i = 0; i < n && rv == 0; i++)
-        rv = gw_hdr_add(&out, extra[i].name, strlen(extra[i].name), extra[i].value,
-                        strlen(extra[i].value));
-    return rv ? rv : gw_chain_response_add(r, &out);
+    return own_headers_to(r, extra, n, &out);
+}
+
+/* The HTTP/2 form of a response made here: HEADERS, then the body in DATA
+ * (ctype names it) when there is one. Ends the request. */
+static void send_own_h2(struct gw_request *r, int status, const struct gw_hdr *extra, size_t n,
+                        const char *body, size_t blen, const char *ctype)
+{
+    struct gw_hdr_out out;
+    char cl[24];
+    int rv = 0;
+    if (r->up != NULL || r->up2 != NULL)
+        gw_proxy_abort(r);
+    gw_h2_hdr_out(r, &out);
+    if (ctype != NULL)
+        rv = gw_hdr_add(&out, "content-type", 12, ctype, strlen(ctype));
+    if (status != 204 && status != 304) {
+        int cn = snprintf(cl, sizeof cl, "%zu", blen);
+        rv = rv ? rv : gw_hdr_add(&out, "content-length", 14, cl, (size_t)cn);
+    }
+    rv = rv ? rv : own_headers_to(r, extra, n, &out);
+    rv = rv ? rv : gw_h2_respond(r, status, blen > 0);
+    rv = rv ? rv : gw_h2_body(r, body, blen);
+    r->status = status;
+    gw_request_finish(r, rv == 0);
+}
+
+/* A gRPC call (application/grpc, +proto, +json...): its errors are gRPC
+ * statuses. */
+static bool is_grpc(const struct gw_request *r)
+{
+    size_t n;
+    const char *ct = gw_request_header(r, "content-type", &n);
+    return ct != NULL && n >= 16 && strncasecmp(ct, "application/grpc", 16) == 0 &&
+           (n == 16 || ct[16] == '+' || ct[16] == ';');
+}
+
+/* The gRPC status for an HTTP status the gateway answers with. */
+static int grpc_status(int http)
+{
+    switch (http) {
+    case 400:
+        return 13; /* INTERNAL */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
+    case 404:
+    case 405:
+        return 12; /* UNIMPLEMENTED */
+    case 408:
+    case 504:
+        return 4; /* DEADLINE_EXCEEDED */
+    case 413:
+    case 429:
+        return 8; /* RESOURCE_EXHAUSTED */
+    case 502:
+    case 503:
+        return 14; /* UNAVAILABLE */
+    default:
+        return 2; /* UNKNOWN */
+    }
+}
+
+/* grpc-message is percent-encoded (gRPC over HTTP/2, "Responses"). */
+static size_t grpc_message(const char *msg, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && j + 4 < cap; p++) {
+        if (*p >= 0x20 && *p <= 0x7e && *p != '%') {
+            out[j++] = (char)*p;
+        } else {
+            out[j++] = '%';
+            out[j++] = hex[*p >> 4];
+            out[j++] = hex[*p & 15];
+        }
+    }
+    out[j] = '\0';
+    return j;
+}
+
+/* An error of a gRPC call: HTTP 200 with grpc-status and grpc-message, in
+ * a trailers-only response, or as the trailers of one already started. */
+static void fail_grpc(struct gw_request *r, int status, const char *msg, const struct gw_hdr *extra,
+                      size_t n)
+{
+    char code[8], text[256];
+    struct gw_hdr_out out;
+    size_t cl = (size_t)snprintf(code, sizeof code, "%d", grpc_status(status));
+    size_t tl = grpc_message(msg, text, sizeof text);
+    int rv;
+    if (r->up != NULL || r->up2 != NULL)
+        gw_proxy_abort(r);
+    if (r->response_started) {
+        rv = gw_h2_trailer(r, "grpc-status", 11, code, cl);
+        rv = rv ? rv : gw_h2_trailer(r, "grpc-message", 12, text, tl);
+        gw_request_finish(r, rv == 0);
+        return;
+    }
+    gw_h2_hdr_out(r, &out);
+    rv = gw_hdr_add(&out, "content-type", 12, "application/grpc", 16);
+    rv = rv ? rv : gw_hdr_add(&out, "grpc-status", 11, code, cl);
+    rv = rv ? rv : gw_hdr_add(&out, "grpc-message", 12, text, tl);
+    rv = rv ? rv : own_headers_to(r, extra, n, &out);
+    rv = rv ? rv : gw_h2_respond(r, 200, false);
+    r->status = status; /* the log and metrics keep what happened */
+    gw_request_finish(r, rv == 0);
+}
+
+/* An error answer over HTTP/2: the same JSON body as HTTP/1.1's. */
+static void fail_h2(struct gw_request *r, int status, const char *msg, const struct gw_hdr *extra,
+                    size_t n)
+{
+    struct gv_buf b;
+    if (is_grpc(r)) {
+        fail_grpc(r, status, msg, extra, n);
+        return;
+    }
+    gv_buf_init(&b);
+    if (r->response_started) {
+        r->status = r->status ? r->status : status;
+        if (r->up != NULL || r->up2 != NULL)
+            gw_proxy_abort(r);
+        gw_request_finish(r, false);
+        return;
+    }
+    if (gw_error_response(&b, status, msg, r->request_id, r->trace.trace_id, false) == 0) {
+        size_t at = 4; /* after the blank line that ends the head */
+        while (at <= b.len && memcmp(b.data + at - 4, "\r\n\r\n", 4) != 0)
+            at++;
+        at = at <= b.len ? at : b.len;
+        send_own_h2(r, status, extra, n, b.data + at, b.len - at, "application/json");
+    } else {
+        send_own_h2(r, status, extra, n, NULL, 0, NULL);
+    }
+    gv_buf_free(&b);
 }
 
 /* Sends a response made here (status line, headers, then tail: the rest of
@@ -238,7 +385,11 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg,
                           const struct gw_hdr *extra, size_t n)
 {
     struct gw_conn *c = r->conn;
-    if (r->up != NULL)
+    if (r->stream != NULL) {
+        fail_h2(r, status, msg, extra, n);
+        return;
+    }
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     if (r->response_started) {
         /* Part of a response is out: the only honest signal left is to
@@ -267,7 +418,11 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg,
 void gw_request_answer(struct gw_request *r, int status, const struct gw_hdr *extra, size_t n)
 {
     struct gw_conn *c = r->conn;
-    if (r->up != NULL)
+    if (r->stream != NULL) {
+        send_own_h2(r, status, extra, n, NULL, 0, NULL);
+        return;
+    }
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     bool close = !r->keep_alive || !r->body_done || c->w->draining;
     char tail[64];
@@ -296,7 +451,7 @@ static int on_message_begin(llhttp_t *p)
     struct gw_conn *c = CONN(p);
     if (c->close_after_write || c->closing)
         return -1; /* nothing more is read on a connection that is ending */
-    c->req = request_new(c);
+    c->req = gw_request_new(c);
     if (c->req == NULL)
         return -1;
     c->head_bytes = 0;
@@ -336,19 +491,6 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     struct gw_request *r = c->req;
     gw_headers_on_value(&r->hdrs, (uint32_t)r->head.len, len);
     return head_append(c, at, len);
-}
-
-/* A valid X-Request-Id from the client is kept (the request_id plugin may
- * choose another header), else the request gets a random one; a valid
- * traceparent is continued, else a trace starts here. */
-static void make_request_id(struct gw_request *r)
-{
-    size_t n = 0;
-    const char *v = gw_request_header(r, "x-request-id", &n);
-    if (!gw_request_set_id(r, v, n))
-        gw_request_new_id(r);
-    v = gw_request_header(r, "traceparent", &n);
-    gw_trace_begin(&r->trace, v, n);
 }
 
 /* An absolute-form target (RFC 9112 3.2.2: "http://host/path", which a
@@ -434,7 +576,7 @@ static int on_headers_complete(llhttp_t *p)
     r->expect_continue = e != NULL && gw_name_eq(e, n, "100-continue") && r->has_body;
     gw_link_remove(&c->link);
     gw_link_append(&c->w->busy_conns, &c->link);
-    make_request_id(r);
+    gw_request_identify(r);
     request_dispatch(r);
     return 0;
 }
@@ -487,6 +629,7 @@ static void on_conn_closed(uv_handle_t *h)
     struct gw_conn *c = h->data;
     struct gw_worker *w = c->w;
     free(c->pending);
+    gw_h2_free(c->h2);
     gw_tls_free(c->tls);
     free(c);
     gw_worker_conn_gone(w);
@@ -499,14 +642,14 @@ static void drop_request(struct gw_conn *c)
     if (r == NULL)
         return;
     c->req = NULL;
-    if (r->up != NULL)
+    if (r->up != NULL || r->up2 != NULL)
         gw_proxy_abort(r);
     if (!r->finished) {
         if (r->status == 0)
             r->status = 499; /* client went away first, as nginx logs it */
         gw_access_log(r, gv_now_us() - r->start_us);
     }
-    request_free(r);
+    gw_request_free(r);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -551,6 +694,8 @@ void gw_conn_close(struct gw_conn *c)
         linger(c);
         return;
     }
+    if (c->h2 != NULL)
+        gw_h2_close(c);
     c->closing = true;
     gw_link_remove(&c->link);
     drop_request(c);
@@ -567,6 +712,13 @@ static void on_write(uv_write_t *req, int status)
         return;
     if (status < 0) {
         gw_conn_close(c);
+        return;
+    }
+    if (c->h2 != NULL) {
+        if (c->out_bytes < GW_LOW_WATER)
+            gw_h2_drained(c);
+        if (!c->closing && c->close_after_write && c->out_bytes == 0 && !gw_h2_busy(c))
+            gw_conn_close(c);
         return;
     }
     if (c->req != NULL && c->out_bytes < GW_LOW_WATER)
@@ -632,6 +784,10 @@ void gw_conn_uncork(struct gw_conn *c)
     if (w->corked != c)
         return;
     w->corked = NULL;
+    if (c->h2 != NULL) { /* its writes are frames nghttp2 queued meanwhile */
+        gw_h2_flush(c);
+        return;
+    }
     if (w->cork.len > 0) {
         gw_conn_write(c, w->cork.data, w->cork.len);
         if (w->cork.cap > 256 * 1024)
@@ -711,8 +867,28 @@ static int append_pending(struct gw_conn *c, const char *p, size_t n)
     return 0;
 }
 
+/* The first bytes of a connection choose its protocol: HTTP/2 by ALPN or
+ * its preface, else HTTP/1.1. */
+static bool conn_choose(struct gw_conn *c, const char *data, size_t len)
+{
+    c->proto_known = true;
+    if (!gw_h2_detect(c, data, len))
+        return true;
+    if (gw_h2_start(c) != 0) {
+        gw_conn_close(c);
+        return false;
+    }
+    return true;
+}
+
 static void conn_feed(struct gw_conn *c, const char *data, size_t len)
 {
+    if (!c->proto_known && !conn_choose(c, data, len))
+        return;
+    if (c->h2 != NULL) {
+        gw_h2_feed(c, data, len);
+        return;
+    }
     while (!c->closing) {
         if (c->tunnel) {
             if (c->req != NULL && len > 0)
@@ -849,6 +1025,8 @@ void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxs
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
+    if (c->tls != NULL)
+        gw_tls_offer_h2(c->tls);
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
@@ -869,6 +1047,13 @@ void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxs
 
 void gw_conn_close_idle(struct gw_worker *w)
 {
+    /* HTTP/2 connections still serving streams are told to finish them. */
+    for (struct gw_link *l = w->busy_conns.next; l != &w->busy_conns;) {
+        struct gw_conn *c = GV_CONTAINER_OF(l, struct gw_conn, link);
+        l = l->next;
+        if (c->h2 != NULL)
+            gw_h2_goaway(c);
+    }
     while (!gw_link_empty(&w->idle_conns)) {
         struct gw_conn *c = GV_CONTAINER_OF(w->idle_conns.next, struct gw_conn, link);
         gw_conn_close(c);

@@ -49,6 +49,7 @@ struct gw_upstream;
 struct gw_tls;
 struct gw_tls_ctxset;
 struct gw_up_tls;
+struct gw_h2;
 
 struct gw_worker {
     struct gw_worker_config cfg;
@@ -69,6 +70,7 @@ struct gw_worker {
     struct gw_link linger_conns; /* answered with an error, draining input; oldest first */
     uint64_t drain_deadline_ms;
     struct gw_link pool;      /* idle upstream connections; oldest first */
+    struct gw_link h2_pool;   /* HTTP/2 upstream sessions (gateway/h2_upstream.h) */
     char read_buf[64 * 1024]; /* every client read lands here, then is parsed */
     bool read_buf_busy;
     struct gv_buf log;            /* access log lines waiting to be written */
@@ -102,6 +104,8 @@ struct gw_conn {
     bool linger;        /* an error answer may leave unread input: close lingering */
     bool lingering;     /* answered and shut for writing; reading until EOF or the deadline */
     struct gw_tls *tls; /* NULL on plain TCP connections */
+    struct gw_h2 *h2;   /* the HTTP/2 session (gateway/h2.h); NULL on HTTP/1.1 */
+    bool proto_known;   /* the first bytes chose HTTP/1.1 or HTTP/2 */
 };
 
 enum gw_up_state { GW_UP_CONNECTING, GW_UP_ACTIVE, GW_UP_IDLE, GW_UP_CLOSING };
@@ -149,6 +153,9 @@ void gw_worker_conn_gone(struct gw_worker *w);
 /* Accepts one connection from server; tls is the certificate set for a TLS
  * listener (the connection takes its own reference), NULL for plain TCP. */
 void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxset *tls);
+/* A request on c (from the worker's cache), and its release. */
+struct gw_request *gw_request_new(struct gw_conn *c);
+void gw_request_free(struct gw_request *r);
 /* Writes bytes to the client (copied). Returns 0 or a negative error. */
 int gw_conn_write(struct gw_conn *c, const void *data, size_t len);
 void gw_conn_close(struct gw_conn *c);
@@ -178,6 +185,26 @@ void gw_proxy_abort(struct gw_request *r);
 void gw_proxy_resume(struct gw_request *r);
 /* Tunnel bytes client -> upstream. */
 void gw_proxy_tunnel_write(struct gw_request *r, const char *data, size_t len);
+/* Relaying a response to the client, whatever its protocol: the head
+ * (length -1 when unknown; end: no body follows), body bytes (true when the
+ * client is behind: stop reading the upstream until gw_proxy_resume), and
+ * the end of the body. */
+int gw_proxy_relay_head(struct gw_request *r, int64_t length, bool end);
+/* An attempt's outcome for passive health and the latency EWMA
+ * (lb_target_report), saying once when it ejects the target. */
+void gw_proxy_report(struct gw_request *r, int service, int target, bool ok, uint64_t latency_us);
+bool gw_proxy_relay_body(struct gw_request *r, const char *at, size_t len);
+void gw_proxy_relay_end(struct gw_request *r);
+/* The target path (into target) and headers (into out) an HTTP/2 upstream
+ * gets: what an HTTP/1.1 one gets, without the framing. */
+int gw_proxy_up_h2_head(struct gw_request *r, struct gw_hdr_out *out, struct gv_buf *target);
+/* An attempt failed before its response started: another try, or the
+ * answer status. */
+void gw_proxy_failed(struct gw_request *r, int status, const char *why);
+/* The upstream is behind on the request body: the client's side waits
+ * (HTTP/1.1 stops reading, HTTP/2 holds the window), then goes on. */
+void gw_proxy_client_pause(struct gw_request *r);
+void gw_proxy_client_resume(struct gw_request *r);
 void gw_pool_tick(struct gw_worker *w, uint64_t now_ms);
 void gw_pool_close_all(struct gw_worker *w);
 /* Closes the pooled connections that snap has no target for (an address its

@@ -2,6 +2,8 @@
  * keep-alive pool, connecting with timeouts, rewriting and streaming the request,
  * relaying the response with backpressure, retries and WebSocket tunnels. */
 #include "balancer/sticky.h"
+#include "gateway/h2.h"
+#include "gateway/h2_upstream.h"
 #include "gateway/http.h"
 #include "gateway/pipeline.h"
 #include "gateway/plugins/chain.h"
@@ -29,6 +31,28 @@ static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 
 static void attempt(struct gw_request *r);
 static void up_close(struct gw_upstream *up);
+static void attempt_failed(struct gw_request *r, int status, const char *why, bool blame);
+
+/* The upstream is not taking the request body fast enough: the client's
+ * side stops (HTTP/1.1 stops reading; HTTP/2 stops returning window). */
+void gw_proxy_client_pause(struct gw_request *r)
+{
+    struct gw_conn *c = r->conn;
+    if (r->stream != NULL) {
+        gw_h2_hold_body(r);
+    } else if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+void gw_proxy_client_resume(struct gw_request *r)
+{
+    if (r->stream != NULL)
+        gw_h2_resume_body(r);
+    else
+        gw_conn_resume_body(r->conn);
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -69,6 +93,17 @@ static bool snap_wants(const struct gw_snapshot *snap, const char *address,
     return false;
 }
 
+void gw_proxy_report(struct gw_request *r, int service, int target, bool ok, uint64_t latency_us)
+{
+    struct lb_target_state *st = r->view->snap->states[service][target];
+    const struct lb_service_spec *svc = &r->view->snap->services[service];
+    if (lb_target_report(st, &svc->passive, ok, latency_us, gv_now_ms()))
+        gv_warn("service %s target %s ejected for %llu ms after %d failed requests in a row "
+                "(passive health)",
+                svc->name, svc->targets[target].address,
+                (unsigned long long)svc->passive.eject_for_ms, svc->passive.failures);
+}
+
 /* Releases the attempt's in-flight count and records its outcome. */
 static void up_account(struct gw_upstream *up, bool ok)
 {
@@ -78,12 +113,7 @@ static void up_account(struct gw_upstream *up, bool ok)
     up->counted = false;
     struct lb_target_state *st = r->view->snap->states[up->service][up->target];
     atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-    const struct lb_service_spec *svc = &r->view->snap->services[up->service];
-    if (lb_target_report(st, &svc->passive, ok, gv_now_us() - up->attempt_us, gv_now_ms()))
-        gv_warn("service %s target %s ejected for %llu ms after %d failed requests in a row "
-                "(passive health)",
-                svc->name, svc->targets[up->target].address,
-                (unsigned long long)svc->passive.eject_for_ms, svc->passive.failures);
+    gw_proxy_report(r, up->service, up->target, ok, gv_now_us() - up->attempt_us);
 }
 
 /* ---- writes upstream ----------------------------------------------------- */
@@ -101,7 +131,7 @@ static void on_up_write(uv_write_t *req, int status)
         return;
     }
     if (up->out_bytes < GW_LOW_WATER)
-        gw_conn_resume_body(up->req->conn);
+        gw_proxy_client_resume(up->req);
 }
 
 /* Writes bytes as they go on the wire (ciphertext on a TLS connection). */
@@ -134,13 +164,8 @@ static int up_write_raw(struct gw_upstream *up, const void *data, size_t len)
         return rv;
     }
     up->out_bytes += len;
-    if (up->out_bytes > GW_HIGH_WATER && up->req != NULL) {
-        struct gw_conn *c = up->req->conn;
-        if (c->reading) {
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = false;
-        }
-    }
+    if (up->out_bytes > GW_HIGH_WATER && up->req != NULL)
+        gw_proxy_client_pause(up->req);
     return 0;
 }
 
@@ -337,27 +362,35 @@ static int up_gateway_headers(struct gw_request *r, const char *peer, const stru
     return rv ? rv : gw_hdr_add(out, "traceparent", 11, tp, GW_TRACEPARENT_LEN);
 }
 
-/* "METHOD TARGET HTTP/1.1": the normalised path (or the client's spelling,
+/* The target sent upstream: the normalised path (or the client's spelling,
  * when the route says forward_path: original) with the route's prefix
  * stripped, then the query without the parameters plugins took out. */
-static int up_request_line(struct gw_request *r, struct gv_buf *b)
+static int up_target(struct gw_request *r, struct gv_buf *b)
 {
     size_t tlen, plen;
     const char *target = gw_request_target(r, &tlen);
     const char *q = memchr(target, '?', tlen);
     bool original = r->view->snap->routes[r->route].forward_path == GW_FORWARD_ORIGINAL;
     const char *path = original ? gw_request_raw_path(r, &plen) : gw_request_path(r, &plen);
+    int rv = 0;
     if (r->strip_len > 0 && r->strip_len <= plen && (!original || !r->path_norm)) {
         path += r->strip_len;
         plen -= r->strip_len;
     }
-    const char *mname = llhttp_method_name((llhttp_method_t)r->method);
-    int rv = gv_buf_put2(b, mname, strlen(mname), " ", 1);
     if (plen == 0 || path[0] != '/')
         rv = rv ? rv : gv_buf_puts(b, "/");
     rv = rv ? rv : gv_buf_append(b, path, plen);
     if (q != NULL)
         rv = rv ? rv : append_query(r, b, q, (size_t)(target + tlen - q));
+    return rv;
+}
+
+/* "METHOD TARGET HTTP/1.1". */
+static int up_request_line(struct gw_request *r, struct gv_buf *b)
+{
+    const char *mname = llhttp_method_name((llhttp_method_t)r->method);
+    int rv = gv_buf_put2(b, mname, strlen(mname), " ", 1);
+    rv = rv ? rv : up_target(r, b);
     return rv ? rv : gv_buf_puts(b, " HTTP/1.1\r\n");
 }
 
@@ -379,6 +412,23 @@ static int up_framing(struct gw_request *r, struct gv_buf *b)
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     }
     return rv ? rv : gv_buf_puts(b, "\r\n");
+}
+
+static void peer_text(const struct gw_request *r, char *peer, size_t n)
+{
+    if (inet_ntop(r->peer->family == AF_INET6 ? AF_INET6 : AF_INET, r->peer->addr, peer,
+                  (socklen_t)n) == NULL)
+        snprintf(peer, n, "unknown");
+}
+
+int gw_proxy_up_h2_head(struct gw_request *r, struct gw_hdr_out *out, struct gv_buf *target)
+{
+    struct fwd_seen seen = {0};
+    char peer[INET6_ADDRSTRLEN];
+    peer_text(r, peer, sizeof peer);
+    int rv = up_target(r, target);
+    rv = rv ? rv : up_client_headers(r, peer, out, &seen);
+    return rv ? rv : up_gateway_headers(r, peer, &seen, out);
 }
 
 static int build_up_head(struct gw_request *r)
@@ -497,7 +547,7 @@ static int down_headers(struct gw_request *r, struct gw_hdr_out *out)
 
 /* HTTP/1.1 framing of the response: how the body is delimited and whether
  * the connection stays. Sets r->framing. */
-static int down_framing(struct gw_request *r, llhttp_t *p, struct gv_buf *b)
+static int down_framing(struct gw_request *r, int64_t length, struct gv_buf *b)
 {
     struct gw_conn *c = r->conn;
     int status = r->status, rv = 0;
@@ -509,10 +559,10 @@ static int down_framing(struct gw_request *r, llhttp_t *p, struct gv_buf *b)
     }
     if (bodyless) {
         r->framing = GW_FRAME_NONE;
-    } else if (p->flags & F_CONTENT_LENGTH) {
+    } else if (length >= 0) {
         r->framing = GW_FRAME_LENGTH;
         rv = gv_buf_append(b, "Content-Length: ", 16);
-        rv = rv ? rv : gv_buf_put_u64(b, (unsigned long long)p->content_length);
+        rv = rv ? rv : gv_buf_put_u64(b, (unsigned long long)length);
         rv = rv ? rv : gv_buf_append(b, "\r\n", 2);
     } else if (r->http_major == 1 && r->http_minor >= 1) {
         r->framing = GW_FRAME_CHUNKED;
@@ -530,11 +580,30 @@ static int down_framing(struct gw_request *r, llhttp_t *p, struct gv_buf *b)
     return rv ? rv : gv_buf_puts(b, "\r\n");
 }
 
-static int write_client_head(struct gw_request *r, llhttp_t *p)
+/* The response head as HTTP/2 sends it: the same headers, no framing but
+ * the upstream's length. */
+static int write_client_head_h2(struct gw_request *r, int64_t length, bool end)
+{
+    struct gw_hdr_out out;
+    bool bodyless = end || r->method == HTTP_HEAD || r->status == 204 || r->status == 304;
+    gw_h2_hdr_out(r, &out);
+    int rv = down_headers(r, &out);
+    if (rv == 0 && !bodyless && length >= 0) {
+        char n[24];
+        int len = snprintf(n, sizeof n, "%lld", (long long)length);
+        rv = gw_hdr_add(&out, "content-length", 14, n, (size_t)len);
+    }
+    return rv ? rv : gw_h2_respond(r, r->status, !bodyless);
+}
+
+int gw_proxy_relay_head(struct gw_request *r, int64_t length, bool end)
 {
     struct gv_buf b;
     struct gw_hdr_out out;
     size_t ul;
+    r->up_head_us = gv_now_us(); /* the upstream's time ends here (access log, metrics) */
+    if (r->stream != NULL)
+        return write_client_head_h2(r, length, end);
     gv_buf_init(&b);
     gw_hdr_out_h1(&out, &b);
     const char *reason = gw_reason(r->status);
@@ -548,7 +617,7 @@ static int write_client_head(struct gw_request *r, llhttp_t *p)
             rv = rv ? rv : gw_hdr_add(&out, "Upgrade", 7, u, ul);
     }
     rv = rv ? rv : down_headers(r, &out);
-    rv = rv ? rv : down_framing(r, p, &b);
+    rv = rv ? rv : down_framing(r, end ? 0 : length, &b);
     if (rv == 0) {
         r->response_started = true;
         r->bytes_out += b.len;
@@ -568,8 +637,8 @@ static int on_resp_headers_complete(llhttp_t *p)
         up->skip_1xx = true; /* we answered 100 Continue ourselves */
         return 1;
     }
-    r->up_head_us = gv_now_us();
-    if (write_client_head(r, p) != 0)
+    if (gw_proxy_relay_head(r, (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1,
+                            false) != 0)
         return -1;
     if (r->status == 101) {
         up->tunnel = true;
@@ -578,11 +647,13 @@ static int on_resp_headers_complete(llhttp_t *p)
     return r->method == HTTP_HEAD ? 1 : 0;
 }
 
-static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+bool gw_proxy_relay_body(struct gw_request *r, const char *at, size_t len)
 {
-    struct gw_upstream *up = UP(p);
-    struct gw_request *r = up->req;
     struct gw_conn *c = r->conn;
+    if (r->stream != NULL) {
+        gw_h2_body(r, at, len);
+        return gw_h2_backlogged(r);
+    }
     if (r->framing == GW_FRAME_CHUNKED) {
         char line[32];
         int n = snprintf(line, sizeof(line), "%zx\r\n", len);
@@ -593,7 +664,19 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
         gw_conn_write(c, at, len);
     }
     r->bytes_out += len;
-    if (c->out_bytes > GW_HIGH_WATER && up->reading) {
+    return c->out_bytes > GW_HIGH_WATER;
+}
+
+void gw_proxy_relay_end(struct gw_request *r)
+{
+    if (r->stream == NULL && r->framing == GW_FRAME_CHUNKED)
+        gw_conn_write(r->conn, "0\r\n\r\n", 5);
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_upstream *up = UP(p);
+    if (gw_proxy_relay_body(up->req, at, len) && up->reading) {
         uv_read_stop((uv_stream_t *)&up->tcp);
         up->reading = false;
     }
@@ -687,6 +770,11 @@ static void up_release(struct gw_upstream *up)
                               memory_order_relaxed);
 }
 
+void gw_proxy_failed(struct gw_request *r, int status, const char *why)
+{
+    attempt_failed(r, status, why, true);
+}
+
 /* An attempt failed before a response started: retry elsewhere or answer. */
 static void attempt_failed(struct gw_request *r, int status, const char *why, bool blame)
 {
@@ -727,8 +815,7 @@ static void response_done(struct gw_upstream *up, const char *rest, size_t rest_
         reusable = snap_wants(now->snap, up->address, up->tls_ctx);
     up->done = false;
     up_account(up, r->status < 500 || r->status > 504);
-    if (r->framing == GW_FRAME_CHUNKED)
-        gw_conn_write(c, "0\r\n\r\n", 5);
+    gw_proxy_relay_end(r);
     r->up = NULL;
     up->req = NULL;
     if (reusable && !c->w->draining) {
@@ -990,7 +1077,7 @@ static void up_send_request(struct gw_upstream *up)
     }
     /* The queued body may have gone out without a write callback to come:
      * take the client's body again from here. */
-    gw_conn_resume_body(r->conn);
+    gw_proxy_client_resume(r);
 }
 
 static void on_up_connect(uv_connect_t *req, int status)
@@ -1128,6 +1215,11 @@ static void attempt(struct gw_request *r)
     }
     r->target = t;
     r->tried[r->ntried++] = t;
+    if (svc->protocol != LB_PROTO_HTTP1) {
+        if (gw_h2up_attempt(r) != 0)
+            attempt_failed(r, 502, "upstream connect failed", true);
+        return;
+    }
     struct lb_target_state *st = snap->states[r->service][t];
     const char *address = svc->targets[t].address;
     struct gw_upstream *up = pool_take(w, address, tls_ctx);
@@ -1186,6 +1278,10 @@ void gw_proxy_start(struct gw_request *r)
 void gw_proxy_body(struct gw_request *r, const char *data, size_t len)
 {
     struct gw_upstream *up = r->up;
+    if (r->up2 != NULL) {
+        gw_h2up_body(r, data, len);
+        return;
+    }
     if (up != NULL && up->state == GW_UP_ACTIVE) {
         if (send_body(r, data, len) != 0)
             attempt_failed(r, 502, "upstream write failed", true);
@@ -1198,23 +1294,30 @@ void gw_proxy_body(struct gw_request *r, const char *data, size_t len)
         gw_request_fail(r, 500, "out of memory");
         return;
     }
-    if (r->body_q.len > GW_HIGH_WATER && r->conn->reading) {
-        uv_read_stop((uv_stream_t *)&r->conn->tcp);
-        r->conn->reading = false;
-    }
+    if (r->body_q.len > GW_HIGH_WATER)
+        gw_proxy_client_pause(r);
 }
 
 void gw_proxy_body_done(struct gw_request *r)
 {
     struct gw_upstream *up = r->up;
+    if (r->up2 != NULL) {
+        gw_h2up_body_done(r);
+        return;
+    }
     if (up != NULL && up->state == GW_UP_ACTIVE && r->body_chunked)
         up_write(up, "0\r\n\r\n", 5);
 }
 
 void gw_proxy_abort(struct gw_request *r)
 {
+    if (r->up2 != NULL)
+        gw_h2up_abort(r);
     if (r->up != NULL) {
         struct gw_upstream *up = r->up;
+        /* The client went away (or the gateway answered): not the target's
+         * fault, so passive health does not count it. */
+        up_release(up);
         r->up = NULL;
         up_close(up);
     }
@@ -1222,7 +1325,9 @@ void gw_proxy_abort(struct gw_request *r)
 
 void gw_proxy_resume(struct gw_request *r)
 {
-    if (r->up != NULL && r->up->state == GW_UP_ACTIVE)
+    if (r->up2 != NULL)
+        gw_h2up_resume(r);
+    else if (r->up != NULL && r->up->state == GW_UP_ACTIVE)
         up_start_reading(r->up);
 }
 
@@ -1236,6 +1341,7 @@ void gw_proxy_tunnel_write(struct gw_request *r, const char *data, size_t len)
 
 void gw_pool_tick(struct gw_worker *w, uint64_t now_ms)
 {
+    gw_h2up_tick(w, now_ms);
     while (!gw_link_empty(&w->pool)) {
         struct gw_upstream *up = GV_CONTAINER_OF(w->pool.next, struct gw_upstream, link);
         if (now_ms - up->idle_since_ms < GW_POOL_IDLE_MS)
@@ -1257,6 +1363,7 @@ void gw_pool_prune(struct gw_worker *w, const struct gw_snapshot *snap)
 
 void gw_pool_close_all(struct gw_worker *w)
 {
+    gw_h2up_close_all(w);
     while (!gw_link_empty(&w->pool))
         up_close(GV_CONTAINER_OF(w->pool.next, struct gw_upstream, link));
 }

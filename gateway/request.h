@@ -3,7 +3,7 @@
  * streams, the route it matched, who sent it (peer, consumer, request id),
  * the plugins' per-request state, and the calls that answer it.
  *
- * The HTTP/1.1 codec (conn.c) fills it today; an HTTP/2 codec fills the same
+ * The HTTP/1.1 codec (conn.c) and the HTTP/2 codec (h2.c) fill the same
  * fields. Plugins use only the functions below, never the codec's state.
  *
  * Threads: a request lives and dies on one worker thread. It holds a
@@ -29,6 +29,8 @@
 #define GW_HIDE_QUERY 2   /* query parameters an auth plugin may take out */
 
 struct gw_conn;
+struct gw_h2_stream;
+struct gw_h2up_stream;
 struct gw_worker;
 struct gw_upstream;
 struct gw_view;
@@ -67,7 +69,8 @@ struct gw_peer {
 enum gw_framing { GW_FRAME_NONE, GW_FRAME_LENGTH, GW_FRAME_CHUNKED, GW_FRAME_CLOSE };
 
 struct gw_request {
-    struct gw_conn *conn; /* the HTTP/1.1 codec's; NULL under another codec */
+    struct gw_conn *conn;        /* the connection it came on */
+    struct gw_h2_stream *stream; /* its HTTP/2 stream (gateway/h2.h); NULL on HTTP/1.1 */
     struct gw_worker *worker;
     struct gw_request *next_free; /* in the worker's request cache */
     struct gw_view *view;
@@ -107,8 +110,9 @@ struct gw_request {
     int target;
     bool sticky_set; /* a Set-Cookie for stickiness goes into the response */
     struct gw_upstream *up;
-    struct gv_buf up_head; /* the request head as sent upstream */
-    struct gv_buf body_q;  /* body bytes received before upstream was ready */
+    struct gw_h2up_stream *up2; /* its stream to an HTTP/2 upstream, instead of up */
+    struct gv_buf up_head;      /* the request head as sent upstream */
+    struct gv_buf body_q;       /* body bytes received before upstream was ready */
     /* Response. */
     int status;
     struct gv_buf resp;      /* response head being assembled */
@@ -172,6 +176,11 @@ bool gw_request_id_valid(const char *v, size_t len);
 bool gw_request_set_id(struct gw_request *r, const char *v, size_t len);
 /* A fresh random id (32 hex digits). */
 void gw_request_new_id(struct gw_request *r);
+/* Once the head is in, whatever the codec: a valid X-Request-Id from the
+ * client is kept (the request_id plugin may choose another header), else a
+ * random one; a valid traceparent is continued, else a trace starts here
+ * (gateway/trace.h). */
+void gw_request_identify(struct gw_request *r);
 /* The consumer an auth plugin identified: a string that outlives the request
  * (one in the snapshot). Sent upstream as X-Consumer, logged, used by
  * rate limits keyed by consumer. */

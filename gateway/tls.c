@@ -32,6 +32,9 @@ struct gw_tls {
 };
 
 static const unsigned char alpn_http11[] = "\x08http/1.1";
+/* The gateway's listeners prefer h2 (gw_tls_offer_h2); other servers on this
+ * engine (the echo upstream) speak HTTP/1.1 only. */
+static const unsigned char alpn_h2_http11[] = "\x02h2\x08http/1.1";
 
 static void set_err(char *err, size_t errlen, const char *what, const char *path)
 {
@@ -125,8 +128,11 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, alpn_http11, sizeof alpn_http11 - 1, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+    bool h2 = SSL_get_app_data(ssl) != NULL;
+    const unsigned char *ours = h2 ? alpn_h2_http11 : alpn_http11;
+    unsigned int ourlen = h2 ? sizeof alpn_h2_http11 - 1 : sizeof alpn_http11 - 1;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, ours, ourlen, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK; /* e.g. h2 only: carry on without ALPN */
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
@@ -391,6 +397,19 @@ int gw_tls_cert_index(const struct gw_tls *t)
         if (t->set->certs[i].ctx == ctx)
             return (int)i;
     return -1;
+}
+
+void gw_tls_offer_h2(struct gw_tls *t)
+{
+    SSL_set_app_data(t->ssl, t);
+}
+
+bool gw_tls_alpn_h2(const struct gw_tls *t)
+{
+    const unsigned char *p;
+    unsigned int len;
+    SSL_get0_alpn_selected(t->ssl, &p, &len);
+    return len == 2 && memcmp(p, "h2", 2) == 0;
 }
 
 bool gw_tls_alpn_http11(const struct gw_tls *t)

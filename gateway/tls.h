@@ -85,6 +85,11 @@ bool gw_tls_handshake_done(const struct gw_tls *t);
 const char *gw_tls_servername(const struct gw_tls *t);
 /* Index of the certificate chosen for this connection. */
 int gw_tls_cert_index(const struct gw_tls *t);
+/* Makes the engine offer h2 before http/1.1 in ALPN (the gateway's
+ * listeners; call before the handshake). */
+void gw_tls_offer_h2(struct gw_tls *t);
+/* Whether h2 was negotiated by ALPN. */
+bool gw_tls_alpn_h2(const struct gw_tls *t);
 /* Whether http/1.1 was negotiated by ALPN. */
 bool gw_tls_alpn_http11(const struct gw_tls *t);
 

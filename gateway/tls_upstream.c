@@ -200,3 +200,9 @@ struct gw_tls *gw_up_tls_client(struct gw_up_tls *u, const char *host, const cha
     }
     return t;
 }
+
+void gw_up_tls_offer_h2(struct gw_tls *t)
+{
+    static const unsigned char alpn_h2[] = "\x02h2";
+    SSL_set_alpn_protos(gw_tls_ssl(t), alpn_h2, sizeof alpn_h2 - 1);
+}

@@ -31,4 +31,8 @@ void gw_up_tls_unref(struct gw_up_tls *u);
  * (or host's IP address). Returns NULL when out of memory. */
 struct gw_tls *gw_up_tls_client(struct gw_up_tls *u, const char *host, const char *address);
 
+/* Makes a client engine offer h2 alone in ALPN (targets of http2 and grpc
+ * services); call before the handshake. */
+void gw_up_tls_offer_h2(struct gw_tls *t);
+
 #endif

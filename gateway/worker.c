@@ -263,6 +263,7 @@ int gw_worker_start(const struct gw_worker_config *cfg, struct gw_worker **out)
     gw_link_init(&w->busy_conns);
     gw_link_init(&w->linger_conns);
     gw_link_init(&w->pool);
+    gw_link_init(&w->h2_pool);
     gv_buf_init(&w->log);
     if ((rv = uv_loop_init(&w->loop)) != 0)
         goto fail_free;

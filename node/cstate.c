@@ -413,6 +413,14 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
                         json_integer(cs->log ? (json_int_t)cl_statelog_log_bytes(cs->log) : 0));
     json_object_set_new(j, "image_bytes",
                         json_integer(cs->log ? (json_int_t)cl_statelog_image_bytes(cs->log) : 0));
+    if (r != NULL)
+        json_object_set_new(
+            j, "push",
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "direct_sent", (json_int_t)r->direct_sent,
+                      "direct_failed", (json_int_t)r->direct_failed, "direct_skipped",
+                      (json_int_t)r->direct_skipped, "streams", (json_int_t)r->streams,
+                      "streams_done", (json_int_t)r->streams_done, "streams_lost",
+                      (json_int_t)r->streams_lost));
     return j;
 }
 

@@ -317,6 +317,13 @@ int node_gossip_metrics(struct node_gossip *g, struct gv_buf *out)
                   (unsigned long long)(st->malformed + ns.in.malformed),
                   (unsigned long long)ns.in.auth_failed, (unsigned long long)ns.in.replayed,
                   (unsigned long long)ns.out.dropped, (unsigned long long)ns.in.dropped);
+    rv = rv ? rv
+            : gv_buf_printf(out,
+                            "# HELP grapevine_gossip_bytes_total Gossip payload bytes, by "
+                            "direction.\n# TYPE grapevine_gossip_bytes_total counter\n"
+                            "grapevine_gossip_bytes_total{direction=\"out\"} %llu\n"
+                            "grapevine_gossip_bytes_total{direction=\"in\"} %llu\n",
+                            (unsigned long long)ns.out.bytes, (unsigned long long)ns.in.bytes);
     return rv;
 }
 

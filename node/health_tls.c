@@ -35,6 +35,8 @@ static void *probe_open(void *arg, const char *service, const char *host, const 
             gw_up_tls_unref(p->up);
             free(p);
             p = NULL;
+        } else if (s->services[i].protocol != LB_PROTO_HTTP1) {
+            gw_up_tls_offer_h2(p->tls); /* the gRPC health probe speaks h2 */
         }
         break;
     }

@@ -26,7 +26,8 @@ readonly LLHTTP_SUITE=trixie
 readonly LLHTTP_MIN_VERSION=9.2
 readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-# Build, test, and benchmark packages. nginx-light/haproxy/wrk are for
+# Build, test, and benchmark packages. nginx-light/haproxy/wrk (and
+# python3-matplotlib, which draws the benches' plots) are for
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging;
 # iproute2 (ip netns) and iptables (random loss, partitions) for tests/fault.
 # chromium + chromium-driver drive the dashboard test; prometheus brings
@@ -34,9 +35,11 @@ readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
-    clang clang-format curl ca-certificates
+    libnghttp2-dev
+    clang libclang-rt-14-dev clang-format curl ca-certificates
     python3 python3-pip python3-pytest python3-requests python3-cryptography python3-yaml
-    wrk haproxy nginx-light stress-ng
+    python3-h2 python3-httpx python3-grpcio python3-matplotlib
+    wrk haproxy nginx-light stress-ng nghttp2-client
     procps netcat-openbsd iproute2 util-linux iptables
     chromium chromium-driver prometheus tmux
 )
@@ -44,7 +47,7 @@ if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
     APT_PACKAGES=(
         build-essential cmake pkg-config
         libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
-        curl ca-certificates
+        libnghttp2-dev curl ca-certificates
     )
 fi
 
@@ -322,9 +325,11 @@ quiet_services
 # one): Debian's gets pytest/requests/cryptography (JWT tests sign tokens)
 # from apt above; another (pyenv, venv)
 # gets them from pip. --break-system-packages only when pip insists on it.
-if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, cryptography, yaml, selenium, schemathesis' >/dev/null 2>&1; then
-    log "installing pytest, requests, cryptography, pyyaml, selenium and schemathesis for $(command -v python3) with pip"
-    pip_args=(install -q --disable-pip-version-check pytest requests cryptography pyyaml selenium schemathesis)
+# h2, httpx and grpcio are the HTTP/2 and gRPC clients of test_http2/test_grpc.
+PY_IMPORTS='import pytest, requests, cryptography, yaml, h2, hpack, httpx, grpc, selenium, schemathesis'
+if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c "$PY_IMPORTS" >/dev/null 2>&1; then
+    log "installing pytest, requests, cryptography, pyyaml, h2, httpx, grpcio, selenium and schemathesis for $(command -v python3) with pip"
+    pip_args=(install -q --disable-pip-version-check pytest requests cryptography pyyaml h2 'httpx[http2]' grpcio selenium schemathesis)
     if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
         if grep -q externally-managed <<<"$out"; then
             [[ $(id -u) -ne 0 ]] && pip_args+=(--user)
@@ -334,8 +339,8 @@ if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c 'import pytest, requests, c
             die "pip install failed"
         fi
     fi
-    python3 -c 'import pytest, requests, cryptography, yaml, selenium, schemathesis' ||
-        die "python3 still cannot import pytest/requests/cryptography/yaml/selenium/schemathesis"
+    python3 -c "$PY_IMPORTS" ||
+        die "python3 still cannot import one of: ${PY_IMPORTS#import }"
 fi
 
 # ---- deploy/kubernetes/validate.sh ------------------------------------------

@@ -150,7 +150,7 @@ run_fuzzers() {
 if [[ ${GV_SKIP_FUZZ:-0} == 1 ]] || ! command -v clang >/dev/null; then
     skip "fuzz" "GV_SKIP_FUZZ=1 or no clang"
 else
-    fuzz_targets=(request_fuzz state_fuzz wire_fuzz seal_fuzz store_fuzz jws_fuzz)
+    fuzz_targets=(request_fuzz state_fuzz wire_fuzz seal_fuzz store_fuzz jws_fuzz h2_fuzz)
     if step "fuzz: build" build_fuzzers "${fuzz_targets[@]}"; then
         step "fuzz: run" run_fuzzers || true
     else

@@ -97,6 +97,10 @@ def test_a_change_spreads_to_every_node():
     assert r.json()["name"] == "first" and r.json()["service"] == "echo"
     wait_until(lambda: serves(gw3, "/first"), 30, "gw3 to route /first")
     print(f"\nfirst change routed by gw3 {1000 * (time.monotonic() - t0):.0f} ms after the PUT")
+    # the writer sent it straight to both members, besides gossiping it
+    wait_until(lambda: status(gw1)["config_state"]["push"]["direct_sent"] >= 2, 30,
+               "gw1 to send the change directly to gw2 and gw3")
+    assert status(gw1)["config_state"]["push"]["direct_skipped"] == 0
     wait_until(lambda: converged(nodes), 30, "equal digests")
 
     # 50 changes, each on a different node in turn; time until all serve it.

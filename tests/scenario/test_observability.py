@@ -184,3 +184,20 @@ routes:
         for name in re.findall(r"\b((?:grapevine|process)_[a-z_]+)\b", e):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             assert name in families or base in families, (name, e)
+
+
+def test_http2_clients_are_traced_too():
+    """An HTTP/2 (h2c) request continues the client's trace like an
+    HTTP/1.1 one, and its log line says so."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("h2")
+    echo = Echo("e1")
+    node = Node(chain_config(echo.address, "up"), access_log=True)
+    with httpx.Client(http1=False, http2=True, base_url=node.url(""), timeout=30) as c:
+        r = c.get("/h2", headers={"traceparent": TP})
+    assert r.status_code == 200 and r.http_version == "HTTP/2", r
+    m = TP_RE.match(r.json()["headers"]["traceparent"])
+    assert m and m.group(1) == TRACE and m.group(2) != "00f067aa0ba902b7"
+    wait_until(lambda: logged(node, TRACE), scaled(10), "the h2 request in the log")
+    line = logged(node, TRACE)[0]
+    assert line["span_id"] == m.group(2) and line["upstream_ms"] >= 0, line

@@ -130,6 +130,16 @@ static void test_defaults(void)
     free(text);
     lb_service_spec_free(&s);
 
+    /* protocol is dumped only when it is not http1, the default. */
+    CHECK_INT(parse("{\"name\":\"a\",\"targets\":[{\"address\":\"h:80\"}],\"protocol\":\"grpc\"}",
+                    &s, &err),
+              0);
+    CHECK_INT(s.protocol, LB_PROTO_GRPC);
+    text = dump(&s);
+    CHECK(strstr(text, "\"protocol\":\"grpc\"") != NULL);
+    free(text);
+    lb_service_spec_free(&s);
+
     /* {enabled: false} keeps TLS off, and out of the canonical JSON. */
     CHECK_INT(parse("{\"name\":\"a\",\"targets\":[{\"address\":\"h:80\"}],\"tls\":{\"enabled\":"
                     "false,\"ca_file\":\"/x\"}}",
@@ -186,6 +196,8 @@ static const struct {
      "must be at least 100ms"},
     {SVC(",\"resolve_every\":\"25h\""), "services[0].resolve_every", "services[0].resolve_every",
      "must be at most 24h"},
+    {SVC(",\"protocol\":\"h3\""), "services[0].protocol", "services[0].protocol",
+     "unknown protocol \"h3\" (http1, http2 or grpc)"},
 };
 
 static void test_refusals(void)

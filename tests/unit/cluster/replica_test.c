@@ -34,6 +34,8 @@ struct node {
 struct opts {
     uint32_t tick_ms;      /* replica anti-entropy tick */
     uint32_t push_pull_ms; /* 0: the scaled default (1.5 s) */
+    bool no_direct;        /* local writes go by gossip only */
+    bool no_gossip;        /* gossip and probes every 10 minutes: direct paths only */
 };
 
 struct cluster {
@@ -82,8 +84,12 @@ static int start_node(int i, const char *seed)
     cl_swim_config_init(&cfg);
     cl_timing_lan(&cfg.timing);
     cl_timing_scale(&cfg.timing, 0.05); /* probe 50 ms, gossip 10 ms, push-pull 1.5 s */
-    if (C.o.push_pull_ms)
+    if (C.o.push_pull_ms) {
         cfg.timing.push_pull_interval_ms = C.o.push_pull_ms;
+        cfg.timing.push_pull_early_ms = 0;
+    }
+    if (C.o.no_gossip)
+        cfg.timing.gossip_interval_ms = cfg.timing.probe_interval_ms = 600000;
     cfg.name = n->name;
     cfg.advertise = n->addr;
     const char *seeds[1] = {seed};
@@ -97,6 +103,7 @@ static int start_node(int i, const char *seed)
     cl_replica_config_init(&rc_cfg);
     rc_cfg.channel = CHANNEL;
     rc_cfg.tick_ms = C.o.tick_ms;
+    rc_cfg.direct = !C.o.no_direct;
     rc_cfg.on_change = on_change;
     rc_cfg.arg = n;
     if ((rc = cl_replica_new(&C.loop, n->s, n->store, &n->clock, &rc_cfg, &n->r)) < 0)
@@ -105,6 +112,7 @@ static int start_node(int i, const char *seed)
 }
 
 static bool all_alive(void *arg);
+static bool seed_sees(void *arg);
 static bool run_until(bool (*pred)(void *), void *arg, uint64_t timeout_ms);
 
 /* Starts n nodes joined through n0 and waits until they all see each other. */
@@ -118,7 +126,7 @@ static void setup(int n, int started, struct opts o)
     C.n = n;
     for (int i = 0; i < started; i++)
         CHECK_INT(start_node(i, i ? "10.0.0.1:7946" : NULL), 0);
-    CHECK(run_until(all_alive, (void *)(intptr_t)started, 5000));
+    CHECK(run_until(o.no_gossip ? seed_sees : all_alive, (void *)(intptr_t)started, 5000));
 }
 
 static void on_tick(uv_timer_t *t)
@@ -200,6 +208,15 @@ static bool all_alive(void *arg)
             return false;
     }
     return true;
+}
+
+/* n0 (everyone's seed) sees arg members alive: with gossip off the others
+ * may know only the seed. */
+static bool seed_sees(void *arg)
+{
+    size_t counts[CL_STATE_COUNT];
+    cl_swim_counts(C.nodes[0].s, counts);
+    return counts[CL_STATE_ALIVE] == (size_t)(intptr_t)arg;
 }
 
 /* A local write on node i: stamped, merged, published. value NULL deletes. */
@@ -329,10 +346,60 @@ static void test_write_spreads_once(void)
     teardown();
 }
 
+static int holders(const struct cl_entry *e)
+{
+    int n = 0;
+    for (int i = 0; i < C.n; i++)
+        n += holds(i, e);
+    return n;
+}
+
+static void test_direct_spread(void)
+{
+    /* gossip rounds, probes (which carry gossip too), push-pull and
+     * anti-entropy every 10 minutes: only the direct path carries a write */
+    struct opts slow = {.tick_ms = 600000, .push_pull_ms = 600000, .no_gossip = true};
+    setup(5, 5, slow);
+    struct cl_entry e = write_str(0, GV_KIND_ROUTES, WATCH, "{\"paths\":[\"/a\"]}");
+    CHECK(run_until(all_hold, &e, 10000));
+    CHECK_INT(cl_replica_stats(C.nodes[0].r)->direct_sent, 4);
+    for (int i = 1; i < 5; i++) {
+        CHECK_INT(C.nodes[i].watched, 1);
+        CHECK_STR(C.nodes[i].last_from, "n0");
+    }
+    /* writes made in one loop turn share one message per member; a write
+     * of the same object twice goes once, as its newest version */
+    write_str(0, GV_KIND_ROUTES, "b", "{}");
+    struct cl_entry e2 = write_str(0, GV_KIND_ROUTES, WATCH, "{\"paths\":[\"/b\"]}");
+    struct cl_entry b = write_str(0, GV_KIND_ROUTES, "b", "{\"v\":2}");
+    CHECK(run_until(all_hold, &e2, 10000));
+    CHECK(run_until(all_hold, &b, 10000));
+    CHECK_INT(cl_replica_stats(C.nodes[0].r)->direct_sent, 8);
+    for (int i = 1; i < 5; i++)
+        CHECK_INT(C.nodes[i].watched, 2);
+    /* the same write arriving again (a gossip copy, a replay) changes nothing */
+    CHECK_INT(cl_replica_publish(C.nodes[0].r, &e2), 0);
+    run_for(100);
+    for (int i = 1; i < 5; i++)
+        CHECK_INT(C.nodes[i].watched, 2);
+    teardown();
+
+    /* the control: the same cluster without the direct path keeps the
+     * write on its writer while the slow rounds have not come */
+    slow.no_direct = true;
+    setup(5, 5, slow);
+    struct cl_entry c = write_str(0, GV_KIND_ROUTES, WATCH, "{}");
+    run_for(300);
+    CHECK(holders(&c) < 5);
+    CHECK_INT(cl_replica_stats(C.nodes[0].r)->direct_sent, 0);
+    teardown();
+}
+
 static void test_large_value_by_fetch(void)
 {
-    /* anti-entropy and periodic push-pull off: only notice + fetch can carry it */
-    setup(4, 4, (struct opts){.tick_ms = 600000, .push_pull_ms = 600000});
+    /* anti-entropy, periodic push-pull and direct spread off: only notice +
+     * fetch can carry it */
+    setup(4, 4, (struct opts){.tick_ms = 600000, .push_pull_ms = 600000, .no_direct = true});
     static uint8_t big[20 * 1024];
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (uint8_t)('a' + i % 26);
@@ -543,6 +610,39 @@ static void test_late_joiner_gets_everything(void)
     teardown();
 }
 
+static void test_streamed_join(void)
+{
+    /* n0 alone holds 3,000 objects (about 12 messages' worth, more than
+     * one window); n1 joins with anti-entropy rounds off: the join's
+     * summary exchange alone must bring all of it, streamed in windows */
+    setup(2, 1, (struct opts){.tick_ms = 600000, .push_pull_ms = 600000});
+    static uint8_t val[200];
+    memset(val, 'v', sizeof(val));
+    char name[32];
+    for (int k = 0; k < 3000; k++) {
+        snprintf(name, sizeof(name), "route-%04d", k);
+        val[0] = (uint8_t)k;
+        struct cl_entry e = {.kind = GV_KIND_ROUTES, .rank = CL_RANK_NONE, .value = val};
+        e.stamp = cl_hlc_now(&C.nodes[0].clock, cl_hlc_wall_ms());
+        e.value_len = sizeof(val);
+        snprintf(e.name, sizeof(e.name), "%s", name);
+        snprintf(e.origin, sizeof(e.origin), "n0");
+        CHECK_INT(cl_store_merge(C.nodes[0].store, &e), 1); /* loaded, not broadcast */
+    }
+    uint64_t t0 = now_ms();
+    CHECK_INT(start_node(1, "10.0.0.1:7946"), 0);
+    CHECK(run_until(roots_equal, (void *)(intptr_t)3000, 20000));
+    printf("  joiner has all 3,000 entries %llu ms after starting\n",
+           (unsigned long long)(now_ms() - t0));
+    const struct cl_replica_stats *st = cl_replica_stats(C.nodes[0].r);
+    CHECK_INT(st->streams, 1);
+    CHECK_INT(st->streams_done, 1);
+    CHECK_INT(st->streams_lost, 0);
+    CHECK(st->entries_pushed >= 3000);
+    CHECK_INT(C.nodes[1].changes, 3000);
+    teardown();
+}
+
 /* ---- damaged messages ---- */
 
 static int buf_write(void *data, const char *p, size_t len)
@@ -684,6 +784,12 @@ static void test_damaged_messages(void)
     SEND_PACKED(msgpack_pack_array(pk, 3); msgpack_pack_uint8(pk, 5); msgpack_pack_true(pk);
                 msgpack_pack_str_with_body(pk, "12345678", 8));
     SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 5); msgpack_pack_true(pk));
+    /* stream mark and ack: not numbers, short */
+    SEND_PACKED(msgpack_pack_array(pk, 3); msgpack_pack_uint8(pk, 7); msgpack_pack_nil(pk);
+                msgpack_pack_uint8(pk, 0));
+    SEND_PACKED(msgpack_pack_array(pk, 3); msgpack_pack_uint8(pk, 8); msgpack_pack_uint8(pk, 1);
+                msgpack_pack_int8(pk, -1));
+    SEND_PACKED(msgpack_pack_array(pk, 2); msgpack_pack_uint8(pk, 8); msgpack_pack_uint8(pk, 1));
     /* a container count the bytes cannot hold (array32 of 2^32-1) */
     send_bad("\xdd\xff\xff\xff\xff\x01", 6);
     /* deep nesting */
@@ -714,6 +820,20 @@ static void test_damaged_messages(void)
     snprintf(stale.origin, sizeof(stale.origin), "n0");
     pack_change(&b, &stale);
     CHECK_INT(cl_swim_send_to(C.nodes[0].s, "n1", CHANNEL, (const uint8_t *)b.data, b.len), 0);
+    /* an ack of no stream, a mark (n1 acks it; n0 has no such stream):
+     * well-formed, ignored */
+    uint64_t n0_malformed = cl_replica_stats(C.nodes[0].r)->malformed;
+    for (uint8_t type = 8; type >= 7; type--) {
+        msgpack_packer pk;
+        gv_buf_reset(&b);
+        msgpack_packer_init(&pk, &b, buf_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint8(&pk, type);
+        msgpack_pack_uint64(&pk, 12345);
+        msgpack_pack_uint64(&pk, 0);
+        CHECK_INT(cl_swim_send_to(C.nodes[0].s, "n1", CHANNEL, (const uint8_t *)b.data, b.len), 0);
+    }
+    CHECK_INT(cl_replica_stats(C.nodes[0].r)->streams, 0);
     /* and the valid change itself, last: it is taken, so the channel works */
     uint64_t received = cl_replica_stats(n1->r)->received;
     CHECK_INT(cl_swim_send_to(C.nodes[0].s, "n1", CHANNEL, (const uint8_t *)whole.data, whole.len),
@@ -722,6 +842,7 @@ static void test_damaged_messages(void)
     CHECK(cl_replica_stats(n1->r)->received >= received + 3);
     CHECK_INT(cl_replica_stats(n1->r)->malformed, before + (uint64_t)sent_bad);
     CHECK(cl_store_get(n1->store, GV_KIND_SERVICES, "ancient") == NULL);
+    CHECK_INT(cl_replica_stats(C.nodes[0].r)->malformed, n0_malformed);
     CHECK(holds(1, &seeded));
     CHECK_INT(n1->changes, changes + 1);
     CHECK_STR(n1->last_from, "n0");
@@ -842,8 +963,8 @@ static void test_unknown_kinds_spread(void)
     teardown();
 }
 
-TEST_MAIN(TEST(test_write_spreads_once), TEST(test_large_value_by_fetch),
+TEST_MAIN(TEST(test_write_spreads_once), TEST(test_direct_spread), TEST(test_large_value_by_fetch),
           TEST(test_concurrent_writes_converge), TEST(test_partitioned_node_catches_up),
-          TEST(test_late_joiner_gets_everything), TEST(test_damaged_messages),
-          TEST(test_long_names_keep_apart), TEST(test_far_future_stamp),
-          TEST(test_fetch_empty_name), TEST(test_unknown_kinds_spread))
+          TEST(test_late_joiner_gets_everything), TEST(test_streamed_join),
+          TEST(test_damaged_messages), TEST(test_long_names_keep_apart),
+          TEST(test_far_future_stamp), TEST(test_fetch_empty_name), TEST(test_unknown_kinds_spread))

@@ -39,10 +39,16 @@ static void on_member(void *arg, struct cl_swim *s, const struct cl_member_info 
         n->dead_seen++;
 }
 
+static bool quiet_gossip; /* probes, gossip and periodic push-pull every 10 min */
+
 static void timing(struct cl_timing *t)
 {
     cl_timing_lan(t);
     cl_timing_scale(t, 0.05); /* probe 50 ms, timeout 25 ms, gossip 10 ms */
+    if (quiet_gossip) {
+        t->probe_interval_ms = t->gossip_interval_ms = t->push_pull_interval_ms = 600000;
+        t->push_pull_early_ms = 100;
+    }
 }
 
 static int start_node(int i, const char *seed, uint64_t incarnation)
@@ -504,6 +510,32 @@ static void test_config_errors(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+static bool sees(void *arg)
+{
+    const char *const *pair = arg; /* viewer index as text, member name */
+    struct cl_member_info mi;
+    return cl_swim_member(C.nodes[atoi(pair[0])].s, pair[1], &mi) == 0 &&
+           mi.state == CL_STATE_ALIVE;
+}
+
+static void test_early_push_pull(void)
+{
+    /* no gossip, no probes, the regular push-pull 10 minutes away: n1
+     * joined before n2 and only a push-pull can tell it about n2; the early
+     * ones (100 ms after start, then 200, 400...) do */
+    quiet_gossip = true;
+    setup(2);
+    const char *n0_sees_n1[2] = {"0", "n1"};
+    CHECK(run_until(sees, n0_sees_n1, 5000));
+    CHECK_INT(start_node(2, "10.0.0.1:7946", 0), 0);
+    C.n = 3;
+    const char *n1_sees_n2[2] = {"1", "n2"};
+    CHECK(run_until(sees, n1_sees_n2, 20000));
+    teardown();
+    quiet_gossip = false;
+}
+
 TEST_MAIN(TEST(test_join_and_detect), TEST(test_refute), TEST(test_leave),
           TEST(test_partition_heals), TEST(test_restart), TEST(test_broadcast_and_push_pull),
-          TEST(test_meta_and_garbage), TEST(test_seed_late_and_by_name), TEST(test_config_errors))
+          TEST(test_meta_and_garbage), TEST(test_seed_late_and_by_name), TEST(test_config_errors),
+          TEST(test_early_push_pull))

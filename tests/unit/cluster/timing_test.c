@@ -48,7 +48,13 @@ static void test_profiles(void)
     CHECK_INT(t.gossip_nodes, 3);
     CHECK_INT(t.retransmit_mult, 4);
     CHECK_INT(t.push_pull_interval_ms, 30000);
+    CHECK_INT(t.push_pull_early_ms, 2000);
     CHECK_INT(t.indirect_checks, 3);
+    /* scaling keeps an early push-pull that is off, off */
+    t.push_pull_early_ms = 0;
+    cl_timing_scale(&t, 0.5);
+    CHECK_INT(t.push_pull_early_ms, 0);
+    CHECK_INT(t.push_pull_interval_ms, 15000);
     CHECK_INT(cl_timing_profile("wan", &t), 0);
     CHECK_INT(t.probe_interval_ms, 5000);
     CHECK_INT(t.probe_timeout_ms, 3000);
