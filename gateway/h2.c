@@ -448,7 +448,7 @@ static void records_nv(const struct gv_buf *b, nghttp2_nv *nv, size_t first)
 static bool send_trailers(struct gw_h2_stream *st)
 {
     size_t n = count_records(&st->trailers);
-    nghttp2_nv stack[NV_STACK], *nv = n <= NV_STACK ? stack : malloc(n * sizeof(*nv));
+    nghttp2_nv stack[NV_STACK] = {0}, *nv = n <= NV_STACK ? stack : malloc(n * sizeof(*nv));
     if (nv == NULL)
         return false;
     records_nv(&st->trailers, nv, 0);
