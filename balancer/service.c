@@ -125,7 +125,7 @@ static void ewma_update(struct lb_target_state *st, uint64_t sample, bool ok)
                                                     memory_order_relaxed));
 }
 
-void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
+bool lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
                       uint64_t latency_us, uint64_t now_ms)
 {
     if (latency_us > 0)
@@ -138,22 +138,23 @@ void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *
         int r = LB_REASON_PASSIVE;
         if (atomic_load(&st->reason) == r && now_ms >= atomic_load(&st->ejected_until_ms))
             atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_NONE);
-        return;
+        return false;
     }
     if (passive == NULL || passive->failures <= 0)
-        return;
+        return false;
     int n = atomic_fetch_add(&st->consecutive_failures, 1) + 1;
     if (n < passive->failures)
-        return;
+        return false;
     /* Only the thread whose count is still current ejects, so concurrent
      * failures eject once and the count restarts from zero. */
     if (!atomic_compare_exchange_strong(&st->consecutive_failures, &n, 0))
-        return;
+        return false;
     atomic_store(&st->ejected_until_ms, now_ms + passive->eject_for_ms);
     /* Keep health_check/unchecked: they are the more useful explanation and
      * the active checker owns them. */
     int r = LB_REASON_NONE;
     atomic_compare_exchange_strong(&st->reason, &r, LB_REASON_PASSIVE);
+    return true;
 }
 
 void lb_target_connect_failed(struct lb_target_state *st, uint64_t now_ms)

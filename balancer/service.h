@@ -155,13 +155,15 @@ enum lb_reason lb_target_reason(const struct lb_target_state *st, uint64_t now_m
 
 /* Records the outcome of one proxied request (passive health + latency).
  * ok=false counts toward ejection per the spec; ok=true resets the count.
+ * Returns true when this report ejected the target (exactly one of
+ * concurrent reports does), so the caller can say so once.
  * Latency feeds the EWMA (alpha 0.3, the first sample seeds it) that
  * latency-aware algorithms read; latency_us == 0 means "not measured" and
  * leaves the EWMA alone. A failure never lowers the EWMA (a fast "connection
  * refused" must not make a target look attractive), it only raises it when
  * slower than the average.
  * Safe from any thread. */
-void lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
+bool lb_target_report(struct lb_target_state *st, const struct lb_passive_spec *passive, bool ok,
                       uint64_t latency_us, uint64_t now_ms);
 
 /* A connect to the target failed (refused, unreachable, timed out): its

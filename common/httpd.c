@@ -55,7 +55,8 @@ struct gv_httpd_req {
     int64_t left; /* bytes of a Content-Length stream still to come */
     void (*pull)(struct gv_httpd_req *r);
     void (*defer_cb)(struct gv_httpd_req *r);
-    max_align_t ctx[]; /* ops->ctx_size bytes for the handler */
+    void (*close_cb)(struct gv_httpd_req *r); /* gv_httpd_on_close */
+    max_align_t ctx[];                        /* ops->ctx_size bytes for the handler */
 };
 
 struct gv_httpd_conn {
@@ -146,6 +147,11 @@ static void release_req(struct gv_httpd_conn *c)
 {
     struct gv_httpd_req *r = c->req;
     c->req = NULL;
+    if (r != NULL && r->close_cb != NULL) {
+        void (*cb)(struct gv_httpd_req *) = r->close_cb;
+        r->close_cb = NULL;
+        cb(r);
+    }
     if (r != NULL && r->pending && r->held) {
         r->conn = NULL;
         c->srv->nheld++;
@@ -507,6 +513,11 @@ int gv_httpd_stream_end(struct gv_httpd_req *r)
     return GV_EINVAL;
 }
 
+void gv_httpd_on_close(struct gv_httpd_req *r, void (*cb)(struct gv_httpd_req *r))
+{
+    r->close_cb = cb;
+}
+
 void gv_httpd_hold(struct gv_httpd_req *r)
 {
     r->held = true;
@@ -647,7 +658,7 @@ static int on_message_begin(llhttp_t *p)
     r->nh = 0;
     r->field_open = r->value_open = r->head_done = r->held = r->pending = false;
     r->body_bytes = r->head_bytes = 0;
-    r->pull = r->defer_cb = NULL;
+    r->pull = r->defer_cb = r->close_cb = NULL;
     memset(r->ctx, 0, c->srv->ops->ctx_size);
     if (c->state == C_IDLE) {
         c->state = C_HEAD;
@@ -973,6 +984,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 /* The answer has left: the next request, or the close. */
 static void answer_done(struct gv_httpd_conn *c)
 {
+    if (c->req != NULL)
+        c->req->close_cb = NULL; /* the answer ended: nothing to tell */
     if (c->close_after || c->srv->stopping) {
         conn_linger(c);
         return;

@@ -146,6 +146,11 @@ int gv_httpd_stream(struct gv_httpd_req *r, int status, const char *headers, int
                     void (*pull)(struct gv_httpd_req *r));
 int gv_httpd_stream_write(struct gv_httpd_req *r, const void *data, size_t len);
 int gv_httpd_stream_end(struct gv_httpd_req *r);
+/* For a long stream (server-sent events): cb(r) is called once, from the
+ * connection's close callback, when the connection closes before the answer
+ * has ended (client gone, write failed, server stopped now); r is freed
+ * right after cb returns. NULL cancels it. */
+void gv_httpd_on_close(struct gv_httpd_req *r, void (*cb)(struct gv_httpd_req *r));
 /* Keeps r valid past its connection's close, until it is answered. */
 void gv_httpd_hold(struct gv_httpd_req *r);
 /* Calls cb(r) after ms on the connection's timer (not for held requests);

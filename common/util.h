@@ -23,6 +23,10 @@ uint64_t gv_mix64(uint64_t x);
 /* Monotonic time in milliseconds / microseconds. */
 uint64_t gv_now_ms(void);
 uint64_t gv_now_us(void);
+/* Unix time in ms as RFC 3339 UTC with milliseconds ("2026-12-06T21:24:08.123Z"),
+ * into out (at least 25 bytes), which is returned. */
+#define GV_RFC3339_LEN 25
+const char *gv_rfc3339_ms(uint64_t unix_ms, char *out, size_t n);
 
 /* Thread-local fast PRNG (xorshift*); seeded per thread from the clock. */
 uint64_t gv_rand64(void);

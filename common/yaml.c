@@ -463,3 +463,100 @@ int gv_yaml_load_file(struct gv_yaml *y, const char *path, char *err, size_t err
     gv_buf_free(&b);
     return rc;
 }
+
+/* ---- dumping --------------------------------------------------------------- */
+
+/* Whether s reads back as this string when written plain. */
+static bool plain_ok(const char *s)
+{
+    static const char *const special[] = {"true", "false", "null", "yes",   "no",   "on",
+                                          "off",  "y",     "n",    "~",     "True", "False",
+                                          "Null", "NULL",  "TRUE", "FALSE", "Yes",  "No"};
+    if (*s == '\0' || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789_./-") != strlen(s))
+        return false;
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+        if (strcmp(s, special[i]) == 0)
+            return false;
+    char *end;
+    (void)strtod(s, &end); /* a number, or what YAML 1.1 may read as one */
+    return *end != '\0' && !isdigit((unsigned char)s[0]) && s[0] != '.' && s[0] != '-';
+}
+
+static int dump_scalar(const json_t *v, struct gv_buf *out)
+{
+    if (json_is_string(v) && plain_ok(json_string_value(v)))
+        return gv_buf_puts(out, json_string_value(v));
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    int rv = text ? gv_buf_puts(out, text) : GV_ENOMEM;
+    free(text);
+    return rv;
+}
+
+static bool is_block(const json_t *v)
+{
+    return (json_is_object(v) && json_object_size(v) > 0) ||
+           (json_is_array(v) && json_array_size(v) > 0);
+}
+
+static int dump_node(const json_t *v, int indent, bool inline_first, struct gv_buf *out);
+
+/* ": value" after a key or "- " : on the same line when a scalar or empty,
+ * else on the lines below at indent. */
+static int dump_value(const json_t *v, int indent, struct gv_buf *out)
+{
+    if (!is_block(v)) {
+        int rv = gv_buf_puts(out, " ");
+        rv = rv ? rv : dump_scalar(v, out);
+        return rv ? rv : gv_buf_puts(out, "\n");
+    }
+    int rv = gv_buf_puts(out, "\n");
+    return rv ? rv : dump_node(v, indent, false, out);
+}
+
+static int dump_node(const json_t *v, int indent, bool inline_first, struct gv_buf *out)
+{
+    int rv = 0;
+    bool first = true;
+    if (json_is_object(v)) {
+        const char *k;
+        const json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            json_t *key = json_string(k);
+            if (!(first && inline_first))
+                rv = rv ? rv : gv_buf_printf(out, "%*s", indent, "");
+            rv = rv ? rv : (key ? dump_scalar(key, out) : GV_ENOMEM);
+            rv = rv ? rv : gv_buf_puts(out, ":");
+            rv = rv ? rv : dump_value(x, indent + 2, out);
+            json_decref(key);
+            first = false;
+        }
+        return rv;
+    }
+    size_t i;
+    const json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        if (!(first && inline_first))
+            rv = rv ? rv : gv_buf_printf(out, "%*s", indent, "");
+        rv = rv ? rv : gv_buf_puts(out, "-");
+        if (is_block(x) && json_is_object(x)) {
+            rv = rv ? rv : gv_buf_puts(out, " ");
+            rv = rv ? rv : dump_node(x, indent + 2, true, out);
+        } else {
+            rv = rv ? rv : dump_value(x, indent + 2, out);
+        }
+        first = false;
+    }
+    return rv;
+}
+
+int gv_yaml_dump(const json_t *j, struct gv_buf *out)
+{
+    if (!is_block(j)) {
+        int rv = dump_scalar(j, out);
+        return rv ? rv : gv_buf_puts(out, "\n");
+    }
+    return dump_node(j, 0, false, out);
+}

@@ -18,6 +18,8 @@
 #ifndef GV_COMMON_YAML_H
 #define GV_COMMON_YAML_H
 
+#include "common/buf.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -60,5 +62,11 @@ void gv_yaml_message(char *out, size_t n, const char *name, int line, const char
 __attribute__((format(printf, 6, 7))) int gv_yaml_fail(const struct gv_yaml *y, char *out, size_t n,
                                                        const char *where, const char *path,
                                                        const char *fmt, ...);
+
+/* j as block-style YAML (what `ctl get -o yaml` prints), appended to out:
+ * strings are plain when that reads back as the same string, else
+ * double-quoted with JSON escapes; it loads back (gv_yaml_load) as j.
+ * 0 or GV_ENOMEM. */
+int gv_yaml_dump(const json_t *j, struct gv_buf *out);
 
 #endif

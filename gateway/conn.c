@@ -346,7 +346,7 @@ static void fail_h2(struct gw_request *r, int status, const char *msg, const str
         gw_request_finish(r, false);
         return;
     }
-    if (gw_error_response(&b, status, msg, r->request_id, false) == 0) {
+    if (gw_error_response(&b, status, msg, r->request_id, r->trace.trace_id, false) == 0) {
         size_t at = 4; /* after the blank line that ends the head */
         while (at <= b.len && memcmp(b.data + at - 4, "\r\n\r\n", 4) != 0)
             at++;
@@ -403,7 +403,7 @@ void gw_request_fail_with(struct gw_request *r, int status, const char *msg,
     struct gv_buf b;
     c->linger |= !r->body_done; /* part of its body may still be on the way */
     gv_buf_init(&b);
-    if (gw_error_response(&b, status, msg, r->request_id, close) == 0) {
+    if (gw_error_response(&b, status, msg, r->request_id, r->trace.trace_id, close) == 0) {
         const char *eol = memchr(b.data, '\n', b.len); /* after the status line */
         size_t at = eol ? (size_t)(eol + 1 - b.data) : 0;
         send_own(r, status, extra, n, b.data + at, b.len - at, close);
@@ -493,16 +493,6 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return head_append(c, at, len);
 }
 
-/* A valid X-Request-Id from the client is kept (the request_id plugin may
- * choose another header), else the request gets a random one. */
-static void make_request_id(struct gw_request *r)
-{
-    size_t n = 0;
-    const char *v = gw_request_header(r, "x-request-id", &n);
-    if (!gw_request_set_id(r, v, n))
-        gw_request_new_id(r);
-}
-
 /* An absolute-form target (RFC 9112 3.2.2: "http://host/path", which a
  * server MUST accept): its authority is the host routing and the upstream
  * see, in place of the Host header, and the target becomes its path. 0, or
@@ -586,7 +576,7 @@ static int on_headers_complete(llhttp_t *p)
     r->expect_continue = e != NULL && gw_name_eq(e, n, "100-continue") && r->has_body;
     gw_link_remove(&c->link);
     gw_link_append(&c->w->busy_conns, &c->link);
-    make_request_id(r);
+    gw_request_identify(r);
     request_dispatch(r);
     return 0;
 }
@@ -831,7 +821,7 @@ static void parse_error(struct gw_conn *c, llhttp_errno_t err)
     } else if (err != HPE_USER || c->error_status != 0) {
         struct gv_buf b;
         gv_buf_init(&b);
-        if (gw_error_response(&b, status, msg, "", true) == 0)
+        if (gw_error_response(&b, status, msg, "", "", true) == 0)
             gw_conn_write(c, b.data, b.len);
         gv_buf_free(&b);
     }
@@ -1028,6 +1018,7 @@ void gw_conn_accept(struct gw_worker *w, uv_stream_t *server, struct gw_tls_ctxs
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     w->nconns++;
+    atomic_fetch_add_explicit(&w->cfg.metrics->conns, 1, memory_order_relaxed);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
         (tls != NULL && (c->tls = gw_tls_new(tls)) == NULL)) {
         c->closing = true;

@@ -214,15 +214,6 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
     return 0;
 }
 
-/* A valid X-Request-Id from the client is kept, else a random one. */
-static void make_request_id(struct gw_request *r)
-{
-    size_t n = 0;
-    const char *v = gw_request_header(r, "x-request-id", &n);
-    if (!gw_request_set_id(r, v, n))
-        gw_request_new_id(r);
-}
-
 /* The request's body framing towards an HTTP/1.1 upstream: its
  * Content-Length when the client gave one (nghttp2 checks the DATA against
  * it), else chunked. */
@@ -275,7 +266,7 @@ static void dispatch(struct gw_h2_stream *st, bool end_stream)
         refuse(st, 500, "out of memory");
     gw_headers_done(&r->hdrs);
     r->head_done = true;
-    make_request_id(r);
+    gw_request_identify(r);
     if (body_framing(r, end_stream) != 0)
         refuse(st, 400, "invalid content-length");
     if (st->bad != 0) {

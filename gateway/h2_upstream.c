@@ -135,8 +135,7 @@ static struct gw_request *stream_detach(struct gw_h2up_stream *st, bool judged, 
         st->counted = false;
         atomic_fetch_sub_explicit(&ts->inflight, 1, memory_order_relaxed);
         if (judged)
-            lb_target_report(ts, &r->view->snap->services[st->service].passive, ok,
-                             gv_now_us() - st->attempt_us, gv_now_ms());
+            gw_proxy_report(r, st->service, st->target, ok, gv_now_us() - st->attempt_us);
     }
     uv_timer_stop(&st->timer);
     st->req = NULL;
@@ -769,6 +768,8 @@ int gw_h2up_attempt(struct gw_request *r)
     st->service = r->service;
     st->target = r->target;
     st->attempt_us = gv_now_us();
+    if (r->up_first_us == 0)
+        r->up_first_us = st->attempt_us;
     st->counted = true;
     uv_timer_init(&w->loop, &st->timer);
     st->timer.data = st;

@@ -141,7 +141,7 @@ const char *gw_reason(int status)
 }
 
 int gw_error_response(struct gv_buf *out, int status, const char *msg, const char *request_id,
-                      bool close)
+                      const char *trace_id, bool close)
 {
     char body[512];
     /* msg and request_id are ours (fixed texts, hex ids or a validated header),
@@ -154,7 +154,13 @@ int gw_error_response(struct gv_buf *out, int status, const char *msg, const cha
         esc_id[j++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
     }
     esc_id[j] = '\0';
-    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"request_id\":\"%s\"}\n", msg, esc_id);
+    /* a trace id is 32 hex digits of ours: nothing to escape */
+    int n = trace_id[0] != '\0' && strspn(trace_id, "0123456789abcdef") == strlen(trace_id)
+                ? snprintf(body, sizeof(body),
+                           "{\"error\":\"%s\",\"request_id\":\"%s\",\"trace_id\":\"%.32s\"}\n", msg,
+                           esc_id, trace_id)
+                : snprintf(body, sizeof(body), "{\"error\":\"%s\",\"request_id\":\"%s\"}\n", msg,
+                           esc_id);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = (int)strlen(body);
     return gv_buf_printf(out,

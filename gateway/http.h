@@ -49,8 +49,9 @@ const char *gw_cookie_find(const char *hdr, size_t len, const char *name, size_t
 /* Reason phrase for a status code ("Not Found"); "Unknown" when unknown
  * (common/httpd.h's gv_http_reason, the one table). */
 const char *gw_reason(int status);
-/* Appends a complete JSON error response {"error": msg, "request_id": id}. */
+/* Appends a complete JSON error response {"error": msg, "request_id": id,
+ * "trace_id": trace} ("trace_id" left out when trace is ""). */
 int gw_error_response(struct gv_buf *out, int status, const char *msg, const char *request_id,
-                      bool close);
+                      const char *trace_id, bool close);
 
 #endif

@@ -190,6 +190,9 @@ void gw_proxy_tunnel_write(struct gw_request *r, const char *data, size_t len);
  * client is behind: stop reading the upstream until gw_proxy_resume), and
  * the end of the body. */
 int gw_proxy_relay_head(struct gw_request *r, int64_t length, bool end);
+/* An attempt's outcome for passive health and the latency EWMA
+ * (lb_target_report), saying once when it ejects the target. */
+void gw_proxy_report(struct gw_request *r, int service, int target, bool ok, uint64_t latency_us);
 bool gw_proxy_relay_body(struct gw_request *r, const char *at, size_t len);
 void gw_proxy_relay_end(struct gw_request *r);
 /* The target path (into target) and headers (into out) an HTTP/2 upstream

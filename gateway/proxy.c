@@ -93,6 +93,17 @@ static bool snap_wants(const struct gw_snapshot *snap, const char *address,
     return false;
 }
 
+void gw_proxy_report(struct gw_request *r, int service, int target, bool ok, uint64_t latency_us)
+{
+    struct lb_target_state *st = r->view->snap->states[service][target];
+    const struct lb_service_spec *svc = &r->view->snap->services[service];
+    if (lb_target_report(st, &svc->passive, ok, latency_us, gv_now_ms()))
+        gv_warn("service %s target %s ejected for %llu ms after %d failed requests in a row "
+                "(passive health)",
+                svc->name, svc->targets[target].address,
+                (unsigned long long)svc->passive.eject_for_ms, svc->passive.failures);
+}
+
 /* Releases the attempt's in-flight count and records its outcome. */
 static void up_account(struct gw_upstream *up, bool ok)
 {
@@ -102,8 +113,7 @@ static void up_account(struct gw_upstream *up, bool ok)
     up->counted = false;
     struct lb_target_state *st = r->view->snap->states[up->service][up->target];
     atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-    lb_target_report(st, &r->view->snap->services[up->service].passive, ok,
-                     gv_now_us() - up->attempt_us, gv_now_ms());
+    gw_proxy_report(r, up->service, up->target, ok, gv_now_us() - up->attempt_us);
 }
 
 /* ---- writes upstream ----------------------------------------------------- */
@@ -293,7 +303,9 @@ static bool up_skips(const struct gw_request *r, bool conn_listed, const char *n
            gw_name_eq(name, nl, "http2-settings") ||
            (r->authority_len > 0 && gw_name_eq(name, nl, "host")) ||
            (conn_listed && listed_in_connection(&r->hdrs, r->head.data, name, nl)) ||
-           gw_name_eq(name, nl, "x-consumer") || gw_chain_upstream_drop(r, name, nl);
+           gw_name_eq(name, nl, "x-consumer") || gw_name_eq(name, nl, "traceparent") ||
+           (!r->trace.continued && gw_name_eq(name, nl, "tracestate")) ||
+           gw_chain_upstream_drop(r, name, nl);
 }
 
 /* The client's headers as they go upstream. */
@@ -345,7 +357,9 @@ static int up_gateway_headers(struct gw_request *r, const char *peer, const stru
     rv = rv ? rv : gw_chain_upstream_add(r, out);
     if (r->consumer != NULL)
         rv = rv ? rv : hdr_add_str(out, "X-Consumer", r->consumer);
-    return rv;
+    char tp[GW_TRACEPARENT_LEN + 1];
+    gw_trace_header(&r->trace, tp);
+    return rv ? rv : gw_hdr_add(out, "traceparent", 11, tp, GW_TRACEPARENT_LEN);
 }
 
 /* The target sent upstream: the normalised path (or the client's spelling,
@@ -587,6 +601,7 @@ int gw_proxy_relay_head(struct gw_request *r, int64_t length, bool end)
     struct gv_buf b;
     struct gw_hdr_out out;
     size_t ul;
+    r->up_head_us = gv_now_us(); /* the upstream's time ends here (access log, metrics) */
     if (r->stream != NULL)
         return write_client_head_h2(r, length, end);
     gv_buf_init(&b);
@@ -1223,6 +1238,8 @@ static void attempt(struct gw_request *r)
     up->tunnel = false;
     up->skip_1xx = false;
     up->attempt_us = gv_now_us();
+    if (r->up_first_us == 0)
+        r->up_first_us = up->attempt_us;
     up->counted = true;
     atomic_fetch_add_explicit(&st->inflight, 1, memory_order_relaxed);
     r->up = up;

@@ -90,6 +90,16 @@ bool gw_request_set_id(struct gw_request *r, const char *v, size_t len)
     return true;
 }
 
+void gw_request_identify(struct gw_request *r)
+{
+    size_t n = 0;
+    const char *v = gw_request_header(r, "x-request-id", &n);
+    if (!gw_request_set_id(r, v, n))
+        gw_request_new_id(r);
+    v = gw_request_header(r, "traceparent", &n);
+    gw_trace_begin(&r->trace, v, n);
+}
+
 void gw_request_new_id(struct gw_request *r)
 {
     gv_hex64(gv_rand64(), r->request_id);

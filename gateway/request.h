@@ -16,6 +16,7 @@
 
 #include "common/buf.h"
 #include "gateway/http.h"
+#include "gateway/trace.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -118,9 +119,12 @@ struct gw_request {
     struct gw_headers rhdrs; /* response headers, in resp */
     enum gw_framing framing;
     uint64_t bytes_in, bytes_out;
+    uint64_t up_first_us; /* the first upstream attempt began (0: none) */
+    uint64_t up_head_us;  /* the upstream's response head was in (0: not yet) */
     /* Identity. */
     char request_id[GW_REQUEST_ID];
-    const char *consumer; /* identified by an auth plugin: a name in the view, or NULL */
+    struct gw_trace trace; /* this hop's span (gateway/trace.h) */
+    const char *consumer;  /* identified by an auth plugin: a name in the view, or NULL */
     const char *hide_query[GW_HIDE_QUERY]; /* query parameters not sent upstream */
     uint8_t nhide_query;
     /* Plugins: the route's chain, how many of its plugins ran on_request,
@@ -172,6 +176,11 @@ bool gw_request_id_valid(const char *v, size_t len);
 bool gw_request_set_id(struct gw_request *r, const char *v, size_t len);
 /* A fresh random id (32 hex digits). */
 void gw_request_new_id(struct gw_request *r);
+/* Once the head is in, whatever the codec: a valid X-Request-Id from the
+ * client is kept (the request_id plugin may choose another header), else a
+ * random one; a valid traceparent is continued, else a trace starts here
+ * (gateway/trace.h). */
+void gw_request_identify(struct gw_request *r);
 /* The consumer an auth plugin identified: a string that outlives the request
  * (one in the snapshot). Sent upstream as X-Consumer, logged, used by
  * rate limits keyed by consumer. */

@@ -175,6 +175,7 @@ static void maybe_finish(struct gw_worker *w)
 void gw_worker_conn_gone(struct gw_worker *w)
 {
     w->nconns--;
+    atomic_fetch_sub_explicit(&w->cfg.metrics->conns, 1, memory_order_relaxed);
     maybe_finish(w);
 }
 

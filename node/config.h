@@ -23,5 +23,12 @@ int node_config_load_file(const char *path, struct node_config *out, struct node
 int node_config_load_string(const char *name, const char *yaml, size_t len, struct node_config *out,
                             struct node_config_error *err);
 void node_config_free(struct node_config *c);
+/* Checks a file and reports every error it can find, up to max, through
+ * fn(arg, "FILE:LINE: message"): after an error the element it is about (a
+ * route, a service...) is set aside and the rest checked again, so an error
+ * that follows from one set aside (a route naming a refused service) is
+ * reported too. Returns how many were reported (0: the file is valid). */
+int node_config_check_file(const char *path, void (*fn)(void *arg, const char *msg), void *arg,
+                           int max);
 
 #endif

@@ -70,6 +70,11 @@ void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *ar
 int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
                     json_t **stored, bool *created, struct node_state_error *err,
                     node_cstate_done_fn done, void *arg);
+/* A dry run of node_cstate_put: the same checks and *stored, nothing
+ * written or spread; *outcome is "created", "configured" or "unchanged". 0
+ * or an error as node_cstate_put's (no callback). */
+int node_cstate_check_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
+                          json_t **stored, const char **outcome, struct node_state_error *err);
 /* GV_ENOENT when there is no such object. */
 int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
                        struct node_state_error *err, node_cstate_done_fn done, void *arg);
@@ -89,5 +94,10 @@ json_t *node_cstate_get(struct node_cstate *cs, int kind, const char *name);
 const char *node_cstate_digest(const struct node_cstate *cs);
 uint64_t node_cstate_version(const struct node_cstate *cs);
 json_t *node_cstate_stats_json(const struct node_cstate *cs);
+/* The last max changes made through the API (seeds from config files are
+ * not changes), newest first: [{"kind","name","origin","stamp","at"
+ * (RFC 3339, the writer's clock),"deleted"}]. One pass over the store. */
+#define NODE_CSTATE_CHANGES_MAX 50
+json_t *node_cstate_changes_json(const struct node_cstate *cs, size_t max);
 
 #endif

@@ -236,47 +236,81 @@ static int queue_put(struct node_cstate *cs, int kind, const char *name, uint32_
     return 0;
 }
 
-int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
-                    json_t **stored, bool *created, struct node_state_error *err,
-                    node_cstate_done_fn done, void *arg)
-{
+/* What a put of obj would do: the validated state (*st), the object as
+ * shown (*stored) and stored (*value), whether it exists now, and whether
+ * the same object is held (*same). 0 or an error (nothing to free then). */
+struct put_plan {
     struct node_state st;
+    char *value;
+    uint32_t rank;
+    bool exists, same;
+};
+
+static int plan_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
+                    json_t **stored, struct put_plan *pl, struct node_state_error *err)
+{
     json_t *elem = NULL;
-    char *value = NULL;
     long at;
     int rv;
     memset(err, 0, sizeof(*err));
+    memset(pl, 0, sizeof(*pl));
     *stored = NULL;
-    *created = false;
     if ((rv = check_name(kind, name, err)) != 0 ||
         (rv = put_element(kind, name, obj, &elem, err)) != 0)
         return rv;
     const struct cl_entry *cur = cs_view_get(cs, kind, name);
-    bool exists = cur != NULL && !cur->deleted;
-    bool usable = exists && !cs_is_quarantined(cs, cur);
-    uint32_t rank = exists ? cur->rank : CL_RANK_NONE;
-    if ((rv = stage_put(cs, kind, name, elem, rank, &st, &at, err)) != 0)
+    pl->exists = cur != NULL && !cur->deleted;
+    bool usable = pl->exists && !cs_is_quarantined(cs, cur);
+    pl->rank = pl->exists ? cur->rank : CL_RANK_NONE;
+    if ((rv = stage_put(cs, kind, name, elem, pl->rank, &pl->st, &at, err)) != 0)
         return rv;
-    if ((rv = object_forms(&st, kind, at, name, stored, &value)) != 0 ||
-        (rv = too_large(value, "", err)) != 0)
-        goto fail;
-    if (usable && cur->value_len == strlen(value) &&
-        memcmp(cur->value, value, cur->value_len) == 0) {
-        node_state_free(&st);
-        free(value);
-        if ((rv = answer_in_turn(cs, done, arg)) != 0)
-            goto fail_answered;
+    if ((rv = object_forms(&pl->st, kind, at, name, stored, &pl->value)) != 0 ||
+        (rv = too_large(pl->value, "", err)) != 0) {
+        node_state_free(&pl->st);
+        free(pl->value);
+        json_decref(*stored);
+        *stored = NULL;
+        return rv;
+    }
+    pl->same = usable && cur->value_len == strlen(pl->value) &&
+               memcmp(cur->value, pl->value, cur->value_len) == 0;
+    return 0;
+}
+
+int node_cstate_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
+                    json_t **stored, bool *created, struct node_state_error *err,
+                    node_cstate_done_fn done, void *arg)
+{
+    struct put_plan pl;
+    *created = false;
+    int rv = plan_put(cs, kind, name, obj, stored, &pl, err);
+    if (rv != 0)
+        return rv;
+    if (pl.same) {
+        node_state_free(&pl.st);
+        free(pl.value);
+        if ((rv = answer_in_turn(cs, done, arg)) != 0) {
+            json_decref(*stored);
+            *stored = NULL;
+            return rv;
+        }
         return 1; /* the same object is held: nothing to write */
     }
-    *created = !exists;
-    return queue_put(cs, kind, name, rank, value, exists, &st, done, arg);
-fail:
-    node_state_free(&st);
-    free(value);
-fail_answered:
-    json_decref(*stored);
-    *stored = NULL;
-    return rv;
+    *created = !pl.exists;
+    return queue_put(cs, kind, name, pl.rank, pl.value, pl.exists, &pl.st, done, arg);
+}
+
+int node_cstate_check_put(struct node_cstate *cs, int kind, const char *name, const json_t *obj,
+                          json_t **stored, const char **outcome, struct node_state_error *err)
+{
+    struct put_plan pl;
+    int rv = plan_put(cs, kind, name, obj, stored, &pl, err);
+    if (rv != 0)
+        return rv;
+    *outcome = pl.same ? "unchanged" : pl.exists ? "configured" : "created";
+    node_state_free(&pl.st);
+    free(pl.value);
+    return 0;
 }
 
 /* ---- DELETE /config/KIND/NAME ------------------------------------------------------ */

@@ -5,6 +5,8 @@
 #include "common/err.h"
 #include "common/kinds.h"
 #include "common/log.h"
+#include "common/util.h"
+#include "cluster/hlc.h"
 #include "node/cstate_int.h"
 #include "node/cstate_jcache.h"
 
@@ -273,4 +275,45 @@ int cs_store_digest(const struct node_cstate *cs, char out[65])
         cs_digest(lists, counts, out);
     cs_lists_free(lists);
     return rv;
+}
+
+/* ---- the latest changes --------------------------------------------------------- */
+
+struct latest {
+    const struct cl_entry *top[NODE_CSTATE_CHANGES_MAX]; /* newest first */
+    size_t n, max;
+};
+
+/* Keeps e if it is among the newest max writes seen so far. */
+static int keep_latest(void *arg, const struct cl_entry *e)
+{
+    struct latest *l = arg;
+    if (e->stamp == 0 || (l->n == l->max && l->top[l->n - 1]->stamp >= e->stamp))
+        return 0;
+    size_t i = l->n < l->max ? l->n++ : l->n - 1;
+    for (; i > 0 && l->top[i - 1]->stamp < e->stamp; i--)
+        l->top[i] = l->top[i - 1];
+    l->top[i] = e;
+    return 0;
+}
+
+json_t *node_cstate_changes_json(const struct node_cstate *cs, size_t max)
+{
+    struct latest l = {.n = 0,
+                       .max = max < NODE_CSTATE_CHANGES_MAX ? max : NODE_CSTATE_CHANGES_MAX};
+    json_t *arr = json_array();
+    if (arr == NULL || l.max == 0)
+        return arr;
+    cl_store_foreach(cs->store, keep_latest, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        const struct cl_entry *e = l.top[i];
+        char kind[16], at[GV_RFC3339_LEN];
+        gv_kind_label(e->kind, kind, sizeof(kind));
+        gv_rfc3339_ms(cl_hlc_unix_ms(e->stamp), at, sizeof(at));
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:s,s:I,s:s,s:b}", "kind", kind, "name", e->name,
+                                        "origin", e->origin, "stamp", (json_int_t)e->stamp, "at",
+                                        at, "deleted", e->deleted));
+    }
+    return arr;
 }

@@ -10,6 +10,8 @@
 #include "gateway/router.h"
 #include "node/config/settings.h"
 #include "common/buf.h"
+#include "common/err.h"
+#include "node/admin/assets.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -85,5 +87,58 @@ int node_docs_config(FILE *out)
     if (rv == 0)
         fwrite(b.data, 1, b.len, out);
     gv_buf_free(&b);
+    return rv;
+}
+
+/* ---- OpenAPI ------------------------------------------------------------- */
+
+static const struct admin_asset *openapi_base(void)
+{
+    for (size_t i = 0; i < admin_nassets; i++)
+        if (strcmp(admin_assets[i].path, "/openapi.base.json") == 0)
+            return &admin_assets[i];
+    return NULL;
+}
+
+/* A plugin's settings: any one plugin's schema (by the path's name). */
+static json_t *plugin_settings_schema(void)
+{
+    const struct gw_plugin_ops *const *list = gw_plugin_list();
+    json_t *any = json_array();
+    for (size_t i = 0; any != NULL && i < gw_plugin_count(); i++) {
+        json_t *js = gv_schema_json_schema(list[i]->schema);
+        if (js != NULL)
+            json_object_set_new(js, "title", json_string(list[i]->name));
+        json_array_append_new(any, js);
+    }
+    return json_pack("{s:s,s:o*}", "description",
+                     "the settings of the plugin the path names (one of these)", "anyOf", any);
+}
+
+json_t *node_docs_openapi(void)
+{
+    const struct admin_asset *a = openapi_base();
+    json_error_t e;
+    json_t *doc = a ? json_loadb((const char *)a->data, a->len, 0, &e) : NULL;
+    json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+    if (!json_is_object(schemas)) {
+        json_decref(doc);
+        return NULL;
+    }
+    json_object_set_new(json_object_get(doc, "info"), "version", json_string(GV_VERSION));
+    json_object_set_new(schemas, "Service", gv_schema_json_schema(&lb_service_schema));
+    json_object_set_new(schemas, "Route", gv_schema_json_schema(&gw_route_schema));
+    json_object_set_new(schemas, "Consumer", gv_schema_json_schema(gw_consumer_schema()));
+    json_object_set_new(schemas, "PluginSettings", plugin_settings_schema());
+    return doc;
+}
+
+int node_docs_openapi_write(FILE *out)
+{
+    json_t *doc = node_docs_openapi();
+    int rv = doc && json_dumpf(doc, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? 0 : GV_ENOMEM;
+    if (rv == 0)
+        fputc('\n', out);
+    json_decref(doc);
     return rv;
 }

@@ -41,6 +41,7 @@ struct entry {
     struct cl_hp_report passive;
     bool has_passive;
     bool live;           /* still a target of the served config (sweep) */
+    bool self_checks;    /* this node was one of its checkers at the last membership */
     uint64_t seen_eject; /* ejected_until_ms last seen or set here */
     uint64_t eject_for;  /* the service's passive.eject_for_ms */
 };
@@ -62,6 +63,8 @@ static struct {
 
 /* ---- the view ----------------------------------------------------------- */
 
+static bool should_probe(void *arg, const char *service, const char *address);
+
 static struct entry *entry_find(const char *service, const char *address, bool create)
 {
     for (size_t i = 0; i < g.n; i++)
@@ -82,6 +85,7 @@ static struct entry *entry_find(const char *service, const char *address, bool c
     snprintf(e->service, sizeof(e->service), "%s", service);
     snprintf(e->address, sizeof(e->address), "%s", address);
     e->live = true;
+    e->self_checks = should_probe(NULL, service, address);
     return e;
 }
 
@@ -105,8 +109,6 @@ static struct lb_target_state *target_lookup(const char *service, const char *ad
     }
     return NULL;
 }
-
-static bool should_probe(void *arg, const char *service, const char *address);
 
 /* Keeps r as its checker's newest verdict; false when an equal or newer
  * one of that checker is held (or r is older than every verdict held and
@@ -385,6 +387,25 @@ static int add_member(void *arg, const struct cl_member_info *m)
     return 0;
 }
 
+/* This node's own verdict on e, when it has just become one of e's
+ * checkers again: made before it stopped probing (at start-up every node
+ * probes alone), it says nothing about the target now, and counting it as
+ * a current checker's would route a dead target as healthy until this
+ * node's own probes disagree, which they may never say: while it did not
+ * probe, this node took the checkers' verdict as its own. */
+static void forget_stale_self(struct entry *e)
+{
+    bool now = should_probe(NULL, e->service, e->address);
+    const char *self = cl_swim_name(g.swim);
+    if (now && !e->self_checks)
+        for (size_t i = 0; i < e->nactive; i++)
+            if (strcmp(e->active[i].checker, self) == 0) {
+                e->active[i] = e->active[--e->nactive];
+                break;
+            }
+    e->self_checks = now;
+}
+
 static void refresh_members(void)
 {
     uint64_t digest = 0;
@@ -396,9 +417,11 @@ static void refresh_members(void)
          * assignment takes effect from each target's next tick */
         gv_info("health plane: %zu members share the probes", g.nmembers);
         /* the checkers of each target may have changed: so may its verdict */
-        for (size_t i = 0; i < g.n; i++)
+        for (size_t i = 0; i < g.n; i++) {
+            forget_stale_self(&g.v[i]);
             if (g.v[i].nactive > 0)
                 decide(&g.v[i]);
+        }
     }
 }
 

@@ -187,3 +187,26 @@ void node_ratelimit_stop(void)
     if (tab != NULL)
         gw_rl_set_members(tab, 1);
 }
+
+/* ---- the admin view --------------------------------------------------------- */
+
+json_t *node_ratelimit_json(size_t max)
+{
+    struct gw_rlc_view v[NODE_RL_SHOWN];
+    json_t *arr = json_array();
+    size_t n = g.running && g.rlc != NULL
+                   ? gw_rlc_top(g.rlc, v, max < NODE_RL_SHOWN ? max : NODE_RL_SHOWN)
+                   : 0;
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        char key[17];
+        gv_hex64(v[i].key, key);
+        key[16] = '\0';
+        /* demand is attempts per tick in thousandths: per second, / GW_RLC_TICK_MS */
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:f,s:f,s:f}", "key", key, "demand",
+                                        (double)v[i].demand_milli / GW_RLC_TICK_MS, "peer_demand",
+                                        (double)v[i].peer_demand_milli / GW_RLC_TICK_MS, "share",
+                                        (double)v[i].share_ppm / 1e6));
+    }
+    return arr;
+}

@@ -30,15 +30,18 @@ readonly DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # python3-matplotlib, which draws the benches' plots) are for
 # tests/bench only; procps/netcat/iproute2 for scripts and debugging;
 # iproute2 (ip netns) and iptables (random loss, partitions) for tests/fault.
+# chromium + chromium-driver drive the dashboard test; prometheus brings
+# promtool, which checks /metrics; tmux drives `ctl status --watch` on a terminal.
 APT_PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libfyaml-dev libjansson-dev libssl-dev libpcre2-dev
     libnghttp2-dev
     clang libclang-rt-14-dev clang-format curl ca-certificates
-    python3 python3-pip python3-pytest python3-requests python3-cryptography
+    python3 python3-pip python3-pytest python3-requests python3-cryptography python3-yaml
     python3-h2 python3-httpx python3-grpcio python3-matplotlib
     wrk haproxy nginx-light stress-ng nghttp2-client
     procps netcat-openbsd iproute2 util-linux iptables
+    chromium chromium-driver prometheus tmux
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then
     APT_PACKAGES=(
@@ -202,10 +205,11 @@ unblock_service_starts() {
 }
 trap unblock_service_starts EXIT
 
-# nginx and haproxy are benchmark subjects only: never system services.
+# nginx and haproxy are benchmark subjects, prometheus only brings promtool:
+# never system services.
 quiet_services() {
     local svc
-    for svc in nginx haproxy; do
+    for svc in nginx haproxy prometheus; do
         [[ -e /etc/init.d/$svc || -e /lib/systemd/system/$svc.service ]] || continue
         if [[ -d /run/systemd/system ]]; then
             if systemctl is-active --quiet "$svc" || systemctl is-enabled --quiet "$svc" 2>/dev/null; then
@@ -315,15 +319,17 @@ fi
 quiet_services
 
 # ---- python (for the scenario tests) --------------------------------------
+# selenium (the dashboard test) and schemathesis (the admin API contract
+# test) are not packaged in Debian 12: always from pip.
 # The tests run with whichever python3 is first on PATH (CMake finds that
 # one): Debian's gets pytest/requests/cryptography (JWT tests sign tokens)
 # from apt above; another (pyenv, venv)
 # gets them from pip. --break-system-packages only when pip insists on it.
 # h2, httpx and grpcio are the HTTP/2 and gRPC clients of test_http2/test_grpc.
-PY_IMPORTS='import pytest, requests, cryptography, h2, hpack, httpx, grpc'
+PY_IMPORTS='import pytest, requests, cryptography, yaml, h2, hpack, httpx, grpc, selenium, schemathesis'
 if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]] && ! python3 -c "$PY_IMPORTS" >/dev/null 2>&1; then
-    log "installing pytest, requests, cryptography, h2, httpx and grpcio for $(command -v python3) with pip"
-    pip_args=(install -q --disable-pip-version-check pytest requests cryptography h2 'httpx[http2]' grpcio)
+    log "installing pytest, requests, cryptography, pyyaml, h2, httpx, grpcio, selenium and schemathesis for $(command -v python3) with pip"
+    pip_args=(install -q --disable-pip-version-check pytest requests cryptography pyyaml h2 'httpx[http2]' grpcio selenium schemathesis)
     if ! out=$(python3 -m pip "${pip_args[@]}" 2>&1); then
         if grep -q externally-managed <<<"$out"; then
             [[ $(id -u) -ne 0 ]] && pip_args+=(--user)

@@ -330,3 +330,37 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
     *tick = c->tick;
     return nout;
 }
+
+/* ---- the admin view ------------------------------------------------------- */
+
+static uint64_t weight(const struct rlc_slot *s)
+{
+    return (uint64_t)s->demand + s->rtotal;
+}
+
+/* This node's part, as slot_allow sets it (ppm). */
+static uint32_t share_ppm(const struct gw_rlc *c, const struct rlc_slot *s)
+{
+    uint64_t total = s->sent + s->rtotal;
+    if (total == 0)
+        return 1000000 / nodes(c);
+    uint64_t f = total / 100 + 1;
+    return (uint32_t)((s->sent + f) * 1000000 / (total + nodes(c) * f));
+}
+
+size_t gw_rlc_top(const struct gw_rlc *c, struct gw_rlc_view *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; max > 0 && i < c->cap; i++) {
+        const struct rlc_slot *s = &c->s[i];
+        uint64_t w = weight(s);
+        if (s->key == 0 || w == 0 ||
+            (n == max && out[n - 1].demand_milli + out[n - 1].peer_demand_milli >= w))
+            continue;
+        size_t at = n < max ? n++ : n - 1; /* insertion, busiest first */
+        for (; at > 0 && out[at - 1].demand_milli + out[at - 1].peer_demand_milli < w; at--)
+            out[at] = out[at - 1];
+        out[at] = (struct gw_rlc_view){s->key, s->demand, s->rtotal, share_ppm(c, s)};
+    }
+    return n;
+}

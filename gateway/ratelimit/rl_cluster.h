@@ -64,4 +64,17 @@ void gw_rlc_set_members(struct gw_rlc *c, unsigned members);
 /* Peers heard from within GW_RLC_SILENT_MS at the last tick. */
 unsigned gw_rlc_live_peers(const struct gw_rlc *c);
 
+/* One key as the admin API shows it: this node's demand, the live peers'
+ * (attempts per tick, thousandths) and this node's part of the bucket as
+ * the last tick set it (ppm). */
+struct gw_rlc_view {
+    uint64_t key;
+    uint32_t demand_milli;
+    uint64_t peer_demand_milli;
+    uint32_t share_ppm;
+};
+/* The busiest keys (demand here plus at peers), at most max, busiest
+ * first, into out; returns how many. One pass over the table. */
+size_t gw_rlc_top(const struct gw_rlc *c, struct gw_rlc_view *out, size_t max);
+
 #endif

@@ -17,10 +17,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct admin_events;
+struct admin_sse;
+
 struct node_admin {
     struct node *node;
     struct gv_httpd *http;
-    char *token; /* NULL: no token required */
+    char *token;                 /* NULL: no token required */
+    struct admin_events *events; /* GET /events (events.c) */
 };
 
 /* One request, in the HTTP core's per-request memory (gone once answered). */
@@ -29,7 +33,8 @@ struct admin_req {
     struct gv_httpd_req *http;
     json_t *answer; /* held: what to answer once the change is saved */
     int answer_status;
-    char allow[64]; /* an Allow header for the answer (a 405), or "" */
+    char allow[64];        /* an Allow header for the answer (a 405), or "" */
+    struct admin_sse *sse; /* GET /events: the stream's client (events.c) */
 };
 
 /* Answers the current request; j (may be NULL: 500) is taken over. */
@@ -50,11 +55,31 @@ void admin_hold(struct admin_req *q, int status, json_t *answer);
  * the change could not be saved). */
 void admin_change_done(void *arg, int status);
 
+/* Services and targets with health, reason and who checks them (GET
+ * /backends and the dashboard's events). New reference. */
+json_t *admin_backends_json(struct node *n);
+
+/* process_metrics.c: process_cpu_seconds_total, process_resident_memory_bytes,
+ * ... appended to b (nothing off Linux). 0 or GV_ENOMEM. */
+struct gv_buf;
+int admin_process_metrics(struct gv_buf *b);
+
+/* events.c: the server-sent events stream. admin_events_new: 0 or < 0;
+ * admin_events_stop ends every stream (the events free themselves once the
+ * last has closed). */
+int admin_events_new(struct node_admin *a, unsigned max_conns, struct admin_events **out);
+void admin_events_stop(struct admin_events *ev);
+
 /* The endpoints, as routes.c's table names them (server.c: health, status,
  * members, backends, metrics, the keyring, the test fault switch;
  * config_api.c: /config). m->kind and m->param are the path's :kind and
  * :name (or :id); the token is already checked. */
 struct admin_match;
+void admin_get_asset(struct admin_req *q, const struct admin_match *m);
+void admin_get_openapi(struct admin_req *q, const struct admin_match *m);
+void admin_get_events(struct admin_req *q, const struct admin_match *m);
+void admin_get_changes(struct admin_req *q, const struct admin_match *m);
+void admin_get_ratelimit(struct admin_req *q, const struct admin_match *m);
 void admin_get_health(struct admin_req *q, const struct admin_match *m);
 void admin_get_ready(struct admin_req *q, const struct admin_match *m);
 void admin_get_status(struct admin_req *q, const struct admin_match *m);

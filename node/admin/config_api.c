@@ -140,6 +140,22 @@ void admin_delete_object(struct admin_req *q, const struct admin_match *m)
         admin_hold(q, 204, NULL);
 }
 
+/* ?dry_run=true (or 1): check the change and say what it would do. */
+static bool dry_run(struct admin_req *q)
+{
+    size_t len;
+    const char *qs = gv_httpd_query(q->http, &len);
+    static const char *const on[] = {"dry_run=true", "dry_run=1"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(on[i]);
+        for (const char *p = qs; p + n <= qs + len; p++)
+            if ((p == qs || p[-1] == '&') && memcmp(p, on[i], n) == 0 &&
+                (p + n == qs + len || p[n] == '&'))
+                return true;
+    }
+    return false;
+}
+
 /* PUT /config/KIND/NAME: creates or replaces; 200 with the object as stored
  * once it is on disk. */
 void admin_put_object(struct admin_req *q, const struct admin_match *m)
@@ -159,6 +175,18 @@ void admin_put_object(struct admin_req *q, const struct admin_match *m)
         return;
     json_t *stored = NULL;
     bool created = false;
+    if (dry_run(q)) {
+        const char *outcome = "";
+        int rv = node_cstate_check_put(cs, kind, name, body, &stored, &outcome, &err);
+        json_decref(body);
+        if (rv < 0)
+            reply_refused(q, rv, kind, name, &err);
+        else
+            admin_reply_json(
+                q, 200,
+                json_pack("{s:b,s:s,s:o}", "dry_run", 1, "result", outcome, "object", stored));
+        return;
+    }
     /* > 0: the same object was already held; answered the same way */
     int rv = node_cstate_put(cs, kind, name, body, &stored, &created, &err, admin_change_done, q);
     json_decref(body);

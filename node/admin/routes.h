@@ -17,6 +17,7 @@
 #include "common/kinds.h"
 
 #include <llhttp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,7 @@ struct admin_route {
     uint64_t methods;    /* ADMIN_M(HTTP_GET) | ... */
     const char *pattern; /* "/config/:kind/:name" */
     admin_handler_fn handler;
+    bool public; /* answered without the admin token (the dashboard's files) */
 };
 
 struct admin_match {

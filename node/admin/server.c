@@ -3,8 +3,10 @@
  * route table (routes.c), and the endpoints other than /config
  * (config_api.c): /health, /status, /backends, /metrics and the keyring. */
 #include "node/admin/admin_int.h"
+#include "node/admin/assets.h"
 #include "node/admin/routes.h"
 #include "node/cstate.h"
+#include "node/docs.h"
 #include "node/gossip.h"
 #include "node/health_share.h"
 #include "node/node.h"
@@ -58,7 +60,7 @@ void admin_reply_invalid(struct admin_req *q, const char *path, const char *msg)
     admin_reply_json(q, 400, json_pack("{s:s,s:s}", "error", msg, "path", path));
 }
 
-static json_t *backends_json(struct node *n)
+json_t *admin_backends_json(struct node *n)
 {
     struct gw_snapshot *s = node_snapshot(n);
     json_t *arr = json_array();
@@ -136,8 +138,13 @@ static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
                   "grapevine_config_changes_refused_unsaved_total %lld\n"
                   "# HELP grapevine_config_log_bytes Bytes of the state log in data_dir (folded "
                   "into the image when it outgrows it).\n"
-                  "# TYPE grapevine_config_log_bytes gauge\ngrapevine_config_log_bytes %lld\n",
-                  STAT("quarantined"), STAT("refused_unsaved"), STAT("log_bytes"));
+                  "# TYPE grapevine_config_log_bytes gauge\ngrapevine_config_log_bytes %lld\n"
+                  "# HELP grapevine_config_apply_delay_seconds Age of the oldest change in the "
+                  "last batch of peers' changes applied here (from its writer's clock).\n"
+                  "# TYPE grapevine_config_apply_delay_seconds gauge\n"
+                  "grapevine_config_apply_delay_seconds %.3f\n",
+                  STAT("quarantined"), STAT("refused_unsaved"), STAT("log_bytes"),
+                  (double)STAT("last_apply_delay_ms") / 1000.0);
 #undef STAT
     json_decref(st);
 }
@@ -180,6 +187,7 @@ static void metrics(struct admin_req *q)
     if (n->gossip != NULL)
         node_gossip_metrics(n->gossip, &b);
     node_ratelimit_metrics(&b);
+    admin_process_metrics(&b);
     admin_reply(q, 200, "text/plain; version=0.0.4", b.data, b.len);
     gv_buf_free(&b);
 }
@@ -276,6 +284,48 @@ void admin_get_status(struct admin_req *q, const struct admin_match *m)
     admin_reply_json(q, 200, status_json(q->admin->node));
 }
 
+static const struct admin_asset *asset_find(const char *path)
+{
+    for (size_t i = 0; i < admin_nassets; i++)
+        if (strcmp(admin_assets[i].path, path) == 0)
+            return &admin_assets[i];
+    return NULL;
+}
+
+/* The dashboard's files (and the OpenAPI description), compiled in. */
+void admin_get_asset(struct admin_req *q, const struct admin_match *m)
+{
+    const struct admin_asset *a = asset_find(m->route->pattern);
+    if (a == NULL)
+        admin_reply_error(q, 404, "not found");
+    else
+        admin_reply(q, 200, a->content_type, (const char *)a->data, a->len);
+}
+
+/* The admin API's description, from the base document and the schemas. */
+void admin_get_openapi(struct admin_req *q, const struct admin_match *m)
+{
+    (void)m;
+    admin_reply_json(q, 200, node_docs_openapi());
+}
+
+/* The latest config changes, newest first: GET /cluster/changes. */
+void admin_get_changes(struct admin_req *q, const struct admin_match *m)
+{
+    struct node *n = q->admin->node;
+    (void)m;
+    admin_reply_json(q, 200,
+                     n->cstate ? node_cstate_changes_json(n->cstate, NODE_CSTATE_CHANGES_MAX)
+                               : json_array());
+}
+
+/* The busiest cluster-scope rate-limit keys with this node's share. */
+void admin_get_ratelimit(struct admin_req *q, const struct admin_match *m)
+{
+    (void)m;
+    admin_reply_json(q, 200, node_ratelimit_json(NODE_RL_SHOWN));
+}
+
 void admin_get_members(struct admin_req *q, const struct admin_match *m)
 {
     struct node_gossip *g = gossip_or_503(q);
@@ -287,7 +337,7 @@ void admin_get_members(struct admin_req *q, const struct admin_match *m)
 void admin_get_backends(struct admin_req *q, const struct admin_match *m)
 {
     (void)m;
-    admin_reply_json(q, 200, backends_json(q->admin->node));
+    admin_reply_json(q, 200, admin_backends_json(q->admin->node));
 }
 
 void admin_get_metrics(struct admin_req *q, const struct admin_match *m)
@@ -449,16 +499,19 @@ static void on_request(struct gv_httpd_req *r)
     const char *p = gv_httpd_path(r, &len);
     q->admin = gv_httpd_arg(r);
     q->http = r;
-    if (!authorized(q))
-        return;
     if (len >= sizeof(path)) {
-        admin_reply_error(q, 414, "path too long");
+        if (authorized(q))
+            admin_reply_error(q, 414, "path too long");
         return;
     }
     memcpy(path, p, len);
     path[len] = '\0';
     enum admin_found found =
         admin_route_match(admin_routes, admin_nroutes, gv_httpd_method(r), path, &m);
+    /* only the public files answer without the token; anything else,
+     * unknown paths included, is a 401 first */
+    if (!(found == ADMIN_FOUND && m.route->public) && !authorized(q))
+        return;
     if (found == ADMIN_FOUND)
         m.route->handler(q, &m);
     else
@@ -587,6 +640,10 @@ int node_admin_start(struct node *n, const char *addr, struct node_admin **out)
     int rv = load_token(a, addr, host);
     if (rv == 0 && (rv = gv_httpd_start(&n->loop, (struct sockaddr *)&ss, &cfg, &a->http)) != 0)
         gv_error("admin: cannot listen on %s: %s", addr, uv_strerror(rv));
+    if (rv == 0 && admin_events_new(a, cfg.limits.max_conns, &a->events) != 0) {
+        gv_httpd_stop(a->http, true, NULL, NULL);
+        rv = GV_ENOMEM;
+    }
     if (rv != 0) {
         free(a->token);
         free(a);
@@ -609,5 +666,6 @@ static void on_stopped(void *arg)
  * holding a change close once it is written. */
 void node_admin_stop(struct node_admin *a)
 {
+    admin_events_stop(a->events); /* a stream is an answer that would never end */
     gv_httpd_stop(a->http, false, on_stopped, a);
 }

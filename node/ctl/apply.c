@@ -213,8 +213,138 @@ static void refusal_place(const struct gv_yaml *y, const struct items *items, co
     snprintf(out, n, "%s:%d: ", y->name, gv_yaml_line(y, full));
 }
 
+/* ---- dry runs and diffs ---------------------------------------------------- */
+
+/* The lines of j as YAML (none for NULL); *n of them, in buf (free both). */
+static char **yaml_lines(const json_t *j, struct gv_buf *buf, size_t *n)
+{
+    char **lines = NULL;
+    size_t cap = 0;
+    *n = 0;
+    gv_buf_init(buf);
+    if (j == NULL || gv_yaml_dump(j, buf) != 0 || buf->data == NULL)
+        return NULL;
+    for (char *p = buf->data; *p != '\0';) {
+        char *nl = strchr(p, '\n');
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **more = realloc(lines, cap * sizeof(*lines));
+            if (more == NULL)
+                break;
+            lines = more;
+        }
+        lines[(*n)++] = p;
+        if (nl == NULL)
+            break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    return lines;
+}
+
+/* Prints the lines of a and b as a diff (longest common subsequence):
+ * " " kept, "-" only in a, "+" only in b. */
+static void print_diff(char **a, size_t na, char **b, size_t nb)
+{
+    size_t *lcs = calloc((na + 1) * (nb + 1), sizeof(*lcs));
+#define L(i, j) lcs[(i) * (nb + 1) + (j)]
+    if (lcs == NULL)
+        return;
+    for (size_t i = na; i-- > 0;)
+        for (size_t j = nb; j-- > 0;)
+            L(i, j) =
+                strcmp(a[i], b[j]) == 0 ? L(i + 1, j + 1) + 1 : GV_MAX(L(i + 1, j), L(i, j + 1));
+    size_t i = 0, j = 0;
+    while (i < na || j < nb) {
+        if (i < na && j < nb && strcmp(a[i], b[j]) == 0)
+            printf(" %s\n", a[i++]), j++;
+        else if (i < na && (j == nb || L(i + 1, j) >= L(i, j + 1)))
+            printf("-%s\n", a[i++]);
+        else
+            printf("+%s\n", b[j++]);
+    }
+#undef L
+    free(lcs);
+}
+
+/* What a PUT of it would do, from the node (?dry_run=true): 0 with the
+ * outcome in *what (static) and the object as it would be in *would; 1
+ * after printing a refusal or an error. */
+static int dry_put(struct ctl *ctl, const struct gv_yaml *y, const struct items *items,
+                   const struct item *it, const struct gv_buf *path, const char **what,
+                   json_t **would)
+{
+    static const char *const outcomes[] = {"created", "configured", "unchanged"};
+    struct gv_buf p;
+    struct reply r;
+    int code = 1;
+    char *body = json_dumps(it->body, JSON_COMPACT);
+    gv_buf_init(&p);
+    gv_buf_printf(&p, "%s?dry_run=true", path->data);
+    if (body == NULL || ctl_request(ctl, "PUT", p.data, body, &r) != 0) {
+        fprintf(stderr, "grapevine ctl: %s\n", body ? ctl->err : "out of memory");
+        goto out;
+    }
+    json_t *j = ctl_reply_json(&r);
+    const char *result = ctl_str(j, "result");
+    if (r.status == 400 && j != NULL && json_object_get(j, "error") != NULL) {
+        char place[300];
+        refusal_place(y, items, it, j, place, sizeof(place));
+        ctl_print_refusal(place, it->kind->plural, it->name, j);
+    } else if (r.status != 200 || j == NULL) {
+        ctl_answered_error(ctl, &r);
+    } else {
+        for (size_t i = 0; i < GV_ARRAY_LEN(outcomes); i++)
+            if (strcmp(result, outcomes[i]) == 0)
+                *what = outcomes[i];
+        *would = json_incref(json_object_get(j, "object"));
+        code = 0;
+    }
+    json_decref(j);
+    gv_buf_free(&r.body);
+out:
+    gv_buf_free(&p);
+    free(body);
+    return code;
+}
+
+/* diff: the node's object (cur, NULL when absent) against what the file
+ * would make of it. */
+static void print_object_diff(const struct item *it, const json_t *cur, const json_t *would)
+{
+    struct gv_buf ba, bb;
+    size_t na, nb;
+    char **a = yaml_lines(cur, &ba, &na), **b = yaml_lines(would, &bb, &nb);
+    printf("--- %s/%s (node)%s\n+++ %s/%s (file)\n", it->kind->plural, it->name,
+           cur ? "" : " absent", it->kind->plural, it->name);
+    print_diff(a, na, b, nb);
+    free(a);
+    free(b);
+    gv_buf_free(&ba);
+    gv_buf_free(&bb);
+}
+
+/* A dry run or diff of one object; 0 unchanged, 3 it would change, 1 error. */
+static int check_item(struct ctl *ctl, const struct gv_yaml *y, const struct items *items,
+                      const struct item *it, const struct gv_buf *path, json_t *cur)
+{
+    const char *what = "";
+    json_t *would = NULL;
+    if (dry_put(ctl, y, items, it, path, &what, &would) != 0)
+        return 1;
+    bool same = strcmp(what, "unchanged") == 0;
+    if (ctl->mode == CTL_DRY_RUN)
+        printf("%s/%s %s (dry run)\n", it->kind->plural, it->name, what);
+    else if (!same)
+        print_object_diff(it, cur, would);
+    fflush(stdout);
+    json_decref(would);
+    return same ? 0 : 3;
+}
+
 /* GETs the object, PUTs it unless the node holds exactly it, and prints what
- * happened. Returns 0, or the exit code 1 after printing why. */
+ * happened (or, in a dry run or diff, what would). Returns 0, 3 when a dry
+ * run or diff found a change, or the exit code 1 after printing why. */
 static int apply_item(struct ctl *ctl, const struct gv_yaml *y, const struct items *items,
                       const struct item *it)
 {
@@ -238,6 +368,10 @@ static int apply_item(struct ctl *ctl, const struct gv_yaml *y, const struct ite
         goto out;
     }
     gv_buf_free(&r.body);
+    if (ctl->mode != CTL_APPLY) {
+        code = check_item(ctl, y, items, it, &path, cur);
+        goto out;
+    }
     if (cur != NULL && json_equal(cur, it->body)) {
         what = "unchanged";
     } else {
@@ -274,14 +408,22 @@ out:
 int ctl_cmd_apply(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option longopts[] = {{"file", required_argument, NULL, 'f'},
+                                             {"dry-run", no_argument, NULL, 'n'},
                                              {NULL, 0, NULL, 0}};
     const char *file = NULL;
     char err[768];
     int ch;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "+f:", longopts, NULL)) != -1) {
-        if (ch != 'f')
+        if (ch == 'n' && ctl->mode == CTL_APPLY) {
+            ctl->mode = CTL_DRY_RUN;
+            continue;
+        }
+        if (ch != 'f') {
+            fprintf(stderr, "hint: grapevine ctl %s --help lists its options\n",
+                    ctl->mode == CTL_DIFF ? "diff" : "apply");
             return 2;
+        }
         file = optarg;
     }
     if (file == NULL && optind < argc)
@@ -310,8 +452,15 @@ int ctl_cmd_apply(struct ctl *ctl, int argc, char **argv)
     } else if (items.n == 0) {
         fprintf(stderr, "grapevine ctl: %s has no objects to apply\n", y.name);
     }
-    for (size_t i = 0; code == 0 && i < items.n; i++)
+    bool changes = false;
+    for (size_t i = 0; (code == 0 || code == 3) && i < items.n; i++) {
         code = apply_item(ctl, &y, &items, &items.v[i]);
+        changes |= code == 3;
+    }
+    if (ctl->mode == CTL_DIFF) /* as diff(1): 1 differences, 2 trouble */
+        code = code == 1 ? 2 : changes ? 1 : 0;
+    else if (code == 3)
+        code = 0;
     free_items(&items);
     gv_yaml_free(&y);
     return code;

@@ -8,6 +8,7 @@
 #include "common/httpc.h"
 #include "common/kinds.h"
 #include "common/util.h"
+#include "common/yaml.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -98,6 +99,12 @@ int ctl_answered_error(const struct ctl *ctl, const struct reply *r)
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
     fprintf(stderr, "grapevine ctl: %s answered %d: %s\n", ctl->admin, r->status,
             msg ? msg : (r->body.data ? r->body.data : ""));
+    if (r->status == 401)
+        fprintf(stderr,
+                "hint: this node wants its admin token (the contents of its "
+                "node.admin_token_file):\n      grapevine ctl --token TOKEN ...  or  "
+                "GRAPEVINE_TOKEN=TOKEN grapevine ctl ...%s\n",
+                ctl->token ? "\n      (the token given was refused)" : "");
     json_decref(j);
     return 1;
 }
@@ -236,17 +243,20 @@ static void usage(FILE *f)
             "        this node, and each member's config version and digest (* marks a\n"
             "        member whose config differs from this node's); --watch reprints the\n"
             "        table whenever it changes, until Ctrl-C or --timeout\n"
-            "  members | backends\n"
-            "  get [KIND [NAME]]          the cluster state, one kind, or one object (JSON)\n"
+            "  members | backends [-o table|json|yaml]\n"
+            "  get [KIND [NAME]] [-o json|yaml]   the cluster state, one kind, or one object\n"
             "  apply [-f] FILE            creates or updates every object in FILE (YAML or\n"
             "        JSON; - is stdin): a state document like the config file's (its node:\n"
             "        section is ignored) or one object with a kind: key. Prints\n"
             "        KIND/NAME created | configured | unchanged for each, and stops at the\n"
             "        first one the node refuses (\"error: PATH: MESSAGE\", exit 1); the\n"
             "        objects before it stay applied. Never deletes anything.\n"
+            "  diff [-f] FILE             what apply would change, as a diff (apply --dry-run:\n"
+            "        what it would do, object by object)\n"
             "  delete KIND NAME\n"
             "  keys [list | install KEY | use ID | remove ID]   (gossip encryption keys)\n"
             "KIND is %s (or service, route, ...).\n"
+            "grapevine ctl COMMAND --help describes a command.\n"
             "The admin address and token may also come from GRAPEVINE_ADMIN and\n"
             "GRAPEVINE_TOKEN.\n",
             gv_kinds_text(kinds, sizeof(kinds), " or "));
@@ -270,6 +280,56 @@ static void print_json(const json_t *j)
     if (text != NULL)
         printf("%s\n", text);
     free(text);
+}
+
+/* YAML; the whole state's digest and version become comments, so the
+ * output is a file `apply -f` takes back. */
+static void print_yaml(const json_t *j)
+{
+    struct gv_buf b;
+    json_t *copy = NULL;
+    gv_buf_init(&b);
+    if (json_is_object(j) && json_object_get(j, "digest") && json_object_get(j, "version")) {
+        gv_buf_printf(&b, "# digest: %s\n# version: %lld\n", ctl_str(j, "digest"),
+                      (long long)json_integer_value(json_object_get(j, "version")));
+        copy = json_copy((json_t *)j);
+        json_object_del(copy, "digest");
+        json_object_del(copy, "version");
+        j = copy;
+    }
+    if (j != NULL && gv_yaml_dump(j, &b) == 0 && b.data != NULL)
+        fwrite(b.data, 1, b.len, stdout);
+    json_decref(copy);
+    gv_buf_free(&b);
+}
+
+/* -o FORMAT (or --output FORMAT, -oFORMAT) anywhere in a command's
+ * arguments: taken out of args (nargs shrinks). The printer for it (NULL:
+ * the command's own), or false for a format it does not know. */
+static bool take_output(int *nargs, char **args, void (**print)(const json_t *))
+{
+    for (int i = 0; i < *nargs; i++) {
+        const char *fmt = NULL;
+        int used = 1;
+        if ((strcmp(args[i], "-o") == 0 || strcmp(args[i], "--output") == 0) && i + 1 < *nargs)
+            fmt = args[i + 1], used = 2;
+        else if (strncmp(args[i], "-o", 2) == 0 && args[i][2] != '\0')
+            fmt = args[i] + 2;
+        else if (strncmp(args[i], "--output=", 9) == 0)
+            fmt = args[i] + 9;
+        if (fmt == NULL)
+            continue;
+        if (strcmp(fmt, "json") == 0)
+            *print = print_json;
+        else if (strcmp(fmt, "yaml") == 0)
+            *print = print_yaml;
+        else if (strcmp(fmt, "table") != 0)
+            return false;
+        memmove(&args[i], &args[i + used], (size_t)(*nargs - i - used) * sizeof(*args));
+        *nargs -= used;
+        i--;
+    }
+    return true;
 }
 
 /* ---- the commands -------------------------------------------------------- */
@@ -369,6 +429,12 @@ static int cmd_apply(struct ctl *ctl, int nargs, char **args)
     return ctl_cmd_apply(ctl, nargs + 1, args - 1);
 }
 
+static int cmd_diff(struct ctl *ctl, int nargs, char **args)
+{
+    ctl->mode = CTL_DIFF;
+    return ctl_cmd_apply(ctl, nargs + 1, args - 1);
+}
+
 static int cmd_delete(struct ctl *ctl, int nargs, char **args)
 {
     return nargs == 2 ? ctl_cmd_delete(ctl, args[0], args[1]) : -1;
@@ -384,8 +450,63 @@ static const struct {
     {"status", cmd_status, NULL},      {"apply", cmd_apply, NULL},
     {"delete", cmd_delete, NULL},      {"members", NULL, call_members},
     {"backends", NULL, call_backends}, {"get", NULL, call_get},
-    {"keys", NULL, call_keys},
+    {"keys", NULL, call_keys},         {"diff", cmd_diff, NULL},
 };
+
+/* COMMAND --help: the usage text's lines about it. */
+static const struct {
+    const char *name, *text;
+} command_help[] = {
+    {"status", "usage: grapevine ctl status [--watch] [--interval MS] [--timeout S] [--json]\n"
+               "This node, and each member's state, config version and digest (* marks a\n"
+               "member whose config differs from this node's).\n"
+               "  --watch          print the table again whenever it changes, until Ctrl-C\n"
+               "                   or --timeout\n"
+               "  --interval MS    how often --watch asks the node (default 500, >= 10)\n"
+               "  --timeout S      stop watching after S seconds (default 0: never)\n"
+               "  --json           the node's /status and /cluster/members as JSON\n"},
+    {"members", "usage: grapevine ctl members [-o table|json|yaml]\n"
+                "Every member with state, address and applied config (default: a table).\n"},
+    {"backends", "usage: grapevine ctl backends [-o table|json|yaml]\n"
+                 "Every service's targets with health, reason and the nodes that check them\n"
+                 "(default: a table).\n"},
+    {"get", "usage: grapevine ctl get [KIND [NAME]] [-o json|yaml]\n"
+            "The whole cluster state, one kind, or one object (default: JSON; -o yaml\n"
+            "prints what `apply -f` takes back).\n"},
+    {"diff", "usage: grapevine ctl diff [-f] FILE\n"
+             "What `apply` would change, object by object, as a diff of each object's YAML\n"
+             "(--- the node's, +++ after the apply, defaults filled in by the node, which\n"
+             "checks every object and changes nothing). Exit status as diff(1): 0 no\n"
+             "changes, 1 changes, 2 trouble (an object refused, the node unreachable).\n"},
+    {"apply", "usage: grapevine ctl apply [-f] FILE [--dry-run]\n"
+              "Creates or updates every object in FILE (YAML or JSON; - is stdin): a state\n"
+              "document like the config file's (its node: section is ignored) or one object\n"
+              "with a kind: key. Prints KIND/NAME created | configured | unchanged for each\n"
+              "and stops at the first one the node refuses (exit 1). Never deletes.\n"
+              "  --dry-run   the node checks each object and says what it would do\n"
+              "              (created | configured | unchanged); nothing changes\n"},
+    {"delete", "usage: grapevine ctl delete KIND NAME\n"},
+    {"keys", "usage: grapevine ctl keys [list | install KEY | use ID | remove ID]\n"
+             "The gossip encryption keys: list ids, install a key (base64 of 32 bytes),\n"
+             "make one the primary, remove a non-primary one.\n"},
+};
+
+static void command_usage(FILE *f, const char *cmd)
+{
+    for (size_t i = 0; i < GV_ARRAY_LEN(command_help); i++)
+        if (strcmp(command_help[i].name, cmd) == 0)
+            fputs(command_help[i].text, f);
+    fprintf(f, "Options before the command: --admin HOST:PORT (default 127.0.0.1:9901, or\n"
+               "GRAPEVINE_ADMIN), --token T (or GRAPEVINE_TOKEN).\n");
+}
+
+static bool wants_help(int nargs, char **args)
+{
+    for (int i = 0; i < nargs; i++)
+        if (strcmp(args[i], "--help") == 0 || strcmp(args[i], "-h") == 0)
+            return true;
+    return false;
+}
 
 /* Runs the command named cmd; -1 when there is none or its arguments are
  * wrong, else the exit code. */
@@ -394,11 +515,23 @@ static int run_command(struct ctl *ctl, const char *cmd, int nargs, char **args)
     for (size_t i = 0; i < GV_ARRAY_LEN(commands); i++) {
         if (strcmp(commands[i].name, cmd) != 0)
             continue;
+        if (wants_help(nargs, args)) {
+            command_usage(stdout, cmd);
+            return 0;
+        }
         if (commands[i].run != NULL)
             return commands[i].run(ctl, nargs, args);
         struct call c = {.method = "GET", .print = print_json};
+        void (*print)(const json_t *) = NULL;
         gv_buf_init(&c.path);
-        int code = commands[i].call(nargs, args, &c) ? run_call(ctl, &c) : -1;
+        if (!take_output(&nargs, args, &print)) {
+            fprintf(stderr, "grapevine ctl %s: -o takes json, yaml or table\n", cmd);
+            return 2;
+        }
+        bool ok = commands[i].call(nargs, args, &c);
+        if (print != NULL)
+            c.print = print;
+        int code = ok ? run_call(ctl, &c) : -1;
         gv_buf_free(&c.path);
         free(c.body);
         return code;
@@ -420,9 +553,13 @@ static int parse_options(int argc, char **argv, struct ctl *ctl)
             ctl->admin = optarg;
         } else if (ch == 't') {
             ctl->token = optarg;
+        } else if (ch == 'h') {
+            usage(stdout);
+            return -1;
         } else {
-            usage(ch == 'h' ? stdout : stderr);
-            return ch == 'h' ? -1 : 2;
+            fprintf(stderr, "hint: the options before COMMAND are --admin, --token and --help; "
+                            "a command's own come after it (grapevine ctl COMMAND --help)\n");
+            return 2;
         }
     }
     if (ctl->admin == NULL || *ctl->admin == '\0')
@@ -445,8 +582,16 @@ int node_ctl_main(int argc, char **argv)
     const char *cmd = argv[optind];
     int code = run_command(&ctl, cmd, argc - optind - 1, argv + optind + 1);
     if (code < 0) {
-        fprintf(stderr, "grapevine ctl: unknown command or wrong arguments: %s\n", cmd);
-        usage(stderr);
+        bool known = false;
+        for (size_t i = 0; i < GV_ARRAY_LEN(commands); i++)
+            known |= strcmp(commands[i].name, cmd) == 0;
+        if (known) {
+            fprintf(stderr, "grapevine ctl %s: wrong arguments\n", cmd);
+            command_usage(stderr, cmd);
+        } else {
+            fprintf(stderr, "grapevine ctl: unknown command: %s\n", cmd);
+            usage(stderr);
+        }
         return 2;
     }
     return code;

@@ -10,9 +10,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What apply does with each object of its file. */
+enum ctl_apply_mode {
+    CTL_APPLY,   /* PUT it (unless the node holds it already) */
+    CTL_DRY_RUN, /* ask the node what a PUT would do (?dry_run=true) */
+    CTL_DIFF     /* print how the node's object would change (diff -u style) */
+};
+
 struct ctl {
     const char *admin;
     const char *token;
+    enum ctl_apply_mode mode;
     char err[512]; /* why the last ctl_request() failed */
 };
 

@@ -2,6 +2,7 @@
 weights, active health checks and passive ejection."""
 
 import collections
+import re
 
 import requests
 
@@ -121,6 +122,12 @@ def test_passive_ejection_after_consecutive_failures():
     # ... and after two failures the dead target is ejected.
     t = [t for t in node.admin_get("/backends").json()[0]["targets"] if t["address"] == dead][0]
     assert t["healthy"] is False and t["reason"] == "passive", t
+    # the ejection is logged once (not per failed request), and the retries counted
+    log = node.stderr_path.read_text()
+    assert log.count(f"target {dead} ejected for 30000 ms after 2 failed requests") == 1, log
+    m = re.search(r"^grapevine_upstream_retries_total (\d+)$", node.admin_get("/metrics").text,
+                  flags=re.M)
+    assert m and int(m.group(1)) >= 2, m
 
 
 def test_sticky_cookie_holds_across_nodes_sharing_the_cluster_key(tmp_path):

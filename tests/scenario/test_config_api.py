@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import textwrap
+import time
 
 import requests
 
@@ -343,8 +344,12 @@ def test_ctl_apply_delete_and_status(tmp_path):
     assert st["config_digest"][:12] in r.stdout.split("\n\n")[0]
     table = r.stdout.split("\n\n")[1].splitlines()
     assert table[0].split() == ["NAME", "STATE", "CONFIG_VERSION", "CONFIG_DIGEST"]
-    assert table[1].split() == [node.name, "alive", str(st["config_version"]),
-                                st["config_digest"][:12]]
+    # the version as the UTC time of the write it stands for (a hybrid logical clock)
+    v = st["config_version"]
+    when = time.strftime("%m-%dT%H:%M:%S", time.gmtime(((v >> 12) + 1735689600000) // 1000))
+    row = table[1].split()
+    assert row[:2] == [node.name, "alive"] and row[3] == st["config_digest"][:12], table
+    assert row[2] == "file" if v == 0 else row[2].startswith(when), (row, when)
     r = ctl(node, "status", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["config_digest"] == st["config_digest"]
     # --watch with nothing changing: one table, then exit 0 at --timeout

@@ -148,7 +148,8 @@ def test_metrics_and_backends():
     line = [l for l in text.splitlines()
             if l.startswith('grapevine_http_requests_total{route="all",service="s",code="200"}')]
     assert line and int(line[0].split()[-1]) == 6, text
-    assert "grapevine_http_request_duration_seconds_count 6" in text
+    assert ('grapevine_http_request_duration_seconds_count'
+            '{route="all",service="s",code_class="2xx"} 6') in text, text
     assert f'grapevine_upstream_healthy{{service="s",target="{echo.address}"}} 1' in text
     b = node.admin_get("/backends").json()
     assert b[0]["service"] == "s" and b[0]["targets"][0]["healthy"] is True

@@ -118,11 +118,11 @@ static void test_passive_ejection(void)
     struct lb_passive_spec p = {.failures = 3, .eject_for_ms = 1000};
     healthy_state(&st);
 
-    lb_target_report(&st, &p, false, 0, 10);
-    lb_target_report(&st, &p, false, 0, 11);
+    CHECK(!lb_target_report(&st, &p, false, 0, 10));
+    CHECK(!lb_target_report(&st, &p, false, 0, 11));
     CHECK(lb_target_available(&st, 12));
     CHECK_INT(atomic_load(&st.consecutive_failures), 2);
-    lb_target_report(&st, &p, false, 0, 12);
+    CHECK(lb_target_report(&st, &p, false, 0, 12)); /* this one ejects: said once */
     CHECK(!lb_target_available(&st, 12));
     CHECK_INT(atomic_load(&st.ejected_until_ms), 1012);
     CHECK_INT(atomic_load(&st.reason), LB_REASON_PASSIVE);
@@ -132,7 +132,7 @@ static void test_passive_ejection(void)
     /* Recovery after eject_for. */
     CHECK(lb_target_available(&st, 1012));
     CHECK_INT(lb_target_reason(&st, 1012), LB_REASON_NONE);
-    lb_target_report(&st, &p, true, 0, 1013);
+    CHECK(!lb_target_report(&st, &p, true, 0, 1013));
     CHECK_INT(atomic_load(&st.reason), LB_REASON_NONE);
 
     /* A success in between resets the count. */

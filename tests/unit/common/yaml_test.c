@@ -185,4 +185,36 @@ static void test_files(void)
     unlink(path);
 }
 
-TEST_MAIN(TEST(test_scalars), TEST(test_refused), TEST(test_lines), TEST(test_files))
+/* gv_yaml_dump writes block YAML that loads back as the same JSON, strings
+ * that YAML would read as something else quoted. */
+static void test_dump_round_trip(void)
+{
+    static const char *docs[] = {
+        "{\"a\": [1, 2.5, true, null, \"yes\", \"no\", \"1.0\", \"-x\", \"\", \"a: b\"], "
+        "\"b\": {\"c\": {}, \"d\": [], \"e\": [{\"f\": \"x y\", \"g\": [[1], {\"h\": "
+        "\"#\"}]}]}, \"k:ey\": \"line\\nbreak\", \"~\": \"~\", \"0x1\": \"inf\"}",
+        "[]",
+        "\"plain\"",
+        "[{\"name\": \"all\", \"upgrades\": [\"websocket\"]}, [\"nested\", [true]]]",
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        json_error_t e;
+        json_t *j = json_loads(docs[i], JSON_DECODE_ANY, &e);
+        struct gv_buf b;
+        struct gv_yaml y;
+        char err[256];
+        CHECK(j != NULL);
+        gv_buf_init(&b);
+        CHECK_INT(gv_yaml_dump(j, &b), 0);
+        CHECK_INT(gv_yaml_load(&y, "dump", b.data, b.len, err, sizeof(err)), 0);
+        CHECK(y.root != NULL && json_equal(y.root, j));
+        if (y.root == NULL || !json_equal(y.root, j))
+            fprintf(stderr, "dumped as:\n%.*s\n", (int)b.len, b.data);
+        gv_yaml_free(&y);
+        gv_buf_free(&b);
+        json_decref(j);
+    }
+}
+
+TEST_MAIN(TEST(test_scalars), TEST(test_refused), TEST(test_lines), TEST(test_files),
+          TEST(test_dump_round_trip))

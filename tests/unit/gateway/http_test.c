@@ -48,7 +48,7 @@ static void test_error_response(void)
 {
     struct gv_buf b;
     gv_buf_init(&b);
-    CHECK_INT(gw_error_response(&b, 404, "no route matched", "id-1", false), 0);
+    CHECK_INT(gw_error_response(&b, 404, "no route matched", "id-1", "", false), 0);
     CHECK(strncmp(b.data, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
     CHECK(strstr(b.data, "Content-Type: application/json\r\n") != NULL);
     CHECK(strstr(b.data, "Connection: close") == NULL);
@@ -57,9 +57,13 @@ static void test_error_response(void)
     const char *cl = strstr(b.data, "Content-Length: ");
     CHECK(cl != NULL && (size_t)atoi(cl + 16) == strlen(body));
     gv_buf_reset(&b);
-    CHECK_INT(gw_error_response(&b, 503, "x", "a\"b", true), 0);
+    CHECK_INT(gw_error_response(&b, 503, "x", "a\"b", "4bf92f3577b34da6a3ce929d0e0e4736", true), 0);
     CHECK(strstr(b.data, "Connection: close\r\n") != NULL);
+    CHECK(strstr(b.data, ",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}") != NULL);
     CHECK(strstr(b.data, "\"request_id\":\"a\\\"b\"") != NULL);
+    gv_buf_reset(&b); /* not ours (not hex): left out rather than escaped */
+    CHECK_INT(gw_error_response(&b, 503, "x", "id", "a\"b", false), 0);
+    CHECK(strstr(b.data, "trace_id") == NULL);
     gv_buf_free(&b);
     CHECK_STR(gw_reason(431), "Request Header Fields Too Large");
     CHECK_STR(gw_reason(799), "Unknown");

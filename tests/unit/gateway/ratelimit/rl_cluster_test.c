@@ -387,6 +387,40 @@ static void test_parts_round_up(void)
     CHECK_INT(gw_rl_part(5, 10, 10), 5);
 }
 
-TEST_MAIN(TEST(test_parts_round_up), TEST(test_counts_count_once),
+/* gw_rlc_top: the busiest keys with demand here and at peers, and the
+ * part of the bucket demand gives this node. */
+static void test_top_keys(void)
+{
+    struct gw_rl_table *ta;
+    struct gw_rlc *a;
+    struct gw_rl_result r;
+    const struct gw_rlc_entry *e;
+    struct gw_rlc_view v[4];
+    struct gw_rlc_entry peer = {.key = KEY, .demand_milli = 3000};
+    uint32_t tick;
+    uint64_t now = 5000000000ULL;
+    CHECK_INT(gw_rl_table_new(64, &ta), 0);
+    CHECK_INT(gw_rlc_new(ta, "a", &a), 0);
+    CHECK_INT(gw_rlc_top(a, v, 4), 0); /* no traffic: nothing to show */
+    for (int t = 0; t < 20; t++, now += 100000) {
+        gw_rl_take_cluster(ta, KEY, 1000, 1000000000ULL, 0, now, &r);
+        gw_rl_take_cluster(ta, KEY + 1, 1000, 1000000000ULL, 0, now, &r);
+        gw_rl_take_cluster(ta, KEY + 1, 1000, 1000000000ULL, 0, now, &r);
+        gw_rlc_on_peer(a, "b", (uint32_t)t + 1, 0, &peer, 1, now);
+        gw_rlc_tick(a, now, &e, &tick);
+    }
+    CHECK_INT(gw_rlc_top(a, v, 4), 2);
+    CHECK(v[0].key == KEY && v[0].peer_demand_milli == 3000); /* the peer's demand counts */
+    CHECK(v[1].key == KEY + 1 && v[1].peer_demand_milli == 0 && v[1].share_ppm > 900000);
+    /* the peer asks more than this node (its demand is an EWMA still rising) */
+    CHECK(v[0].demand_milli > 0 && v[0].demand_milli < 3000);
+    CHECK(v[0].share_ppm > 0 && v[0].share_ppm < 500000);
+    CHECK_INT(gw_rlc_top(a, v, 1), 1);
+    CHECK(v[0].key == KEY);
+    gw_rlc_free(a);
+    gw_rl_table_free(ta);
+}
+
+TEST_MAIN(TEST(test_parts_round_up), TEST(test_counts_count_once), TEST(test_top_keys),
           TEST(test_rotating_burst_after_gap), TEST(test_grid_loopback),
           TEST(test_grid_slow_gossip), TEST(test_range_ends))

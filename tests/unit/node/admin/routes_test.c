@@ -17,11 +17,11 @@ static void h_b(struct admin_req *q, const struct admin_match *m)
 }
 
 static const struct admin_route table[] = {
-    {ADMIN_M(HTTP_GET), "/things", h_a},
-    {ADMIN_M(HTTP_PUT) | ADMIN_M(HTTP_DELETE), "/things", h_b},
-    {ADMIN_M(HTTP_GET), "/x/:kind", h_a},
-    {ADMIN_M(HTTP_GET) | ADMIN_M(HTTP_PUT), "/x/:kind/:name", h_a},
-    {ADMIN_M(HTTP_POST), "/keys/:id/use", h_b},
+    {ADMIN_M(HTTP_GET), "/things", h_a, false},
+    {ADMIN_M(HTTP_PUT) | ADMIN_M(HTTP_DELETE), "/things", h_b, false},
+    {ADMIN_M(HTTP_GET), "/x/:kind", h_a, false},
+    {ADMIN_M(HTTP_GET) | ADMIN_M(HTTP_PUT), "/x/:kind/:name", h_a, false},
+    {ADMIN_M(HTTP_POST), "/keys/:id/use", h_b, false},
 };
 
 static enum admin_found match(int method, const char *path, struct admin_match *m)
