@@ -86,9 +86,12 @@ routes:
     match: {paths: ["/"], path_type: prefix}
     service: echo
 YAML
-taskset -c "$PROXY_CPU" "$BIN" run -c "$TMP/gv.yaml" >"$TMP/gv.log" 2>&1 &
-GV_PID=$!
-PIDS+=($GV_PID)
+start_gv() {
+    taskset -c "$PROXY_CPU" "$BIN" run -c "$TMP/gv.yaml" >"$TMP/gv.log" 2>&1 &
+    GV_PID=$!
+    PIDS+=($GV_PID)
+}
+start_gv
 
 cat >"$TMP/haproxy.cfg" <<CFG
 global
@@ -113,9 +116,12 @@ backend be
   server up1 127.0.0.1:$UP1
   server up2 127.0.0.1:$UP2
 CFG
-taskset -c "$PROXY_CPU" haproxy -f "$TMP/haproxy.cfg" >"$TMP/ha.log" 2>&1 &
-HA_PID=$!
-PIDS+=($HA_PID)
+start_ha() {
+    taskset -c "$PROXY_CPU" haproxy -f "$TMP/haproxy.cfg" >"$TMP/ha.log" 2>&1 &
+    HA_PID=$!
+    PIDS+=($HA_PID)
+}
+start_ha
 
 mkdir -p "$TMP/nginx/tmp"
 cat >"$TMP/nginx/nginx.conf" <<CFG
@@ -262,5 +268,32 @@ PY
 }
 echo
 printf '%-10s %16s %16s   (%d idle connections)\n' proxy "h2 KiB/conn" "http/1.1 KiB/conn" "$IDLE_CONNS"
-printf '%-10s %16s %16s\n' grapevine "$(idle_kb $GV_PID $GV h2)" "$(idle_kb $GV_PID $GV h1)"
-printf '%-10s %16s %16s\n' haproxy "$(idle_kb $HA_PID $HA h2)" "$(idle_kb $HA_PID $HA_H1 h1)"
+# Each measure in a fresh process: memory freed after the load rounds (or by
+# the other protocol's connections) would be reused and hide the cost.
+fresh() { # fresh gv|ha PORT: the proxy restarted, answering on PORT
+    local pid
+    if [[ $1 == gv ]]; then pid=$GV_PID; else pid=$HA_PID; fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [[ $1 == gv ]]; then start_gv; else start_ha; fi
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$2") 2>/dev/null && break
+        sleep 0.1
+    done
+}
+# Not in $(...): the restarted proxy must be this shell's child (cleanup).
+idle_fresh() { # idle_fresh gv|ha PORT h2|h1: KiB per connection in $IDLE
+    fresh "$1" "$2"
+    if [[ $1 == gv ]]; then
+        idle_kb "$GV_PID" "$2" "$3" >"$TMP/idle.out"
+    else
+        idle_kb "$HA_PID" "$2" "$3" >"$TMP/idle.out"
+    fi
+    IDLE=$(cat "$TMP/idle.out")
+}
+idle_fresh gv "$GV" h2 && gv_h2=$IDLE
+idle_fresh gv "$GV" h1 && gv_h1=$IDLE
+idle_fresh ha "$HA" h2 && ha_h2=$IDLE
+idle_fresh ha "$HA_H1" h1 && ha_h1=$IDLE
+printf '%-10s %16s %16s\n' grapevine "$gv_h2" "$gv_h1"
+printf '%-10s %16s %16s\n' haproxy "$ha_h2" "$ha_h1"
