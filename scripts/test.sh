@@ -123,26 +123,44 @@ build_fuzzers() {
         cmake --build "$ROOT/build-fuzz" -j "$JOBS" --target "$@"
 }
 
+# One fuzzer for its time: output in build-fuzz/NAME.log, exit code in NAME.rc.
+# shellcheck disable=SC2317 # called through run_fuzzers
+fuzz_one() {
+    local t=$1 seconds=$2 name dict rc=0
+    name=$(basename "$t")
+    dict=$ROOT/tests/fuzz/$name.dict
+    local args=(-max_total_time="$seconds" -print_final_stats=1)
+    [[ -f $dict ]] && args+=(-dict="$dict")
+    (cd "$ROOT/build-fuzz" && "$t" "${args[@]}") >"$ROOT/build-fuzz/$name.log" 2>&1 || rc=$?
+    echo "$rc" >"$ROOT/build-fuzz/$name.rc"
+}
+
 # shellcheck disable=SC2317 # called through step()
 run_fuzzers() {
-    local t name dict rc seconds=${GV_FUZZ_SECONDS:-20} log=$ROOT/build-fuzz/fuzz.log
-    : >"$log"
-    for t in "$ROOT"/build-fuzz/tests/fuzz/*_fuzz; do
-        name=$(basename "$t")
-        dict=$ROOT/tests/fuzz/$name.dict
-        local args=(-max_total_time="$seconds" -print_final_stats=1)
-        [[ -f $dict ]] && args+=(-dict="$dict")
-        printf 'fuzz: %s for %ss: ' "$name" "$seconds"
-        set +e
-        (cd "$ROOT/build-fuzz" && "$t" "${args[@]}") >>"$log" 2>&1
-        rc=$?
-        set -e
-        grep 'stat::number_of_executed_units' "$log" | tail -n 1 | sed 's/.*: *//; s/$/ runs/'
-        if [[ $rc -ne 0 ]]; then
-            grep -E 'ERROR|SUMMARY' "$log" | tail -n 5
-            return 1
+    local t name rc seconds=${GV_FUZZ_SECONDS:-20} failed=0 running=0 dir=$ROOT/build-fuzz
+    # JOBS at a time: each fuzzer is one process on one core.
+    for t in "$dir"/tests/fuzz/*_fuzz; do
+        fuzz_one "$t" "$seconds" &
+        running=$((running + 1))
+        if ((running >= JOBS)); then
+            wait -n || true
+            running=$((running - 1))
         fi
     done
+    wait
+    : >"$dir/fuzz.log"
+    for t in "$dir"/tests/fuzz/*_fuzz; do
+        name=$(basename "$t")
+        cat "$dir/$name.log" >>"$dir/fuzz.log"
+        printf 'fuzz: %s for %ss: %s runs\n' "$name" "$seconds" \
+            "$(grep 'stat::number_of_executed_units' "$dir/$name.log" | tail -n 1 | sed 's/.*: *//')"
+        rc=$(cat "$dir/$name.rc")
+        if [[ $rc -ne 0 ]]; then
+            grep -E 'ERROR|SUMMARY' "$dir/$name.log" | tail -n 5
+            failed=1
+        fi
+    done
+    return "$failed"
 }
 
 # libFuzzer targets (tests/fuzz/): built with clang, each run for a bounded
