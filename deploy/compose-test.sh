@@ -18,7 +18,7 @@
 # grapevine-cache:runtime-base. Remove them with docker image rm.
 #
 # Env: GV_COMPOSE_PORT_BASE (default 18080: proxies +1..+3, admins +11..+13),
-#      GV_SUBNET (the mesh network's; default one of 172.31.200-249.0/24 by
+#      GV_SUBNET (the mesh network's; default one of 10.212.200-249.0/24 by
 #      process id, so that two runs on one engine do not collide),
 #      GV_COMPOSE_KEEP=1 leaves the cluster and image up on failure (debugging).
 set -euo pipefail
@@ -53,7 +53,7 @@ command -v python3 >/dev/null || die "python3 is needed to read JSON answers"
 
 SECRETS=$(mktemp -d "${TMPDIR:-/tmp}/gv-compose-secrets.XXXXXX")
 export GV_IMAGE=$IMAGE GV_SECRETS_DIR=$SECRETS
-export GV_SUBNET=${GV_SUBNET:-172.31.$((200 + $$ % 50)).0/24}
+export GV_SUBNET=${GV_SUBNET:-10.212.$((200 + $$ % 50)).0/24}
 export GV_GW1_PROXY_PORT=$P1 GV_GW2_PROXY_PORT=$P2 GV_GW3_PROXY_PORT=$P3
 export GV_GW1_ADMIN_PORT=$A1 GV_GW2_ADMIN_PORT=$A2 GV_GW3_ADMIN_PORT=$A3
 dc() { "${COMPOSE[@]}" -p "$PROJECT" -f "$DEPLOY/docker-compose.yml" "$@"; }

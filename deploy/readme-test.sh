@@ -15,7 +15,7 @@
 # compose project `deploy` and the default ports 8081-8083 and 9911-9913: both
 # must be free, or it stops before starting anything. The environment moves
 # what the README lets move: the mesh subnet (GV_SUBNET, default one of
-# 172.31.200-249.0/24 by process id) and the image (grapevine:readme-test).
+# 10.212.200-249.0/24 by process id) and the image (grapevine:readme-test).
 #
 # Env: GV_README_AS ("root user" by default: who runs the steps, in order),
 #      GV_README_COMPOSE (a docker-compose executable to use instead of the
@@ -145,7 +145,7 @@ readonly IMAGE=grapevine:readme-test
 readonly PORTS="8081 8082 8083 9911 9912 9913"
 readonly RUN_TIMEOUT=${GV_README_TIMEOUT:-1200}
 RT_T0=$SECONDS
-export GV_SUBNET=${GV_SUBNET:-172.31.$((200 + $$ % 50)).0/24} GV_IMAGE=$IMAGE
+export GV_SUBNET=${GV_SUBNET:-10.212.$((200 + $$ % 50)).0/24} GV_IMAGE=$IMAGE
 
 die() {
     rt_log "FAIL: $*" >&2
