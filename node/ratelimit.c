@@ -2,7 +2,7 @@
  * docs/rate-limiting.md). The algorithm is gateway/ratelimit/rl_cluster.c;
  * this file gives it a clock and the mesh: every GW_RLC_TICK_MS on the
  * control loop it runs a tick and sends the result to every live member,
- * point to point:
+ * point to point (an idle node: an empty one every IDLE_EVERY ticks):
  *   - channel 4, the admission counts and demand (cluster/rlgossip.h "RC");
  *   - channel 3, the demand alone ("RL" 1), which nodes of earlier versions
  *     read during a rolling upgrade; from them this version reads it too (a
@@ -23,11 +23,15 @@
 
 #define RX_MAX CL_RLC_MAX
 
+/* Well inside GW_RLC_SILENT_MS (1 s), so an idle node stays a live peer. */
+#define IDLE_EVERY 5
+
 static struct {
     uv_timer_t timer;
     struct cl_swim *swim;
     struct gw_rlc *rlc;
     bool running;
+    unsigned idle_ticks; /* ticks in a row with nothing to say */
     struct gw_rlc_entry rx[RX_MAX];
 } g;
 
@@ -86,7 +90,7 @@ static int send_one(void *arg, const struct cl_member_info *m)
     if (m->state != CL_STATE_ALIVE && m->state != CL_STATE_SUSPECT)
         return 0;
     c->live++;
-    if (!m->is_self)
+    if (!m->is_self && c->msg != NULL)
         cl_swim_send_to(g.swim, m->name, c->channel, c->msg, c->len);
     return 0;
 }
@@ -120,6 +124,18 @@ static void on_tick(uv_timer_t *t)
     const struct gw_rlc_entry *e;
     uint32_t tick;
     size_t n = gw_rlc_tick(g.rlc, gv_now_us(), &e, &tick), off = 0;
+    /* Idle: an empty message every IDLE_EVERY ticks, enough to stay a live
+     * peer (GW_RLC_SILENT_MS) without one every tick to every member: that
+     * cost 10 (N-1) messages a second per node, 990 at 100 nodes, and
+     * melted a 100-node cluster on two cores. The members are still counted. */
+    if (n == 0 && ++g.idle_ticks % IDLE_EVERY != 1) {
+        struct send_ctx c = {NULL, 0, 0, 0};
+        cl_swim_members(g.swim, send_one, &c);
+        gw_rlc_set_members(g.rlc, c.live);
+        return;
+    }
+    if (n > 0)
+        g.idle_ticks = 0;
     do { /* an empty message too: it says this node is there */
         size_t k = n - off > CL_RLC_MAX ? CL_RLC_MAX : n - off;
         send_batch(tick, (unsigned)(off / CL_RLC_MAX), e + off, k);
@@ -179,6 +195,7 @@ void node_ratelimit_stop(void)
     if (!g.running)
         return;
     g.running = false;
+    g.idle_ticks = 0;
     uv_timer_stop(&g.timer);
     cl_swim_unregister_channel(g.swim, CL_RLC_CHANNEL);
     cl_swim_unregister_channel(g.swim, CL_RLG_CHANNEL);
