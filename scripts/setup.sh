@@ -260,7 +260,7 @@ install_llhttp() {
         -o Acquire::AllowDowngradeToInsecureRepositories=false
         -o APT::Get::AllowUnauthenticated=false)
     log "reading Debian 13 ($LLHTTP_SUITE) main from $mirror into a private apt state (system sources untouched)"
-    "${SUDO[@]}" apt-get -q "${opts[@]}" --error-on=any update ||
+    "${SUDO[@]}" apt-get -q "${APT_WAIT[@]}" "${opts[@]}" --error-on=any update ||
         die "could not get $LLHTTP_SUITE's signed package list from $mirror: no network, a mirror without $LLHTTP_SUITE, or a Release whose signature does not verify against $DEBIAN_KEYRING (apt's message is above)"
 
     version=$(apt-cache "${opts[@]}" show --no-all-versions libllhttp-dev 2>/dev/null |
@@ -284,7 +284,7 @@ install_llhttp() {
         for pkg in "$dir"/debs/*.deb; do
             "${SUDO[@]}" chmod 644 "$pkg"
         done
-        (cd "$dir/debs" && "${SUDO[@]}" apt-get install -y -q --no-install-recommends ./*.deb) ||
+        (cd "$dir/debs" && "${SUDO[@]}" apt-get install "${APT_WAIT[@]}" -y -q --no-install-recommends ./*.deb) ||
             die "apt-get install of libllhttp-dev/$runtime $version failed (apt's message is above)"
     fi
     "${SUDO[@]}" rm -rf "$dir"
@@ -292,6 +292,9 @@ install_llhttp() {
 }
 
 # ---- apt ------------------------------------------------------------------
+# Another apt (unattended-upgrades on a new machine, a second setup) holds
+# dpkg's lock for a while: wait for it up to 10 minutes instead of failing.
+APT_WAIT=(-o DPkg::Lock::Timeout=600)
 mapfile -t missing < <(missing_packages)
 need_llhttp=0
 llhttp_ok || need_llhttp=1
@@ -301,12 +304,12 @@ if [[ ${#missing[@]} -eq 0 && $need_llhttp -eq 0 && ${GV_SETUP_FORCE:-0} != 1 ]]
 else
     [[ ${#missing[@]} -gt 0 ]] && log "installing: ${missing[*]}"
     block_service_starts
-    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get update "${APT_WAIT[@]}" -q
     if [[ ${GV_SETUP_FORCE:-0} == 1 ]]; then
         missing=("${APT_PACKAGES[@]}")
     fi
     if [[ ${#missing[@]} -gt 0 ]]; then
-        "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+        "${SUDO[@]}" apt-get install "${APT_WAIT[@]}" -y -q --no-install-recommends "${missing[@]}"
     fi
     if [[ $need_llhttp -eq 1 || ${GV_SETUP_FORCE:-0} == 1 ]]; then
         install_llhttp
@@ -351,7 +354,7 @@ fi
 readonly KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 if [[ ${GV_SETUP_MINIMAL:-0} != 1 ]]; then
     if ! command -v kubectl >/dev/null; then
-        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install "${APT_WAIT[@]}" -y -q --no-install-recommends \
             kubernetes-client >/dev/null || log "kubernetes-client not installed (validate.sh renders without kubectl)"
     fi
     if ! kubernetes-validate --version 2>/dev/null | grep -qx "${KUBERNETES_VALIDATE#*==}"; then
