@@ -1,8 +1,10 @@
 /* ratelimit.c - node glue for cluster-scope rate limits (see ratelimit.h and
  * docs/rate-limiting.md). The algorithm is gateway/ratelimit/rl_cluster.c;
  * this file gives it a clock and the mesh: every GW_RLC_TICK_MS on the
- * control loop it runs a tick and sends the result to every live member,
- * point to point (an idle node: an empty one every IDLE_EVERY ticks):
+ * control loop it runs a tick and, when gw_rlc_due says so (admissions to
+ * report, a demand that moved; a quiet node sends nothing but a refresh
+ * every 30 s, a node that never had traffic nothing at all), the result to
+ * every live member, point to point:
  *   - channel 4, the admission counts and demand (cluster/rlgossip.h "RC");
  *   - channel 3, the demand alone ("RL" 1), which nodes of earlier versions
  *     read during a rolling upgrade; from them this version reads it too (a
@@ -23,15 +25,12 @@
 
 #define RX_MAX CL_RLC_MAX
 
-/* Well inside GW_RLC_SILENT_MS (1 s), so an idle node stays a live peer. */
-#define IDLE_EVERY 5
-
 static struct {
     uv_timer_t timer;
     struct cl_swim *swim;
     struct gw_rlc *rlc;
     bool running;
-    unsigned idle_ticks; /* ticks in a row with nothing to say */
+    unsigned members; /* alive and suspect members at the last tick, self included */
     struct gw_rlc_entry rx[RX_MAX];
 } g;
 
@@ -81,16 +80,29 @@ struct send_ctx {
     const uint8_t *msg;
     size_t len;
     uint8_t channel;
-    unsigned live;
 };
+
+static bool member_live(const struct cl_member_info *m)
+{
+    return m->state == CL_STATE_ALIVE || m->state == CL_STATE_SUSPECT;
+}
+
+/* Counts the live members; a member gone (dead or left) takes its demand
+ * with it. */
+static int count_one(void *arg, const struct cl_member_info *m)
+{
+    unsigned *n = arg;
+    if (member_live(m))
+        (*n)++;
+    else
+        gw_rlc_forget(g.rlc, m->name);
+    return 0;
+}
 
 static int send_one(void *arg, const struct cl_member_info *m)
 {
     struct send_ctx *c = arg;
-    if (m->state != CL_STATE_ALIVE && m->state != CL_STATE_SUSPECT)
-        return 0;
-    c->live++;
-    if (!m->is_self && c->msg != NULL)
+    if (member_live(m) && !m->is_self)
         cl_swim_send_to(g.swim, m->name, c->channel, c->msg, c->len);
     return 0;
 }
@@ -109,12 +121,11 @@ static void send_batch(uint32_t tick, unsigned part, const struct gw_rlc_entry *
         if (e[i].fast_milli)
             rl[nl++] = (struct cl_rlg_entry){e[i].key, e[i].fast_milli};
     }
-    struct send_ctx c = {buf, cl_rlc_encode(tick, part, rc, n, buf), CL_RLC_CHANNEL, 0};
+    struct send_ctx c = {buf, cl_rlc_encode(tick, part, rc, n, buf), CL_RLC_CHANNEL};
     cl_swim_members(g.swim, send_one, &c);
-    gw_rlc_set_members(g.rlc, c.live);
     if (nl == 0)
         return;
-    c = (struct send_ctx){buf, cl_rlg_encode(tick, rl, nl, buf), CL_RLG_CHANNEL, 0};
+    c = (struct send_ctx){buf, cl_rlg_encode(tick, rl, nl, buf), CL_RLG_CHANNEL};
     cl_swim_members(g.swim, send_one, &c);
 }
 
@@ -123,19 +134,16 @@ static void on_tick(uv_timer_t *t)
     (void)t;
     const struct gw_rlc_entry *e;
     uint32_t tick;
+    /* Who is there comes from the membership: an idle node is silent (an
+     * empty message every tick to every member cost 10 (N-1) messages a
+     * second per node, 990 at 100 nodes, and melted a 100-node cluster on
+     * two cores). */
+    g.members = 0;
+    cl_swim_members(g.swim, count_one, &g.members);
+    gw_rlc_set_members(g.rlc, g.members);
     size_t n = gw_rlc_tick(g.rlc, gv_now_us(), &e, &tick), off = 0;
-    /* Idle: an empty message every IDLE_EVERY ticks, enough to stay a live
-     * peer (GW_RLC_SILENT_MS) without one every tick to every member: that
-     * cost 10 (N-1) messages a second per node, 990 at 100 nodes, and
-     * melted a 100-node cluster on two cores. The members are still counted. */
-    if (n == 0 && ++g.idle_ticks % IDLE_EVERY != 1) {
-        struct send_ctx c = {NULL, 0, 0, 0};
-        cl_swim_members(g.swim, send_one, &c);
-        gw_rlc_set_members(g.rlc, c.live);
+    if (!gw_rlc_due(g.rlc))
         return;
-    }
-    if (n > 0)
-        g.idle_ticks = 0;
     do { /* an empty message too: it says this node is there */
         size_t k = n - off > CL_RLC_MAX ? CL_RLC_MAX : n - off;
         send_batch(tick, (unsigned)(off / CL_RLC_MAX), e + off, k);
@@ -175,11 +183,16 @@ int node_ratelimit_metrics(struct gv_buf *out)
     if (!g.running)
         return 0;
     return gv_buf_printf(out,
-                         "# HELP grapevine_ratelimit_cluster_peers Peers whose rate-limit counts "
-                         "this node heard within the last second.\n"
+                         "# HELP grapevine_ratelimit_cluster_peers Live members a cluster rate "
+                         "limit is shared with (alive or suspect, this node not counted).\n"
                          "# TYPE grapevine_ratelimit_cluster_peers gauge\n"
-                         "grapevine_ratelimit_cluster_peers %u\n",
-                         gw_rlc_live_peers(g.rlc));
+                         "grapevine_ratelimit_cluster_peers %u\n"
+                         "# HELP grapevine_ratelimit_cluster_active_peers Peers whose rate-limit "
+                         "counts or demand this node heard within the last second (an idle node "
+                         "sends none).\n"
+                         "# TYPE grapevine_ratelimit_cluster_active_peers gauge\n"
+                         "grapevine_ratelimit_cluster_active_peers %u\n",
+                         g.members > 0 ? g.members - 1 : 0, gw_rlc_live_peers(g.rlc));
 }
 
 static void on_closed(uv_handle_t *h)
@@ -195,7 +208,7 @@ void node_ratelimit_stop(void)
     if (!g.running)
         return;
     g.running = false;
-    g.idle_ticks = 0;
+    g.members = 0;
     uv_timer_stop(&g.timer);
     cl_swim_unregister_channel(g.swim, CL_RLC_CHANNEL);
     cl_swim_unregister_channel(g.swim, CL_RLG_CHANNEL);

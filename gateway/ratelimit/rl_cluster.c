@@ -25,7 +25,8 @@ struct rlc_slot {
     uint64_t key, admitted;
     uint32_t ring[GW_RLC_TICKS];  /* own admissions per tick, newest first */
     uint32_t pring[GW_RLC_TICKS]; /* peers' admissions heard, by their age in ticks */
-    uint32_t demand, sent;        /* EWMA now; the value peers were last sent */
+    uint32_t demand, sent;        /* EWMA now; its value peers last heard (this tick) */
+    uint32_t told;                /* its value in the last message due */
     uint32_t fast;                /* the previous version's EWMA (channel 3) */
     uint64_t rtotal, rbefore;     /* live peers' demand: all; ordered before this node */
 };
@@ -36,6 +37,8 @@ struct gw_rlc {
     char self[128];
     uint32_t tick;
     unsigned live, members; /* peers heard lately; members the glue counts (0: none) */
+    unsigned quiet;         /* ticks since the last message due */
+    bool busy, due;         /* the last tick had entries; they are to be sent */
     struct rlc_slot *s;
     struct gw_rlc_entry *out;
     struct rlc_peer peers[GW_RLC_PEERS];
@@ -74,6 +77,20 @@ void gw_rlc_free(struct gw_rlc *c)
 unsigned gw_rlc_live_peers(const struct gw_rlc *c)
 {
     return c->live;
+}
+
+bool gw_rlc_due(const struct gw_rlc *c)
+{
+    return c->due;
+}
+
+void gw_rlc_forget(struct gw_rlc *c, const char *peer)
+{
+    for (size_t i = 0; i < c->npeers; i++)
+        if (strcmp(c->peers[i].name, peer) == 0) {
+            c->peers[i].last_us = c->peers[i].counts_us = 0;
+            c->peers[i].n = 0;
+        }
 }
 
 void gw_rlc_set_members(struct gw_rlc *c, unsigned members)
@@ -199,15 +216,17 @@ void gw_rlc_on_peer_demand(struct gw_rlc *c, const char *peer, uint32_t tick,
             peer_keep(c, p, &e[i]);
 }
 
-/* Live peers and their demand per local key. */
+/* The peers' demand per local key: what each said last, until it says
+ * otherwise, leaves the membership (gw_rlc_forget) or has been silent for
+ * GW_RLC_KEEP_MS; and the peers heard lately. */
 static void peers_fold(struct gw_rlc *c, uint64_t now_us)
 {
     c->live = 0;
     for (size_t i = 0; i < c->npeers; i++) {
         struct rlc_peer *p = &c->peers[i];
-        if (p->last_us == 0 || now_us - p->last_us > GW_RLC_SILENT_MS * 1000ULL)
+        if (p->last_us == 0 || now_us - p->last_us > GW_RLC_KEEP_MS * 1000ULL)
             continue;
-        c->live++;
+        c->live += now_us - p->last_us <= GW_RLC_SILENT_MS * 1000ULL;
         for (size_t j = 0; j < p->n; j++) {
             long at = gw_rl_find(c->t, p->v[j].key);
             if (at < 0 || c->s[at].key != p->v[j].key)
@@ -251,7 +270,7 @@ static void slot_collect(struct gw_rlc *c, size_t i, const struct gw_rl_slot_sta
     s->ring[0] = delta > UINT32_MAX ? UINT32_MAX : (uint32_t)delta;
     memmove(s->pring + 1, s->pring, sizeof(s->pring) - sizeof(s->pring[0]));
     s->pring[0] = 0;
-    s->sent = s->demand;
+    s->sent = s->told; /* what peers weigh this node with */
     s->rtotal = 0;
     if (st->key == 0 || st->interval == 0)
         return;
@@ -302,6 +321,7 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
                    uint32_t *tick)
 {
     size_t nout = 0;
+    bool news = false; /* admissions, or a demand peers do not know yet */
     c->tick++;
     for (size_t i = 0; i < c->cap; i++) {
         struct gw_rl_slot_state one;
@@ -325,6 +345,15 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
         e->demand_milli = s->demand;
         e->fast_milli = s->fast;
         memcpy(e->counts, s->ring, sizeof(e->counts));
+        uint32_t moved = s->demand > s->told ? s->demand - s->told : s->told - s->demand;
+        news = news || ring_sum(s->ring) > 0 || (uint64_t)moved * GW_RLC_MOVED > s->told;
+    }
+    c->due = news || (nout > 0 && ++c->quiet >= GW_RLC_REFRESH_TICKS) || (nout == 0 && c->busy);
+    c->busy = nout > 0;
+    if (c->due) {
+        c->quiet = 0;
+        for (size_t i = 0; i < c->cap; i++)
+            c->s[i].told = c->s[i].demand;
     }
     *out = c->out;
     *tick = c->tick;

@@ -1,7 +1,9 @@
 /* rl_cluster_test.c - scope cluster rate limits over the issue-15 grid, in a
  * deterministic simulation: three nodes (a table and a gw_rlc each), one
- * simulated clock, ticks every 100 ms at staggered phases, every message
- * delivered after a fixed gossip delay. Each cell offers the same request
+ * simulated clock, ticks every 100 ms at staggered phases, a message sent
+ * only when gw_rlc_due says so (as node/ratelimit.c does) and delivered after
+ * a fixed gossip delay, the membership counted as SWIM would (a killed node
+ * leaves it DETECT_US later). Each cell offers the same request
  * sequence to the cluster and to one single-node GCRA bucket (the answer),
  * and asserts the cluster admitted within +/-10 % or +/-1 request of it
  * (whichever is larger). Prints the table.
@@ -19,6 +21,9 @@
 
 #define NODES 3
 #define KEY   0x5151515151ULL
+/* A killed node is a member until the survivors' SWIM declares it dead
+ * (docs/scale.md: about 6 s at N = 3). */
+#define DETECT_US 6000000ULL
 
 enum split { ONE, ROTATING, SKEWED, SHIFTING, KILLED, NSPLIT };
 static const char *const split_names[] = {"one", "rotating", "60-30-10", "shifting", "killed"};
@@ -36,9 +41,11 @@ struct sim {
     struct gw_rlc *c[NODES];
     uint64_t next_tick[NODES];
     bool dead[NODES];
+    uint64_t dead_at[NODES];
     struct msg *q;
     size_t qhead, qlen, qcap;
     uint64_t delay_us;
+    uint64_t ticks, sent; /* ticks run; messages sent */
 };
 
 static uint64_t lcg(uint64_t *s)
@@ -109,7 +116,21 @@ static void sim_send(struct sim *s, int from, uint64_t now)
 {
     const struct gw_rlc_entry *e;
     uint32_t tick;
+    unsigned members = 0;
+    for (int i = 0; i < NODES; i++) {
+        bool member = !s->dead[i] || now < s->dead_at[i] + DETECT_US;
+        members += member;
+        if (!member) {
+            char name[8] = {'n', (char)('1' + i), 0};
+            gw_rlc_forget(s->c[from], name);
+        }
+    }
+    gw_rlc_set_members(s->c[from], members);
     size_t n = gw_rlc_tick(s->c[from], now, &e, &tick);
+    s->ticks++;
+    if (!gw_rlc_due(s->c[from]))
+        return;
+    s->sent++;
     if (s->qlen == s->qcap) {
         s->qcap = s->qcap ? s->qcap * 2 : 1024;
         s->q = realloc(s->q, s->qcap * sizeof(*s->q));
@@ -177,6 +198,8 @@ struct cell {
     uint64_t offered, answer, admitted;
 };
 
+static uint64_t grid_ticks, grid_sent; /* over a grid: ticks run, messages sent */
+
 static struct cell run_cell(uint64_t limit, uint64_t window_us, enum split sp, uint64_t delay_us)
 {
     size_t n;
@@ -190,8 +213,10 @@ static struct cell run_cell(uint64_t limit, uint64_t window_us, enum split sp, u
     CHECK_INT(gw_rl_table_new(64, &ref), 0);
     for (size_t j = 0; j < n; j++) {
         uint64_t now = t0 + a[j];
-        if (sp == KILLED && a[j] >= kill_at)
+        if (sp == KILLED && a[j] >= kill_at && !s.dead[NODES - 1]) {
             s.dead[NODES - 1] = true;
+            s.dead_at[NODES - 1] = now;
+        }
         sim_until(&s, now);
         gw_rl_take(ref, KEY, limit, window_us, 0, now, &r);
         c.answer += r.allowed;
@@ -200,6 +225,8 @@ static struct cell run_cell(uint64_t limit, uint64_t window_us, enum split sp, u
         c.admitted += r.allowed;
     }
     gw_rl_table_free(ref);
+    grid_ticks += s.ticks;
+    grid_sent += s.sent;
     sim_free(&s);
     free(a);
     return c;
@@ -216,6 +243,7 @@ static void grid(uint64_t delay_us, const uint64_t *limits, size_t nl, const uin
                  size_t nw)
 {
     int bad = 0;
+    grid_ticks = grid_sent = 0;
     printf("gossip delay %llu ms; admitted/answer per cell (* = outside +/-10%% or +/-1)\n",
            (unsigned long long)(delay_us / 1000));
     printf("%-13s", "limit/window");
@@ -243,6 +271,8 @@ static void grid(uint64_t delay_us, const uint64_t *limits, size_t nl, const uin
             }
             printf("\n");
         }
+    printf("messages sent: %llu in %llu ticks (%.0f %%)\n", (unsigned long long)grid_sent,
+           (unsigned long long)grid_ticks, 100.0 * (double)grid_sent / (double)grid_ticks);
     CHECK_INT(bad, 0);
 }
 
@@ -372,6 +402,66 @@ static void test_counts_count_once(void)
     gw_rl_table_free(tb);
 }
 
+/* A node that never had traffic sends nothing; one whose traffic stopped
+ * goes quiet: its last admissions, then its demand as it moves by more than
+ * a quarter, then a refresh every GW_RLC_REFRESH_TICKS. A peer keeps what it
+ * heard through the quiet until the node leaves the membership. */
+static void test_quiet_when_idle(void)
+{
+    struct gw_rl_table *t, *tb;
+    struct gw_rlc *c, *b;
+    struct gw_rl_result r;
+    struct gw_rlc_view v[1];
+    const struct gw_rlc_entry *e;
+    uint32_t tick;
+    uint64_t now = 1000000000ULL;
+    CHECK_INT(gw_rl_table_new(64, &t), 0);
+    CHECK_INT(gw_rl_table_new(64, &tb), 0);
+    CHECK_INT(gw_rlc_new(t, "a", &c), 0);
+    CHECK_INT(gw_rlc_new(tb, "b", &b), 0);
+    gw_rlc_set_members(c, 2);
+    gw_rlc_set_members(b, 2);
+    for (int i = 0; i < 1000; i++, now += 100000) {
+        CHECK_INT(gw_rlc_tick(c, now, &e, &tick), 0);
+        CHECK(!gw_rlc_due(c));
+    }
+    /* 1 s of traffic on a 60 s key, then 20 minutes without */
+    int due = 0, ticks = 0;
+    for (; ticks < 12010; ticks++, now += 100000) {
+        if (ticks < 10) {
+            gw_rl_take_cluster(t, KEY, 100, 60000000ULL, 0, now, &r);
+            gw_rl_take_cluster(tb, KEY, 100, 60000000ULL, 0, now, &r);
+        }
+        size_t n = gw_rlc_tick(c, now, &e, &tick);
+        CHECK_INT(n, 1); /* the demand stays (never quite 0: a sparse key's memory) */
+        gw_rlc_tick(b, now, &e, &tick);
+        if (ticks < 10)
+            CHECK(gw_rlc_due(c)); /* admissions: every tick */
+        if (!gw_rlc_due(c))
+            continue;
+        due++;
+        gw_rlc_on_peer(b, "a", tick, 0, e, n, now);
+    }
+    int refresh = (12010 - 14) / GW_RLC_REFRESH_TICKS;
+    printf("quiet: %d messages in %d ticks after 10 of traffic (%d refreshes of 30 s)\n", due,
+           ticks - 10, refresh);
+    CHECK(due >= 14 + refresh - 1);
+    CHECK(due <= 14 + 40 + refresh + 1); /* 40: a decay from 1,000 in steps of a quarter */
+    /* b still counts a's demand, 20 minutes on */
+    gw_rlc_tick(b, now, &e, &tick);
+    CHECK_INT(gw_rlc_top(b, v, 1), 1);
+    CHECK(v[0].peer_demand_milli > 0);
+    CHECK(v[0].share_ppm < 1000000);
+    gw_rlc_forget(b, "a");
+    gw_rlc_tick(b, now, &e, &tick);
+    CHECK_INT(gw_rlc_top(b, v, 1), 1);
+    CHECK_INT(v[0].peer_demand_milli, 0);
+    gw_rlc_free(c);
+    gw_rlc_free(b);
+    gw_rl_table_free(t);
+    gw_rl_table_free(tb);
+}
+
 static void test_parts_round_up(void)
 {
     for (uint64_t pool = 0; pool < 50; pool++)
@@ -422,5 +512,5 @@ static void test_top_keys(void)
 }
 
 TEST_MAIN(TEST(test_parts_round_up), TEST(test_counts_count_once), TEST(test_top_keys),
-          TEST(test_rotating_burst_after_gap), TEST(test_grid_loopback),
+          TEST(test_quiet_when_idle), TEST(test_rotating_burst_after_gap), TEST(test_grid_loopback),
           TEST(test_grid_slow_gossip), TEST(test_range_ends))
