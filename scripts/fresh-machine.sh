@@ -22,7 +22,9 @@
 # grapevine-fresh:bookworm, is kept as a cache (docker image rm it to refresh;
 # it is made from the mirror in this machine's apt sources, see
 # scripts/lib/debian-image.sh). Containers get --cpus 2 and no privileges;
-# every one is removed at the end, also on Ctrl-C or a timeout.
+# every one is removed at the end, also on Ctrl-C or a timeout. The host's
+# local CA certificates and its PIP_CERT/proxy settings carry over
+# (trust_like_host).
 #
 # Prints per run its wall time, result and failed tests, then a table; exits
 # non-zero when any run failed. Logs of run K: DIR/run-K/ (console.log, the
@@ -158,6 +160,27 @@ failed_tests() {
     done
 }
 
+# A new machine on this network trusts what this one trusts: where the
+# network reaches PyPI through a TLS-inspecting proxy, this machine has its
+# CA under /usr/local/share/ca-certificates and PIP_CERT & co. pointing at
+# the system bundle. The container gets the same CA files (the
+# ca-certificates package that setup.sh installs adds them to the bundle)
+# and the same settings (exec_env). Nothing is copied where the host has none.
+trust_like_host() {
+    local cid=$1 crt
+    for crt in /usr/local/share/ca-certificates/*.crt; do
+        [[ -f $crt ]] || continue
+        timeout 60 docker exec "$cid" mkdir -p /usr/local/share/ca-certificates &&
+            timeout 60 docker cp "$crt" "$cid:/usr/local/share/ca-certificates/" ||
+            die "copying $crt into the container failed"
+    done
+}
+exec_env=()
+for v in PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
+    HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy; do
+    [[ -n ${!v:-} ]] && exec_env+=(-e "$v=${!v}")
+done
+
 # run_one K: one new container, one command; records time and result.
 run_one() {
     local k=$1 name=gvfresh-$$-$1 dir=$out/run-$1 cid start rc v6 bound
@@ -177,6 +200,7 @@ run_one() {
         die "run $k: the container still has ::1 with --no-ipv6"
     fi
     timeout 300 docker cp - "$cid:/root" <"$tmp/src.tar" || die "copying the source into the container failed"
+    trust_like_host "$cid"
     log "run $k/$runs: container $name (ipv6 loopback: $v6, stress: $([[ $stress -eq 1 ]] && echo on || echo off)): ${cmd[*]}"
     [[ $stress -eq 1 ]] && start_stress "$cid" "$bound"
 
@@ -188,7 +212,7 @@ run_one() {
     start=$SECONDS
     (
         set +e
-        timeout -k 30 "$bound" docker exec -w "$WORKDIR" "$cid" env "${cmd[@]}" 2>&1 |
+        timeout -k 30 "$bound" docker exec "${exec_env[@]}" -w "$WORKDIR" "$cid" env "${cmd[@]}" 2>&1 |
             tee "$dir/console.log" | "${filter[@]}"
         echo "${PIPESTATUS[0]}" >"$dir/.rc"
     ) &
