@@ -6,6 +6,7 @@
  * `jwt: [{issuer, algorithm, secret | public_key}]`; an issuer belongs to one
  * consumer only, and a key the gateway cannot use is refused in the config. */
 #include "gateway/auth/cred_cache.h"
+#include "gateway/auth/credential.h"
 #include "gateway/auth/jws.h"
 #include "gateway/plugins/chain.h"
 #include "gateway/plugins/plugin.h"
@@ -33,22 +34,11 @@ struct jwt_conf {
     const struct jwt_index *index; /* not owned */
 };
 
-struct jwt_ctx {
-    const char *drop_header;
-};
-
-static bool is_param(const char *s)
-{
-    return strlen(s) > 0 && strpbrk(s, "&=#?% ") == NULL;
-}
-
-static const struct gv_str_rule param_rule = {"query parameter name", NULL, is_param};
-
 static const struct gv_field fields[] = {
     GV_FIELD_STR("header", struct jwt_conf, header, .def.s = "Authorization",
                  .rule = &gv_rule_token, .max = 127,
                  .doc = "the header that carries the token (Authorization: Bearer TOKEN)"),
-    GV_FIELD_STR("query", struct jwt_conf, query, .rule = &param_rule, .max = 127,
+    GV_FIELD_STR("query", struct jwt_conf, query, .rule = &gw_auth_param_rule, .max = 127,
                  .doc = "a query parameter that may carry the token instead"),
     GV_FIELD_DURATION("clock_skew", struct jwt_conf, skew_ms, 0, 300000, .def.i = 30000,
                       .doc = "tolerance for exp and nbf (at most 5m)"),
@@ -236,21 +226,14 @@ static const char *header_token(const struct jwt_conf *c, const struct gw_reques
 static enum gw_plugin_verdict on_request(const void *conf, struct gw_request *r, void *ctx)
 {
     const struct jwt_conf *c = conf;
-    struct jwt_ctx *x = ctx;
     static const struct gw_jws_keys none;
     const struct gw_jws_keys *ks = c->index ? &c->index->keys : &none;
     char buf[GW_JWS_MAX_LEN];
     size_t len = 0;
-    const char *tok = header_token(c, r, &len), *query = NULL;
-    if (tok == NULL && c->query != NULL) {
-        long n = gw_request_query_param(r, c->query, buf, sizeof(buf));
-        if (n > 0) {
-            tok = buf;
-            len = (size_t)n;
-            query = c->query;
-        }
-    }
-    if (tok == NULL || len == 0) {
+    const char *query;
+    const char *tok = header_token(c, r, &len);
+    tok = gw_auth_credential(r, tok, &len, c->query, buf, sizeof(buf), &query);
+    if (tok == NULL) {
         struct gw_hdr h = {"WWW-Authenticate", "Bearer"};
         gw_request_fail_with(r, 401, "missing token", &h, 1);
         return GW_PLUGIN_ANSWERED;
@@ -265,21 +248,9 @@ static enum gw_plugin_verdict on_request(const void *conf, struct gw_request *r,
         idx = (size_t)(key - ks->v);
         gw_cred_cache_put(ks->gen, tok, len, exp, idx);
     }
-    gw_request_set_consumer(r, c->index->set->v[ks->v[idx].consumer]->name);
-    if (!c->forward && query != NULL)
-        gw_request_hide_query(r, query);
-    else if (!c->forward)
-        x->drop_header = c->header;
+    gw_auth_accept(r, ctx, c->index->set->v[ks->v[idx].consumer]->name, c->forward, query,
+                   c->header);
     return GW_PLUGIN_NEXT;
-}
-
-static bool upstream_drop(const void *conf, const struct gw_request *r, const void *ctx,
-                          const char *name, size_t len)
-{
-    const struct jwt_ctx *x = ctx;
-    (void)conf;
-    (void)r;
-    return x != NULL && x->drop_header != NULL && gw_name_eq(name, len, x->drop_header);
 }
 
 const struct gw_plugin_ops gw_plugin_jwt = {
@@ -289,7 +260,7 @@ const struct gw_plugin_ops gw_plugin_jwt = {
     .schema = &schema,
     .prepare = prepare,
     .credentials = &credentials,
-    .ctx_size = sizeof(struct jwt_ctx),
+    .ctx_size = sizeof(struct gw_auth_ctx),
     .on_request = on_request,
-    .upstream_drop = upstream_drop,
+    .upstream_drop = gw_auth_upstream_drop,
 };

@@ -4,6 +4,7 @@
  * `key_auth: [KEY, ...]`; a key belongs to one consumer only. Unless
  * forward_credentials is set, the key is not sent upstream. */
 #include "gateway/auth/cred_index.h"
+#include "gateway/auth/credential.h"
 #include "gateway/plugins/chain.h"
 #include "gateway/plugins/plugin.h"
 
@@ -16,23 +17,10 @@ struct key_auth_conf {
     const struct gw_cred_index *keys; /* the consumers' keys; not owned */
 };
 
-/* Where the request's key came from: its header is then not sent upstream. */
-struct key_auth_ctx {
-    const char *drop_header;
-};
-
-/* A query parameter name: no characters that end or escape one. */
-static bool is_param(const char *s)
-{
-    return strlen(s) > 0 && strpbrk(s, "&=#?% ") == NULL;
-}
-
-static const struct gv_str_rule param_rule = {"query parameter name", NULL, is_param};
-
 static const struct gv_field fields[] = {
     GV_FIELD_STR("header", struct key_auth_conf, header, .def.s = "X-Api-Key",
                  .rule = &gv_rule_token, .max = 127, .doc = "the header that carries the key"),
-    GV_FIELD_STR("query", struct key_auth_conf, query, .rule = &param_rule, .max = 127,
+    GV_FIELD_STR("query", struct key_auth_conf, query, .rule = &gw_auth_param_rule, .max = 127,
                  .doc = "a query parameter that may carry the key instead"),
     GV_FIELD_BOOL("forward_credentials", struct key_auth_conf, forward,
                   .doc = "send the key upstream too (default: it is taken out)"),
@@ -99,19 +87,12 @@ static int prepare(void *conf, const struct gw_plugin_env *env, struct gv_schema
 static enum gw_plugin_verdict on_request(const void *conf, struct gw_request *r, void *ctx)
 {
     const struct key_auth_conf *c = conf;
-    struct key_auth_ctx *x = ctx;
     char buf[512];
     size_t len = 0;
-    const char *key = gw_request_header(r, c->header, &len), *query = NULL;
-    if (key == NULL && c->query != NULL) {
-        long n = gw_request_query_param(r, c->query, buf, sizeof(buf));
-        if (n > 0) {
-            key = buf;
-            len = (size_t)n;
-            query = c->query;
-        }
-    }
-    if (key == NULL || len == 0) {
+    const char *query;
+    const char *key = gw_request_header(r, c->header, &len);
+    key = gw_auth_credential(r, key, &len, c->query, buf, sizeof(buf), &query);
+    if (key == NULL) {
         gw_request_fail(r, 401, "missing API key");
         return GW_PLUGIN_ANSWERED;
     }
@@ -120,21 +101,8 @@ static enum gw_plugin_verdict on_request(const void *conf, struct gw_request *r,
         gw_request_fail(r, 401, "invalid API key");
         return GW_PLUGIN_ANSWERED;
     }
-    gw_request_set_consumer(r, cred->consumer);
-    if (!c->forward && query != NULL)
-        gw_request_hide_query(r, query);
-    else if (!c->forward)
-        x->drop_header = c->header;
+    gw_auth_accept(r, ctx, cred->consumer, c->forward, query, c->header);
     return GW_PLUGIN_NEXT;
-}
-
-static bool upstream_drop(const void *conf, const struct gw_request *r, const void *ctx,
-                          const char *name, size_t len)
-{
-    const struct key_auth_ctx *x = ctx;
-    (void)conf;
-    (void)r;
-    return x != NULL && x->drop_header != NULL && gw_name_eq(name, len, x->drop_header);
 }
 
 const struct gw_plugin_ops gw_plugin_key_auth = {
@@ -144,7 +112,7 @@ const struct gw_plugin_ops gw_plugin_key_auth = {
     .schema = &schema,
     .prepare = prepare,
     .credentials = &credentials,
-    .ctx_size = sizeof(struct key_auth_ctx),
+    .ctx_size = sizeof(struct gw_auth_ctx),
     .on_request = on_request,
-    .upstream_drop = upstream_drop,
+    .upstream_drop = gw_auth_upstream_drop,
 };
