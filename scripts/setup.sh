@@ -40,7 +40,7 @@ APT_PACKAGES=(
     python3 python3-pip python3-pytest python3-requests python3-cryptography python3-yaml
     python3-h2 python3-httpx python3-grpcio python3-matplotlib
     wrk haproxy nginx-light stress-ng nghttp2-client
-    procps netcat-openbsd iproute2 util-linux iptables
+    procps netcat-openbsd iproute2 util-linux iptables git
     chromium chromium-driver prometheus tmux
 )
 if [[ ${GV_SETUP_MINIMAL:-0} == 1 ]]; then

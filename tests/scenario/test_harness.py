@@ -159,7 +159,7 @@ def run_child_pytest(tmp_path, test_source):
     (tmp_path / "conftest.py").write_text(CHILD_CONFTEST)
     (tmp_path / "test_child.py").write_text(textwrap.dedent(test_source))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
          f"--basetemp={tmp_path / 'basetemp'}", str(tmp_path / "test_child.py")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
