@@ -52,6 +52,8 @@ static void begin_stop(struct node *n, const char *why)
     if (n->stopping)
         return;
     n->stopping = true;
+    if (n->leaving)
+        uv_close((uv_handle_t *)&n->leave_timer, on_closed);
     gv_info("%s: draining %d workers", why, n->nworkers);
     for (int i = 0; i < n->nworkers; i++)
         gw_worker_drain(n->workers[i]);
@@ -78,6 +80,12 @@ static void begin_stop(struct node *n, const char *why)
     uv_close((uv_handle_t *)&n->sig_term, on_closed);
     uv_close((uv_handle_t *)&n->sig_int, on_closed);
     uv_close((uv_handle_t *)&n->sig_hup, on_closed);
+}
+
+/* The shutdown_delay is over: the drain begins. */
+static void on_leave_timer(uv_timer_t *t)
+{
+    begin_stop(t->data, "shutdown_delay over");
 }
 
 /* Certificates are re-read from the same files; connections already open
@@ -114,7 +122,18 @@ static void on_signal(uv_signal_t *s, int signum)
         node_config_free(&fresh);
         return;
     }
-    begin_stop(n, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    const char *why = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    uint64_t delay = n->cfg.node.shutdown_delay_ms;
+    if (n->leaving || delay == 0 || uv_timer_init(&n->loop, &n->leave_timer) != 0) {
+        begin_stop(n, why); /* a second signal does not wait */
+        return;
+    }
+    n->leaving = true;
+    n->leave_timer.data = n;
+    uv_timer_start(&n->leave_timer, on_leave_timer, delay, 0);
+    gv_info("%s: not ready; serving on for %llu ms (node.shutdown_delay) before draining "
+            "(a second signal drains at once)",
+            why, (unsigned long long)delay);
 }
 
 /* ---- start-up ------------------------------------------------------------ */

@@ -45,6 +45,8 @@ struct node {
     uint64_t config_version;
     uint64_t started_ms;
     bool stopping;
+    bool leaving;           /* SIGTERM came: not ready, serving on for shutdown_delay */
+    uv_timer_t leave_timer; /* ends the shutdown_delay (initialised while leaving) */
     uv_timer_t drain_timer; /* while stopping: the admin API stays up until the workers drain */
 };
 

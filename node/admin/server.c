@@ -230,13 +230,14 @@ void admin_get_health(struct admin_req *q, const struct admin_match *m)
 {
     struct node *n = q->admin->node;
     (void)m;
-    admin_reply_json(q, 200, json_pack("{s:s}", "status", n->stopping ? "draining" : "ok"));
+    admin_reply_json(q, 200,
+                     json_pack("{s:s}", "status", n->stopping || n->leaving ? "draining" : "ok"));
 }
 
 /* Why the node should not take traffic yet (NULL: it should). */
 static const char *not_ready(struct node *n)
 {
-    if (n->stopping)
+    if (n->stopping || n->leaving)
         return "draining";
     struct gw_snapshot *s = node_snapshot(n);
     const struct node_state *st = s ? s->user : NULL;
@@ -244,6 +245,8 @@ static const char *not_ready(struct node *n)
     gw_snapshot_unref(s);
     return routes ? NULL : "no config";
 }
+
+#define NO_ROUTES "no routes applied yet (from the config file or peers)"
 
 /* Readiness: 200 once a config with routes is applied and the listeners
  * are up (the admin API starts after them); 503 with no routes to serve
@@ -257,9 +260,11 @@ void admin_get_ready(struct admin_req *q, const struct admin_match *m)
     else
         admin_reply_json(q, 503,
                          json_pack("{s:s,s:s}", "status", why, "reason",
-                                   strcmp(why, "draining") == 0
+                                   strcmp(why, "draining") != 0 ? NO_ROUTES
+                                   : q->admin->node->stopping
                                        ? "stopping: in-flight requests are finishing"
-                                       : "no routes applied yet (from the config file or peers)"));
+                                       : "stopping: still serving until node.shutdown_delay "
+                                         "ends, then draining"));
 }
 
 static json_t *status_json(struct node *n)

@@ -206,6 +206,25 @@ static const struct gv_custom timeout_type = {
     .json_schema = timeout_schema,
 };
 
+/* A delay: a timeout that may be 0 (none). */
+static int delay_parse(const struct gv_field *f, const json_t *v, void *member, const char *path,
+                       struct gv_schema_error *err, void *ctx)
+{
+    uint64_t ms;
+    if (gv_json_duration(v, &ms) == 0 && ms == 0) {
+        *(uint64_t *)member = 0;
+        return 0;
+    }
+    return timeout_parse(f, v, member, path, err, ctx);
+}
+
+static const struct gv_custom delay_type = {
+    .type_doc = "duration",
+    .parse = delay_parse,
+    .dump = timeout_dump,
+    .json_schema = timeout_schema,
+};
+
 /* ---- workers: "auto" (0) or a count --------------------------------------- */
 
 static int workers_parse(const struct gv_field *f, const json_t *v, void *member, const char *path,
@@ -523,6 +542,11 @@ static const struct gv_field settings_fields[] = {
                     .def.s = "10s", .doc = "Time a client has to send a whole request head"),
     GV_FIELD_CUSTOM("idle_timeout", S, idle_timeout_ms, &timeout_type, .max = DAY_MS, .def.s = "1m",
                     .doc = "Time a keep-alive client connection may sit idle"),
+    GV_FIELD_CUSTOM("shutdown_delay", S, shutdown_delay_ms, &delay_type, .max = 5 * 60 * 1000,
+                    .def.s = "0s",
+                    .doc = "After SIGTERM, how long to keep accepting and serving while /ready "
+                           "answers 503, before the listeners close and in-flight requests "
+                           "drain: the time load balancers take to stop sending (0s .. 5m)"),
     GV_FIELD_INT("max_header_bytes", S, max_header_bytes, 1024, 1 << 20, .def.i = 16384,
                  .doc = "Largest request line and headers taken from a client"),
     GV_FIELD_INT("max_headers", S, max_headers, 1, 10000, .def.i = 100,

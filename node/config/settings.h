@@ -52,6 +52,7 @@ struct node_settings {
     /* Client-side limits (HAProxy/nginx-like defaults). */
     uint64_t header_timeout_ms; /* whole request head must arrive: 10s */
     uint64_t idle_timeout_ms;   /* keep-alive idle client: 60s */
+    uint64_t shutdown_delay_ms; /* after SIGTERM, serving on while not ready: 0 */
     uint32_t max_header_bytes;  /* request line + headers: 16384 */
     uint32_t max_headers;       /* header count: 100 */
 };

@@ -2,6 +2,7 @@
 (200 once routes are applied and the listeners are up; 503 with no config and
 while draining): what a load balancer or a Kubernetes readiness probe uses."""
 
+import signal
 import threading
 
 import requests
@@ -81,3 +82,26 @@ def _inflight(node) -> int:
         if b.get("inflight"):
             return int(b["inflight"])
     return 0
+
+
+def test_shutdown_delay_keeps_serving_while_not_ready():
+    """node.shutdown_delay (for load balancers that take a while to notice
+    /ready, like Swarm's routing mesh): after SIGTERM /ready says 503 at once,
+    but new connections are still taken and served until the delay ends;
+    a second SIGTERM drains at once."""
+    echo = Echo("e1")
+    node = Node(SEED.replace("ECHO", echo.address), node_extra="shutdown_delay: 60s")
+    node.popen.send_signal(signal.SIGTERM)
+    wait_until(lambda: ready(node)[0] == 503, 10, "/ready to say 503 after SIGTERM")
+    code, body = ready(node)
+    assert body == {"status": "draining",
+                    "reason": "stopping: still serving until node.shutdown_delay ends, then "
+                              "draining"}, body
+    assert node.admin_get("/health").json() == {"status": "draining"}
+    for _ in range(5):  # new connections, each served
+        with requests.Session() as s:
+            assert s.get(node.url("/x"), timeout=10).status_code == 200
+    assert node.alive()
+    # the second signal: drain now, not after 60 s
+    assert node.stop(timeout=30) == 0
+    assert "a second signal drains at once" in node.stderr_path.read_text()

@@ -25,12 +25,13 @@ static void test_defaults_dump(void)
     free(s.name); /* the host name: not the same on every machine */
     s.name = strdup("gw");
     char *t = dump_text(&s);
-    CHECK_STR(t, "{\"access_log\":true,\"admin\":\"127.0.0.1:9901\",\"admin_body_timeout\":\"30s\","
-                 "\"admin_max_connections\":256,"
-                 "\"header_timeout\":\"10s\",\"idle_timeout\":\"1m\",\"insecure_gossip\":false,"
-                 "\"join\":[],\"join_every\":\"30s\","
-                 "\"listen\":\"0.0.0.0:8080\",\"log_level\":\"info\",\"max_header_bytes\":16384,"
-                 "\"max_headers\":100,\"name\":\"gw\",\"workers\":\"auto\"}");
+    CHECK_STR(
+        t, "{\"access_log\":true,\"admin\":\"127.0.0.1:9901\",\"admin_body_timeout\":\"30s\","
+           "\"admin_max_connections\":256,"
+           "\"header_timeout\":\"10s\",\"idle_timeout\":\"1m\",\"insecure_gossip\":false,"
+           "\"join\":[],\"join_every\":\"30s\","
+           "\"listen\":\"0.0.0.0:8080\",\"log_level\":\"info\",\"max_header_bytes\":16384,"
+           "\"max_headers\":100,\"name\":\"gw\",\"shutdown_delay\":\"0s\",\"workers\":\"auto\"}");
     free(t);
     CHECK_INT(node_settings_check(&s, &(struct node_config_error){{0}}), 0);
     node_settings_free(&s);
@@ -102,6 +103,7 @@ static void test_docs(void)
                           "insecure_gossip",
                           "header_timeout",
                           "idle_timeout",
+                          "shutdown_delay",
                           "max_header_bytes",
                           "max_headers"};
     size_t rows = 0;
@@ -124,7 +126,7 @@ static void test_docs(void)
 
     json_t *js = gv_schema_json_schema(&node_settings_schema);
     json_t *props = json_object_get(js, "properties");
-    CHECK_INT(json_object_size(props), 22);
+    CHECK_INT(json_object_size(props), 23);
     CHECK(json_is_false(json_object_get(js, "additionalProperties")));
     CHECK_STR(
         json_string_value(json_object_get(json_object_get(props, "log_level"), "description")),
@@ -132,4 +134,34 @@ static void test_docs(void)
     json_decref(js);
 }
 
-TEST_MAIN(TEST(test_defaults_dump), TEST(test_round_trip), TEST(test_docs))
+/* A delay may be 0 (the default) and is bounded; a bad one says why. */
+static void test_shutdown_delay(void)
+{
+    static const struct {
+        const char *json;
+        int rc;
+        uint64_t ms;
+    } cases[] = {
+        {"{\"shutdown_delay\": \"0s\"}", 0, 0},    {"{\"shutdown_delay\": \"15s\"}", 0, 15000},
+        {"{\"shutdown_delay\": 5}", 0, 5000},      {"{\"shutdown_delay\": \"5m\"}", 0, 300000},
+        {"{\"shutdown_delay\": \"6m\"}", -1, 0},   {"{\"shutdown_delay\": \"-1s\"}", -1, 0},
+        {"{\"shutdown_delay\": \"soon\"}", -1, 0}, {"{\"shutdown_delay\": true}", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *in = json_loads(cases[i].json, 0, NULL);
+        struct node_settings a;
+        struct gv_schema_error err = {0};
+        node_settings_defaults(&a);
+        int rc = gv_schema_parse(&node_settings_schema, in, &a, "node", &err, NULL);
+        CHECK_INT(rc == 0 ? 0 : -1, cases[i].rc);
+        if (rc == 0)
+            CHECK_INT(a.shutdown_delay_ms, cases[i].ms);
+        else
+            CHECK_STR(err.path, "node.shutdown_delay");
+        json_decref(in);
+        node_settings_free(&a);
+    }
+}
+
+TEST_MAIN(TEST(test_defaults_dump), TEST(test_round_trip), TEST(test_docs),
+          TEST(test_shutdown_delay))
