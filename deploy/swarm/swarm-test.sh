@@ -78,6 +78,9 @@ cleanup() {
     docker image prune -f --filter label=org.grapevine.stage=build >/dev/null 2>&1 || true
     if [[ $INITED == 1 ]]; then
         docker swarm leave --force >/dev/null 2>&1 || true
+        # the bridge swarm init made for overlay traffic outlives the swarm:
+        # this test made it, so it goes too (when nothing else uses it)
+        docker network rm docker_gwbridge >/dev/null 2>&1 || true
         log "left the swarm this test created ($(docker info --format '{{.Swarm.LocalNodeState}}'))"
     fi
     rm -rf "$WORK"
