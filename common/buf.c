@@ -124,3 +124,17 @@ char *gv_buf_steal(struct gv_buf *b)
     gv_buf_init(b);
     return p;
 }
+
+size_t gv_buf_read_at(struct gv_buf *b, size_t *off, void *dst, size_t cap, bool *drained)
+{
+    size_t avail = b->len - *off, n = avail < cap ? avail : cap;
+    if (n > 0)
+        memcpy(dst, b->data + *off, n);
+    *off += n;
+    *drained = *off == b->len;
+    if (*drained) {
+        *off = 0;
+        gv_buf_reset(b);
+    }
+    return n;
+}

@@ -6,6 +6,7 @@
 #ifndef GV_COMMON_BUF_H
 #define GV_COMMON_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct gv_buf {
@@ -29,5 +30,10 @@ int gv_buf_put2(struct gv_buf *b, const char *a, size_t alen, const char *c, siz
 void gv_buf_consume(struct gv_buf *b, size_t n);
 /* Hands the memory to the caller (NUL-terminated), leaving b empty. */
 char *gv_buf_steal(struct gv_buf *b);
+/* Reads b from *off on (a reader's offset, so the bytes are not moved for
+ * each read): copies up to cap bytes to dst, advances *off, and once
+ * everything is read resets b and *off. Returns the bytes copied; *drained
+ * tells whether b is empty now. */
+size_t gv_buf_read_at(struct gv_buf *b, size_t *off, void *dst, size_t cap, bool *drained);
 
 #endif

@@ -463,20 +463,16 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t ca
                          nghttp2_data_source *src, void *ud)
 {
     struct gw_h2_stream *st = src->ptr;
-    size_t avail = st->out.len - st->out_off, n = avail < cap ? avail : cap;
+    bool drained;
     (void)s;
     (void)id;
     (void)ud;
-    if (n == 0 && !st->eof)
+    if (st->out.len == st->out_off && !st->eof)
         return NGHTTP2_ERR_DEFERRED;
-    memcpy(buf, st->out.data + st->out_off, n);
-    st->out_off += n;
-    if (st->out_off == st->out.len) {
-        st->out_off = 0;
-        gv_buf_reset(&st->out);
-        if (st->eof)
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (st->eof && st->trailers.len > 0 && send_trailers(st))
+    size_t n = gv_buf_read_at(&st->out, &st->out_off, buf, cap, &drained);
+    if (drained && st->eof) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailers.len > 0 && send_trailers(st))
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
     if (st->paused_up && st->req != NULL && st->out.len - st->out_off < GW_H2_STREAM_OUT_LOW) {

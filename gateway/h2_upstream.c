@@ -345,20 +345,15 @@ static ssize_t read_req_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_
                              uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     struct gw_h2up_stream *st = src->ptr;
-    size_t avail = st->body.len - st->body_off, n = avail < cap ? avail : cap;
+    bool drained;
     (void)s;
     (void)id;
     (void)ud;
-    if (n == 0 && !st->body_eof)
+    if (st->body.len == st->body_off && !st->body_eof)
         return NGHTTP2_ERR_DEFERRED;
-    memcpy(buf, st->body.data + st->body_off, n);
-    st->body_off += n;
-    if (st->body_off == st->body.len) {
-        st->body_off = 0;
-        gv_buf_reset(&st->body);
-        if (st->body_eof)
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
+    size_t n = gv_buf_read_at(&st->body, &st->body_off, buf, cap, &drained);
+    if (drained && st->body_eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (st->paused_client && st->req != NULL && st->body.len - st->body_off < GW_LOW_WATER) {
         st->paused_client = false;
         gw_proxy_client_resume(st->req);

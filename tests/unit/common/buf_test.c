@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void test_append_and_numbers(void)
 {
@@ -37,4 +38,23 @@ static void test_growth(void)
     gv_buf_free(&b);
 }
 
-TEST_MAIN(TEST(test_append_and_numbers), TEST(test_growth))
+/* A reader's offset: pieces out, then the buffer reset once all is read. */
+static void test_read_at(void)
+{
+    struct gv_buf b;
+    char out[8];
+    size_t off = 0;
+    bool drained;
+    gv_buf_init(&b);
+    CHECK_INT(gv_buf_read_at(&b, &off, out, sizeof(out), &drained), 0);
+    CHECK(drained); /* nothing to read: empty */
+    CHECK_INT(gv_buf_append(&b, "hello, world", 12), 0);
+    CHECK_INT(gv_buf_read_at(&b, &off, out, 5, &drained), 5);
+    CHECK(!drained && off == 5 && memcmp(out, "hello", 5) == 0);
+    CHECK_INT(gv_buf_append(&b, "!", 1), 0); /* more while being read */
+    CHECK_INT(gv_buf_read_at(&b, &off, out, sizeof(out), &drained), 8);
+    CHECK(drained && off == 0 && b.len == 0 && memcmp(out, ", world!", 8) == 0);
+    gv_buf_free(&b);
+}
+
+TEST_MAIN(TEST(test_append_and_numbers), TEST(test_growth), TEST(test_read_at))
