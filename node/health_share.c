@@ -199,6 +199,13 @@ static void merge(const struct cl_hp_report *r, const char *from)
         return;
     }
     bool passive = cl_hp_is_passive(r);
+    if (!passive && strcmp(r->checker, cl_swim_name(g.swim)) == 0) {
+        /* this node's own verdict coming back (a relay, a push-pull): the
+         * one it holds is its newest, and one it dropped as stale
+         * (forget_stale_self) must not come back as a current checker's */
+        g.stats.ignored++;
+        return;
+    }
     const struct lb_service_spec *svc = NULL;
     struct gw_snapshot *snap;
     struct lb_target_state *st = target_lookup(r->service, r->address, &svc, &snap);

@@ -134,17 +134,73 @@ def port_is_free(port: int, host: str = HOST) -> bool:
         s.close()
 
 
+# Ports handed out are reserved across the test processes that run at once
+# (ctest -j): a file per port, made with O_EXCL, holding the owner's pid,
+# removed when that process exits. Without it two tests picked the same free
+# port now and then: one node could not listen, or a health check reached
+# another test's server on the port of a target it had just killed.
+_PORT_DIR = Path(tempfile.gettempdir()) / "gvtest-ports"
+_reserved: list[Path] = []
+_ports_setup = [False]
+
+
+def _release_ports() -> None:
+    for f in _reserved:
+        try:
+            f.unlink()
+        except OSError:
+            pass
+
+
+def _sweep_ports() -> None:
+    """Drops reservations of processes gone for an hour (killed -9): old
+    enough that no process is still making one of them."""
+    now = time.time()
+    try:
+        files = list(_PORT_DIR.iterdir())
+    except OSError:
+        return
+    for f in files:
+        try:
+            if now - f.stat().st_mtime > 3600 and not pid_alive(int(f.read_text() or 0)):
+                f.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def _reserve(port: int) -> bool:
+    try:
+        fd = os.open(_PORT_DIR / str(port), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # no shared folder: this process's own bookkeeping only
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    _reserved.append(_PORT_DIR / str(port))
+    return True
+
+
 def free_port() -> int:
-    """A port on 127.0.0.1 that nobody listens on and that this process has
-    not handed out before. Chosen at random below the ephemeral range, so the
-    outgoing connections of the processes under test never take it and two
-    test processes running at once rarely pick the same one."""
+    """A port on 127.0.0.1 that nobody listens on, that this process has not
+    handed out before and that no other test process holds (see _reserve).
+    Chosen at random below the ephemeral range, so the outgoing connections
+    of the processes under test never take it."""
     lo, _ = _ephemeral_range()
     top = min(lo, 32768)
+    if not _ports_setup[0]:
+        _ports_setup[0] = True
+        try:  # shared by every user's test processes, like /tmp itself
+            _PORT_DIR.mkdir(exist_ok=True)
+            os.chmod(_PORT_DIR, 0o1777)
+        except OSError:
+            pass
+        _sweep_ports()
+        atexit.register(_release_ports)
     if top - 20000 >= 1000:
         for _ in range(500):
             port = _rng.randrange(20000, top)
-            if port not in _handed_out and port_is_free(port):
+            if port not in _handed_out and port_is_free(port) and _reserve(port):
                 _handed_out.add(port)
                 return port
     # Fallback: let the kernel choose.

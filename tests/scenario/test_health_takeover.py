@@ -5,6 +5,7 @@ verdict from start-up (when every node probes alone) counted as a current
 checker's, and its probes, having taken the checkers' "down" as its own
 while it did not probe, never reported the target down again."""
 
+import json
 import time
 
 from gvtest import Echo, Node, scaled, wait_until
@@ -48,5 +49,5 @@ def test_new_checker_keeps_a_dead_target_out():
     end = time.monotonic() + scaled(3)
     while time.monotonic() < end:
         t = target(obs)
-        assert t["healthy"] is False and t["reason"] == "health_check", t
+        assert t["healthy"] is False and t["reason"] == "health_check", json.dumps(t)
         time.sleep(0.1)
