@@ -85,7 +85,7 @@ def config(port, dead_port):
     protocol: grpc
     retries: 0
     targets: [{{address: 127.0.0.1:{port}}}]
-    health_check: {{interval: 300ms, timeout: 300ms, healthy: 1, unhealthy: 1}}
+    health_check: {{interval: 3s, timeout: 3s, healthy: 1, unhealthy: 1}}
   - name: dead
     protocol: grpc
     retries: 0
@@ -263,7 +263,7 @@ def test_grpc_target_over_tls(tmp_path):
     protocol: grpc
     targets: [{{address: 127.0.0.1:{port}}}]
     tls: {{ca_file: {pem}, server_name: a.test}}
-    health_check: {{interval: 300ms, timeout: 300ms, healthy: 1, unhealthy: 1}}
+    health_check: {{interval: 3s, timeout: 3s, healthy: 1, unhealthy: 1}}
 routes:
   - name: open
     match: {{paths: [/test.Echo/], path_type: prefix}}
