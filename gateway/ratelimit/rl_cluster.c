@@ -322,14 +322,17 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
 {
     size_t nout = 0;
     bool news = false; /* admissions, or a demand peers do not know yet */
+    /* nothing in the table yet: no slot to read (a scan of all of them
+     * every tick was most of an idle node's CPU) */
+    size_t cap = gw_rl_table_used(c->t) ? c->cap : 0;
     c->tick++;
-    for (size_t i = 0; i < c->cap; i++) {
+    for (size_t i = 0; i < cap; i++) {
         struct gw_rl_slot_state one;
         gw_rl_slot_collect(c->t, i, now_us, &one);
         slot_collect(c, i, &one);
     }
     peers_fold(c, now_us);
-    for (size_t i = 0; i < c->cap; i++) {
+    for (size_t i = 0; i < cap; i++) {
         struct rlc_slot *s = &c->s[i];
         if (s->key == 0)
             continue;
@@ -352,7 +355,7 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
     c->busy = nout > 0;
     if (c->due) {
         c->quiet = 0;
-        for (size_t i = 0; i < c->cap; i++)
+        for (size_t i = 0; i < cap; i++)
             c->s[i].told = c->s[i].demand;
     }
     *out = c->out;

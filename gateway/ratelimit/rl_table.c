@@ -28,8 +28,14 @@ struct gw_rl_table {
     size_t mask;
     _Atomic uint64_t evictions;
     _Atomic unsigned members;
+    _Atomic bool used; /* a key has taken a free slot: the control loop's scans start */
     struct gw_rl_slot *slots;
 };
+
+bool gw_rl_table_used(const struct gw_rl_table *t)
+{
+    return atomic_load_explicit(&t->used, memory_order_acquire);
+}
 
 void gw_rl_set_members(struct gw_rl_table *t, unsigned members)
 {
@@ -148,6 +154,8 @@ static struct gw_rl_slot *slot_for(struct gw_rl_table *t, uint64_t key, uint64_t
         atomic_store_explicit(&spare->quiet, 0, memory_order_relaxed);
         if (evict)
             atomic_fetch_add_explicit(&t->evictions, 1, memory_order_relaxed);
+        if (!atomic_load_explicit(&t->used, memory_order_relaxed))
+            atomic_store_explicit(&t->used, true, memory_order_release);
     }
     return spare;
 }

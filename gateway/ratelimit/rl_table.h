@@ -96,6 +96,10 @@ long gw_rl_find(const struct gw_rl_table *t, uint64_t key);
 
 /* The members (at least 1) the cluster bucket is shared between (set by
  * the cluster glue every tick). */
+/* Whether any key ever took a slot: until then a scan of the table (the
+ * cluster tick's, every 100 ms over GW_RL_CAPACITY slots) has nothing to
+ * read, and an idle node skips it. */
+bool gw_rl_table_used(const struct gw_rl_table *t);
 void gw_rl_set_members(struct gw_rl_table *t, unsigned members);
 unsigned gw_rl_members(const struct gw_rl_table *t);
 

@@ -90,4 +90,17 @@ static void test_bounded_keys(void)
     gw_rl_table_free(t);
 }
 
-TEST_MAIN(TEST(test_bucket), TEST(test_bounded_keys))
+/* The table says when a key first takes a slot (the cluster tick skips its
+ * scans until then). */
+static void test_used(void)
+{
+    struct gw_rl_table *t;
+    struct gw_rl_result r;
+    CHECK_INT(gw_rl_table_new(64, &t), 0);
+    CHECK(!gw_rl_table_used(t));
+    gw_rl_take(t, 42, 10, 1000000, 0, 1000000, &r);
+    CHECK(gw_rl_table_used(t));
+    gw_rl_table_free(t);
+}
+
+TEST_MAIN(TEST(test_used), TEST(test_bucket), TEST(test_bounded_keys))
