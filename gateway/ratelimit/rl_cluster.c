@@ -322,25 +322,29 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
 {
     size_t nout = 0;
     bool news = false; /* admissions, or a demand peers do not know yet */
-    /* nothing in the table yet: no slot to read (a scan of all of them
-     * every tick was most of an idle node's CPU) */
-    size_t cap = gw_rl_table_used(c->t) ? c->cap : 0;
+    /* only the slots keys have taken: an idle node reads none, a busy one
+     * O(keys), never all GW_RL_CAPACITY (that scan was most of a node's CPU) */
+    size_t used = gw_rl_table_claimed(c->t);
     c->tick++;
-    for (size_t i = 0; i < cap; i++) {
+    for (size_t j = 0; j < used; j++) {
+        long i = gw_rl_table_claimed_at(c->t, j);
+        if (i < 0)
+            continue; /* being claimed: read at the next tick */
         struct gw_rl_slot_state one;
-        gw_rl_slot_collect(c->t, i, now_us, &one);
-        slot_collect(c, i, &one);
+        gw_rl_slot_collect(c->t, (size_t)i, now_us, &one);
+        slot_collect(c, (size_t)i, &one);
     }
     peers_fold(c, now_us);
-    for (size_t i = 0; i < cap; i++) {
-        struct rlc_slot *s = &c->s[i];
-        if (s->key == 0)
+    for (size_t j = 0; j < used; j++) {
+        long i = gw_rl_table_claimed_at(c->t, j);
+        if (i < 0 || c->s[i].key == 0)
             continue;
+        struct rlc_slot *s = &c->s[i];
         struct gw_rl_slot_state st;
-        gw_rl_slot_peek(c->t, i, now_us, &st);
+        gw_rl_slot_peek(c->t, (size_t)i, now_us, &st);
         if (st.key != s->key || st.interval == 0)
             continue;
-        slot_allow(c, i, &st, now_us);
+        slot_allow(c, (size_t)i, &st, now_us);
         if (s->demand == 0 && ring_sum(s->ring) == 0)
             continue;
         struct gw_rlc_entry *e = &c->out[nout++];
@@ -355,8 +359,11 @@ size_t gw_rlc_tick(struct gw_rlc *c, uint64_t now_us, const struct gw_rlc_entry 
     c->busy = nout > 0;
     if (c->due) {
         c->quiet = 0;
-        for (size_t i = 0; i < cap; i++)
-            c->s[i].told = c->s[i].demand;
+        for (size_t j = 0; j < used; j++) {
+            long i = gw_rl_table_claimed_at(c->t, j);
+            if (i >= 0)
+                c->s[i].told = c->s[i].demand;
+        }
     }
     *out = c->out;
     *tick = c->tick;
@@ -382,8 +389,11 @@ static uint32_t share_ppm(const struct gw_rlc *c, const struct rlc_slot *s)
 
 size_t gw_rlc_top(const struct gw_rlc *c, struct gw_rlc_view *out, size_t max)
 {
-    size_t n = 0;
-    for (size_t i = 0; max > 0 && i < c->cap; i++) {
+    size_t n = 0, used = gw_rl_table_claimed(c->t);
+    for (size_t j = 0; max > 0 && j < used; j++) {
+        long i = gw_rl_table_claimed_at(c->t, j);
+        if (i < 0)
+            continue;
         const struct rlc_slot *s = &c->s[i];
         uint64_t w = weight(s);
         if (s->key == 0 || w == 0 ||

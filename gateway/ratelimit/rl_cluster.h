@@ -93,7 +93,7 @@ struct gw_rlc_view {
     uint32_t share_ppm;
 };
 /* The busiest keys (demand here plus at peers), at most max, busiest
- * first, into out; returns how many. One pass over the table. */
+ * first, into out; returns how many. One pass over the slots keys took. */
 size_t gw_rlc_top(const struct gw_rlc *c, struct gw_rlc_view *out, size_t max);
 
 #endif

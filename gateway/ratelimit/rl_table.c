@@ -28,13 +28,39 @@ struct gw_rl_table {
     size_t mask;
     _Atomic uint64_t evictions;
     _Atomic unsigned members;
-    _Atomic bool used; /* a key has taken a free slot: the control loop's scans start */
+    /* The slots a key ever took (a slot never becomes free again), in the
+     * order they were taken: the control loop reads these, not the whole
+     * table. A worker reserves an index in claimed_n, then publishes the
+     * slot's number plus one there; 0 is an entry still being written. */
+    _Atomic size_t claimed_n;
+    _Atomic uint32_t *claimed;
     struct gw_rl_slot *slots;
 };
 
 bool gw_rl_table_used(const struct gw_rl_table *t)
 {
-    return atomic_load_explicit(&t->used, memory_order_acquire);
+    return gw_rl_table_claimed(t) > 0;
+}
+
+size_t gw_rl_table_claimed(const struct gw_rl_table *t)
+{
+    size_t n = atomic_load_explicit(&t->claimed_n, memory_order_acquire);
+    return n <= t->mask ? n : t->mask + 1;
+}
+
+long gw_rl_table_claimed_at(const struct gw_rl_table *t, size_t j)
+{
+    if (j > t->mask)
+        return -1;
+    uint32_t v = atomic_load_explicit(&t->claimed[j], memory_order_acquire);
+    return v == 0 ? -1 : (long)(v - 1);
+}
+
+static void claim(struct gw_rl_table *t, const struct gw_rl_slot *s)
+{
+    size_t j = atomic_fetch_add_explicit(&t->claimed_n, 1, memory_order_acq_rel);
+    if (j <= t->mask) /* every slot is claimed once: never beyond */
+        atomic_store_explicit(&t->claimed[j], (uint32_t)(s - t->slots) + 1, memory_order_release);
 }
 
 void gw_rl_set_members(struct gw_rl_table *t, unsigned members)
@@ -57,8 +83,9 @@ int gw_rl_table_new(size_t capacity, struct gw_rl_table **out)
     if (t == NULL)
         return GV_ENOMEM;
     t->slots = calloc(cap, sizeof(*t->slots));
-    if (t->slots == NULL) {
-        free(t);
+    t->claimed = calloc(cap, sizeof(*t->claimed));
+    if (t->slots == NULL || t->claimed == NULL) {
+        gw_rl_table_free(t);
         return GV_ENOMEM;
     }
     t->mask = cap - 1;
@@ -70,6 +97,7 @@ void gw_rl_table_free(struct gw_rl_table *t)
 {
     if (t == NULL)
         return;
+    free(t->claimed);
     free(t->slots);
     free(t);
 }
@@ -81,16 +109,17 @@ size_t gw_rl_table_capacity(const struct gw_rl_table *t)
 
 size_t gw_rl_table_bytes(const struct gw_rl_table *t)
 {
-    return sizeof(*t) + (t->mask + 1) * sizeof(*t->slots);
+    return sizeof(*t) + (t->mask + 1) * (sizeof(*t->slots) + sizeof(*t->claimed));
 }
 
 size_t gw_rl_table_active(const struct gw_rl_table *t, uint64_t now_us)
 {
-    size_t n = 0;
-    for (size_t i = 0; i <= t->mask; i++)
-        if (atomic_load_explicit(&t->slots[i].key, memory_order_relaxed) != 0 &&
-            atomic_load_explicit(&t->slots[i].tat, memory_order_relaxed) > now_us * 1000)
+    size_t n = 0, used = gw_rl_table_claimed(t);
+    for (size_t j = 0; j < used; j++) {
+        long i = gw_rl_table_claimed_at(t, j);
+        if (i >= 0 && atomic_load_explicit(&t->slots[i].tat, memory_order_relaxed) > now_us * 1000)
             n++;
+    }
     return n;
 }
 
@@ -154,8 +183,8 @@ static struct gw_rl_slot *slot_for(struct gw_rl_table *t, uint64_t key, uint64_t
         atomic_store_explicit(&spare->quiet, 0, memory_order_relaxed);
         if (evict)
             atomic_fetch_add_explicit(&t->evictions, 1, memory_order_relaxed);
-        if (!atomic_load_explicit(&t->used, memory_order_relaxed))
-            atomic_store_explicit(&t->used, true, memory_order_release);
+        if (spare_key == 0)
+            claim(t, spare);
     }
     return spare;
 }

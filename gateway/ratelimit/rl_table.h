@@ -96,10 +96,15 @@ long gw_rl_find(const struct gw_rl_table *t, uint64_t key);
 
 /* The members (at least 1) the cluster bucket is shared between (set by
  * the cluster glue every tick). */
-/* Whether any key ever took a slot: until then a scan of the table (the
- * cluster tick's, every 100 ms over GW_RL_CAPACITY slots) has nothing to
- * read, and an idle node skips it. */
+/* Whether any key ever took a slot. */
 bool gw_rl_table_used(const struct gw_rl_table *t);
+/* The slots keys have taken, so a reader (the cluster tick, every 100 ms)
+ * visits O(keys) slots, not GW_RL_CAPACITY: claimed() of them so far, and
+ * the j-th one's index (-1 while a worker is still writing it; it is there
+ * at a later call). A slot once taken stays listed (it is never free again,
+ * only handed to another key). */
+size_t gw_rl_table_claimed(const struct gw_rl_table *t);
+long gw_rl_table_claimed_at(const struct gw_rl_table *t, size_t j);
 void gw_rl_set_members(struct gw_rl_table *t, unsigned members);
 unsigned gw_rl_members(const struct gw_rl_table *t);
 

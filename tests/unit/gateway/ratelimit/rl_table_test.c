@@ -90,16 +90,45 @@ static void test_bounded_keys(void)
     gw_rl_table_free(t);
 }
 
-/* The table says when a key first takes a slot (the cluster tick skips its
- * scans until then). */
+/* The table lists the slots keys took, each once, so the cluster tick reads
+ * those and not the whole table: a new key adds its slot, the same key again
+ * or a key handed an idle slot adds nothing, and the listed slots are the
+ * ones that hold keys. */
 static void test_used(void)
 {
     struct gw_rl_table *t;
     struct gw_rl_result r;
     CHECK_INT(gw_rl_table_new(64, &t), 0);
     CHECK(!gw_rl_table_used(t));
+    CHECK_INT(gw_rl_table_claimed(t), 0);
     gw_rl_take(t, 42, 10, 1000000, 0, 1000000, &r);
     CHECK(gw_rl_table_used(t));
+    CHECK_INT(gw_rl_table_claimed(t), 1);
+    CHECK_INT(gw_rl_table_claimed_at(t, 0), gw_rl_find(t, 42));
+    gw_rl_take(t, 42, 10, 1000000, 0, 1000000, &r);
+    CHECK_INT(gw_rl_table_claimed(t), 1);
+    CHECK_INT(gw_rl_table_claimed_at(t, 1), -1);
+    /* a peer's charge takes a slot too */
+    CHECK(gw_rl_charge(t, 7, 3, 1000000) >= 0);
+    CHECK_INT(gw_rl_table_claimed(t), 2);
+    CHECK_INT(gw_rl_table_claimed_at(t, 1), gw_rl_find(t, 7));
+    /* many keys: never more entries than slots, every entry a distinct
+     * slot holding a key */
+    for (uint64_t k = 100; k < 1100; k++)
+        gw_rl_take(t, k * 0x9e3779b97f4a7c15ULL, 10, 1000000, 0, 1000000, &r);
+    size_t n = gw_rl_table_claimed(t);
+    CHECK(n <= gw_rl_table_capacity(t));
+    CHECK(n > 2);
+    unsigned char seen[64] = {0};
+    for (size_t j = 0; j < n; j++) {
+        long i = gw_rl_table_claimed_at(t, j);
+        CHECK(i >= 0 && i < 64);
+        CHECK_INT(seen[i], 0);
+        seen[i] = 1;
+        struct gw_rl_slot_state st;
+        gw_rl_slot_peek(t, (size_t)i, 1000000, &st);
+        CHECK(st.key != 0);
+    }
     gw_rl_table_free(t);
 }
 
