@@ -24,6 +24,7 @@
 #define CONFIG_CHANNEL  1
 #define GC_INTERVAL_MS  (3600u * 1000u)
 #define LOG_EACH_MAX    16 /* applied changes logged one per line; more are summed up */
+#define APPLY_WAIT_MAX_MS 1000 /* peers' changes wait at most this for the last apply's cost */
 #define QUARANTINE_RUNS 32 /* validations per apply, each leaving one more entry out */
 
 void cs_copy_str(char *dst, size_t n, const char *src)
@@ -253,7 +254,11 @@ static void on_apply_timer(uv_timer_t *t)
     struct node_state_error err = {0};
     if (cs->narrivals == 0 && cs->arrivals_dropped == 0)
         return;
+    uint64_t t0 = gv_now_us();
     int rv = cs_apply_store(cs, &err);
+    cs->apply_cost_ms = (gv_now_us() - t0) / 1000;
+    uv_update_time(&cs->n->loop);
+    cs->applied_at_ms = uv_now(&cs->n->loop);
     if (rv == 0)
         cs->applied_remote += cs->narrivals + cs->arrivals_dropped;
     else
@@ -285,6 +290,20 @@ static void note_arrival(struct node_cstate *cs, const struct cl_entry *e)
     cs_copy_str(a->origin, sizeof(a->origin), e->origin);
 }
 
+/* When to apply what arrives now: at the next turn, unless the last apply
+ * cost more than the time since it ended; then once that much time has
+ * passed (at most APPLY_WAIT_MAX_MS), so the loop keeps at least half its
+ * time for probes, health checks and the admin API while a large state
+ * streams in, and the applies of a stream add up to a few times one apply
+ * of the whole, not one per message. A small change costs well under a
+ * millisecond: no wait. */
+static uint64_t apply_delay_ms(struct node_cstate *cs)
+{
+    uint64_t since = uv_now(&cs->n->loop) - cs->applied_at_ms;
+    uint64_t wait = cs->apply_cost_ms > since ? cs->apply_cost_ms - since : 0;
+    return GV_MIN(wait, APPLY_WAIT_MAX_MS);
+}
+
 /* A peer's change won in the store: written with the next batch, and
  * applied on the next turn, so a batch of entries is validated and
  * published once. */
@@ -300,7 +319,7 @@ static void on_change(void *arg, const struct cl_entry *e, const char *from)
     }
     note_arrival(cs, e);
     if (!uv_is_active((uv_handle_t *)&cs->apply_timer))
-        uv_timer_start(&cs->apply_timer, on_apply_timer, 0, 0);
+        uv_timer_start(&cs->apply_timer, on_apply_timer, apply_delay_ms(cs), 0);
 }
 
 static void on_gc_timer(uv_timer_t *t)

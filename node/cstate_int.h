@@ -83,8 +83,12 @@ struct node_cstate {
     bool backoff; /* the last write failed: peers' records wait for the timer */
     uv_timer_t retry_timer;
 
-    /* Peers' changes: batched to the next loop turn. */
+    /* Peers' changes: batched to the next loop turn, or later while
+     * applying costs more than the loop's idle time since the last apply
+     * (at most half the loop applies: a state streaming in in many
+     * messages is applied a few times, not once per message). */
     uv_timer_t apply_timer, gc_timer;
+    uint64_t apply_cost_ms, applied_at_ms; /* the last apply's cost; loop time at its end */
     struct cs_arrival *arrivals;
     size_t narrivals, caparrivals, arrivals_dropped;
     uint64_t remote_merged; /* peers' changes stored so far */
