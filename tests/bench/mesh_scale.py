@@ -17,7 +17,9 @@ For each N (default 10, 50, 100; --quick: 10 only) it prints:
     of a start are over;
   - detection: a SIGKILLed node is seen dead by every survivor after T
     (from the survivors' own "X alive -> dead" log lines): median and max;
-    and false deaths: any other node declared dead during the run;
+    and false deaths: any other node declared dead during the run, counted
+    by the phase it fell in (start, idle, changes, objects: the load of
+    --objects on every node and the join; detection);
 and, once (on the smallest N; --objects 0 skips it), the join time of a new node into the cluster
 holding --objects objects (default 10,000): from its spawn until it serves
 the cluster's config digest.
@@ -366,27 +368,48 @@ def detection(mesh):
     return {"median": statistics.median(seen.values()), "max": max(seen.values())}
 
 
-def false_deaths(mesh, victim):
-    return sum(1 for nd in mesh.nodes + mesh.extra for who, _ in deaths(nd) if who != victim)
+def false_deaths(mesh, victim, marks):
+    """Deaths of any node but victim, by the phase of the run they fell in
+    (marks: (phase, unix time) in order): {phase: count}."""
+    by = {}
+    for nd in mesh.nodes + mesh.extra:
+        for who, t in deaths(nd):
+            if who == victim:
+                continue
+            phase = marks[0][0]
+            for name, since in marks:
+                if t >= since:
+                    phase = name
+            by[phase] = by.get(phase, 0) + 1
+    return by
 
 
 def run_size(binary, n, a, with_join):
     mesh = Mesh(binary, n)
     row = {"n": n}
+    marks = [("start", time.time())]
     try:
         log(f"N={n}: starting")
         row["alive_s"] = start_all(mesh)
+        marks.append(("idle", time.time()))
         row["ready_s"] = mesh.ready_s
         log(f"N={n}: all alive after {row['alive_s']:.2f} s (all {n} processes answering after "
             f"{row['ready_s']:.2f} s); settling {a.settle} s, then idle for {a.idle} s")
         time.sleep(a.settle)
         row.update(idle_costs(mesh, a.idle))
         log(f"N={n}: {a.changes} changes")
+        marks.append(("changes", time.time()))
         row["spread"] = spread(mesh, a.changes)
+        marks.append(("objects", time.time()))
         row["join_s"] = join_time(mesh, a.objects) if with_join and a.objects else None
         log(f"N={n}: SIGKILL {mesh.nodes[-1].name}")
+        marks.append(("detection", time.time()))
         row["detect"] = detection(mesh)
-        row["false_deaths"] = false_deaths(mesh, mesh.nodes[-1].name)
+        by = false_deaths(mesh, mesh.nodes[-1].name, marks)
+        row["false_deaths"] = sum(by.values())
+        if by:
+            log(f"N={n}: false deaths by phase: "
+                + ", ".join(f"{k} {v}" for k, v in by.items()))
         row["load"] = os.getloadavg()[0]
     finally:
         mesh.close(a.keep)
