@@ -21,11 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_CHANNEL  1
-#define GC_INTERVAL_MS  (3600u * 1000u)
-#define LOG_EACH_MAX    16 /* applied changes logged one per line; more are summed up */
+#define CONFIG_CHANNEL    1
+#define GC_INTERVAL_MS    (3600u * 1000u)
+#define LOG_EACH_MAX      16   /* applied changes logged one per line; more are summed up */
 #define APPLY_WAIT_MAX_MS 1000 /* peers' changes wait at most this for the last apply's cost */
-#define QUARANTINE_RUNS 32 /* validations per apply, each leaving one more entry out */
+#define QUARANTINE_RUNS   32   /* validations per apply, each leaving one more entry out */
 
 void cs_copy_str(char *dst, size_t n, const char *src)
 {
