@@ -257,6 +257,7 @@ static void on_apply_timer(uv_timer_t *t)
     uint64_t t0 = gv_now_us();
     int rv = cs_apply_store(cs, &err);
     cs->apply_cost_ms = (gv_now_us() - t0) / 1000;
+    cs->remote_applies++;
     uv_update_time(&cs->n->loop);
     cs->applied_at_ms = uv_now(&cs->n->loop);
     if (rv == 0)
@@ -428,6 +429,8 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
     json_object_set_new(j, "refused_unsaved", json_integer((json_int_t)cs->refused_unsaved));
     json_object_set_new(j, "compactions", json_integer((json_int_t)cs->compactions));
     json_object_set_new(j, "last_apply_delay_ms", json_integer((json_int_t)cs->last_delay_ms));
+    json_object_set_new(j, "remote_applies", json_integer((json_int_t)cs->remote_applies));
+    json_object_set_new(j, "last_apply_ms", json_integer((json_int_t)cs->apply_cost_ms));
     json_object_set_new(j, "log_bytes",
                         json_integer(cs->log ? (json_int_t)cl_statelog_log_bytes(cs->log) : 0));
     json_object_set_new(j, "image_bytes",

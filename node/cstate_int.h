@@ -103,6 +103,7 @@ struct node_cstate {
     size_t nquar_prev;                      /* so each version is logged once */
 
     uint64_t applied_local, applied_remote, states_rejected, saves, save_errors, refused_unsaved;
+    uint64_t remote_applies; /* validations of the state for peers' changes (batches) */
     uint64_t
         last_delay_ms; /* the last batch of peers' changes: the oldest one's age when applied */
     uint64_t compactions;

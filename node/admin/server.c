@@ -142,9 +142,13 @@ static void cstate_metrics(struct node_cstate *cs, struct gv_buf *b)
                   "# HELP grapevine_config_apply_delay_seconds Age of the oldest change in the "
                   "last batch of peers' changes applied here (from its writer's clock).\n"
                   "# TYPE grapevine_config_apply_delay_seconds gauge\n"
-                  "grapevine_config_apply_delay_seconds %.3f\n",
+                  "grapevine_config_apply_delay_seconds %.3f\n"
+                  "# HELP grapevine_config_remote_applies_total Times the state was validated "
+                  "and published for batches of peers' changes.\n"
+                  "# TYPE grapevine_config_remote_applies_total counter\n"
+                  "grapevine_config_remote_applies_total %lld\n",
                   STAT("quarantined"), STAT("refused_unsaved"), STAT("log_bytes"),
-                  (double)STAT("last_apply_delay_ms") / 1000.0);
+                  (double)STAT("last_apply_delay_ms") / 1000.0, STAT("remote_applies"));
 #undef STAT
     json_decref(st);
 }

@@ -320,6 +320,11 @@ def join_time(mesh, count):
         body.setdefault(kind, [])
     body["services"] += [s for s in current.get("services", [])
                          if s.get("name", "").startswith("spread-")]
+    def applies():
+        return [((st or {}).get("config_state") or {}).get("remote_applies", 0)
+                for st in mesh.pool(Node.status, mesh.nodes[1:])]
+    before = applies()
+    t_put = time.monotonic()
     http("PUT", seed.url("/config"), body, timeout=300)
     digest = seed.status()["config_digest"]
 
@@ -327,6 +332,9 @@ def join_time(mesh, count):
         sts = mesh.pool(Node.status, mesh.nodes)
         return all(st and st.get("config_digest") == digest for st in sts)
     wait_for(converged, 300, f"{count} objects on all {len(mesh.nodes)} nodes", every=0.5)
+    spent = [b - a for a, b in zip(before, applies())]
+    log(f"objects: {count} on all {len(mesh.nodes)} nodes {time.monotonic() - t_put:.1f} s after "
+        f"the PUT; applies per node: median {statistics.median(spent):.0f}, max {max(spent)}")
     joiner = Node(mesh, len(mesh.nodes) + 1, "joiner")
     mesh.extra.append(joiner)
     t0 = time.monotonic()

@@ -171,6 +171,13 @@ def test_files_events_and_limits(tmp_path):
     m = re.search(r"^grapevine_config_apply_delay_seconds (\S+)$",
                   gw1.admin_get("/metrics", headers=AUTH).text, flags=re.M)
     assert m and float(m.group(1)) == pytest.approx(st["last_apply_delay_ms"] / 1000, abs=0.002)
+    # peers' changes are applied in batches: at least one apply, never more
+    # than the changes applied (counter and /status agree)
+    assert 1 <= st["remote_applies"] <= st["applied_remote"]
+    assert st["last_apply_ms"] >= 0
+    m = re.search(r"^grapevine_config_remote_applies_total (\d+)$",
+                  gw1.admin_get("/metrics", headers=AUTH).text, flags=re.M)
+    assert m and int(m.group(1)) >= st["remote_applies"]
     changes = gw1.admin_get("/cluster/changes", headers=AUTH).json()
     assert changes[0]["name"] == "new1" and changes[0]["at"].endswith("Z")
 
