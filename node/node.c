@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,7 +374,22 @@ static int start_mesh(struct node *n)
     return 0;
 }
 
-static void watch_signals(struct node *n)
+/* The stop signals wait (blocked) from before the first listener opens
+ * until libuv watches them: a SIGTERM sent as soon as the ports answer
+ * (an orchestrator, a test) is a graceful stop, never the default action's
+ * kill. Threads started meanwhile keep them blocked; libuv's handler runs
+ * on whichever thread takes them. */
+static void hold_signals(sigset_t *was)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, was);
+}
+
+static void watch_signals(struct node *n, const sigset_t *was)
 {
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
@@ -382,6 +398,7 @@ static void watch_signals(struct node *n)
     uv_signal_start(&n->sig_term, on_signal, SIGTERM);
     uv_signal_start(&n->sig_int, on_signal, SIGINT);
     uv_signal_start(&n->sig_hup, on_signal, SIGHUP);
+    pthread_sigmask(SIG_SETMASK, was, NULL); /* what came meanwhile is handled now */
 }
 
 /* Frees what the node holds after its loop has ended. */
@@ -410,6 +427,8 @@ int node_run(const struct node_run_opts *o)
     if ((code = configure_process(n)) != 0)
         goto out_cfg;
     code = 1;
+    sigset_t was;
+    hold_signals(&was);
     gw_snapshot_slot_init(&n->slot);
     if (uv_loop_init(&n->loop) != 0 || lb_registry_new(&n->registry) != 0)
         goto out_slot;
@@ -425,7 +444,7 @@ int node_run(const struct node_run_opts *o)
         n->admin = NULL;
         goto out_workers;
     }
-    watch_signals(n);
+    watch_signals(n, &was);
     gv_info("node %s started (grapevine %s)", n->cfg.node.name, GV_VERSION);
     uv_run(&n->loop, UV_RUN_DEFAULT);
     code = 0;

@@ -602,11 +602,12 @@ static int serve(struct echo_server *srv, const struct sockaddr_storage *addr, c
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     srv->sigterm.data = srv->sigint.data = srv;
+    /* watched before the port opens: a SIGTERM as soon as it answers is a
+     * clean stop (exit 0), not the default action's kill */
+    uv_signal_start(&srv->sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_stop_signal, SIGINT);
     int status = listen_on(srv, addr, listen) == 0 ? 0 : 1;
-    if (status == 0) {
-        uv_signal_start(&srv->sigterm, on_stop_signal, SIGTERM);
-        uv_signal_start(&srv->sigint, on_stop_signal, SIGINT);
-    } else {
+    if (status != 0) {
         uv_close((uv_handle_t *)&srv->sigterm, NULL);
         uv_close((uv_handle_t *)&srv->sigint, NULL);
     }

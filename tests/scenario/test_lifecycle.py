@@ -2,13 +2,14 @@
 exits 0; a refused upstream is 502, a slow one 504; the admin API and the
 config commands answer per SPEC."""
 
+import signal
 import socket
 import threading
 import time
 
 import requests
 
-from gvtest import Echo, HOST, Node, free_port, run_cli, wait_until
+from gvtest import Echo, HOST, Node, Proc, free_port, port_is_free, run_cli, wait_until
 
 
 def service_yaml(addresses, extra=""):
@@ -77,6 +78,32 @@ def _accepts(port):
         return True
     except OSError:
         return False
+
+
+def _sigterm_at_first_accept(proc, port, rounds):
+    """Starts proc rounds times and sends SIGTERM the moment port first
+    accepts (what an orchestrator or a test may do): every time the process
+    stops cleanly (exit 0), never by the signal's default action."""
+    codes = []
+    for _ in range(rounds):
+        Proc.start(proc)  # not waiting for readiness: the point is the first instant
+        wait_until(lambda: _accepts(port), 30, f"{proc.label} to accept on {port}",
+                   interval=0.001, max_interval=0.001)
+        proc.popen.send_signal(signal.SIGTERM)
+        rc = proc.popen.wait(60)
+        proc._record_exit(rc, by_us=True)
+        codes.append(rc)
+        wait_until(lambda: port_is_free(port), 10, f"port {port} to be free")
+    assert codes == [0] * rounds, f"exit codes after an early SIGTERM: {codes}"
+
+
+def test_sigterm_as_soon_as_the_ports_answer_is_a_clean_stop():
+    echo = Echo("e-early", start=False)
+    _sigterm_at_first_accept(echo, echo.port, 10)
+    up = Echo("e-up")
+    node = Node(service_yaml([up.address]), node_extra="workers: 2", start=False)
+    _sigterm_at_first_accept(node, node.port, 10)
+    assert "stopped" in node.logs()
 
 
 def test_refused_upstream_is_502_with_json_error():
