@@ -27,6 +27,9 @@ struct pkt {
 struct cl_memnet {
     uv_loop_t *loop;
     uv_timer_t timer;
+    uv_async_t inbox; /* inbox mode: due messages are handed over here */
+    bool inbox_mode;
+    int open; /* handles not yet closed */
     uint64_t rng, order;
     double loss;
     uint32_t lat_min, lat_jitter;
@@ -108,9 +111,24 @@ static void arm(struct cl_memnet *net)
     uv_timer_start(&net->timer, on_timer, at > now ? at - now : 0, 0);
 }
 
+static void deliver(struct cl_memnet *net);
+
 static void on_timer(uv_timer_t *h)
 {
     struct cl_memnet *net = h->data;
+    if (net->inbox_mode)
+        uv_async_send(&net->inbox); /* read after every due timer, as a real one is */
+    else
+        deliver(net);
+}
+
+static void on_inbox(uv_async_t *a)
+{
+    deliver(a->data);
+}
+
+static void deliver(struct cl_memnet *net)
+{
     uint64_t now = uv_now(net->loop);
     /* deliver what is due now; messages sent meanwhile wait for the next turn */
     size_t budget = net->n_heap;
@@ -182,7 +200,10 @@ int cl_memnet_new(uv_loop_t *loop, uint64_t seed, struct cl_memnet **out)
     net->loop = loop;
     net->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
     uv_timer_init(loop, &net->timer);
-    net->timer.data = net;
+    uv_async_init(loop, &net->inbox, on_inbox);
+    uv_unref((uv_handle_t *)&net->inbox);
+    net->timer.data = net->inbox.data = net;
+    net->open = 2;
     *out = net;
     return 0;
 }
@@ -190,6 +211,8 @@ int cl_memnet_new(uv_loop_t *loop, uint64_t seed, struct cl_memnet **out)
 static void on_closed(uv_handle_t *h)
 {
     struct cl_memnet *net = h->data;
+    if (--net->open > 0)
+        return;
     for (size_t i = 0; i < net->n_heap; i++)
         free(net->heap[i].data);
     free(net->heap);
@@ -211,6 +234,12 @@ void cl_memnet_close(struct cl_memnet *net, void (*done)(void *arg), void *arg)
     net->done = done;
     net->done_arg = arg;
     uv_close((uv_handle_t *)&net->timer, on_closed);
+    uv_close((uv_handle_t *)&net->inbox, on_closed);
+}
+
+void cl_memnet_set_inbox(struct cl_memnet *net, bool on)
+{
+    net->inbox_mode = on;
 }
 
 void cl_memnet_set_loss(struct cl_memnet *net, double loss)

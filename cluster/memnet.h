@@ -30,6 +30,12 @@ void cl_memnet_close(struct cl_memnet *net, void (*done)(void *arg), void *arg);
 
 /* Loss probability for every message (0..1). */
 void cl_memnet_set_loss(struct cl_memnet *net, double loss);
+/* Inbox mode: messages whose time has come are handed over in the loop's
+ * poll phase, after every due timer, as nng_transport's are (its threads
+ * queue them and wake the loop): a loop that was held up runs its late
+ * timers before it reads what arrived meanwhile. Off: delivered from a
+ * timer, in time order with the other timers. */
+void cl_memnet_set_inbox(struct cl_memnet *net, bool on);
 /* Each message takes min_ms plus a uniform 0..jitter_ms extra. */
 void cl_memnet_set_latency(struct cl_memnet *net, uint32_t min_ms, uint32_t jitter_ms);
 const struct cl_memnet_stats *cl_memnet_stats(const struct cl_memnet *net);

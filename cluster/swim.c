@@ -31,6 +31,7 @@ struct cl_suspicion {
     char name[CL_WIRE_MAX_NAME + 1];
     uint64_t incarnation;
     uint64_t start_ms, min_ms, max_ms;
+    uint64_t due_ms, put_off_ms; /* the timer's due time; time added by held_up */
     uint32_t k, n;
     uint64_t from[16]; /* hashes of the accuser and the confirmers */
     size_t n_from;
@@ -74,6 +75,23 @@ static uint64_t unix_ms(void)
 static uint64_t now_ms(struct cl_swim *s)
 {
     return uv_now(s->loop);
+}
+
+/* Whether a timer due at due_ms fired more than a probe timeout late: this
+ * node's loop was held up (a large state applied on a busy machine, a
+ * paused process), and the messages that arrived meanwhile (an ack, a
+ * refutation) wait unread behind the timers libuv runs first. A verdict
+ * from such a timer would judge a member by this node's own stall, so the
+ * probe round is void and a suspicion gets a probe interval more, once the
+ * inbox has been read (Lifeguard's point: a slow node should not accuse;
+ * memberlist's own awareness only lengthens later timeouts). */
+static bool held_up(struct cl_swim *s, uint64_t due_ms)
+{
+    uint64_t now = now_ms(s);
+    if (now <= due_ms || now - due_ms <= s->t.probe_timeout_ms)
+        return false;
+    s->stats.held_up++;
+    return true;
 }
 
 static size_t rand_below(size_t n)
@@ -450,6 +468,14 @@ static void clear_suspicion(struct cl_member *m)
     m->susp = NULL;
 }
 
+static void on_susp_timer(uv_timer_t *h);
+
+static void susp_arm(struct cl_swim *s, struct cl_suspicion *sp, uint64_t delay)
+{
+    sp->due_ms = now_ms(s) + delay;
+    uv_timer_start(&sp->timer, on_susp_timer, delay, 0);
+}
+
 static void on_susp_timer(uv_timer_t *h)
 {
     struct cl_suspicion *sp = h->data;
@@ -457,6 +483,13 @@ static void on_susp_timer(uv_timer_t *h)
     struct cl_member *m = cl_swim_find(s, sp->name);
     if (m == NULL || m->susp != sp)
         return;
+    /* put off while this node was held up, at most the longest suspicion
+     * time in all: a dead member is still declared dead by a busy node */
+    if (sp->put_off_ms < sp->max_ms && held_up(s, sp->due_ms)) {
+        sp->put_off_ms += s->t.probe_interval_ms; /* a gossip round trip for the refutation */
+        susp_arm(s, sp, s->t.probe_interval_ms);
+        return;
+    }
     apply_dead(s, sp->name, sp->incarnation, s->name);
 }
 
@@ -483,8 +516,7 @@ static void start_suspicion(struct cl_swim *s, struct cl_member *m, const char *
     sp->timer.data = sp;
     s->open_handles++;
     m->susp = sp;
-    uv_timer_start(&sp->timer, on_susp_timer, cl_suspicion_timeout_ms(sp->min_ms, sp->max_ms, k, 0),
-                   0);
+    susp_arm(s, sp, cl_suspicion_timeout_ms(sp->min_ms, sp->max_ms, k, 0));
 }
 
 /* Counts an independent confirmation; returns true when it was new. */
@@ -500,7 +532,7 @@ static bool confirm_suspicion(struct cl_swim *s, struct cl_suspicion *sp, const 
     sp->n++;
     uint64_t timeout = cl_suspicion_timeout_ms(sp->min_ms, sp->max_ms, sp->k, sp->n);
     uint64_t elapsed = now_ms(s) - sp->start_ms;
-    uv_timer_start(&sp->timer, on_susp_timer, timeout > elapsed ? timeout - elapsed : 0, 0);
+    susp_arm(s, sp, timeout > elapsed ? timeout - elapsed : 0);
     return true;
 }
 
@@ -634,6 +666,7 @@ static void on_probe_timer(uv_timer_t *h);
 
 static void probe_schedule(struct cl_swim *s, uint64_t delay)
 {
+    s->probe.due_ms = now_ms(s) + delay;
     uv_timer_start(&s->probe_timer, on_probe_timer, delay, 0);
 }
 
@@ -714,6 +747,11 @@ static void on_probe_timer(uv_timer_t *h)
     struct cl_swim *s = h->data;
     if (s->stopping || s->leaving)
         return;
+
+    if (s->probe.phase != CL_PROBE_IDLE && held_up(s, s->probe.due_ms)) {
+        probe_finish(s); /* void: the ack may be waiting unread */
+        return;
+    }
     switch (s->probe.phase) {
     case CL_PROBE_IDLE:
         probe_start(s);

@@ -74,6 +74,7 @@ struct cl_swim_stats {
     uint64_t ignored;                       /* well-formed but not for us or stale */
     uint64_t queue_dropped;                 /* updates pushed out of a full queue */
     uint64_t probes, probe_failures, refutes, suspicions, deaths;
+    uint64_t held_up; /* verdicts put off: this node's loop was held up (held_up in swim.c) */
     uint64_t broadcasts_delivered;
 };
 

@@ -72,6 +72,7 @@ struct cl_swim {
         uint32_t seq;
         char target[CL_WIRE_MAX_NAME + 1];
         uint64_t start_ms;
+        uint64_t due_ms; /* when the probe timer is due (held_up) */
         uint32_t expected_nacks, nacks;
     } probe;
     uint32_t next_seq;

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define MAXN 6
 
@@ -535,7 +536,60 @@ static void test_early_push_pull(void)
     quiet_gossip = false;
 }
 
-TEST_MAIN(TEST(test_join_and_detect), TEST(test_refute), TEST(test_leave),
-          TEST(test_partition_heals), TEST(test_restart), TEST(test_broadcast_and_push_pull),
-          TEST(test_meta_and_garbage), TEST(test_seed_late_and_by_name), TEST(test_config_errors),
-          TEST(test_early_push_pull))
+/* A node whose loop is held up (a large state applied on a busy machine)
+ * runs its late timers before it reads what arrived meanwhile (memnet's
+ * inbox mode, as the nng transport does): it must not turn its own stall
+ * into verdicts. n0 holds a (false) suspicion of n2 when the loop stops for
+ * longer than the suspicion's whole timeout: on waking, the suspicion is
+ * put off until n0 has read its inbox and n2 has refuted, so n2 never dies.
+ * Then stalls at points all over the probe cycle (a 5-10 ms network, so
+ * probes are often in flight): every round caught by one is void, and no
+ * member is ever suspected dead. */
+static void test_held_up_is_not_a_verdict(void)
+{
+    setup(3);
+    cl_memnet_set_inbox(C.net, true);
+    CHECK(run_until(all_alive, (void *)(intptr_t)3, 3000));
+    uint64_t inc = cl_swim_incarnation(C.nodes[2].s);
+    struct cl_wire_update u = {.kind = CL_UPD_SUSPECT,
+                               .name = cl_bytes_str("n2"),
+                               .incarnation = inc,
+                               .from = cl_bytes_str("n1")};
+    struct cl_wire_msg m = {
+        .type = CL_MSG_GOSSIP, .from = cl_bytes_str("n1"), .updates = &u, .n_updates = 1};
+    uint8_t buf[512];
+    size_t len;
+    CHECK_INT(cl_wire_encode(&m, NULL, 0, 0, buf, sizeof(buf), &len), 0);
+    cl_swim_receive(C.nodes[0].s, buf, len);
+    CHECK_INT(state_of(0, 2), CL_STATE_SUSPECT);
+    usleep((cl_swim_suspicion_max_ms(C.nodes[0].s) + 100) * 1000); /* held up past it */
+    struct want w = {2, CL_STATE_ALIVE, -1};
+    CHECK(run_until(all_see, &w, 2000));
+    CHECK(cl_swim_stats(C.nodes[0].s)->held_up >= 1);
+    CHECK(cl_swim_stats(C.nodes[2].s)->refutes >= 1);
+
+    cl_memnet_set_latency(C.net, 5, 5);
+    uint64_t held = 0;
+    for (int round = 0; round < 12; round++) {
+        run_for(20 + (uint64_t)round * 7); /* a different phase of the probe cycle each time */
+        usleep(300 * 1000);                /* the loop held up: nothing runs */
+        run_for(150);
+    }
+    run_for(1500);
+    for (int i = 0; i < 3; i++) {
+        held += cl_swim_stats(C.nodes[i].s)->held_up;
+        CHECK_INT(C.nodes[i].dead_seen, 0);
+        CHECK_INT(cl_swim_stats(C.nodes[i].s)->deaths, 0);
+    }
+    CHECK(held > 1);
+    CHECK(all_alive((void *)(intptr_t)3));
+    printf("  a suspicion outlasted by a stall, then 12 stalls of 300 ms: %llu verdicts put off, "
+           "no death\n",
+           (unsigned long long)held);
+    teardown();
+}
+
+TEST_MAIN(TEST(test_join_and_detect), TEST(test_held_up_is_not_a_verdict), TEST(test_refute),
+          TEST(test_leave), TEST(test_partition_heals), TEST(test_restart),
+          TEST(test_broadcast_and_push_pull), TEST(test_meta_and_garbage),
+          TEST(test_seed_late_and_by_name), TEST(test_config_errors), TEST(test_early_push_pull))
