@@ -131,8 +131,12 @@ static struct rlc_peer *peer_get(struct gw_rlc *c, const char *name)
 /* Which of the message's per-tick counts are new: the ticks after p->prev. */
 static size_t peer_advance(struct rlc_peer *p, uint32_t tick, uint64_t now_us)
 {
-    bool fresh = p->last_us == 0 || now_us - p->last_us > GW_RLC_SILENT_MS * 1000ULL;
-    if (fresh || (tick < p->cur && p->cur - tick > 16)) { /* new, back, or restarted */
+    /* Only a tick number says what was heard: a next tick that comes late
+     * (this loop or the peer's held up) still carries ticks already
+     * charged. Silence matters only when the tick went back: a restart. */
+    bool silent = p->last_us != 0 && now_us - p->last_us > GW_RLC_SILENT_MS * 1000ULL;
+    if (p->last_us == 0 ||
+        (tick < p->cur && (p->cur - tick > 16 || silent))) { /* new or restarted */
         p->cur = tick;
         p->prev = tick - GW_RLC_TICKS;
         p->n = 0;
