@@ -217,12 +217,9 @@ static void test_join_and_detect(void)
     teardown();
 }
 
-static void test_refute(void)
+/* n1 tells n0 that n2 (at incarnation inc) is suspect: a false suspicion. */
+static void suspect_n2_at_n0(uint64_t inc)
 {
-    setup(3);
-    CHECK(run_until(all_alive, (void *)(intptr_t)3, 3000));
-    uint64_t inc = cl_swim_incarnation(C.nodes[2].s);
-    /* n1 tells n0 that n2 is suspect (a false suspicion) */
     struct cl_wire_update u = {.kind = CL_UPD_SUSPECT,
                                .name = cl_bytes_str("n2"),
                                .incarnation = inc,
@@ -234,6 +231,14 @@ static void test_refute(void)
     CHECK_INT(cl_wire_encode(&m, NULL, 0, 0, buf, sizeof(buf), &len), 0);
     cl_swim_receive(C.nodes[0].s, buf, len);
     CHECK_INT(state_of(0, 2), CL_STATE_SUSPECT);
+}
+
+static void test_refute(void)
+{
+    setup(3);
+    CHECK(run_until(all_alive, (void *)(intptr_t)3, 3000));
+    uint64_t inc = cl_swim_incarnation(C.nodes[2].s);
+    suspect_n2_at_n0(inc);
     struct want w = {2, CL_STATE_ALIVE, -1};
     CHECK(run_until(all_see, &w, 1000));
     CHECK(cl_swim_incarnation(C.nodes[2].s) > inc);
@@ -251,7 +256,10 @@ static void test_refute(void)
                                .name = cl_bytes_str("n2"),
                                .addr = cl_bytes_str("10.0.0.3:7946"),
                                .incarnation = inc + 1000};
-    m.updates = &a;
+    struct cl_wire_msg m = {
+        .type = CL_MSG_GOSSIP, .from = cl_bytes_str("n1"), .updates = &a, .n_updates = 1};
+    uint8_t buf[512];
+    size_t len;
     CHECK_INT(cl_wire_encode(&m, NULL, 0, 0, buf, sizeof(buf), &len), 0);
     cl_swim_receive(C.nodes[2].s, buf, len);
     CHECK(cl_swim_incarnation(C.nodes[2].s) > inc + 1000);
@@ -550,18 +558,7 @@ static void test_held_up_is_not_a_verdict(void)
     setup(3);
     cl_memnet_set_inbox(C.net, true);
     CHECK(run_until(all_alive, (void *)(intptr_t)3, 3000));
-    uint64_t inc = cl_swim_incarnation(C.nodes[2].s);
-    struct cl_wire_update u = {.kind = CL_UPD_SUSPECT,
-                               .name = cl_bytes_str("n2"),
-                               .incarnation = inc,
-                               .from = cl_bytes_str("n1")};
-    struct cl_wire_msg m = {
-        .type = CL_MSG_GOSSIP, .from = cl_bytes_str("n1"), .updates = &u, .n_updates = 1};
-    uint8_t buf[512];
-    size_t len;
-    CHECK_INT(cl_wire_encode(&m, NULL, 0, 0, buf, sizeof(buf), &len), 0);
-    cl_swim_receive(C.nodes[0].s, buf, len);
-    CHECK_INT(state_of(0, 2), CL_STATE_SUSPECT);
+    suspect_n2_at_n0(cl_swim_incarnation(C.nodes[2].s));
     usleep((cl_swim_suspicion_max_ms(C.nodes[0].s) + 100) * 1000); /* held up past it */
     struct want w = {2, CL_STATE_ALIVE, -1};
     CHECK(run_until(all_see, &w, 2000));
