@@ -37,11 +37,6 @@ struct gw_rl_table {
     struct gw_rl_slot *slots;
 };
 
-bool gw_rl_table_used(const struct gw_rl_table *t)
-{
-    return gw_rl_table_claimed(t) > 0;
-}
-
 size_t gw_rl_table_claimed(const struct gw_rl_table *t)
 {
     size_t n = atomic_load_explicit(&t->claimed_n, memory_order_acquire);

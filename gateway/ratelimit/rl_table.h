@@ -94,10 +94,6 @@ void gw_rl_slot_allow(struct gw_rl_table *t, size_t i, uint64_t key, uint64_t ce
 long gw_rl_charge(struct gw_rl_table *t, uint64_t key, uint64_t n, uint64_t now_us);
 long gw_rl_find(const struct gw_rl_table *t, uint64_t key);
 
-/* The members (at least 1) the cluster bucket is shared between (set by
- * the cluster glue every tick). */
-/* Whether any key ever took a slot. */
-bool gw_rl_table_used(const struct gw_rl_table *t);
 /* The slots keys have taken, so a reader (the cluster tick, every 100 ms)
  * visits O(keys) slots, not GW_RL_CAPACITY: claimed() of them so far, and
  * the j-th one's index (-1 while a worker is still writing it; it is there
@@ -105,6 +101,9 @@ bool gw_rl_table_used(const struct gw_rl_table *t);
  * only handed to another key). */
 size_t gw_rl_table_claimed(const struct gw_rl_table *t);
 long gw_rl_table_claimed_at(const struct gw_rl_table *t, size_t j);
+
+/* The members (at least 1) the cluster bucket is shared between (set by
+ * the cluster glue every tick). */
 void gw_rl_set_members(struct gw_rl_table *t, unsigned members);
 unsigned gw_rl_members(const struct gw_rl_table *t);
 
