@@ -55,6 +55,7 @@ command -v python3 >/dev/null || die "python3 is needed to read JSON answers"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gv-swarm.XXXXXX")
 INITED=0
+TRAFFIC_SINCE=
 loops=()
 cleanup() {
     local rc=$? pid
@@ -65,6 +66,14 @@ cleanup() {
         log "state of the failed run:"
         docker service ps --no-trunc "$SVC" 2>&1 | head -20 | sed 's/^/    /' || true
         docker service logs --tail 20 "$SVC" 2>&1 | tail -40 | sed 's/^/    /' || true
+        if [[ -n $TRAFFIC_SINCE ]]; then
+            log "the tasks' addresses, and what they logged on targets since the traffic began:"
+            docker ps -aq --filter "label=com.docker.swarm.service.name=$SVC" |
+                xargs -r docker inspect -f '{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' |
+                sed 's/^/    /' || true
+            docker service logs --since "$TRAFFIC_SINCE" "$SVC" 2>&1 |
+                grep -E 'target|unhealthy|warn|error|config:' | head -60 | sed 's/^/    /' || true
+        fi
     fi
     if [[ $rc -ne 0 && ${GV_SWARM_KEEP:-0} == 1 ]]; then
         log "GV_SWARM_KEEP=1: leaving stack $STACK (secrets in $WORK)"
@@ -239,21 +248,24 @@ choose_client() {
     fi
 }
 # The loop itself: GETs until /tmp/stop exists (at most 20000), then prints
-# "result OK FAILED"; failures are printed as they happen.
+# "result OK FAILED"; failures are printed as they happen, with the address
+# that answered and the start of the answer (a gateway's error says why).
 readonly LOOP='ok=0 fail=0 n=0
 while [ ! -e /tmp/stop ] && [ $n -lt 20000 ]; do
     n=$((n + 1))
-    code=$(curl -s -o /dev/null -m 3 -w "%{http_code}" "$URL" || true)
-    if [ "$code" = 200 ]; then ok=$((ok + 1)); else fail=$((fail + 1)); echo "failed at $(date +%T.%N | cut -c1-12) $code"; fi
+    got=$(curl -s -o /tmp/body -m 3 -w "%{http_code} %{remote_ip}" "$URL" || true)
+    code=${got%% *}
+    if [ "$code" = 200 ]; then ok=$((ok + 1)); else fail=$((fail + 1)); echo "failed at $(date +%T.%N | cut -c1-12) $got: $(head -c 160 /tmp/body 2>/dev/null | tr -s "\n" " ")"; fi
     sleep 0.02
 done
 echo "result $ok $fail"'
 start_traffic() {
     choose_client
+    TRAFFIC_SINCE=$(date -u +%Y-%m-%dT%H:%M:%S)
     if [[ $VIA == published ]]; then
         mkdir -p "$WORK/client"
         rm -f "$WORK/client/stop"
-        (cd "$WORK/client" && URL="http://127.0.0.1:$PORT/" bash -c "${LOOP//\/tmp\/stop/stop}" >"$WORK/client/out" 2>&1) &
+        (cd "$WORK/client" && URL="http://127.0.0.1:$PORT/" bash -c "${LOOP//\/tmp\//}" >"$WORK/client/out" 2>&1) &
         loops+=("$!")
     else
         docker run -d --name "$CLIENT" --network "${STACK}_proxy" --entrypoint bash \
