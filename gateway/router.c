@@ -6,6 +6,7 @@
 #include "gateway/router_int.h"
 
 #include <llhttp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,49 @@
 /* llhttp_method_t values are 0..HTTP_QUERY; all fit in the 64-bit mask. */
 #define METHOD_MAX HTTP_QUERY
 
+/* A shared spec: the copy that owns the contents (own.shared points back
+ * here, so it is a copy like the others) and how many holds there are. */
+struct gw_route_shared {
+    atomic_size_t holds;
+    struct gw_route_spec own;
+};
+
+void gw_route_spec_release(const struct gw_route_spec *r)
+{
+    struct gw_route_shared *sh = r->shared;
+    if (atomic_fetch_sub_explicit(&sh->holds, 1, memory_order_acq_rel) == 1) {
+        gv_schema_free(&gw_route_schema, &sh->own);
+        free(sh);
+    }
+}
+
 void gw_route_spec_free(struct gw_route_spec *r)
 {
-    if (r != NULL)
+    if (r == NULL)
+        return;
+    if (r->shared != NULL)
+        gw_route_spec_release(r);
+    else
         gv_schema_free(&gw_route_schema, r);
+    memset(r, 0, sizeof(*r));
+}
+
+const struct gw_route_spec *gw_route_spec_share(struct gw_route_spec *r)
+{
+    struct gw_route_shared *sh = malloc(sizeof(*sh));
+    if (sh == NULL)
+        return NULL;
+    sh->own = *r;
+    sh->own.shared = sh;
+    atomic_init(&sh->holds, 1);
+    memset(r, 0, sizeof(*r));
+    return &sh->own;
+}
+
+void gw_route_spec_hold(const struct gw_route_spec *r, struct gw_route_spec *to)
+{
+    atomic_fetch_add_explicit(&r->shared->holds, 1, memory_order_relaxed);
+    *to = *r;
 }
 
 int gw_method_bit(const char *name, uint64_t *mask)

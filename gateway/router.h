@@ -66,6 +66,10 @@ struct gw_route_spec {
     int forward_path;    /* enum gw_forward_path */
     char **upgrades;     /* protocols a client may upgrade to (Upgrade: NAME) */
     size_t nupgrades;
+    /* Not part of the config: set when this spec's strings, lists and
+     * plugins are shared between copies (gw_route_spec_share), each of
+     * which holds them; NULL when this copy owns them alone. */
+    struct gw_route_shared *shared;
 };
 
 enum gw_escaped_slashes { GW_SLASHES_REFUSE, GW_SLASHES_KEEP, GW_SLASHES_DECODE };
@@ -81,7 +85,21 @@ struct gw_route_ctx {
     void *arg;
 };
 
+/* Frees what r owns: its contents, or, for a copy of a shared spec, its
+ * hold on them (the last hold frees them). r is zeroed. Thread-safe for
+ * shared copies. */
 void gw_route_spec_free(struct gw_route_spec *r);
+/* Compiled routes are immutable, so a state built after a change can take
+ * the routes it keeps from before instead of compiling them again
+ * (node/cstate_jcache.c keeps them per stored version). gw_route_spec_share
+ * moves r (zeroed after) into a shared spec and returns it, with one hold
+ * (the caller's), or NULL when out of memory (r unchanged).
+ * gw_route_spec_hold makes *to one more copy of the shared spec r (free it
+ * with gw_route_spec_free); gw_route_spec_release lets go of the hold that
+ * gw_route_spec_share gave. Nothing may change a shared spec's contents. */
+const struct gw_route_spec *gw_route_spec_share(struct gw_route_spec *r);
+void gw_route_spec_hold(const struct gw_route_spec *r, struct gw_route_spec *to);
+void gw_route_spec_release(const struct gw_route_spec *r);
 /* Returns 0 and sets bit in *mask for a method name like "GET", or GV_EINVAL. */
 int gw_method_bit(const char *name, uint64_t *mask);
 

@@ -64,6 +64,8 @@ const char *cs_element_name(int kind, const json_t *v)
         void *it = json_object_iter((json_t *)v);
         return it ? json_object_iter_key(it) : NULL;
     }
+    if (json_is_string(v)) /* a route the view holds compiled (struct cs_reuse) */
+        return json_string_value(v);
     return json_string_value(json_object_get(v, "name"));
 }
 
@@ -132,13 +134,15 @@ static int try_apply(struct node_cstate *cs, struct node_state_error *err,
     const struct cl_entry **lists[GV_KIND_COUNT];
     int counts[GV_KIND_COUNT];
     struct node_state st;
+    struct cs_reuse ru;
     *bad = NULL;
-    json_t *root = cs_materialize(cs, false, lists, counts);
+    json_t *root = cs_materialize(cs, false, lists, counts, &ru);
     if (root == NULL)
         return cs_fail(err, "", gv_strerror(GV_ENOMEM));
     char digest[65];
-    int rv = node_state_from_json(root, &st, err);
+    int rv = node_state_from_json_reuse(root, &ru.api, &st, err);
     json_decref(root);
+    cs_reuse_free(&ru);
     cs_digest(lists, counts, digest);
     if (rv == 0 && (rv = node_publish(cs->n, &st, cl_store_max_stamp(cs->store), digest)) != 0) {
         node_state_free(&st);
@@ -430,6 +434,8 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
     json_object_set_new(j, "compactions", json_integer((json_int_t)cs->compactions));
     json_object_set_new(j, "last_apply_delay_ms", json_integer((json_int_t)cs->last_delay_ms));
     json_object_set_new(j, "remote_applies", json_integer((json_int_t)cs->remote_applies));
+    json_object_set_new(j, "routes_compiled", json_integer((json_int_t)cs->routes_compiled));
+    json_object_set_new(j, "routes_reused", json_integer((json_int_t)cs->routes_reused));
     json_object_set_new(j, "last_apply_ms", json_integer((json_int_t)cs->apply_cost_ms));
     json_object_set_new(j, "log_bytes",
                         json_integer(cs->log ? (json_int_t)cl_statelog_log_bytes(cs->log) : 0));

@@ -96,10 +96,10 @@ static void rewrite_path(char *p, size_t len, const json_t *root, int kind, long
 
 /* Validates root (the state a change would make); on failure rewrites the
  * error's paths relative to the changed object at kind[self]. */
-static int validate(const json_t *root, int kind, long self, struct node_state *st,
-                    struct node_state_error *err)
+static int validate(const json_t *root, int kind, long self, struct cs_reuse *ru,
+                    struct node_state *st, struct node_state_error *err)
 {
-    int rv = node_state_from_json(root, st, err);
+    int rv = node_state_from_json_reuse(root, ru ? &ru->api : NULL, st, err);
     if (rv == 0 && (rv = node_state_check_files(st, err)) != 0)
         node_state_free(st);
     if (rv != 0 && kind >= 0) {
@@ -110,13 +110,14 @@ static int validate(const json_t *root, int kind, long self, struct node_state *
 }
 
 /* The view as JSON, with *index set to name's position in kind's list (-1
- * when absent) and *at to where an object of rank would go. */
+ * when absent) and *at to where an object of rank would go; the routes it
+ * holds compiled in *ru (cs_reuse_free after validating). */
 static json_t *stage_root(struct node_cstate *cs, int kind, const char *name, uint32_t rank,
-                          long *index, long *at)
+                          long *index, long *at, struct cs_reuse *ru)
 {
     const struct cl_entry **lists[GV_KIND_COUNT];
     int counts[GV_KIND_COUNT];
-    json_t *root = cs_materialize(cs, true, lists, counts);
+    json_t *root = cs_materialize(cs, true, lists, counts, ru);
     if (root == NULL)
         return NULL;
     const struct cl_entry **list = lists[kind];
@@ -189,7 +190,8 @@ static int stage_put(struct node_cstate *cs, int kind, const char *name, json_t 
                      uint32_t rank, struct node_state *st, long *at, struct node_state_error *err)
 {
     long present;
-    json_t *root = stage_root(cs, kind, name, rank, &present, at);
+    struct cs_reuse ru;
+    json_t *root = stage_root(cs, kind, name, rank, &present, at, &ru);
     if (root == NULL) {
         json_decref(elem);
         return GV_ENOMEM;
@@ -199,8 +201,9 @@ static int stage_put(struct node_cstate *cs, int kind, const char *name, json_t 
         json_array_set_new(arr, (size_t)present, elem);
     else
         json_array_insert_new(arr, (size_t)*at, elem);
-    int rv = validate(root, kind, *at, st, err);
+    int rv = validate(root, kind, *at, &ru, st, err);
     json_decref(root);
+    cs_reuse_free(&ru);
     return rv;
 }
 
@@ -328,12 +331,15 @@ int node_cstate_delete(struct node_cstate *cs, int kind, const char *name,
     if (cur == NULL || cur->deleted)
         return GV_ENOENT;
     uint32_t rank = cur->rank;
-    json_t *root = stage_root(cs, kind, name, rank, &present, &at);
+    struct cs_reuse ru;
+    json_t *root = stage_root(cs, kind, name, rank, &present, &at, &ru);
     if (root == NULL)
         return GV_ENOMEM;
     if (present >= 0) /* absent: quarantined, not part of the state */
         json_array_remove(json_object_get(root, cs_plural(kind)), (size_t)present);
-    if ((rv = validate(root, kind, -1, &st, err)) != 0) {
+    rv = validate(root, kind, -1, &ru, &st, err);
+    cs_reuse_free(&ru);
+    if (rv != 0) {
         /* another object still needs this one: say which, at its path */
         char msg[sizeof(err->msg)];
         snprintf(msg, sizeof(msg), "%s/%s is still needed: %.128s: %.96s", cs_plural(kind), name,
@@ -489,7 +495,7 @@ int node_cstate_replace(struct node_cstate *cs, const json_t *state, json_t **ch
     *changes = NULL;
     if (!json_is_object(state))
         return cs_fail(err, "", "must be a JSON object");
-    if ((rv = validate(state, -1, -1, &st, err)) != 0)
+    if ((rv = validate(state, -1, -1, NULL, &st, err)) != 0)
         return rv;
     json_t *canon = node_state_to_json_min(&st); /* what is stored */
     rv = canon ? plan_replace(cs, canon, &p, err, done, arg) : GV_ENOMEM;

@@ -6,7 +6,7 @@
  *                    local changes on their way to disk, less quarantined
  *                    entries, as JSON;
  *   cstate_change.c  changes from the admin API: staged, validated, queued;
- *   cstate_jcache.c  stored values parsed once per version;
+ *   cstate_jcache.c  stored values parsed (routes compiled) once per version;
  *   cstate_save.c    the disk: local changes written (and fsync'd) before
  *                    they are stored, applied, spread and answered; peers'
  *                    changes written after; compaction.
@@ -104,6 +104,7 @@ struct node_cstate {
 
     uint64_t applied_local, applied_remote, states_rejected, saves, save_errors, refused_unsaved;
     uint64_t remote_applies; /* validations of the state for peers' changes (batches) */
+    uint64_t routes_compiled, routes_reused; /* stored routes compiled / taken compiled */
     uint64_t
         last_delay_ms; /* the last batch of peers' changes: the oldest one's age when applied */
     uint64_t compactions;
@@ -134,12 +135,28 @@ int cs_view_list(const struct node_cstate *cs, int kind, bool with_pending,
                  const struct cl_entry ***out);
 /* The version of (kind, name) the view holds, tombstones included, or NULL. */
 const struct cl_entry *cs_view_get(const struct node_cstate *cs, int kind, const char *name);
+/* The routes of a materialized view, for the validator to take compiled
+ * (ru->api, for node_state_from_json_reuse): route k of the view went into
+ * "routes" as elems[k], a placeholder (its name as a JSON string) for the
+ * compiled spec[k], or its JSON when it does not compile on its own (spec[k]
+ * NULL). Elements are matched by identity, so a view edited after (an object
+ * put, inserted or removed) takes only what it kept. Valid while the store
+ * and the pending changes stay as they are; cs_reuse_free. */
+struct cs_reuse {
+    const json_t **elems;
+    const struct gw_route_spec **spec;
+    size_t n;
+    struct node_state_reuse api;
+};
 /* The JSON the validator takes, from the view; lists[k] gets each kind's
  * entries in the order of the JSON arrays (free with cs_lists_free). A value
- * that is not a JSON object is quarantined and left out. NULL: no memory. */
+ * that is not a JSON object is quarantined and left out. With ru, routes
+ * compiled before are placeholders described in *ru (else ru is NULL and
+ * every value is JSON). NULL: no memory. */
 json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct cl_entry **lists[],
-                       int counts[]);
+                       int counts[], struct cs_reuse *ru);
 void cs_lists_free(const struct cl_entry **lists[]);
+void cs_reuse_free(struct cs_reuse *ru);
 const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, int kind,
                                                 const char *name);
 bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e);

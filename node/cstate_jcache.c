@@ -4,6 +4,7 @@
 #include "common/err.h"
 #include "common/util.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,9 @@ struct jentry {
     char *name;
     uint64_t vhash; /* of the stored bytes */
     size_t vlen;
-    json_t *json;
-    uint64_t round; /* the last round that asked for it */
+    json_t *json;                      /* parsed, or */
+    const struct gw_route_spec *route; /* compiled (a hold on a shared spec) */
+    uint64_t round;                    /* the last round that asked for it */
     struct jentry *next;
 };
 
@@ -44,6 +46,8 @@ int cs_jcache_new(struct cs_jcache **out)
 static void entry_free(struct jentry *e)
 {
     json_decref(e->json);
+    if (e->route != NULL)
+        gw_route_spec_release(e->route);
     free(e->name);
     free(e);
 }
@@ -105,22 +109,69 @@ static struct jentry *slot(struct cs_jcache *c, uint8_t kind, const char *name)
     return e;
 }
 
+static uint64_t value_hash(const struct cl_entry *e)
+{
+    return gv_hash64(e->value, e->value_len, 0x6a63);
+}
+
+static bool current(const struct jentry *j, const struct cl_entry *e, uint64_t h)
+{
+    return j->vhash == h && j->vlen == e->value_len;
+}
+
 json_t *cs_jcache_get(struct cs_jcache *c, const struct cl_entry *e, json_error_t *je)
 {
-    uint64_t h = gv_hash64(e->value, e->value_len, 0x6a63);
+    uint64_t h = value_hash(e);
     struct jentry *j = slot(c, e->kind, e->name);
     je->text[0] = '\0';
     c->asked++;
     if (j == NULL)
         return NULL;
     j->round = c->round;
-    if (j->json != NULL && j->vhash == h && j->vlen == e->value_len)
+    if (j->json != NULL && current(j, e, h))
         return json_incref(j->json);
     json_decref(j->json);
+    if (j->route != NULL)
+        gw_route_spec_release(j->route);
+    j->route = NULL;
     j->json = json_loadb((const char *)e->value, e->value_len, JSON_DECODE_ANY, je);
     j->vhash = h;
     j->vlen = e->value_len;
     return json_incref(j->json);
+}
+
+const struct gw_route_spec *cs_jcache_route(struct cs_jcache *c, const struct cl_entry *e)
+{
+    struct jentry **head = &c->table[key_hash(e->kind, e->name) & (c->nslots - 1)];
+    for (struct jentry *j = *head; j != NULL; j = j->next) {
+        if (j->kind != e->kind || strcmp(j->name, e->name) != 0)
+            continue;
+        if (j->route == NULL || !current(j, e, value_hash(e)))
+            return NULL;
+        j->round = c->round;
+        c->asked++;
+        return j->route;
+    }
+    return NULL;
+}
+
+const struct gw_route_spec *cs_jcache_keep_route(struct cs_jcache *c, const struct cl_entry *e,
+                                                 struct gw_route_spec *r)
+{
+    struct jentry *j = slot(c, e->kind, e->name);
+    const struct gw_route_spec *sh = j ? gw_route_spec_share(r) : NULL;
+    if (sh == NULL)
+        return NULL;
+    if (j->route != NULL)
+        gw_route_spec_release(j->route);
+    json_decref(j->json);
+    j->json = NULL;
+    j->route = sh;
+    j->vhash = value_hash(e);
+    j->vlen = e->value_len;
+    j->round = c->round;
+    c->asked++;
+    return sh;
 }
 
 void cs_jcache_end(struct cs_jcache *c)

@@ -185,27 +185,105 @@ static bool value_problem(const struct cl_entry *e, const json_t *v, const json_
     return false;
 }
 
+/* ---- routes compiled once per version ------------------------------------------- */
+
+/* The compiled route that elem (element i of "routes") stands for, or NULL:
+ * an object put or removed after materializing shifts the rest by one. */
+static const struct gw_route_spec *reuse_route(void *arg, size_t i, const json_t *elem)
+{
+    const struct cs_reuse *ru = arg;
+    for (size_t k = i > 0 ? i - 1 : 0; k <= i + 1 && k < ru->n; k++)
+        if (ru->elems[k] == elem)
+            return ru->spec[k];
+    return NULL;
+}
+
+static int reuse_init(struct cs_reuse *ru, size_t n)
+{
+    memset(ru, 0, sizeof(*ru));
+    ru->api = (struct node_state_reuse){.route = reuse_route, .arg = ru};
+    if (n == 0)
+        return 0;
+    ru->elems = calloc(n, sizeof(*ru->elems));
+    ru->spec = calloc(n, sizeof(*ru->spec));
+    return ru->elems && ru->spec ? 0 : GV_ENOMEM;
+}
+
+void cs_reuse_free(struct cs_reuse *ru)
+{
+    if (ru == NULL)
+        return;
+    free(ru->elems);
+    free(ru->spec);
+    memset(ru, 0, sizeof(*ru));
+}
+
+/* e's route compiled on its own from v and kept for its version, or NULL
+ * when it does not compile so (the validator then says why, from v). */
+static const struct gw_route_spec *compile_route(struct node_cstate *cs, const struct cl_entry *e,
+                                                 const json_t *v)
+{
+    struct gw_route_spec r;
+    if (node_state_route_compile(v, &r) != 0)
+        return NULL;
+    const struct gw_route_spec *kept = cs_jcache_keep_route(cs->jcache, e, &r);
+    if (kept == NULL)
+        gw_route_spec_free(&r);
+    else
+        cs->routes_compiled++;
+    return kept;
+}
+
 /* The array of kind k's objects; entries whose value is not a JSON object
- * are quarantined and dropped from list. NULL: no memory. */
-static json_t *kind_array(struct node_cstate *cs, const struct cl_entry **list, int *n)
+ * are quarantined and dropped from list. With ru, a route goes in as a
+ * placeholder for its compiled form (compiled now, once per version, when
+ * it has not been), recorded in ru; its JSON is not kept. NULL: no memory. */
+static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry **list, int *n,
+                          struct cs_reuse *ru)
 {
     json_t *arr = json_array();
     int kept = 0;
+    bool reuse = ru != NULL && k == GV_KIND_ROUTES;
+    if (reuse && reuse_init(ru, (size_t)*n) != 0) {
+        json_decref(arr);
+        return NULL;
+    }
     for (int i = 0; arr != NULL && i < *n; i++) {
-        json_error_t je;
-        json_t *v = cs_jcache_get(cs->jcache, list[i], &je);
-        if (v == NULL && je.text[0] == '\0') {
-            json_decref(arr);
-            return NULL;
-        }
-        char reason[CS_REASON_MAX];
-        if (value_problem(list[i], v, &je, reason, sizeof(reason))) {
-            json_decref(v);
-            if (cs_quarantine(cs, list[i], reason) != 0) {
+        const struct gw_route_spec *was = reuse ? cs_jcache_route(cs->jcache, list[i]) : NULL;
+        json_t *v = NULL;
+        if (was != NULL) {
+            cs->routes_reused++;
+        } else {
+            json_error_t je;
+            v = reuse ? json_loadb((const char *)list[i]->value, list[i]->value_len,
+                                   JSON_DECODE_ANY, &je)
+                      : cs_jcache_get(cs->jcache, list[i], &je);
+            if (v == NULL && je.text[0] == '\0') {
                 json_decref(arr);
                 return NULL;
             }
-            continue;
+            char reason[CS_REASON_MAX];
+            if (value_problem(list[i], v, &je, reason, sizeof(reason))) {
+                json_decref(v);
+                if (cs_quarantine(cs, list[i], reason) != 0) {
+                    json_decref(arr);
+                    return NULL;
+                }
+                continue;
+            }
+            if (reuse && (was = compile_route(cs, list[i], v)) != NULL) {
+                json_decref(v);
+                v = NULL;
+            }
+        }
+        if (was != NULL && (v = json_string(list[i]->name)) == NULL) {
+            json_decref(arr);
+            return NULL;
+        }
+        if (reuse) {
+            ru->elems[kept] = v;
+            ru->spec[kept] = was;
+            ru->n = (size_t)kept + 1;
         }
         list[kept++] = list[i];
         json_array_append_new(arr, v);
@@ -215,23 +293,27 @@ static json_t *kind_array(struct node_cstate *cs, const struct cl_entry **list, 
 }
 
 json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct cl_entry **lists[],
-                       int counts[])
+                       int counts[], struct cs_reuse *ru)
 {
     json_t *root = json_object();
     for (int k = 0; k < GV_KIND_COUNT; k++)
         lists[k] = NULL;
+    if (ru != NULL)
+        memset(ru, 0, sizeof(*ru));
     cs_jcache_begin(cs->jcache);
     for (int k = 0; root != NULL && k < GV_KIND_COUNT; k++) {
         counts[k] = cs_view_list(cs, k, with_pending, &lists[k]);
-        json_t *arr = counts[k] < 0 ? NULL : kind_array(cs, lists[k], &counts[k]);
+        json_t *arr = counts[k] < 0 ? NULL : kind_array(cs, k, lists[k], &counts[k], ru);
         if (arr == NULL || json_object_set_new(root, cs_plural(k), arr) != 0) {
             json_decref(root);
             root = NULL;
         }
     }
     cs_jcache_end(cs->jcache);
-    if (root == NULL)
+    if (root == NULL) {
         cs_lists_free(lists);
+        cs_reuse_free(ru);
+    }
     return root;
 }
 

@@ -144,8 +144,41 @@ static int parse_services(const json_t *list, struct node_state *st, struct node
     return 0;
 }
 
+int node_state_route_compile(const json_t *v, struct gw_route_spec *out)
+{
+    struct gv_schema_error se;
+    memset(out, 0, sizeof(*out));
+    int rc = gv_schema_parse(&gw_route_schema, v, out, "route", &se, NULL);
+    if (rc != 0)
+        gw_route_spec_free(out);
+    return rc;
+}
+
+/* A route compiled before (reuse), held by r and checked against this state
+ * as its schema's checks with context would: its service, its plugins
+ * against the consumers. */
+static int reuse_route(const struct gw_route_spec *was, const char *path, struct node_state *st,
+                       const struct gw_consumer_set *cs, struct gw_route_spec *r,
+                       struct node_state_error *err)
+{
+    char p[PATH_LEN];
+    struct gv_schema_error se;
+    gw_route_spec_hold(was, r);
+    if (!service_exists(st, r->service)) {
+        node_path_key(p, sizeof(p), path, "service");
+        return sv_fail(err, p, "no service named \"%s\"", r->service);
+    }
+    if (r->plugins == NULL || json_array_size(r->plugins) == 0)
+        return 0;
+    json_t *canon = NULL;
+    node_path_key(p, sizeof(p), path, "plugins");
+    int rc = gw_plugins_check(r->plugins, p, cs, &canon, &se);
+    json_decref(canon);
+    return rc ? from_schema(err, &se, rc) : 0;
+}
+
 static int parse_routes(const json_t *list, struct node_state *st, const struct gw_consumer_set *cs,
-                        struct node_state_error *err)
+                        const struct node_state_reuse *reuse, struct node_state_error *err)
 {
     char p[PATH_LEN], q[PATH_LEN];
     int rc;
@@ -163,7 +196,11 @@ static int parse_routes(const json_t *list, struct node_state *st, const struct 
     for (size_t i = 0; i < n; i++) {
         node_path_index(p, sizeof(p), "routes", i);
         st->nroutes = i + 1;
-        if ((rc = parse_route(json_array_get(list, i), p, st, cs, &st->routes[i], err)) != 0)
+        const json_t *elem = json_array_get(list, i);
+        const struct gw_route_spec *was = reuse ? reuse->route(reuse->arg, i, elem) : NULL;
+        rc = was ? reuse_route(was, p, st, cs, &st->routes[i], err)
+                 : parse_route(elem, p, st, cs, &st->routes[i], err);
+        if (rc != 0)
             break;
         const char *name = st->routes[i].name;
         long j = gv_strmap_get(&names, name, strlen(name));
@@ -182,6 +219,12 @@ static int parse_routes(const json_t *list, struct node_state *st, const struct 
 }
 
 int node_state_from_json(const json_t *root, struct node_state *out, struct node_state_error *err)
+{
+    return node_state_from_json_reuse(root, NULL, out, err);
+}
+
+int node_state_from_json_reuse(const json_t *root, const struct node_state_reuse *reuse,
+                               struct node_state *out, struct node_state_error *err)
 {
     static const char *const keys[] = {"services", "routes", "consumers", "plugins", NULL};
     struct node_state st = {0};
@@ -203,7 +246,7 @@ int node_state_from_json(const json_t *root, struct node_state *out, struct node
         from_schema(err, &se, rc);
         goto fail;
     }
-    if ((rc = parse_routes(sv_field(root, "routes"), &st, cs, err)) != 0)
+    if ((rc = parse_routes(sv_field(root, "routes"), &st, cs, reuse, err)) != 0)
         goto fail;
     if ((plugins = sv_field(root, "plugins")) != NULL) {
         if ((rc = gw_plugins_check(plugins, "plugins", cs, &st.plugins, &se)) != 0) {

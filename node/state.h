@@ -40,6 +40,24 @@ struct node_state_error {
  * a missing service, bad regexes, bad CIDRs: GV_EINVAL with err filled and
  * out untouched. */
 int node_state_from_json(const json_t *root, struct node_state *out, struct node_state_error *err);
+/* Routes compiled before, taken instead of compiling their JSON again (the
+ * replicated state keeps them per stored version, node/cstate_jcache.c).
+ * For element i of "routes", route(arg, i, elem) returns a shared compiled
+ * route (gw_route_spec_share) that stands for elem, which is then not read,
+ * or NULL to compile elem. A route taken is still checked against the rest
+ * of the state: its service must exist, its plugins must check against the
+ * consumers (what node_state_route_compile leaves out). */
+struct node_state_reuse {
+    const struct gw_route_spec *(*route)(void *arg, size_t i, const json_t *elem);
+    void *arg;
+};
+/* One route compiled on its own: its fields, its match and its plugins'
+ * settings, without what needs the rest of a state (its service, the
+ * consumers). 0, or GV_EINVAL / GV_ENOMEM with out empty. */
+int node_state_route_compile(const json_t *v, struct gw_route_spec *out);
+/* node_state_from_json, with reuse (NULL: none). */
+int node_state_from_json_reuse(const json_t *root, const struct node_state_reuse *reuse,
+                               struct node_state *out, struct node_state_error *err);
 /* Checks what only this node can: that the files a state names (a service's
  * tls.ca_file) can be read here. For changes made on this node and the
  * config file; a state that arrives by gossip is not held to another node's

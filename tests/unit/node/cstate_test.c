@@ -220,5 +220,84 @@ static void test_seeds_of_other_files_survive_a_restart(void)
     remove_dir();
 }
 
+/* The route names of the applied state, in order, joined by ",". */
+static void applied_routes(struct node *n, char *out, size_t len)
+{
+    json_t *routes = node_cstate_get(n->cstate, GV_KIND_ROUTES, NULL);
+    size_t i;
+    json_t *v;
+    out[0] = '\0';
+    json_array_foreach(routes, i, v)
+    {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used, "%s%s", i ? "," : "",
+                 json_string_value(json_object_get(v, "name")));
+    }
+    json_decref(routes);
+}
+
+/* A stored route is compiled once per version: later states take it as it
+ * is, checked against them (its service must still exist), whether they are
+ * staged for a change made here or built for peers' changes. */
+static void test_routes_are_compiled_once_per_version(void)
+{
+    struct answers a = {0};
+    struct ticket t[8] = {{&a, 1}, {&a, 2}, {&a, 3}, {&a, 4}, {&a, 5}, {&a, 6}, {&a, 7}, {&a, 8}};
+    struct node_state_error err;
+    char names[256];
+    fresh_dir();
+    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    static const char *const rn[] = {"r1", "r2", "r3", "r4"};
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(put(n, GV_KIND_ROUTES, rn[i], ROUTE("/p", "s"), &t[i]), 0);
+        run_until(n, &a, i + 1);
+    }
+    /* each PUT staged the state with the earlier routes: each was compiled
+     * the first time, and taken compiled after that */
+    uint64_t compiled = n->cstate->routes_compiled, reused = n->cstate->routes_reused;
+    CHECK(reused >= 3);
+    CHECK_INT(put(n, GV_KIND_ROUTES, "r2", ROUTE("/changed", "s"), &t[4]), 0);
+    run_until(n, &a, 5);
+    CHECK(n->cstate->routes_reused - reused >= 2);     /* r1, r3 at least */
+    CHECK(n->cstate->routes_compiled - compiled <= 2); /* r4 (the new r2 is the change) */
+    json_t *r2 = node_cstate_get(n->cstate, GV_KIND_ROUTES, "r2");
+    CHECK_STR(json_string_value(
+                  json_array_get(json_object_get(json_object_get(r2, "match"), "paths"), 0)),
+              "/changed");
+    json_decref(r2);
+    applied_routes(n, names, sizeof(names));
+    CHECK_STR(names, "r1,r2,r3,r4");
+
+    /* the service the kept routes name cannot go: the reused routes are
+     * checked against the state without it, and named in the refusal */
+    int rv = node_cstate_delete(n->cstate, GV_KIND_SERVICES, "s", &err, on_done, &t[5]);
+    CHECK_INT(rv, GV_EINVAL);
+    CHECK(strstr(err.msg, "no service named \"s\"") != NULL);
+    CHECK(strstr(err.msg, "routes[r1]") != NULL);
+
+    /* peers' changes: a build from the store takes every route it has
+     * compiled, and compiles only the new one */
+    static const char r5[] =
+        "{\"match\":{\"paths\":[\"/five\"]},\"name\":\"r5\",\"service\":\"s\"}";
+    struct cl_entry e = {.kind = GV_KIND_ROUTES, .stamp = 1ULL << 50, .rank = CL_RANK_NONE};
+    snprintf(e.name, sizeof(e.name), "r5");
+    snprintf(e.origin, sizeof(e.origin), "gw9");
+    e.value = (const uint8_t *)r5;
+    e.value_len = strlen(r5);
+    CHECK_INT(cs_apply_store(n->cstate, &err), 0); /* warms what the PUTs left uncompiled */
+    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    compiled = n->cstate->routes_compiled;
+    reused = n->cstate->routes_reused;
+    CHECK_INT(cs_apply_store(n->cstate, &err), 0);
+    CHECK_INT(n->cstate->routes_compiled - compiled, 1);
+    CHECK_INT(n->cstate->routes_reused - reused, 4);
+    applied_routes(n, names, sizeof(names));
+    CHECK_STR(names, "r1,r2,r3,r4,r5");
+    node_free(n);
+    remove_dir();
+}
+
 TEST_MAIN(TEST(test_staged_changes_answer_in_order_and_reload), TEST(test_quarantine_and_replace),
-          TEST(test_seeds_of_other_files_survive_a_restart))
+          TEST(test_seeds_of_other_files_survive_a_restart),
+          TEST(test_routes_are_compiled_once_per_version))
