@@ -17,6 +17,9 @@
 #include "node/node.h"
 
 #include <openssl/crypto.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +152,8 @@ static int try_apply(struct node_cstate *cs, struct node_state_error *err,
         cs_fail(err, "", gv_strerror(rv));
     } else if (rv != 0) {
         *bad = blame(err, lists, counts, reason, len);
+    } else {
+        cs_trim_later(cs);
     }
     cs_lists_free(lists);
     return rv;
@@ -327,6 +332,36 @@ static void on_change(void *arg, const struct cl_entry *e, const char *from)
         uv_timer_start(&cs->apply_timer, on_apply_timer, apply_delay_ms(cs), 0);
 }
 
+/* ---- freed memory --------------------------------------------------------------- */
+
+#define TRIM_AFTER_MS 2000 /* the workers have let go of the old snapshot by then */
+
+/* Publishing a state frees the one before, and a build frees what it
+ * parsed; glibc keeps freed memory for later unless asked, so a node that
+ * once took 10,000 objects in one go would hold that peak for good (a third
+ * of its RSS). So, at most every 2 s and 2 s after a publish, it is asked to
+ * give back the free pages of its arenas (malloc_trim; the workers' arenas
+ * each for an instant). On the control loop, never on a worker's. */
+static void on_trim_timer(uv_timer_t *t)
+{
+#ifdef __GLIBC__
+    struct node_cstate *cs = t->data;
+    uint64_t t0 = gv_now_us();
+    int gave = malloc_trim(0);
+    cs->trims++;
+    gv_debug("config: gave freed memory back (%s) in %llu us", gave ? "some" : "none",
+             (unsigned long long)(gv_now_us() - t0));
+#else
+    (void)t;
+#endif
+}
+
+void cs_trim_later(struct node_cstate *cs)
+{
+    if (cs->trim_timer.data != NULL && !uv_is_active((uv_handle_t *)&cs->trim_timer))
+        uv_timer_start(&cs->trim_timer, on_trim_timer, TRIM_AFTER_MS, 0);
+}
+
 static void on_gc_timer(uv_timer_t *t)
 {
     struct node_cstate *cs = t->data;
@@ -436,6 +471,7 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
     json_object_set_new(j, "remote_applies", json_integer((json_int_t)cs->remote_applies));
     json_object_set_new(j, "routes_compiled", json_integer((json_int_t)cs->routes_compiled));
     json_object_set_new(j, "routes_reused", json_integer((json_int_t)cs->routes_reused));
+    json_object_set_new(j, "memory_trims", json_integer((json_int_t)cs->trims));
     json_object_set_new(j, "last_apply_ms", json_integer((json_int_t)cs->apply_cost_ms));
     json_object_set_new(j, "log_bytes",
                         json_integer(cs->log ? (json_int_t)cl_statelog_log_bytes(cs->log) : 0));
@@ -610,10 +646,13 @@ int node_cstate_open(struct node *n, struct node_cstate **out)
     uv_timer_init(&n->loop, &cs->apply_timer);
     uv_timer_init(&n->loop, &cs->gc_timer);
     uv_timer_init(&n->loop, &cs->retry_timer);
-    cs->apply_timer.data = cs->gc_timer.data = cs->retry_timer.data = cs;
-    cs->open_handles = 3;
+    uv_timer_init(&n->loop, &cs->trim_timer);
+    cs->apply_timer.data = cs->gc_timer.data = cs->retry_timer.data = cs->trim_timer.data = cs;
+    cs->open_handles = 4;
     uv_timer_start(&cs->gc_timer, on_gc_timer, GC_INTERVAL_MS, GC_INTERVAL_MS);
     uv_unref((uv_handle_t *)&cs->gc_timer);
+    uv_unref((uv_handle_t *)&cs->trim_timer);
+    cs_trim_later(cs); /* what loading and the first build freed */
     if (cs->image_stale)
         cs_save_image_later(cs);
     gv_info("config: %zu objects, version %llu, digest %.12s", cl_store_count(cs->store),
@@ -686,6 +725,7 @@ void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *ar
     uv_close((uv_handle_t *)&cs->apply_timer, on_handle_closed);
     uv_close((uv_handle_t *)&cs->gc_timer, on_handle_closed);
     uv_close((uv_handle_t *)&cs->retry_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&cs->trim_timer, on_handle_closed);
     if (cs->replica != NULL)
         cl_replica_close(cs->replica, on_replica_closed, cs);
     cs_save_flush(cs);

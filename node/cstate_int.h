@@ -88,6 +88,8 @@ struct node_cstate {
      * (at most half the loop applies: a state streaming in in many
      * messages is applied a few times, not once per message). */
     uv_timer_t apply_timer, gc_timer;
+    uv_timer_t trim_timer; /* gives freed memory back after a state is published */
+    uint64_t trims;
     uint64_t apply_cost_ms, applied_at_ms; /* the last apply's cost; loop time at its end */
     struct cs_arrival *arrivals;
     size_t narrivals, caparrivals, arrivals_dropped;
@@ -157,6 +159,9 @@ json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct c
                        int counts[], struct cs_reuse *ru);
 void cs_lists_free(const struct cl_entry **lists[]);
 void cs_reuse_free(struct cs_reuse *ru);
+/* A state was published: freed memory is given back to the system soon
+ * (see cstate.c). */
+void cs_trim_later(struct node_cstate *cs);
 const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, int kind,
                                                 const char *name);
 bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e);

@@ -91,9 +91,10 @@ static void finish(struct node_cstate *cs, struct cs_pending *p)
         int rv = same && cs_store_digest(cs, digest) == 0
                      ? node_publish(cs->n, &p->st, cl_store_max_stamp(cs->store), digest)
                      : GV_EAGAIN;
-        if (rv == 0)
+        if (rv == 0) {
             p->has_st = false; /* the node owns it now */
-        else
+            cs_trim_later(cs);
+        } else
             rv = cs_apply_store(cs, &err);
         if (rv != 0)
             gv_error("config: %s: stored but not applied here: %s", p->what, gv_strerror(rv));

@@ -8,7 +8,8 @@ exact, a third host routes, plus 100 regex routes), it measures:
   - requests/s for a request that hits a prefix route, an exact route, a
     host route and a regex route, each the last of its kind in the table,
     as ratios to the same request at N = 10 (target: >= 0.95 at 10,000);
-  - RSS per route (RSS with N routes minus RSS with 10, over N - 10);
+  - RSS per route (RSS with N routes minus RSS with 10, over N - 10, each
+    read once the node has given back what its last change freed);
   - the time to load the N routes with one PUT /config, and the latency of
     one route PUT with N routes present (median and max of 20; target
     < 50 ms at 10,000);
@@ -190,6 +191,22 @@ class Node:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+def trims(node):
+    """How many times the node has given freed memory back (None: it does not say)."""
+    st = json.loads(http("GET", node.url("/status"))[1])
+    return st.get("config_state", {}).get("memory_trims")
+
+
+def settle(node):
+    """RSS is read once the node has given back what the last change freed
+    (it does so within seconds of a publish: the next trim after the last
+    PUT), as an idle node holding the routes would be."""
+    seen = trims(node)
+    if seen is None:
+        return
+    wait_for(lambda: trims(node) > seen, 30, "the node to give freed memory back")
+
+
 def measure_size(procs, binary, echo_ports, n, duration):
     node = Node(procs, binary, echo_ports)
     base_rss = rss_kb(node.p.pid)
@@ -206,6 +223,7 @@ def measure_size(procs, binary, echo_ports, n, duration):
         http("PUT", node.url(f"/config/routes/extra{j}"),
              {"match": {"paths": [f"/extra{j}"]}, "service": "s"})
         lat.append(time.monotonic() - t0)
+    settle(node)
     rss = rss_kb(node.p.pid)
     row = {"n": n, "load_s": load_s, "put_ms": statistics.median(lat) * 1000,
            "put_max_ms": max(lat) * 1000, "rss_kb": rss, "base_rss_kb": base_rss, "rps": {}}

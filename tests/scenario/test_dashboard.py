@@ -180,6 +180,15 @@ def test_files_events_and_limits(tmp_path):
     assert m and int(m.group(1)) >= st["remote_applies"]
     changes = gw1.admin_get("/cluster/changes", headers=AUTH).json()
     assert changes[0]["name"] == "new1" and changes[0]["at"].endswith("Z")
+    # the routes of the states built since: each version compiled once,
+    # taken compiled after; and freed memory given back after a publish
+    st = gw1.admin_get("/status", headers=AUTH).json()["config_state"]
+    assert st["routes_compiled"] >= 1 and st["routes_reused"] >= 0
+    trims = st["memory_trims"]
+    assert gw1.admin_put("/config/routes/new2", json=route("new2"),
+                         headers=AUTH).status_code in (200, 201)
+    wait_until(lambda: gw1.admin_get("/status", headers=AUTH).json()["config_state"]
+               ["memory_trims"] > trims, 30, "gw1 to give freed memory back after a change")
 
     # the cluster-scope rate limit's busiest keys, with this node's share
     for _ in range(5):
