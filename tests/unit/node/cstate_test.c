@@ -114,6 +114,18 @@ static bool has(struct node *n, int kind, const char *name)
     return ok;
 }
 
+/* A route lands in n's store as a peer's (gw9's) change does, at stamp:
+ * cl_store_merge's answer. */
+static int merge_peer_route(struct node *n, const char *name, const char *value, uint64_t stamp)
+{
+    struct cl_entry e = {.kind = GV_KIND_ROUTES, .stamp = stamp, .rank = CL_RANK_NONE};
+    snprintf(e.name, sizeof(e.name), "%s", name);
+    snprintf(e.origin, sizeof(e.origin), "gw9");
+    e.value = (const uint8_t *)value;
+    e.value_len = strlen(value);
+    return cl_store_merge(n->cstate->store, &e);
+}
+
 static void fresh_dir(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/gv-cstate-XXXXXX");
@@ -172,12 +184,7 @@ static void test_quarantine_and_replace(void)
     CHECK_INT(node_cstate_open(n, &n->cstate), 0);
     static const char bad[] = "{\"match\":{\"paths\":[\"/x\"]},\"name\":\"orphan\","
                               "\"service\":\"nope\"}";
-    struct cl_entry e = {.kind = GV_KIND_ROUTES, .stamp = 1ULL << 40, .rank = CL_RANK_NONE};
-    snprintf(e.name, sizeof(e.name), "orphan");
-    snprintf(e.origin, sizeof(e.origin), "gw9");
-    e.value = (const uint8_t *)bad;
-    e.value_len = strlen(bad);
-    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    CHECK_INT(merge_peer_route(n, "orphan", bad, 1ULL << 40), 1);
     CHECK_INT(cs_apply_store(n->cstate, &err), 0);
     json_t *q = node_cstate_get(n->cstate, GV_KIND_ROUTES, "orphan");
     CHECK(q != NULL && json_is_true(json_object_get(q, "invalid")));
@@ -280,13 +287,8 @@ static void test_routes_are_compiled_once_per_version(void)
      * compiled, and compiles only the new one */
     static const char r5[] =
         "{\"match\":{\"paths\":[\"/five\"]},\"name\":\"r5\",\"service\":\"s\"}";
-    struct cl_entry e = {.kind = GV_KIND_ROUTES, .stamp = 1ULL << 50, .rank = CL_RANK_NONE};
-    snprintf(e.name, sizeof(e.name), "r5");
-    snprintf(e.origin, sizeof(e.origin), "gw9");
-    e.value = (const uint8_t *)r5;
-    e.value_len = strlen(r5);
     CHECK_INT(cs_apply_store(n->cstate, &err), 0); /* warms what the PUTs left uncompiled */
-    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    CHECK_INT(merge_peer_route(n, "r5", r5, 1ULL << 50), 1);
     compiled = n->cstate->routes_compiled;
     reused = n->cstate->routes_reused;
     CHECK_INT(cs_apply_store(n->cstate, &err), 0);
