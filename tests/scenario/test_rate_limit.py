@@ -154,9 +154,13 @@ def test_many_distinct_keys_memory_bounded():
 def test_cluster_scope_sparse_rotating_idle_gap():
     """The issue-15 report: 5 per 10 s (a login or SMS limit), requests
     rotating over 3 nodes as fast as one client sends them, 8 at a time,
-    then idle for longer than the window, then again. Each round admits the
-    first 5 (at most one more, the documented bound), and a refusal never
-    asks to wait longer than the window: no lock-out."""
+    then idle for longer than the window, then again. Each round admits 5
+    (at most one more, the documented bound), and a refusal never asks to
+    wait longer than the window: no lock-out. Whether all of the first 5 pass
+    depends on where the 100 ms ticks fall between the requests (a slow
+    machine spreads them over several): a token held back on one node's
+    allowance goes to a later request, and such a refusal, before 5 were
+    admitted, says Retry-After: 1 (docs/rate-limiting.md: delayed, not lost)."""
     echo = Echo()
     conf = config(echo, "{limit: 5, window: 10s, key: route, scope: cluster}")
     first = Node(name="gw1", workers=2, config=conf)
@@ -175,8 +179,10 @@ def test_cluster_scope_sparse_rotating_idle_gap():
             if r.status_code == 429:
                 retry.append(int(r.headers["Retry-After"]))
         print(f"round {rnd}: {codes} Retry-After {retry}")
-        assert codes[:5] == [200] * 5, codes
-        assert codes.count(200) <= 6 and set(codes) <= {200, 429}, codes
+        assert set(codes) <= {200, 429} and 5 <= codes.count(200) <= 6, codes
         assert all(1 <= s <= 10 for s in retry), retry
+        early = [s for j, s in zip([j for j, c in enumerate(codes) if c == 429], retry)
+                 if codes[:j].count(200) < 5]
+        assert all(s == 1 for s in early), (codes, retry)
         if rnd < 2:
             time.sleep(11)  # the idle gap longer than the window is the input here
