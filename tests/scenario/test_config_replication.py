@@ -301,11 +301,15 @@ def test_traffic_through_every_node_while_changes_land():
     service the traffic goes to and the route it takes both change. Each
     change is awaited on every node before the next one is made, so the test
     asks for the same work on any machine; wrk is stopped (SIGINT, which
-    makes it print its totals) once the last change is everywhere."""
+    makes it print its totals) once the last change is everywhere. wrk waits
+    up to 60 s for an answer (its default, 2 s, is a speed limit: an ASan
+    build on a busy 2-core machine answered 4 of 47,453 requests later than
+    that), so a socket error means a request failed, not that it was slow."""
     rounds = int(os.environ.get("GV_CHANGE_SOAK_ROUNDS", "20"))
     echo1, echo2 = Echo("echo1"), Echo("echo2")
     nodes = cluster(echo1)
-    procs = [subprocess.Popen(["wrk", "-t1", "-c8", "-d600s", "--latency", n.url("/base")],
+    procs = [subprocess.Popen(["wrk", "-t1", "-c8", "-d600s", "--timeout", "60s", "--latency",
+                                   n.url("/base")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for n in nodes]
     t0 = time.monotonic()
