@@ -89,13 +89,23 @@ void cs_jcache_begin(struct cs_jcache *c)
     c->asked = 0;
 }
 
+/* The entry for (kind, name), or NULL. */
+static struct jentry *find(const struct cs_jcache *c, uint8_t kind, const char *name)
+{
+    for (struct jentry *e = c->table[key_hash(kind, name) & (c->nslots - 1)]; e != NULL;
+         e = e->next)
+        if (e->kind == kind && strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
 /* The entry for (kind, name), made empty when absent; NULL: no memory. */
 static struct jentry *slot(struct cs_jcache *c, uint8_t kind, const char *name)
 {
+    struct jentry *found = find(c, kind, name);
+    if (found != NULL)
+        return found;
     struct jentry **head = &c->table[key_hash(kind, name) & (c->nslots - 1)];
-    for (struct jentry *e = *head; e != NULL; e = e->next)
-        if (e->kind == kind && strcmp(e->name, name) == 0)
-            return e;
     struct jentry *e = calloc(1, sizeof(*e));
     if (e == NULL || (e->name = strdup(name)) == NULL) {
         free(e);
@@ -142,17 +152,12 @@ json_t *cs_jcache_get(struct cs_jcache *c, const struct cl_entry *e, json_error_
 
 const struct gw_route_spec *cs_jcache_route(struct cs_jcache *c, const struct cl_entry *e)
 {
-    struct jentry **head = &c->table[key_hash(e->kind, e->name) & (c->nslots - 1)];
-    for (struct jentry *j = *head; j != NULL; j = j->next) {
-        if (j->kind != e->kind || strcmp(j->name, e->name) != 0)
-            continue;
-        if (j->route == NULL || !current(j, e, value_hash(e)))
-            return NULL;
-        j->round = c->round;
-        c->asked++;
-        return j->route;
-    }
-    return NULL;
+    struct jentry *j = find(c, e->kind, e->name);
+    if (j == NULL || j->route == NULL || !current(j, e, value_hash(e)))
+        return NULL;
+    j->round = c->round;
+    c->asked++;
+    return j->route;
 }
 
 const struct gw_route_spec *cs_jcache_keep_route(struct cs_jcache *c, const struct cl_entry *e,
