@@ -18,6 +18,14 @@ then requests/s through key_auth with 10,000 consumers against 1 (target
 (matplotlib) when --plot FILE is given. Memory per idle keep-alive
 connection beside HAProxy and nginx is bench.sh's job (its idle test).
 
+The rates are paired: one node per size runs at once (all pinned to the
+same core, only one under load at a time), and each round measures every
+size one after the other (in turn forwards and backwards), so a ratio is
+taken between runs seconds apart; the ratio printed is the median of the
+rounds' ratios. A shared machine's speed drifts over minutes by more than
+the 5 % the target allows; runs of the sizes far apart in time measure
+that drift, not the router.
+
 Usage: tests/bench/route_scale.py [--bin PATH] [--sizes 10,1000,10000]
                                   [--duration S] [--rounds N] [--plot FILE]
                                   [--quick]
@@ -169,12 +177,13 @@ def wrk(port, path, host, duration, headers=()):
 
 
 class Node:
-    def __init__(self, procs, binary, echo_ports, extra=""):
+    def __init__(self, procs, binary, echo_ports, slot=0, extra=""):
         self.procs = procs
         self.work = Path(tempfile.mkdtemp(dir=procs.dir))
-        self.port, self.admin, gossip = BASE + 100, BASE + 110, BASE + 111
+        base = BASE + 100 + 10 * slot
+        self.port, self.admin, gossip = base, base + 1, base + 2
         cfg = node_config(self.work, self.port, self.admin, gossip, echo_ports, extra)
-        self.p = procs.start("node", [binary, "run", "-c", str(cfg)], cpu=PROXY_CPU)
+        self.p = procs.start(f"node{slot}", [binary, "run", "-c", str(cfg)], cpu=PROXY_CPU)
         wait_for(lambda: port_open(self.port) and port_open(self.admin), 30, "the node")
 
     def url(self, path):
@@ -207,8 +216,9 @@ def settle(node):
     wait_for(lambda: trims(node) > seen, 30, "the node to give freed memory back")
 
 
-def measure_size(procs, binary, echo_ports, n, duration):
-    node = Node(procs, binary, echo_ports)
+def load_size(procs, binary, echo_ports, n, slot):
+    """A node holding n routes (and the 20 PUT after them); its row without rates."""
+    node = Node(procs, binary, echo_ports, slot)
     base_rss = rss_kb(node.p.pid)
     state = {"services": [{"name": "s", "targets": [{"address": f"127.0.0.1:{p}"}
                                                     for p in echo_ports]}],
@@ -224,19 +234,53 @@ def measure_size(procs, binary, echo_ports, n, duration):
              {"match": {"paths": [f"/extra{j}"]}, "service": "s"})
         lat.append(time.monotonic() - t0)
     settle(node)
-    rss = rss_kb(node.p.pid)
     row = {"n": n, "load_s": load_s, "put_ms": statistics.median(lat) * 1000,
-           "put_max_ms": max(lat) * 1000, "rss_kb": rss, "base_rss_kb": base_rss, "rps": {}}
-    for kind, (path, host) in targets(n).items():
-        wrk(node.port, path, host, 1)  # warm-up
-        row["rps"][kind] = wrk(node.port, path, host, duration)
-    node.stop()
-    return row
+           "put_max_ms": max(lat) * 1000, "rss_kb": rss_kb(node.p.pid), "base_rss_kb": base_rss}
+    return node, row
 
 
-def measure_consumers(procs, binary, echo_ports, count, duration):
+def paired_rates(nodes, requests, rounds, duration):
+    """Requests/s of each node (its request from requests[i]) over rounds,
+    the nodes measured one after the other in each round (forwards, then
+    backwards), each run after a 1 s warm-up. [[rps per round] per node]."""
+    rates = [[] for _ in nodes]
+    for rnd in range(rounds):
+        order = list(range(len(nodes)))
+        if rnd % 2:
+            order.reverse()
+        for i in order:
+            path, host, headers = requests[i]
+            wrk(nodes[i].port, path, host, 1, headers)
+            rates[i].append(wrk(nodes[i].port, path, host, duration, headers))
+    return rates
+
+
+def ratio(rates, base):
+    """The median over rounds of rates[r] / base[r]."""
+    return statistics.median(x / b for x, b in zip(rates, base))
+
+
+def measure_sizes(procs, binary, echo_ports, sizes, rounds, duration):
+    loaded = [load_size(procs, binary, echo_ports, n, slot) for slot, n in enumerate(sizes)]
+    nodes = [node for node, _ in loaded]
+    rows = [row for _, row in loaded]
+    for row in rows:
+        row["rps"], row["ratio"] = {}, {}
+    for kind in KINDS:
+        log(f"{kind} routes: {rounds} rounds of {len(sizes)} sizes")
+        reqs = [targets(n)[kind] + ((),) for n in sizes]
+        rates = paired_rates(nodes, reqs, rounds, duration)
+        for row, r in zip(rows, rates):
+            row["rps"][kind] = statistics.median(r)
+            row["ratio"][kind] = ratio(r, rates[0])
+    for node in nodes:
+        node.stop()
+    return rows
+
+
+def consumers_node(procs, binary, echo_ports, count, slot):
     consumers = [{"name": f"c{i}", "key_auth": [f"key-{i:06d}"]} for i in range(count)]
-    node = Node(procs, binary, echo_ports)
+    node = Node(procs, binary, echo_ports, slot)
     state = {"services": [{"name": "s", "targets": [{"address": f"127.0.0.1:{p}"}
                                                     for p in echo_ports]}],
              "routes": [{"name": "api", "match": {"paths": ["/"]}, "service": "s",
@@ -244,11 +288,19 @@ def measure_consumers(procs, binary, echo_ports, count, duration):
              "consumers": consumers}
     http("PUT", node.url("/config"), state)
     wait_for(node.ready, 60, "the node to be ready")
-    key = f"X-Api-Key: key-{count - 1:06d}"
-    wrk(node.port, "/k", "bench", 1, [key])
-    rps = wrk(node.port, "/k", "bench", duration, [key])
-    node.stop()
-    return rps
+    return node
+
+
+def measure_consumers(procs, binary, echo_ports, counts, rounds, duration):
+    """[(count, median r/s, ratio to the first count)] through key_auth,
+    each count's last consumer's key."""
+    nodes = [consumers_node(procs, binary, echo_ports, c, slot) for slot, c in enumerate(counts)]
+    log(f"key_auth: {rounds} rounds of {len(counts)} consumer counts")
+    reqs = [("/k", "bench", (f"X-Api-Key: key-{c - 1:06d}",)) for c in counts]
+    rates = paired_rates(nodes, reqs, rounds, duration)
+    for node in nodes:
+        node.stop()
+    return [(c, statistics.median(r), ratio(r, rates[0])) for c, r in zip(counts, rates)]
 
 
 def plot(rows, path):
@@ -288,14 +340,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default=os.environ.get("GRAPEVINE_BIN"))
     ap.add_argument("--sizes", default="10,1000,10000")
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per run")
+    ap.add_argument("--rounds", type=int, default=5, help="paired rounds per request kind")
     ap.add_argument("--consumers", type=int, default=10000)
     ap.add_argument("--plot")
     ap.add_argument("--quick", action="store_true", help="sizes 10,1000, 3 s, 1 round")
     a = ap.parse_args()
     if a.quick:
-        a.sizes, a.duration, a.rounds, a.consumers = "10,1000", 3, 1, 1000
+        a.sizes, a.duration, a.rounds, a.consumers = "10,1000", 2, 1, 1000
     for tool in ("wrk",):
         if shutil.which(tool) is None:
             raise SystemExit(f"route_scale: {tool} not found: run scripts/setup.sh")
@@ -308,28 +360,14 @@ def main():
             procs.start(f"echo{i}", [binary, "echo", "--listen", f"127.0.0.1:{port}"],
                         cpu=LOAD_CPU)
         wait_for(lambda: all(port_open(p) for p in echo_ports), 15, "the echo upstreams")
-        results = {n: [] for n in sizes}
-        for rnd in range(a.rounds):
-            for n in (sizes if rnd % 2 == 0 else list(reversed(sizes))):
-                log(f"round {rnd + 1}: {n} routes")
-                results[n].append(measure_size(procs, binary, echo_ports, n, a.duration))
-        rows = [merge(results[n]) for n in sizes]
-        cons = [(c, measure_consumers(procs, binary, echo_ports, c, a.duration))
-                for c in (1, a.consumers)]
+        rows = measure_sizes(procs, binary, echo_ports, sizes, a.rounds, a.duration)
+        cons = measure_consumers(procs, binary, echo_ports, [1, a.consumers], a.rounds,
+                                 a.duration)
         report(rows, cons)
         if a.plot:
             plot(rows, a.plot)
     finally:
         procs.close()
-
-
-def merge(runs):
-    """The median of each measure over the rounds."""
-    out = dict(runs[0])
-    for key in ("load_s", "put_ms", "put_max_ms", "rss_kb", "base_rss_kb"):
-        out[key] = statistics.median(r[key] for r in runs)
-    out["rps"] = {k: statistics.median(r["rps"][k] for r in runs) for k in KINDS}
-    return out
 
 
 def report(rows, cons):
@@ -338,18 +376,18 @@ def report(rows, cons):
           f"{'regex r/s':>10} {'ratios p/e/h/x to ' + str(base['n']):>24} {'RSS/route':>10} "
           f"{'PUT /config':>12} {'route PUT':>16}")
     for r in rows:
-        ratios = "/".join(f"{r['rps'][k] / base['rps'][k]:.2f}" for k in KINDS)
+        ratios = "/".join(f"{r['ratio'][k]:.2f}" for k in KINDS)
         per_route = ((r["rss_kb"] - base["rss_kb"]) * 1024 / (r["n"] - base["n"])
                      if r["n"] > base["n"] else float("nan"))
         print(f"{r['n']:>7} {r['rps']['prefix']:>11.0f} {r['rps']['exact']:>10.0f} "
               f"{r['rps']['host']:>9.0f} {r['rps']['regex']:>10.0f} {ratios:>24} "
               f"{per_route:>8.0f} B {r['load_s']:>10.2f} s "
               f"{r['put_ms']:>6.1f}/{r['put_max_ms']:.0f} ms")
-    (c1, r1), (cn, rn) = cons
+    (c1, r1, _), (cn, rn, cratio) = cons
     print(f"\nkey_auth: {c1} consumer {r1:.0f} r/s, {cn} consumers {rn:.0f} r/s: "
-          f"ratio {rn / r1:.2f} (target >= 0.95)")
+          f"ratio {cratio:.2f} (target >= 0.95)")
     last = rows[-1]
-    worst = min(last["rps"][k] / base["rps"][k] for k in KINDS)
+    worst = min(last["ratio"][k] for k in KINDS)
     print(f"at {last['n']} routes: worst ratio {worst:.2f} (target >= 0.95); route PUT median "
           f"{last['put_ms']:.1f} ms (target < 50 ms)")
     print("route PUT: median/max of 20 PUTs, each answered once fsync'd and applied")
