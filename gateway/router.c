@@ -30,6 +30,11 @@ void gw_route_spec_release(const struct gw_route_spec *r)
     }
 }
 
+void gw_route_spec_retain(const struct gw_route_spec *r)
+{
+    atomic_fetch_add_explicit(&r->shared->holds, 1, memory_order_relaxed);
+}
+
 void gw_route_spec_free(struct gw_route_spec *r)
 {
     if (r == NULL)
@@ -55,7 +60,7 @@ const struct gw_route_spec *gw_route_spec_share(struct gw_route_spec *r)
 
 void gw_route_spec_hold(const struct gw_route_spec *r, struct gw_route_spec *to)
 {
-    atomic_fetch_add_explicit(&r->shared->holds, 1, memory_order_relaxed);
+    gw_route_spec_retain(r);
     *to = *r;
 }
 

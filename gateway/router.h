@@ -95,10 +95,13 @@ void gw_route_spec_free(struct gw_route_spec *r);
  * moves r (zeroed after) into a shared spec and returns it, with one hold
  * (the caller's), or NULL when out of memory (r unchanged).
  * gw_route_spec_hold makes *to one more copy of the shared spec r (free it
- * with gw_route_spec_free); gw_route_spec_release lets go of the hold that
- * gw_route_spec_share gave. Nothing may change a shared spec's contents. */
+ * with gw_route_spec_free); gw_route_spec_retain takes one more hold without
+ * a copy; gw_route_spec_release lets go of a hold that gw_route_spec_share or
+ * gw_route_spec_retain gave. Holds are atomic: any thread. Nothing may change
+ * a shared spec's contents. */
 const struct gw_route_spec *gw_route_spec_share(struct gw_route_spec *r);
 void gw_route_spec_hold(const struct gw_route_spec *r, struct gw_route_spec *to);
+void gw_route_spec_retain(const struct gw_route_spec *r);
 void gw_route_spec_release(const struct gw_route_spec *r);
 /* Returns 0 and sets bit in *mask for a method name like "GET", or GV_EINVAL. */
 int gw_method_bit(const char *name, uint64_t *mask);

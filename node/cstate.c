@@ -26,7 +26,6 @@
 
 #define CONFIG_CHANNEL    1
 #define GC_INTERVAL_MS    (3600u * 1000u)
-#define LOG_EACH_MAX      16   /* applied changes logged one per line; more are summed up */
 #define APPLY_WAIT_MAX_MS 1000 /* peers' changes wait at most this for the last apply's cost */
 #define QUARANTINE_RUNS   32   /* validations per apply, each leaving one more entry out */
 
@@ -159,40 +158,51 @@ static int try_apply(struct node_cstate *cs, struct node_state_error *err,
     return rv;
 }
 
-/* Says which entries left quarantine (in prev, not in the new set). */
-static void log_released(const struct node_cstate *cs, const struct cs_quarantined *prev,
-                         size_t nprev)
+/* Says which entries left quarantine (in prev, not in the new set), and
+ * how many more were left out than said one per line. */
+static void log_released(struct node_cstate *cs, const struct cs_quarantined *prev, size_t nprev)
 {
     char kind[16];
+    size_t said = 0;
     for (size_t i = 0; i < nprev; i++) {
         const struct cs_quarantined *q = cs_quarantine_find(cs, prev[i].kind, prev[i].name);
-        if (q == NULL || q->stamp != prev[i].stamp)
+        if (q != NULL && q->stamp == prev[i].stamp)
+            continue;
+        if (said++ < CS_LOG_EACH_MAX)
             gv_info("config: %s/%s is no longer left out", gv_kind_label(prev[i].kind, kind, 16),
                     prev[i].name);
     }
+    if (said > CS_LOG_EACH_MAX)
+        gv_info("config: ... and %zu more are no longer left out", said - CS_LOG_EACH_MAX);
 }
 
 int cs_apply_store(struct node_cstate *cs, struct node_state_error *err)
 {
     struct cs_quarantined *prev = cs->quar;
     size_t nprev = cs->nquar;
+    struct gv_strmap prev_index = cs->quar_index;
     const struct cl_entry *bad;
     char reason[CS_REASON_MAX];
     int rv;
     /* each run starts with nothing left out, so what a change fixed applies again */
     cs->quar = NULL;
     cs->nquar = cs->capquar = 0;
+    memset(&cs->quar_index, 0, sizeof(cs->quar_index));
     cs->quar_prev = prev;
     cs->nquar_prev = nprev;
+    cs->quar_prev_index = &prev_index;
     for (int run = 0;; run++) {
         rv = try_apply(cs, err, &bad, reason, sizeof(reason));
         if (rv == 0 || bad == NULL || run == QUARANTINE_RUNS || cs_quarantine(cs, bad, reason) != 0)
             break;
     }
+    cs_quarantine_said(cs);
     if (rv == 0)
         log_released(cs, prev, nprev);
     cs->quar_prev = NULL;
     cs->nquar_prev = 0;
+    cs->quar_prev_index = NULL;
+    gv_strmap_free(&prev_index);
     free(prev);
     cs->invalid = rv != 0;
     return rv;
@@ -228,16 +238,17 @@ static const char *delay_text(uint64_t ms, char *out, size_t n)
     return out;
 }
 
-static void log_arrivals(struct node_cstate *cs, bool applied, const struct node_state_error *err)
+static void log_arrivals(struct node_cstate *cs, const struct cs_arrivals *arr, bool applied,
+                         const struct node_state_error *err)
 {
-    size_t n = cs->narrivals;
+    size_t n = arr->n;
     uint64_t oldest = 0;
     for (size_t i = 0; i < n; i++)
-        oldest = GV_MAX(oldest, delay_ms(cs->arrivals[i].stamp));
+        oldest = GV_MAX(oldest, delay_ms(arr->v[i].stamp));
     if (applied && n > 0)
         cs->last_delay_ms = oldest;
-    for (size_t i = 0; i < n && i < LOG_EACH_MAX; i++) {
-        const struct cs_arrival *a = &cs->arrivals[i];
+    for (size_t i = 0; i < n && i < CS_LOG_EACH_MAX; i++) {
+        const struct cs_arrival *a = &arr->v[i];
         char kind[16], delay[96];
         const struct cs_quarantined *q = cs_quarantine_find(cs, a->kind, a->name);
         bool left_out = q != NULL && q->stamp == a->stamp;
@@ -249,55 +260,83 @@ static void log_arrivals(struct node_cstate *cs, bool applied, const struct node
                 : left_out ? " (left out: it does not validate)"
                            : "");
     }
-    if (n + cs->arrivals_dropped > LOG_EACH_MAX)
-        gv_info("config: ... and %zu more changes", n + cs->arrivals_dropped - LOG_EACH_MAX);
+    if (n + arr->dropped > CS_LOG_EACH_MAX)
+        gv_info("config: ... and %zu more changes", n + arr->dropped - CS_LOG_EACH_MAX);
     if (!applied)
         gv_warn("config: the state does not validate (%s%s%s); serving the last good one until a "
                 "change fixes it",
                 err->where, err->where[0] ? ": " : "", err->msg);
 }
 
-static void on_apply_timer(uv_timer_t *t)
+void cs_apply_done(struct node_cstate *cs, int rv, const struct node_state_error *err,
+                   struct cs_arrivals *a, uint64_t cost_ms, uint64_t loop_ms)
 {
-    struct node_cstate *cs = t->data;
-    struct node_state_error err = {0};
-    if (cs->narrivals == 0 && cs->arrivals_dropped == 0)
-        return;
-    uint64_t t0 = gv_now_us();
-    int rv = cs_apply_store(cs, &err);
-    cs->apply_cost_ms = (gv_now_us() - t0) / 1000;
+    cs->apply_cost_ms = cost_ms;
+    cs->loop_ms_last = loop_ms;
+    cs->loop_ms_max = GV_MAX(cs->loop_ms_max, loop_ms);
     cs->remote_applies++;
     uv_update_time(&cs->n->loop);
     cs->applied_at_ms = uv_now(&cs->n->loop);
     if (rv == 0)
-        cs->applied_remote += cs->narrivals + cs->arrivals_dropped;
+        cs->applied_remote += a->n + a->dropped;
     else
         cs->states_rejected++;
-    log_arrivals(cs, rv == 0, &err);
-    cs->narrivals = 0;
-    cs->arrivals_dropped = 0;
+    log_arrivals(cs, a, rv == 0, err);
+    a->n = a->dropped = 0;
+    if (!cs->closing && (cs->arrivals.n > 0 || cs->arrivals.dropped > 0))
+        cs_apply_later(cs);
+}
+
+static void on_apply_timer(uv_timer_t *t)
+{
+    struct node_cstate *cs = t->data;
+    struct node_state_error err = {0};
+    if (cs->build != NULL || (cs->arrivals.n == 0 && cs->arrivals.dropped == 0))
+        return; /* a build in flight applies these when done */
+    /* Off the loop unless something is left out: each apply tries those
+     * again, one validation per entry, which is the loop's job. */
+    if (cs->nquar == 0 && !cs->invalid && cs_build_start(cs) == 0)
+        return;
+    uint64_t t0 = gv_now_us();
+    int rv = cs_apply_store(cs, &err);
+    uint64_t ms = (gv_now_us() - t0) / 1000;
+    cs_apply_done(cs, rv, &err, &cs->arrivals, ms, ms);
+}
+
+/* Adds one arrival to a (counted as dropped beyond 4096). */
+static void arrival_add(struct cs_arrivals *arr, const struct cs_arrival *x)
+{
+    if (arr->n == arr->cap) {
+        size_t cap = arr->cap ? arr->cap * 2 : 16;
+        struct cs_arrival *v = cap <= 4096 ? realloc(arr->v, cap * sizeof(*v)) : NULL;
+        if (v != NULL) {
+            arr->v = v;
+            arr->cap = cap;
+        }
+    }
+    if (arr->n == arr->cap)
+        arr->dropped++;
+    else
+        arr->v[arr->n++] = *x;
 }
 
 static void note_arrival(struct node_cstate *cs, const struct cl_entry *e)
 {
-    if (cs->narrivals == cs->caparrivals) {
-        size_t cap = cs->caparrivals ? cs->caparrivals * 2 : 16;
-        struct cs_arrival *a = cap <= 4096 ? realloc(cs->arrivals, cap * sizeof(*a)) : NULL;
-        if (a != NULL) {
-            cs->arrivals = a;
-            cs->caparrivals = cap;
-        }
-    }
-    if (cs->narrivals == cs->caparrivals) {
-        cs->arrivals_dropped++;
-        return;
-    }
-    struct cs_arrival *a = &cs->arrivals[cs->narrivals++];
-    a->kind = e->kind;
-    a->deleted = e->deleted;
-    a->stamp = e->stamp;
-    cs_copy_str(a->name, sizeof(a->name), e->name);
-    cs_copy_str(a->origin, sizeof(a->origin), e->origin);
+    struct cs_arrival a = {.kind = e->kind, .deleted = e->deleted, .stamp = e->stamp};
+    cs_copy_str(a.name, sizeof(a.name), e->name);
+    cs_copy_str(a.origin, sizeof(a.origin), e->origin);
+    arrival_add(&cs->arrivals, &a);
+}
+
+void cs_arrivals_requeue(struct node_cstate *cs, struct cs_arrivals *a)
+{
+    struct cs_arrivals since = cs->arrivals;
+    cs->arrivals = *a;
+    for (size_t i = 0; i < since.n; i++)
+        arrival_add(&cs->arrivals, &since.v[i]);
+    cs->arrivals.dropped += since.dropped;
+    free(since.v);
+    memset(a, 0, sizeof(*a));
 }
 
 /* When to apply what arrives now: at the next turn, unless the last apply
@@ -314,6 +353,12 @@ static uint64_t apply_delay_ms(struct node_cstate *cs)
     return GV_MIN(wait, APPLY_WAIT_MAX_MS);
 }
 
+void cs_apply_later(struct node_cstate *cs)
+{
+    if (!uv_is_active((uv_handle_t *)&cs->apply_timer))
+        uv_timer_start(&cs->apply_timer, on_apply_timer, apply_delay_ms(cs), 0);
+}
+
 /* A peer's change won in the store: written with the next batch, and
  * applied on the next turn, so a batch of entries is validated and
  * published once. */
@@ -328,8 +373,7 @@ static void on_change(void *arg, const struct cl_entry *e, const char *from)
         return;
     }
     note_arrival(cs, e);
-    if (!uv_is_active((uv_handle_t *)&cs->apply_timer))
-        uv_timer_start(&cs->apply_timer, on_apply_timer, apply_delay_ms(cs), 0);
+    cs_apply_later(cs);
 }
 
 /* ---- freed memory --------------------------------------------------------------- */
@@ -437,11 +481,13 @@ uint64_t node_cstate_version(const struct node_cstate *cs)
     return cs->n->config_version;
 }
 
+#define LEFT_OUT_LISTED 100 /* /status lists this many objects left out; "quarantined" counts */
+
 static json_t *quarantine_json(const struct node_cstate *cs)
 {
     json_t *list = json_array();
     char kind[16];
-    for (size_t i = 0; list != NULL && i < cs->nquar; i++)
+    for (size_t i = 0; list != NULL && i < cs->nquar && i < LEFT_OUT_LISTED; i++)
         json_array_append_new(list,
                               json_pack("{s:s,s:s,s:s}", "kind",
                                         gv_kind_label(cs->quar[i].kind, kind, sizeof(kind)), "name",
@@ -473,6 +519,10 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
     json_object_set_new(j, "routes_reused", json_integer((json_int_t)cs->routes_reused));
     json_object_set_new(j, "memory_trims", json_integer((json_int_t)cs->trims));
     json_object_set_new(j, "last_apply_ms", json_integer((json_int_t)cs->apply_cost_ms));
+    json_object_set_new(j, "last_apply_loop_ms", json_integer((json_int_t)cs->loop_ms_last));
+    json_object_set_new(j, "apply_loop_max_ms", json_integer((json_int_t)cs->loop_ms_max));
+    json_object_set_new(j, "applies_off_loop", json_integer((json_int_t)cs->builds));
+    json_object_set_new(j, "applies_superseded", json_integer((json_int_t)cs->builds_dropped));
     json_object_set_new(j, "log_bytes",
                         json_integer(cs->log ? (json_int_t)cl_statelog_log_bytes(cs->log) : 0));
     json_object_set_new(j, "image_bytes",
@@ -663,6 +713,7 @@ fail:
     cs_save_close(cs);
     cs_jcache_free(cs->jcache);
     cl_store_free(cs->store);
+    gv_strmap_free(&cs->quar_index);
     free(cs->quar);
     free(cs);
     return rv;
@@ -686,7 +737,8 @@ static void free_cs(struct node_cstate *cs)
     cs_save_close(cs);
     cs_jcache_free(cs->jcache);
     cl_store_free(cs->store);
-    free(cs->arrivals);
+    free(cs->arrivals.v);
+    gv_strmap_free(&cs->quar_index);
     free(cs->quar);
     free(cs);
     if (done != NULL)
@@ -695,7 +747,8 @@ static void free_cs(struct node_cstate *cs)
 
 void cs_maybe_finish_close(struct node_cstate *cs)
 {
-    if (cs->closing && cs->open_handles == 0 && cs->replica == NULL && !cs_save_busy(cs))
+    if (cs->closing && cs->open_handles == 0 && cs->replica == NULL && !cs_save_busy(cs) &&
+        cs->build == NULL)
         free_cs(cs);
 }
 
@@ -722,6 +775,7 @@ void node_cstate_close(struct node_cstate *cs, void (*done)(void *arg), void *ar
      * are written if the disk lets us */
     cs->backoff = false;
     uv_timer_stop(&cs->retry_timer);
+    cs_build_cancel(cs);
     uv_close((uv_handle_t *)&cs->apply_timer, on_handle_closed);
     uv_close((uv_handle_t *)&cs->gc_timer, on_handle_closed);
     uv_close((uv_handle_t *)&cs->retry_timer, on_handle_closed);

@@ -7,6 +7,7 @@
  *                    entries, as JSON;
  *   cstate_change.c  changes from the admin API: staged, validated, queued;
  *   cstate_jcache.c  stored values parsed (routes compiled) once per version;
+ *   cstate_build.c   peers' changes: the state built off the control loop;
  *   cstate_save.c    the disk: local changes written (and fsync'd) before
  *                    they are stored, applied, spread and answered; peers'
  *                    changes written after; compaction.
@@ -25,6 +26,7 @@
 #include "cluster/statelog.h"
 #include "cluster/store.h"
 #include "common/buf.h"
+#include "common/strmap.h"
 #include "node/cstate.h"
 #include "node/state.h"
 
@@ -33,7 +35,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define CS_REASON_MAX 200
+#define CS_REASON_MAX   200
+#define CS_LOG_EACH_MAX 16 /* per apply, what is logged one per line; more is summed up */
 
 /* A local change on its way to disk. Its entries' values are its own. */
 struct cs_pending {
@@ -54,6 +57,7 @@ struct cs_quarantined {
     uint64_t stamp;
     char name[CL_STORE_MAX_NAME + 1];
     char reason[CS_REASON_MAX];
+    char key[CL_STORE_MAX_NAME + 2]; /* kind + 1 as a byte, then the name: the index's key */
 };
 
 struct cs_arrival {
@@ -63,6 +67,14 @@ struct cs_arrival {
     char name[CL_STORE_MAX_NAME + 1];
     char origin[CL_WIRE_MAX_NAME + 1];
 };
+
+/* Peers' changes stored since the last apply, for its log lines. */
+struct cs_arrivals {
+    struct cs_arrival *v;
+    size_t n, cap, dropped; /* dropped: beyond what v can hold */
+};
+
+struct cs_build; /* cstate_build.c */
 
 struct node_cstate {
     struct node *n;
@@ -91,18 +103,23 @@ struct node_cstate {
     uv_timer_t trim_timer; /* gives freed memory back after a state is published */
     uint64_t trims;
     uint64_t apply_cost_ms, applied_at_ms; /* the last apply's cost; loop time at its end */
-    struct cs_arrival *arrivals;
-    size_t narrivals, caparrivals, arrivals_dropped;
-    uint64_t remote_merged; /* peers' changes stored so far */
-    bool invalid;           /* the store does not validate: serving the last good state */
+    struct cs_arrivals arrivals;
+    struct cs_build *build; /* a state being built off the loop (cstate_build.c), or NULL */
+    uint64_t loop_ms_last, loop_ms_max; /* of an apply, the part on the loop */
+    uint64_t builds, builds_dropped;    /* applies built off the loop; dropped as superseded */
+    uint64_t remote_merged;             /* peers' changes stored so far */
+    bool invalid; /* the store does not validate: serving the last good state */
     uint64_t unknown_logged[256 / 64];
 
     struct cs_jcache *jcache; /* stored values parsed, per version */
 
     struct cs_quarantined *quar; /* left out of the applied state */
     size_t nquar, capquar;
+    struct gv_strmap quar_index;            /* (kind, name) -> its place in quar */
     const struct cs_quarantined *quar_prev; /* while applying: the last set, */
     size_t nquar_prev;                      /* so each version is logged once */
+    const struct gv_strmap *quar_prev_index;
+    size_t quar_logged, quar_unlogged; /* in this apply: said one per line; beyond that */
 
     uint64_t applied_local, applied_remote, states_rejected, saves, save_errors, refused_unsaved;
     uint64_t remote_applies; /* validations of the state for peers' changes (batches) */
@@ -126,6 +143,16 @@ const char *cs_self_name(const struct node_cstate *cs);
 /* Builds the store's state (quarantining what does not validate) and
  * publishes it. 0, or an error with err filled (the last good state stays). */
 int cs_apply_store(struct node_cstate *cs, struct node_state_error *err);
+/* An apply of peers' changes (a, taken: emptied) ended with rv (err when
+ * not 0); cost_ms from its start, loop_ms of it on the loop. Counts, logs,
+ * and schedules the next apply when more changes came meanwhile. */
+void cs_apply_done(struct node_cstate *cs, int rv, const struct node_state_error *err,
+                   struct cs_arrivals *a, uint64_t cost_ms, uint64_t loop_ms);
+/* Puts a's arrivals back in front of what came since (a emptied). */
+void cs_arrivals_requeue(struct node_cstate *cs, struct cs_arrivals *a);
+/* Schedules an apply of what has arrived (at once, or later while applying
+ * costs more than the loop's idle time). */
+void cs_apply_later(struct node_cstate *cs);
 void cs_maybe_finish_close(struct node_cstate *cs);
 
 /* cstate_view.c */
@@ -165,13 +192,25 @@ void cs_trim_later(struct node_cstate *cs);
 const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, int kind,
                                                 const char *name);
 bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e);
-/* Quarantines e's version with reason (logged once). 0 or GV_ENOMEM. */
+/* Quarantines e's version with reason (logged once per version, one per
+ * line up to CS_LOG_EACH_MAX, then counted). 0 or GV_ENOMEM. */
 int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason);
+/* Logs how many were quarantined beyond those said one per line; the count
+ * starts again. At the end of an apply or a staging. */
+void cs_quarantine_said(struct node_cstate *cs);
 
 /* The config digest of the objects in lists (what they would apply). */
 void cs_digest(const struct cl_entry **lists[], const int counts[], char out[65]);
 /* The same for the store's live objects less quarantine. 0 or GV_ENOMEM. */
 int cs_store_digest(const struct node_cstate *cs, char out[65]);
+
+/* cstate_build.c */
+/* Starts building the store's state off the loop (published when built,
+ * with cs->arrivals taken for its log). 0, or an error (nothing started:
+ * apply on the loop). */
+int cs_build_start(struct node_cstate *cs);
+/* At close: cancels the build if it has not started (it ends either way). */
+void cs_build_cancel(struct node_cstate *cs);
 
 /* cstate_save.c */
 /* Opens the log in dir (none when dir is NULL). The retry timer is the

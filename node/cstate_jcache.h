@@ -12,7 +12,9 @@
  * and compiling it again, and its JSON is not kept at all. Entries for objects gone from
  * the store are swept when the cache outgrows twice what was last asked for.
  *
- * Threads: the control loop only.
+ * Threads: the control loop only. What it hands out may be read by a build
+ * off the loop (node/cstate_build.c): parsed values and compiled routes are
+ * immutable, their references and holds atomic.
  */
 #ifndef GV_NODE_CSTATE_JCACHE_H
 #define GV_NODE_CSTATE_JCACHE_H

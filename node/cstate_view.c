@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUARANTINE_MAX 1024
+#define QUARANTINE_MAX 65536 /* beyond, an apply fails: out of memory */
 
 /* ---- pending changes over the store ------------------------------------------ */
 
@@ -106,19 +106,27 @@ int cs_view_list(const struct node_cstate *cs, int kind, bool with_pending,
 
 /* ---- quarantine ------------------------------------------------------------- */
 
-static const struct cs_quarantined *find_in(const struct cs_quarantined *q, size_t n, int kind,
-                                            const char *name)
+static size_t quar_key(char *out, int kind, const char *name)
 {
-    for (size_t i = 0; i < n; i++)
-        if (q[i].kind == kind && strcmp(q[i].name, name) == 0)
-            return &q[i];
-    return NULL;
+    out[0] = (char)(kind + 1);
+    cs_copy_str(out + 1, CL_STORE_MAX_NAME + 1, name);
+    return 1 + strlen(out + 1);
+}
+
+static const struct cs_quarantined *
+find_in(const struct cs_quarantined *q, const struct gv_strmap *index, int kind, const char *name)
+{
+    char key[CL_STORE_MAX_NAME + 2];
+    if (q == NULL || index == NULL)
+        return NULL;
+    long i = gv_strmap_get(index, key, quar_key(key, kind, name));
+    return i < 0 ? NULL : &q[i];
 }
 
 const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, int kind,
                                                 const char *name)
 {
-    return find_in(cs->quar, cs->nquar, kind, name);
+    return find_in(cs->quar, &cs->quar_index, kind, name);
 }
 
 bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e)
@@ -127,12 +135,26 @@ bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e)
     return q != NULL && q->stamp == e->stamp;
 }
 
+/* The index of quar[0..n) (keys live in the entries: built anew when the
+ * array moves). */
+static int index_quarantine(struct node_cstate *cs)
+{
+    gv_strmap_free(&cs->quar_index);
+    for (size_t i = 0; i < cs->nquar; i++) {
+        const struct cs_quarantined *q = &cs->quar[i];
+        if (gv_strmap_put(&cs->quar_index, q->key, 1 + strlen(q->key + 1), (uint32_t)i) != 0)
+            return GV_ENOMEM;
+    }
+    return 0;
+}
+
 int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason)
 {
     char kind[16];
-    if (cs_is_quarantined(cs, e))
+    const struct cs_quarantined *held = cs_quarantine_find(cs, e->kind, e->name);
+    if (held != NULL && held->stamp == e->stamp)
         return 0;
-    if (cs->nquar == cs->capquar) {
+    if (held == NULL && cs->nquar == cs->capquar) {
         size_t cap = cs->capquar ? cs->capquar * 2 : 8;
         struct cs_quarantined *q =
             cap <= QUARANTINE_MAX ? realloc(cs->quar, cap * sizeof(*q)) : NULL;
@@ -140,20 +162,44 @@ int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *
             return GV_ENOMEM;
         cs->quar = q;
         cs->capquar = cap;
+        if (index_quarantine(cs) != 0)
+            return GV_ENOMEM;
     }
-    struct cs_quarantined *q = &cs->quar[cs->nquar++];
+    /* another version of it is replaced in place (its key stays) */
+    struct cs_quarantined *q = held ? &cs->quar[held - cs->quar] : &cs->quar[cs->nquar];
     q->kind = e->kind;
     q->stamp = e->stamp;
     cs_copy_str(q->name, sizeof(q->name), e->name);
     cs_copy_str(q->reason, sizeof(q->reason), reason);
-    /* said once per version: the previous round's set is what was said */
-    const struct cs_quarantined *was = find_in(cs->quar_prev, cs->nquar_prev, e->kind, e->name);
-    if (was == NULL || was->stamp != e->stamp)
+    if (held == NULL) {
+        size_t klen = quar_key(q->key, e->kind, e->name);
+        if (gv_strmap_put(&cs->quar_index, q->key, klen, (uint32_t)cs->nquar) != 0)
+            return GV_ENOMEM;
+        cs->nquar++;
+    }
+    /* said once per version (the previous round's set is what was said),
+     * one per line up to CS_LOG_EACH_MAX per apply, then summed up */
+    const struct cs_quarantined *was =
+        find_in(cs->quar_prev, cs->quar_prev_index, e->kind, e->name);
+    if (was != NULL && was->stamp == e->stamp)
+        return 0;
+    if (cs->quar_logged++ < CS_LOG_EACH_MAX)
         gv_warn("config: leaving %s/%s (from %s) out of the applied state: %s; a PUT or DELETE "
                 "of it replaces it",
                 gv_kind_label(e->kind, kind, sizeof(kind)), e->name,
                 e->origin[0] ? e->origin : "a config file", reason);
+    else
+        cs->quar_unlogged++;
     return 0;
+}
+
+void cs_quarantine_said(struct node_cstate *cs)
+{
+    if (cs->quar_unlogged > 0)
+        gv_warn("config: ... and %zu more objects left out of the applied state (GET /status: "
+                "config_state.left_out)",
+                cs->quar_unlogged);
+    cs->quar_logged = cs->quar_unlogged = 0;
 }
 
 /* ---- the view as JSON ---------------------------------------------------------- */
@@ -234,12 +280,31 @@ static const struct gw_route_spec *compile_route(struct node_cstate *cs, const s
     return kept;
 }
 
+/* Whether compiled route e names a service the view does not hold (services:
+ * their names; NULL: not checked); then it is quarantined, as the validator
+ * would have it, but all such routes in one pass: routes streaming in before
+ * their service (a peer's bulk change arrives in any order) cost one
+ * validation, not one per route. */
+static bool orphan(struct node_cstate *cs, const struct cl_entry *e, const struct gw_route_spec *r,
+                   const struct gv_strmap *services, int *rv)
+{
+    char reason[CS_REASON_MAX];
+    if (services == NULL || r->service == NULL ||
+        gv_strmap_get(services, r->service, strlen(r->service)) >= 0)
+        return false;
+    snprintf(reason, sizeof(reason), "service: no service named \"%.128s\"", r->service);
+    *rv = cs_quarantine(cs, e, reason);
+    return true;
+}
+
 /* The array of kind k's objects; entries whose value is not a JSON object
  * are quarantined and dropped from list. With ru, a route goes in as a
  * placeholder for its compiled form (compiled now, once per version, when
- * it has not been), recorded in ru; its JSON is not kept. NULL: no memory. */
+ * it has not been), recorded in ru; its JSON is not kept; with services,
+ * one naming a service not among them is quarantined and dropped too. NULL:
+ * no memory. */
 static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry **list, int *n,
-                          struct cs_reuse *ru)
+                          struct cs_reuse *ru, const struct gv_strmap *services)
 {
     json_t *arr = json_array();
     int kept = 0;
@@ -276,6 +341,14 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
                 v = NULL;
             }
         }
+        int rv = 0;
+        if (was != NULL && orphan(cs, list[i], was, services, &rv)) {
+            json_decref(v);
+            if (rv == 0)
+                continue;
+            json_decref(arr);
+            return NULL;
+        }
         if (was != NULL && (v = json_string(list[i]->name)) == NULL) {
             json_decref(arr);
             return NULL;
@@ -300,15 +373,27 @@ json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct c
         lists[k] = NULL;
     if (ru != NULL)
         memset(ru, 0, sizeof(*ru));
+    /* the services of the view, for the routes to be checked against when
+     * applying the store (a change being staged is refused instead) */
+    struct gv_strmap services = {0};
+    bool check = ru != NULL && !with_pending;
     cs_jcache_begin(cs->jcache);
     for (int k = 0; root != NULL && k < GV_KIND_COUNT; k++) {
         counts[k] = cs_view_list(cs, k, with_pending, &lists[k]);
-        json_t *arr = counts[k] < 0 ? NULL : kind_array(cs, k, lists[k], &counts[k], ru);
+        const struct gv_strmap *svc = check && k == GV_KIND_ROUTES ? &services : NULL;
+        json_t *arr = counts[k] < 0 ? NULL : kind_array(cs, k, lists[k], &counts[k], ru, svc);
         if (arr == NULL || json_object_set_new(root, cs_plural(k), arr) != 0) {
             json_decref(root);
             root = NULL;
         }
+        for (int i = 0; root != NULL && check && k == GV_KIND_SERVICES && i < counts[k]; i++)
+            if (gv_strmap_put(&services, lists[k][i]->name, strlen(lists[k][i]->name),
+                              (uint32_t)i) != 0) {
+                json_decref(root);
+                root = NULL;
+            }
     }
+    gv_strmap_free(&services);
     cs_jcache_end(cs->jcache);
     if (root == NULL) {
         cs_lists_free(lists);

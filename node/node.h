@@ -43,6 +43,7 @@ struct node {
     uint8_t sticky_key[32];
     char config_digest[65];
     uint64_t config_version;
+    uint64_t publishes; /* configs published so far */
     uint64_t started_ms;
     bool stopping;
     bool leaving;           /* SIGTERM came: not ready, serving on for shutdown_delay */
@@ -70,6 +71,14 @@ struct gw_snapshot *node_snapshot(struct node *n);
  * objects, cstate_digest), NULL to compute it from state. Returns 0 or a
  * negative error (nothing changed then). Control loop only. */
 int node_publish(struct node *n, struct node_state *state, uint64_t version, const char *digest);
+/* node_publish in two steps. node_gen_build: the generation of *state
+ * (router, plugin pipeline, upstream TLS), which takes state over (zeroed
+ * even on failure); any thread. node_publish_gen: makes gen the served
+ * config, taking the caller's reference on success (on failure the caller
+ * still holds it and nothing changed); digest as for node_publish, not NULL.
+ * Control loop only. */
+int node_gen_build(struct node_state *state, struct node_gen **out);
+int node_publish_gen(struct node *n, struct node_gen *gen, uint64_t version, const char *digest);
 /* Publishes the served config again with the addresses its host names have
  * now; digest and version stay. Returns 0 or GV_ENOMEM (nothing changed).
  * Control loop only. */

@@ -7,7 +7,9 @@
  * (balancer/expand.h), with their states from the registry. When a name's
  * addresses change, node_republish builds a snapshot of the same generation:
  * the other services keep their targets and states, requests in flight keep
- * the snapshot they started with. Control loop only.
+ * the snapshot they started with. Building a generation touches nothing of
+ * the node (any thread: node/cstate_build.c builds peers' states off the
+ * control loop); the rest runs on the control loop.
  */
 #include "node/node.h"
 #include "balancer/expand.h"
@@ -57,8 +59,7 @@ void node_gen_unref(struct node_gen *g)
     free(g);
 }
 
-/* The generation of *state, which it takes over (zeroed even on failure). */
-static int gen_build(struct node_state *state, struct node_gen **out)
+int node_gen_build(struct node_state *state, struct node_gen **out)
 {
     char err[256];
     struct node_gen *g = calloc(1, sizeof(*g));
@@ -223,28 +224,34 @@ int node_publish(struct node *n, struct node_state *state, uint64_t version, con
 {
     char digest[65];
     struct node_gen *gen;
-    struct gw_snapshot *s;
     if (digest_in != NULL)
         snprintf(digest, sizeof(digest), "%s", digest_in);
     else
         state_digest(state, digest);
-    int rv = gen_build(state, &gen);
+    int rv = node_gen_build(state, &gen);
     if (rv != 0)
         return rv;
+    if ((rv = node_publish_gen(n, gen, version, digest)) != 0)
+        node_gen_unref(gen);
+    return rv;
+}
+
+int node_publish_gen(struct node *n, struct node_gen *gen, uint64_t version, const char *digest)
+{
+    struct gw_snapshot *s;
     /* New names are looked up from now on: until they resolve they stand
      * for no target. Out of memory keeps following the old names. */
     if (n->resolver != NULL &&
         lb_resolver_set(n->resolver, gen->state.services, gen->state.nservices) != 0)
         gv_warn("target names: out of memory; following the previous ones");
-    rv = snap_build(n, gen, &s);
-    if (rv != 0) {
-        node_gen_unref(gen);
+    int rv = snap_build(n, gen, &s);
+    if (rv != 0)
         return rv;
-    }
     node_gen_unref(n->gen);
     n->gen = gen;
+    n->publishes++;
     serve(n, s);
-    memcpy(n->config_digest, digest, sizeof(digest));
+    snprintf(n->config_digest, sizeof(n->config_digest), "%s", digest);
     n->config_version = version;
     if (n->gossip != NULL)
         node_gossip_set_config(n->gossip, n->config_digest, n->config_version);

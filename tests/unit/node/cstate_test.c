@@ -300,6 +300,108 @@ static void test_routes_are_compiled_once_per_version(void)
     remove_dir();
 }
 
+/* More routes than the quarantine's runs (32) name a service not stored yet,
+ * as when a peer's bulk change streams in routes first: the apply leaves them
+ * all out in one pass and publishes the rest (it used to give up after 32
+ * validations and keep the old state); once the service comes they apply. */
+static void test_routes_before_their_service_are_left_out_in_one_pass(void)
+{
+    struct node_state_error err;
+    char name[16], value[160];
+    fresh_dir();
+    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "w%d", i);
+        snprintf(value, sizeof(value),
+                 "{\"match\":{\"paths\":[\"/w%d\"]},\"name\":\"%s\",\"service\":\"later\"}", i,
+                 name);
+        CHECK_INT(merge_peer_route(n, name, value, (1ULL << 40) + (uint64_t)i), 1);
+    }
+    static const char ok[] = "{\"match\":{\"paths\":[\"/ok\"]},\"name\":\"ok\",\"service\":\"s\"}";
+    CHECK_INT(merge_peer_route(n, "ok", ok, 1ULL << 41), 1);
+    CHECK_INT(cs_apply_store(n->cstate, &err), 0);
+    CHECK_INT(n->cstate->nquar, 40);
+    CHECK(has(n, GV_KIND_ROUTES, "ok") && !has(n, GV_KIND_ROUTES, "w7"));
+    json_t *w = node_cstate_get(n->cstate, GV_KIND_ROUTES, "w7");
+    CHECK(w && strstr(json_string_value(json_object_get(w, "reason")), "later") != NULL);
+    json_decref(w);
+
+    static const char later[] = "{\"name\":\"later\"," TARGETS "}";
+    struct cl_entry e = {.kind = GV_KIND_SERVICES, .stamp = 1ULL << 42, .rank = 0};
+    snprintf(e.name, sizeof(e.name), "later");
+    snprintf(e.origin, sizeof(e.origin), "gw9");
+    e.value = (const uint8_t *)later;
+    e.value_len = strlen(later);
+    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    CHECK_INT(cs_apply_store(n->cstate, &err), 0);
+    CHECK_INT(n->cstate->nquar, 0);
+    CHECK(has(n, GV_KIND_ROUTES, "w0") && has(n, GV_KIND_ROUTES, "w39"));
+    node_free(n);
+    remove_dir();
+}
+
+/* A peer's change as the replica's callback notes it (counted, not named). */
+static void note_peer_change(struct node *n)
+{
+    n->cstate->arrivals.dropped++;
+}
+
+static void run_while_building(struct node *n)
+{
+    for (int i = 0; i < 100000 && n->cstate->build != NULL; i++)
+        uv_run(&n->loop, UV_RUN_ONCE);
+    CHECK(n->cstate->build == NULL);
+}
+
+/* Peers' changes are built off the loop and published by it; a build that
+ * another publish overtook is dropped and its changes applied again from the
+ * store (none skipped); a node closes with a build in flight. */
+static void test_peers_changes_are_built_off_the_loop(void)
+{
+    struct node_state_error err;
+    fresh_dir();
+    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    static const char r1[] = "{\"match\":{\"paths\":[\"/1\"]},\"name\":\"r1\",\"service\":\"s\"}";
+    static const char r2[] = "{\"match\":{\"paths\":[\"/2\"]},\"name\":\"r2\",\"service\":\"s\"}";
+    static const char r3[] = "{\"match\":{\"paths\":[\"/3\"]},\"name\":\"r3\",\"service\":\"s\"}";
+    CHECK_INT(merge_peer_route(n, "r1", r1, 1ULL << 40), 1);
+    note_peer_change(n);
+    uint64_t published = n->publishes;
+    CHECK_INT(cs_build_start(n->cstate), 0);
+    CHECK(n->cstate->build != NULL);
+    CHECK(!has(n, GV_KIND_ROUTES, "r1")); /* not before the loop publishes it */
+    run_while_building(n);
+    CHECK(has(n, GV_KIND_ROUTES, "r1"));
+    CHECK_INT(n->publishes, published + 1);
+    CHECK_INT(n->cstate->remote_applies, 1);
+    CHECK_INT(n->cstate->applied_remote, 1);
+
+    /* overtaken: the loop publishes (here an apply of the store) before the
+     * build is done; r3 lands after both read the store */
+    CHECK_INT(merge_peer_route(n, "r2", r2, 1ULL << 41), 1);
+    note_peer_change(n);
+    CHECK_INT(cs_build_start(n->cstate), 0);
+    CHECK_INT(cs_apply_store(n->cstate, &err), 0);
+    CHECK_INT(merge_peer_route(n, "r3", r3, 1ULL << 42), 1);
+    run_while_building(n);
+    CHECK_INT(n->cstate->builds_dropped, 1);
+    for (int i = 0; i < 100000 && n->cstate->remote_applies < 2; i++)
+        uv_run(&n->loop, UV_RUN_ONCE);
+    run_while_building(n);
+    CHECK_INT(n->cstate->remote_applies, 2);
+    CHECK(has(n, GV_KIND_ROUTES, "r2") && has(n, GV_KIND_ROUTES, "r3"));
+
+    /* closing waits for a build in flight */
+    note_peer_change(n);
+    CHECK_INT(cs_build_start(n->cstate), 0);
+    node_free(n);
+    remove_dir();
+}
+
 TEST_MAIN(TEST(test_staged_changes_answer_in_order_and_reload), TEST(test_quarantine_and_replace),
           TEST(test_seeds_of_other_files_survive_a_restart),
-          TEST(test_routes_are_compiled_once_per_version))
+          TEST(test_routes_are_compiled_once_per_version),
+          TEST(test_routes_before_their_service_are_left_out_in_one_pass),
+          TEST(test_peers_changes_are_built_off_the_loop))
