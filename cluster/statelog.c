@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ struct cl_statelog {
     bool had_log;        /* the log existed at open: files of this version */
     bool unsigned_image; /* loaded a 0.1 image without the key (upgrade) */
     uint8_t key[32];
-    size_t log_bytes, image_bytes;
+    /* written by the one job on the thread pool, read for /status at any time */
+    _Atomic size_t log_bytes, image_bytes;
 };
 
 void cl_statelog_file_key(const uint8_t cluster_key[32], uint8_t out[32])
@@ -98,12 +100,12 @@ bool cl_statelog_unsigned_image(const struct cl_statelog *l)
 
 size_t cl_statelog_log_bytes(const struct cl_statelog *l)
 {
-    return l->log_bytes;
+    return atomic_load_explicit(&l->log_bytes, memory_order_relaxed);
 }
 
 size_t cl_statelog_image_bytes(const struct cl_statelog *l)
 {
-    return l->image_bytes;
+    return atomic_load_explicit(&l->image_bytes, memory_order_relaxed);
 }
 
 /* ---- records ------------------------------------------------------------- */
