@@ -333,8 +333,13 @@ def join_time(mesh, count):
         return all(st and st.get("config_digest") == digest for st in sts)
     wait_for(converged, 300, f"{count} objects on all {len(mesh.nodes)} nodes", every=0.5)
     spent = [b - a for a, b in zip(before, applies())]
+    cfg = [(st or {}).get("config_state") or {} for st in mesh.pool(Node.status, mesh.nodes[1:])]
+    held = [c.get("apply_loop_max_ms", 0) for c in cfg]
+    off = sum(c.get("applies_off_loop", 0) for c in cfg)
     log(f"objects: {count} on all {len(mesh.nodes)} nodes {time.monotonic() - t_put:.1f} s after "
-        f"the PUT; applies per node: median {statistics.median(spent):.0f}, max {max(spent)}")
+        f"the PUT; applies per node: median {statistics.median(spent):.0f}, max {max(spent)} "
+        f"({off} of all built off the loop); the longest any apply held a node's loop: "
+        f"median {statistics.median(held):.0f} ms, max {max(held)} ms")
     joiner = Node(mesh, len(mesh.nodes) + 1, "joiner")
     mesh.extra.append(joiner)
     t0 = time.monotonic()
