@@ -155,12 +155,14 @@ def test_cluster_scope_sparse_rotating_idle_gap():
     """The issue-15 report: 5 per 10 s (a login or SMS limit), requests
     rotating over 3 nodes as fast as one client sends them, 8 at a time,
     then idle for longer than the window, then again. Each round admits 5
-    (at most one more, the documented bound), and a refusal never asks to
-    wait longer than the window: no lock-out. Whether all of the first 5 pass
-    depends on where the 100 ms ticks fall between the requests (a slow
-    machine spreads them over several): a token held back on one node's
+    (at most one more, within the documented bound), and a refusal never
+    asks to wait longer than the window: no lock-out. A round that admitted
+    one more leaves that token as debt (docs/rate-limiting.md: the long-run
+    rate is exact), so the next round may admit 4. Whether all of the first
+    5 pass depends on where the 100 ms ticks fall between the requests (a
+    slow machine spreads them over several): a token held back on one node's
     allowance goes to a later request, and such a refusal, before 5 were
-    admitted, says Retry-After: 1 (docs/rate-limiting.md: delayed, not lost)."""
+    admitted, says Retry-After: 1 (delayed, not lost)."""
     echo = Echo()
     conf = config(echo, "{limit: 5, window: 10s, key: route, scope: cluster}")
     first = Node(name="gw1", workers=2, config=conf)
@@ -171,6 +173,7 @@ def test_cluster_scope_sparse_rotating_idle_gap():
     wait_until(lambda: all(rl_peers(n) == 2 for n in nodes), 10,
                "every node to hear the other two's rate-limit counts")
     sessions = [requests.Session() for _ in nodes]
+    before = 5
     for rnd in range(3):
         codes, retry = [], []
         for j in range(8):
@@ -179,10 +182,13 @@ def test_cluster_scope_sparse_rotating_idle_gap():
             if r.status_code == 429:
                 retry.append(int(r.headers["Retry-After"]))
         print(f"round {rnd}: {codes} Retry-After {retry}")
-        assert set(codes) <= {200, 429} and 5 <= codes.count(200) <= 6, codes
+        admitted = codes.count(200)
+        owed = max(0, before - 5)  # what the round before admitted beyond the limit
+        assert set(codes) <= {200, 429} and 5 - owed <= admitted <= 6, (codes, before)
         assert all(1 <= s <= 10 for s in retry), retry
         early = [s for j, s in zip([j for j, c in enumerate(codes) if c == 429], retry)
-                 if codes[:j].count(200) < 5]
+                 if codes[:j].count(200) < 5 - owed]
         assert all(s == 1 for s in early), (codes, retry)
+        before = admitted
         if rnd < 2:
             time.sleep(11)  # the idle gap longer than the window is the input here
