@@ -138,7 +138,7 @@ static int try_apply(struct node_cstate *cs, struct node_state_error *err,
     struct node_state st;
     struct cs_reuse ru;
     *bad = NULL;
-    json_t *root = cs_materialize(cs, false, lists, counts, &ru);
+    json_t *root = cs_materialize(cs, false, lists, counts, &ru, false);
     if (root == NULL)
         return cs_fail(err, "", gv_strerror(GV_ENOMEM));
     char digest[65];

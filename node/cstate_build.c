@@ -5,9 +5,12 @@
  * seconds on two cores shared by a hundred nodes, while a large state
  * streams in. On the loop that held up probes, and a node busy applying was
  * suspected and sometimes declared dead. So for peers' changes the loop only
- * takes the view (the store as JSON, each route compiled once per version,
- * and its digest) and publishes what was built; validation and the build of
- * the generation (node_gen_build) run on libuv's thread pool, one at a time.
+ * takes the view (the store as JSON, with the routes compiled before, and its
+ * digest) and publishes what was built; compiling the routes new to it,
+ * validation and the build of the generation (node_gen_build) run on libuv's
+ * thread pool, one at a time. What the build compiled is kept for later
+ * states (node/cstate_jcache.c), so each route is still compiled once per
+ * version.
  *
  * The job owns what it reads: the JSON (values are immutable once parsed
  * and their references atomic, so the parse cache may drop its own
@@ -25,6 +28,7 @@
 #include "common/kinds.h"
 #include "common/util.h"
 #include "node/cstate_int.h"
+#include "node/cstate_jcache.h"
 #include "node/node.h"
 
 #include <stdlib.h>
@@ -42,6 +46,7 @@ struct cs_build {
     struct cs_arrivals arrivals;
     uint64_t started_us, loop_us;
     /* out: */
+    size_t compiled; /* deferred routes compiled (spec[k] set, held by the job) */
     int rv;
     struct node_gen *gen;
     struct node_state_error err;
@@ -59,16 +64,47 @@ static void build_free(struct cs_build *b)
     free(b);
 }
 
+/* The routes the view left to the build, compiled on their own as the
+ * loop would have (one that does not, or no memory: the validator compiles
+ * it and says why). */
+static void compile_deferred(struct cs_build *b)
+{
+    for (size_t k = 0; k < b->ru.n; k++) {
+        struct gw_route_spec r;
+        if (b->ru.names[k] == NULL || node_state_route_compile(b->ru.elems[k], &r) != 0)
+            continue;
+        if ((b->ru.spec[k] = gw_route_spec_share(&r)) == NULL)
+            gw_route_spec_free(&r);
+        else
+            b->compiled++;
+    }
+}
+
 /* On the thread pool: touches nothing but the job. */
 static void build_work(uv_work_t *w)
 {
     struct cs_build *b = w->data;
     struct node_state st;
+    compile_deferred(b);
     b->rv = node_state_from_json_reuse(b->root, &b->ru.api, &st, &b->err);
     json_decref(b->root);
     b->root = NULL;
     if (b->rv == 0 && (b->rv = node_gen_build(&st, &b->gen)) != 0)
         cs_fail(&b->err, "", gv_strerror(b->rv));
+}
+
+/* What the build compiled, kept for the versions it was compiled from
+ * (routes changed meanwhile are compiled again when next seen). */
+static void keep_compiled(struct node_cstate *cs, struct cs_build *b)
+{
+    for (size_t k = 0; b->compiled > 0 && k < b->ru.n; k++) {
+        if (b->ru.names[k] == NULL || b->ru.spec[k] == NULL)
+            continue;
+        const struct cl_entry *e = cl_store_get(cs->store, GV_KIND_ROUTES, b->ru.names[k]);
+        if (e != NULL && !e->deleted &&
+            cs_jcache_keep_compiled(cs->jcache, e, b->ru.vids[k], b->ru.spec[k]))
+            cs->routes_compiled++;
+    }
 }
 
 static void build_done(uv_work_t *w, int status)
@@ -84,6 +120,7 @@ static void build_done(uv_work_t *w, int status)
         cs_maybe_finish_close(cs);
         return;
     }
+    keep_compiled(cs, b);
     if (cs->n->publishes != b->publishes) {
         cs->builds_dropped++;
         cs_arrivals_requeue(cs, &b->arrivals);
@@ -112,7 +149,7 @@ int cs_build_start(struct node_cstate *cs)
     if (b == NULL)
         return GV_ENOMEM;
     b->started_us = gv_now_us();
-    b->root = cs_materialize(cs, false, lists, counts, &b->ru);
+    b->root = cs_materialize(cs, false, lists, counts, &b->ru, true);
     if (b->root == NULL) {
         cs_quarantine_said(cs);
         free(b);

@@ -117,7 +117,7 @@ static json_t *stage_root(struct node_cstate *cs, int kind, const char *name, ui
 {
     const struct cl_entry **lists[GV_KIND_COUNT];
     int counts[GV_KIND_COUNT];
-    json_t *root = cs_materialize(cs, true, lists, counts, ru);
+    json_t *root = cs_materialize(cs, true, lists, counts, ru, false);
     cs_quarantine_said(cs);
     if (root == NULL)
         return NULL;

@@ -176,14 +176,22 @@ struct cs_reuse {
     const struct gw_route_spec **spec;
     size_t n;
     struct node_state_reuse api;
+    /* Materialized with defer (for a build off the loop), a route not
+     * compiled yet goes in as its JSON and the build compiles it: names[k]
+     * (else NULL) and vids[k], its stored value's id (cs_jcache_value_id),
+     * say which version, so the loop can keep what the build compiled
+     * (spec[k]) for it. */
+    char **names;
+    uint64_t *vids;
 };
 /* The JSON the validator takes, from the view; lists[k] gets each kind's
  * entries in the order of the JSON arrays (free with cs_lists_free). A value
  * that is not a JSON object is quarantined and left out. With ru, routes
  * compiled before are placeholders described in *ru (else ru is NULL and
- * every value is JSON). NULL: no memory. */
+ * every value is JSON), and the others are compiled now, or with defer left
+ * to the caller (ru->names). NULL: no memory. */
 json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct cl_entry **lists[],
-                       int counts[], struct cs_reuse *ru);
+                       int counts[], struct cs_reuse *ru, bool defer);
 void cs_lists_free(const struct cl_entry **lists[]);
 void cs_reuse_free(struct cs_reuse *ru);
 /* A state was published: freed memory is given back to the system soon

@@ -179,6 +179,29 @@ const struct gw_route_spec *cs_jcache_keep_route(struct cs_jcache *c, const stru
     return sh;
 }
 
+uint64_t cs_jcache_value_id(const struct cl_entry *e)
+{
+    return value_hash(e);
+}
+
+bool cs_jcache_keep_compiled(struct cs_jcache *c, const struct cl_entry *e, uint64_t vid,
+                             const struct gw_route_spec *r)
+{
+    struct jentry *j = value_hash(e) == vid ? slot(c, e->kind, e->name) : NULL;
+    if (j == NULL)
+        return false;
+    gw_route_spec_retain(r);
+    if (j->route != NULL)
+        gw_route_spec_release(j->route);
+    json_decref(j->json);
+    j->json = NULL;
+    j->route = r;
+    j->vhash = vid;
+    j->vlen = e->value_len;
+    j->round = c->round;
+    return true;
+}
+
 void cs_jcache_end(struct cs_jcache *c)
 {
     if (c->count <= 2 * c->asked + 64)

@@ -41,6 +41,14 @@ const struct gw_route_spec *cs_jcache_route(struct cs_jcache *c, const struct cl
  * the cache), or NULL when out of memory (r unchanged). */
 const struct gw_route_spec *cs_jcache_keep_route(struct cs_jcache *c, const struct cl_entry *e,
                                                  struct gw_route_spec *r);
+/* The id of e's stored value (what says which version a compiled route is
+ * for); any thread. */
+uint64_t cs_jcache_value_id(const struct cl_entry *e);
+/* Keeps shared spec r (one more hold), compiled elsewhere from the value
+ * whose id is vid, for e's version when that is still e's value. Whether
+ * kept. */
+bool cs_jcache_keep_compiled(struct cs_jcache *c, const struct cl_entry *e, uint64_t vid,
+                             const struct gw_route_spec *r);
 /* Ends the round: drops what the round did not ask for, when the cache
  * holds more than twice that. */
 void cs_jcache_end(struct cs_jcache *c);

@@ -252,13 +252,19 @@ static int reuse_init(struct cs_reuse *ru, size_t n)
         return 0;
     ru->elems = calloc(n, sizeof(*ru->elems));
     ru->spec = calloc(n, sizeof(*ru->spec));
-    return ru->elems && ru->spec ? 0 : GV_ENOMEM;
+    ru->names = calloc(n, sizeof(*ru->names));
+    ru->vids = calloc(n, sizeof(*ru->vids));
+    return ru->elems && ru->spec && ru->names && ru->vids ? 0 : GV_ENOMEM;
 }
 
 void cs_reuse_free(struct cs_reuse *ru)
 {
     if (ru == NULL)
         return;
+    for (size_t k = 0; ru->names != NULL && k < ru->n; k++)
+        free(ru->names[k]);
+    free(ru->names);
+    free(ru->vids);
     free(ru->elems);
     free(ru->spec);
     memset(ru, 0, sizeof(*ru));
@@ -280,19 +286,19 @@ static const struct gw_route_spec *compile_route(struct node_cstate *cs, const s
     return kept;
 }
 
-/* Whether compiled route e names a service the view does not hold (services:
+/* Whether route e names a service the view does not hold (services:
  * their names; NULL: not checked); then it is quarantined, as the validator
  * would have it, but all such routes in one pass: routes streaming in before
  * their service (a peer's bulk change arrives in any order) cost one
  * validation, not one per route. */
-static bool orphan(struct node_cstate *cs, const struct cl_entry *e, const struct gw_route_spec *r,
+static bool orphan(struct node_cstate *cs, const struct cl_entry *e, const char *service,
                    const struct gv_strmap *services, int *rv)
 {
     char reason[CS_REASON_MAX];
-    if (services == NULL || r->service == NULL ||
-        gv_strmap_get(services, r->service, strlen(r->service)) >= 0)
+    if (services == NULL || service == NULL ||
+        gv_strmap_get(services, service, strlen(service)) >= 0)
         return false;
-    snprintf(reason, sizeof(reason), "service: no service named \"%.128s\"", r->service);
+    snprintf(reason, sizeof(reason), "service: no service named \"%.128s\"", service);
     *rv = cs_quarantine(cs, e, reason);
     return true;
 }
@@ -304,12 +310,13 @@ static bool orphan(struct node_cstate *cs, const struct cl_entry *e, const struc
  * one naming a service not among them is quarantined and dropped too. NULL:
  * no memory. */
 static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry **list, int *n,
-                          struct cs_reuse *ru, const struct gv_strmap *services)
+                          struct cs_reuse *ru, bool defer, const struct gv_strmap *services)
 {
     json_t *arr = json_array();
     int kept = 0;
     bool reuse = ru != NULL && k == GV_KIND_ROUTES;
     if (reuse && reuse_init(ru, (size_t)*n) != 0) {
+        cs_reuse_free(ru);
         json_decref(arr);
         return NULL;
     }
@@ -336,13 +343,16 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
                 }
                 continue;
             }
-            if (reuse && (was = compile_route(cs, list[i], v)) != NULL) {
+            if (reuse && !defer && (was = compile_route(cs, list[i], v)) != NULL) {
                 json_decref(v);
                 v = NULL;
             }
         }
         int rv = 0;
-        if (was != NULL && orphan(cs, list[i], was, services, &rv)) {
+        const char *service = was     ? was->service
+                              : reuse ? json_string_value(json_object_get(v, "service"))
+                                      : NULL;
+        if (orphan(cs, list[i], service, services, &rv)) {
             json_decref(v);
             if (rv == 0)
                 continue;
@@ -357,6 +367,14 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
             ru->elems[kept] = v;
             ru->spec[kept] = was;
             ru->n = (size_t)kept + 1;
+            if (was == NULL && defer) { /* for the build to compile */
+                ru->vids[kept] = cs_jcache_value_id(list[i]);
+                if ((ru->names[kept] = strdup(list[i]->name)) == NULL) {
+                    json_decref(v);
+                    json_decref(arr);
+                    return NULL;
+                }
+            }
         }
         list[kept++] = list[i];
         json_array_append_new(arr, v);
@@ -366,7 +384,7 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
 }
 
 json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct cl_entry **lists[],
-                       int counts[], struct cs_reuse *ru)
+                       int counts[], struct cs_reuse *ru, bool defer)
 {
     json_t *root = json_object();
     for (int k = 0; k < GV_KIND_COUNT; k++)
@@ -381,7 +399,8 @@ json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct c
     for (int k = 0; root != NULL && k < GV_KIND_COUNT; k++) {
         counts[k] = cs_view_list(cs, k, with_pending, &lists[k]);
         const struct gv_strmap *svc = check && k == GV_KIND_ROUTES ? &services : NULL;
-        json_t *arr = counts[k] < 0 ? NULL : kind_array(cs, k, lists[k], &counts[k], ru, svc);
+        json_t *arr =
+            counts[k] < 0 ? NULL : kind_array(cs, k, lists[k], &counts[k], ru, defer, svc);
         if (arr == NULL || json_object_set_new(root, cs_plural(k), arr) != 0) {
             json_decref(root);
             root = NULL;

@@ -368,7 +368,7 @@ static void test_peers_changes_are_built_off_the_loop(void)
     static const char r3[] = "{\"match\":{\"paths\":[\"/3\"]},\"name\":\"r3\",\"service\":\"s\"}";
     CHECK_INT(merge_peer_route(n, "r1", r1, 1ULL << 40), 1);
     note_peer_change(n);
-    uint64_t published = n->publishes;
+    uint64_t published = n->publishes, compiled = n->cstate->routes_compiled;
     CHECK_INT(cs_build_start(n->cstate), 0);
     CHECK(n->cstate->build != NULL);
     CHECK(!has(n, GV_KIND_ROUTES, "r1")); /* not before the loop publishes it */
@@ -377,6 +377,15 @@ static void test_peers_changes_are_built_off_the_loop(void)
     CHECK_INT(n->publishes, published + 1);
     CHECK_INT(n->cstate->remote_applies, 1);
     CHECK_INT(n->cstate->applied_remote, 1);
+    /* the build compiled r1 and the loop kept it: the next build takes it */
+    CHECK_INT(n->cstate->routes_compiled - compiled, 1);
+    uint64_t reused = n->cstate->routes_reused;
+    note_peer_change(n);
+    CHECK_INT(cs_build_start(n->cstate), 0);
+    run_while_building(n);
+    CHECK_INT(n->cstate->routes_compiled - compiled, 1);
+    CHECK_INT(n->cstate->routes_reused - reused, 1);
+    CHECK_INT(n->cstate->remote_applies, 2);
 
     /* overtaken: the loop publishes (here an apply of the store) before the
      * build is done; r3 lands after both read the store */
@@ -387,10 +396,10 @@ static void test_peers_changes_are_built_off_the_loop(void)
     CHECK_INT(merge_peer_route(n, "r3", r3, 1ULL << 42), 1);
     run_while_building(n);
     CHECK_INT(n->cstate->builds_dropped, 1);
-    for (int i = 0; i < 100000 && n->cstate->remote_applies < 2; i++)
+    for (int i = 0; i < 100000 && n->cstate->remote_applies < 3; i++)
         uv_run(&n->loop, UV_RUN_ONCE);
     run_while_building(n);
-    CHECK_INT(n->cstate->remote_applies, 2);
+    CHECK_INT(n->cstate->remote_applies, 3);
     CHECK(has(n, GV_KIND_ROUTES, "r2") && has(n, GV_KIND_ROUTES, "r3"));
 
     /* closing waits for a build in flight */
