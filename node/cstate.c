@@ -176,34 +176,45 @@ static void log_released(struct node_cstate *cs, const struct cs_quarantined *pr
         gv_info("config: ... and %zu more are no longer left out", said - CS_LOG_EACH_MAX);
 }
 
+void cs_quarantine_restart(struct node_cstate *cs, struct cs_quar_saved *saved)
+{
+    saved->q = cs->quar;
+    saved->n = cs->nquar;
+    saved->index = cs->quar_index;
+    cs->quar = NULL;
+    cs->nquar = cs->capquar = cs->quar_blamed = 0;
+    memset(&cs->quar_index, 0, sizeof(cs->quar_index));
+    cs->quar_prev = saved->q;
+    cs->nquar_prev = saved->n;
+    cs->quar_prev_index = &saved->index;
+}
+
+void cs_quarantine_end(struct node_cstate *cs, struct cs_quar_saved *saved, bool applied)
+{
+    cs_quarantine_said(cs);
+    if (applied)
+        log_released(cs, saved->q, saved->n);
+    cs->quar_prev = NULL;
+    cs->nquar_prev = 0;
+    cs->quar_prev_index = NULL;
+    gv_strmap_free(&saved->index);
+    free(saved->q);
+}
+
 int cs_apply_store(struct node_cstate *cs, struct node_state_error *err)
 {
-    struct cs_quarantined *prev = cs->quar;
-    size_t nprev = cs->nquar;
-    struct gv_strmap prev_index = cs->quar_index;
+    struct cs_quar_saved saved;
     const struct cl_entry *bad;
     char reason[CS_REASON_MAX];
     int rv;
-    /* each run starts with nothing left out, so what a change fixed applies again */
-    cs->quar = NULL;
-    cs->nquar = cs->capquar = 0;
-    memset(&cs->quar_index, 0, sizeof(cs->quar_index));
-    cs->quar_prev = prev;
-    cs->nquar_prev = nprev;
-    cs->quar_prev_index = &prev_index;
+    cs_quarantine_restart(cs, &saved);
     for (int run = 0;; run++) {
         rv = try_apply(cs, err, &bad, reason, sizeof(reason));
         if (rv == 0 || bad == NULL || run == QUARANTINE_RUNS || cs_quarantine(cs, bad, reason) != 0)
             break;
+        cs->quar_blamed++;
     }
-    cs_quarantine_said(cs);
-    if (rv == 0)
-        log_released(cs, prev, nprev);
-    cs->quar_prev = NULL;
-    cs->nquar_prev = 0;
-    cs->quar_prev_index = NULL;
-    gv_strmap_free(&prev_index);
-    free(prev);
+    cs_quarantine_end(cs, &saved, rv == 0);
     cs->invalid = rv != 0;
     return rv;
 }
@@ -293,9 +304,10 @@ static void on_apply_timer(uv_timer_t *t)
     struct node_state_error err = {0};
     if (cs->build != NULL || (cs->arrivals.n == 0 && cs->arrivals.dropped == 0))
         return; /* a build in flight applies these when done */
-    /* Off the loop unless something is left out: each apply tries those
-     * again, one validation per entry, which is the loop's job. */
-    if (cs->nquar == 0 && !cs->invalid && cs_build_start(cs) == 0)
+    /* Off the loop unless a validation left something out: each apply
+     * tries those again, one validation per entry, which is the loop's job
+     * (what the view leaves out itself, it checks again each time). */
+    if (cs->quar_blamed == 0 && !cs->invalid && cs_build_start(cs) == 0)
         return;
     uint64_t t0 = gv_now_us();
     int rv = cs_apply_store(cs, &err);

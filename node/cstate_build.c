@@ -19,7 +19,9 @@
  *
  * Left to the loop (cs_apply_store): a state that does not validate (entries
  * are left out one validation at a time, each naming what to leave out next)
- * and any apply while something is left out (each apply tries those again).
+ * and any apply while something a validation named is left out (each apply
+ * tries those again). What the view leaves out itself (a value that is not
+ * an object, a route before its service) it checks again in each build.
  * A build is superseded when the node published another state meanwhile (a
  * local change, which also holds what the build read); its changes are then
  * applied again from the store, so none is skipped.
@@ -148,14 +150,15 @@ int cs_build_start(struct node_cstate *cs)
     struct cs_build *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return GV_ENOMEM;
+    struct cs_quar_saved saved;
     b->started_us = gv_now_us();
+    cs_quarantine_restart(cs, &saved); /* the view leaves out again what it must */
     b->root = cs_materialize(cs, false, lists, counts, &b->ru, true);
+    cs_quarantine_end(cs, &saved, b->root != NULL);
     if (b->root == NULL) {
-        cs_quarantine_said(cs);
         free(b);
         return GV_ENOMEM;
     }
-    cs_quarantine_said(cs);
     cs_digest(lists, counts, b->digest);
     cs_lists_free(lists);
     for (size_t i = 0; i < b->ru.n; i++)

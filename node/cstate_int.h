@@ -120,6 +120,7 @@ struct node_cstate {
     size_t nquar_prev;                      /* so each version is logged once */
     const struct gv_strmap *quar_prev_index;
     size_t quar_logged, quar_unlogged; /* in this apply: said one per line; beyond that */
+    size_t quar_blamed;                /* of quar, left out because a validation named them */
 
     uint64_t applied_local, applied_remote, states_rejected, saves, save_errors, refused_unsaved;
     uint64_t remote_applies; /* validations of the state for peers' changes (batches) */
@@ -143,6 +144,16 @@ const char *cs_self_name(const struct node_cstate *cs);
 /* Builds the store's state (quarantining what does not validate) and
  * publishes it. 0, or an error with err filled (the last good state stays). */
 int cs_apply_store(struct node_cstate *cs, struct node_state_error *err);
+/* An apply starts with nothing left out, so what a change fixed applies
+ * again: restart puts the last set aside (each version in it is not logged
+ * again); end logs what left it (when applied) and drops it. */
+struct cs_quar_saved {
+    struct cs_quarantined *q;
+    size_t n;
+    struct gv_strmap index;
+};
+void cs_quarantine_restart(struct node_cstate *cs, struct cs_quar_saved *saved);
+void cs_quarantine_end(struct node_cstate *cs, struct cs_quar_saved *saved, bool applied);
 /* An apply of peers' changes (a, taken: emptied) ended with rv (err when
  * not 0); cost_ms from its start, loop_ms of it on the loop. Counts, logs,
  * and schedules the next apply when more changes came meanwhile. */

@@ -402,6 +402,34 @@ static void test_peers_changes_are_built_off_the_loop(void)
     CHECK_INT(n->cstate->remote_applies, 3);
     CHECK(has(n, GV_KIND_ROUTES, "r2") && has(n, GV_KIND_ROUTES, "r3"));
 
+    /* routes before their service: a build leaves them out (no validation
+     * named them, so the next apply is built off the loop too) and takes
+     * them in once the service comes */
+    static const char w1[] = "{\"match\":{\"paths\":[\"/w\"]},\"name\":\"w1\","
+                             "\"service\":\"later\"}";
+    static const char later[] = "{\"name\":\"later\"," TARGETS "}";
+    CHECK_INT(merge_peer_route(n, "w1", w1, 1ULL << 43), 1);
+    uint64_t builds = n->cstate->builds, applies = n->cstate->remote_applies;
+    note_peer_change(n);
+    cs_apply_later(n->cstate);
+    for (int i = 0; i < 100000 && n->cstate->remote_applies == applies; i++)
+        uv_run(&n->loop, UV_RUN_ONCE);
+    CHECK_INT(n->cstate->builds, builds + 1);
+    CHECK(n->cstate->nquar == 1 && n->cstate->quar_blamed == 0 && !has(n, GV_KIND_ROUTES, "w1"));
+    struct cl_entry e = {.kind = GV_KIND_SERVICES, .stamp = 1ULL << 44, .rank = 0};
+    snprintf(e.name, sizeof(e.name), "later");
+    snprintf(e.origin, sizeof(e.origin), "gw9");
+    e.value = (const uint8_t *)later;
+    e.value_len = strlen(later);
+    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    note_peer_change(n);
+    cs_apply_later(n->cstate);
+    for (int i = 0; i < 100000 && n->cstate->remote_applies == applies + 1; i++)
+        uv_run(&n->loop, UV_RUN_ONCE);
+    run_while_building(n);
+    CHECK_INT(n->cstate->builds, builds + 2);
+    CHECK(n->cstate->nquar == 0 && has(n, GV_KIND_ROUTES, "w1"));
+
     /* closing waits for a build in flight */
     note_peer_change(n);
     CHECK_INT(cs_build_start(n->cstate), 0);
