@@ -12,10 +12,13 @@
  * states (node/cstate_jcache.c), so each route is still compiled once per
  * version.
  *
- * The job owns what it reads: the JSON (values are immutable once parsed
- * and their references atomic, so the parse cache may drop its own
- * meanwhile) and one hold on each compiled route it takes. What came in
- * meanwhile waits for the next apply, paced as before (cstate.c).
+ * The job owns what it reads: the JSON and one hold on each compiled route
+ * it takes. The JSON shares values with the parse cache, which are immutable
+ * once parsed; the build only reads them and the loop drops the job's
+ * references when it is done (jansson's reference counts are atomic, but the
+ * last decrement does not order the other thread's reads before the free:
+ * counting stays on one thread). What came in meanwhile waits for the next
+ * apply, paced as before (cstate.c).
  *
  * Left to the loop (cs_apply_store): a state that does not validate (entries
  * are left out one validation at a time, each naming what to leave out next)
@@ -82,15 +85,13 @@ static void compile_deferred(struct cs_build *b)
     }
 }
 
-/* On the thread pool: touches nothing but the job. */
+/* On the thread pool: touches nothing but the job, and its JSON read-only. */
 static void build_work(uv_work_t *w)
 {
     struct cs_build *b = w->data;
     struct node_state st;
     compile_deferred(b);
     b->rv = node_state_from_json_reuse(b->root, &b->ru.api, &st, &b->err);
-    json_decref(b->root);
-    b->root = NULL;
     if (b->rv == 0 && (b->rv = node_gen_build(&st, &b->gen)) != 0)
         cs_fail(&b->err, "", gv_strerror(b->rv));
 }
