@@ -18,13 +18,14 @@ then requests/s through key_auth with 10,000 consumers against 1 (target
 (matplotlib) when --plot FILE is given. Memory per idle keep-alive
 connection beside HAProxy and nginx is bench.sh's job (its idle test).
 
-The rates are paired: one node per size runs at once (all pinned to the
-same core, only one under load at a time), and each round measures every
-size one after the other (in turn forwards and backwards), so a ratio is
-taken between runs seconds apart; the ratio printed is the median of the
-rounds' ratios. A shared machine's speed drifts over minutes by more than
-the 5 % the target allows; runs of the sizes far apart in time measure
-that drift, not the router.
+The rates are paired: each round starts a fresh node per size (all pinned
+to the same core, only one under load at a time) and measures every size
+one after the other (in turn forwards and backwards), so a ratio is taken
+between runs seconds apart; the ratio printed is the median of the rounds'
+ratios. A shared machine's speed drifts over minutes by more than the 5 %
+the target allows, and one process can run 10-20 % faster or slower than
+the next with the same table (seen with 1 and 10,000 consumers); runs far
+apart in time, or one process per size, measure that, not the router.
 
 Usage: tests/bench/route_scale.py [--bin PATH] [--sizes 10,1000,10000]
                                   [--duration S] [--rounds N] [--plot FILE]
@@ -239,12 +240,13 @@ def load_size(procs, binary, echo_ports, n, slot):
     return node, row
 
 
-def paired_rates(nodes, requests, rounds, duration):
+def paired_rates(nodes, requests, rounds, duration, start=0):
     """Requests/s of each node (its request from requests[i]) over rounds,
     the nodes measured one after the other in each round (forwards, then
-    backwards), each run after a 1 s warm-up. [[rps per round] per node]."""
+    backwards, from round number start), each run after a 1 s warm-up.
+    [[rps per round] per node]."""
     rates = [[] for _ in nodes]
-    for rnd in range(rounds):
+    for rnd in range(start, start + rounds):
         order = list(range(len(nodes)))
         if rnd % 2:
             order.reverse()
@@ -255,26 +257,30 @@ def paired_rates(nodes, requests, rounds, duration):
     return rates
 
 
-def ratio(rates, base):
-    """The median over rounds of rates[r] / base[r]."""
-    return statistics.median(x / b for x, b in zip(rates, base))
-
-
 def measure_sizes(procs, binary, echo_ports, sizes, rounds, duration):
-    loaded = [load_size(procs, binary, echo_ports, n, slot) for slot, n in enumerate(sizes)]
-    nodes = [node for node, _ in loaded]
-    rows = [row for _, row in loaded]
-    for row in rows:
-        row["rps"], row["ratio"] = {}, {}
-    for kind in KINDS:
-        log(f"{kind} routes: {rounds} rounds of {len(sizes)} sizes")
-        reqs = [targets(n)[kind] + ((),) for n in sizes]
-        rates = paired_rates(nodes, reqs, rounds, duration)
-        for row, r in zip(rows, rates):
-            row["rps"][kind] = statistics.median(r)
-            row["ratio"][kind] = ratio(r, rates[0])
-    for node in nodes:
-        node.stop()
+    """Per round, fresh nodes for every size, each request kind measured on
+    all of them in turn; rows with the medians over rounds."""
+    runs = []  # per round: (rows, {kind: [rps per size]})
+    for rnd in range(rounds):
+        log(f"round {rnd + 1} of {rounds}: fresh nodes with {sizes} routes")
+        loaded = [load_size(procs, binary, echo_ports, n, slot) for slot, n in enumerate(sizes)]
+        nodes = [node for node, _ in loaded]
+        rates = {}
+        for kind in KINDS:
+            reqs = [targets(n)[kind] + ((),) for n in sizes]
+            got = paired_rates(nodes, reqs, 1, duration, start=rnd)
+            rates[kind] = [statistics.median(r) for r in got]
+        for node in nodes:
+            node.stop()
+        runs.append(([row for _, row in loaded], rates))
+    rows = []
+    for i, n in enumerate(sizes):
+        row = dict(runs[0][0][i])
+        for key in ("load_s", "put_ms", "put_max_ms", "rss_kb", "base_rss_kb"):
+            row[key] = statistics.median(rr[i][key] for rr, _ in runs)
+        row["rps"] = {k: statistics.median(r[k][i] for _, r in runs) for k in KINDS}
+        row["ratio"] = {k: statistics.median(r[k][i] / r[k][0] for _, r in runs) for k in KINDS}
+        rows.append(row)
     return rows
 
 
@@ -293,14 +299,19 @@ def consumers_node(procs, binary, echo_ports, count, slot):
 
 def measure_consumers(procs, binary, echo_ports, counts, rounds, duration):
     """[(count, median r/s, ratio to the first count)] through key_auth,
-    each count's last consumer's key."""
-    nodes = [consumers_node(procs, binary, echo_ports, c, slot) for slot, c in enumerate(counts)]
-    log(f"key_auth: {rounds} rounds of {len(counts)} consumer counts")
+    each count's last consumer's key; fresh nodes each round, as for sizes."""
     reqs = [("/k", "bench", (f"X-Api-Key: key-{c - 1:06d}",)) for c in counts]
-    rates = paired_rates(nodes, reqs, rounds, duration)
-    for node in nodes:
-        node.stop()
-    return [(c, statistics.median(r), ratio(r, rates[0])) for c, r in zip(counts, rates)]
+    per_round = []
+    for rnd in range(rounds):
+        log(f"key_auth round {rnd + 1} of {rounds}: fresh nodes with {counts} consumers")
+        nodes = [consumers_node(procs, binary, echo_ports, c, slot)
+                 for slot, c in enumerate(counts)]
+        got = paired_rates(nodes, reqs, 1, duration, start=rnd)
+        per_round.append([statistics.median(r) for r in got])
+        for node in nodes:
+            node.stop()
+    return [(c, statistics.median(r[i] for r in per_round),
+             statistics.median(r[i] / r[0] for r in per_round)) for i, c in enumerate(counts)]
 
 
 def plot(rows, path):
@@ -341,7 +352,8 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("GRAPEVINE_BIN"))
     ap.add_argument("--sizes", default="10,1000,10000")
     ap.add_argument("--duration", type=int, default=5, help="seconds per run")
-    ap.add_argument("--rounds", type=int, default=5, help="paired rounds per request kind")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds, each with fresh nodes and every kind measured on each size")
     ap.add_argument("--consumers", type=int, default=10000)
     ap.add_argument("--plot")
     ap.add_argument("--quick", action="store_true", help="sizes 10,1000, 3 s, 1 round")
