@@ -114,16 +114,22 @@ static bool has(struct node *n, int kind, const char *name)
     return ok;
 }
 
-/* A route lands in n's store as a peer's (gw9's) change does, at stamp:
+/* An object lands in n's store as a peer's (gw9's) change does, at stamp:
  * cl_store_merge's answer. */
-static int merge_peer_route(struct node *n, const char *name, const char *value, uint64_t stamp)
+static int merge_peer(struct node *n, int kind, const char *name, const char *value, uint64_t stamp)
 {
-    struct cl_entry e = {.kind = GV_KIND_ROUTES, .stamp = stamp, .rank = CL_RANK_NONE};
+    struct cl_entry e = {
+        .kind = (uint8_t)kind, .stamp = stamp, .rank = kind == GV_KIND_ROUTES ? CL_RANK_NONE : 0};
     snprintf(e.name, sizeof(e.name), "%s", name);
     snprintf(e.origin, sizeof(e.origin), "gw9");
     e.value = (const uint8_t *)value;
     e.value_len = strlen(value);
     return cl_store_merge(n->cstate->store, &e);
+}
+
+static int merge_peer_route(struct node *n, const char *name, const char *value, uint64_t stamp)
+{
+    return merge_peer(n, GV_KIND_ROUTES, name, value, stamp);
 }
 
 static void fresh_dir(void)
@@ -328,12 +334,7 @@ static void test_routes_before_their_service_are_left_out_in_one_pass(void)
     json_decref(w);
 
     static const char later[] = "{\"name\":\"later\"," TARGETS "}";
-    struct cl_entry e = {.kind = GV_KIND_SERVICES, .stamp = 1ULL << 42, .rank = 0};
-    snprintf(e.name, sizeof(e.name), "later");
-    snprintf(e.origin, sizeof(e.origin), "gw9");
-    e.value = (const uint8_t *)later;
-    e.value_len = strlen(later);
-    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    CHECK_INT(merge_peer(n, GV_KIND_SERVICES, "later", later, 1ULL << 42), 1);
     CHECK_INT(cs_apply_store(n->cstate, &err), 0);
     CHECK_INT(n->cstate->nquar, 0);
     CHECK(has(n, GV_KIND_ROUTES, "w0") && has(n, GV_KIND_ROUTES, "w39"));
@@ -416,12 +417,7 @@ static void test_peers_changes_are_built_off_the_loop(void)
         uv_run(&n->loop, UV_RUN_ONCE);
     CHECK_INT(n->cstate->builds, builds + 1);
     CHECK(n->cstate->nquar == 1 && n->cstate->quar_blamed == 0 && !has(n, GV_KIND_ROUTES, "w1"));
-    struct cl_entry e = {.kind = GV_KIND_SERVICES, .stamp = 1ULL << 44, .rank = 0};
-    snprintf(e.name, sizeof(e.name), "later");
-    snprintf(e.origin, sizeof(e.origin), "gw9");
-    e.value = (const uint8_t *)later;
-    e.value_len = strlen(later);
-    CHECK_INT(cl_store_merge(n->cstate->store, &e), 1);
+    CHECK_INT(merge_peer(n, GV_KIND_SERVICES, "later", later, 1ULL << 44), 1);
     note_peer_change(n);
     cs_apply_later(n->cstate);
     for (int i = 0; i < 100000 && n->cstate->remote_applies == applies + 1; i++)
