@@ -153,7 +153,11 @@ int cs_build_start(struct node_cstate *cs)
         return GV_ENOMEM;
     struct cs_quar_saved saved;
     b->started_us = gv_now_us();
-    cs_quarantine_restart(cs, &saved); /* the view leaves out again what it must */
+    /* The view leaves out again what it must (its own checks, no
+     * validation). What it no longer leaves out is logged as released now,
+     * before the build validates: if the build fails, the apply on the loop
+     * that follows says so again. */
+    cs_quarantine_restart(cs, &saved);
     b->root = cs_materialize(cs, false, lists, counts, &b->ru, true);
     cs_quarantine_end(cs, &saved, b->root != NULL);
     if (b->root == NULL) {
