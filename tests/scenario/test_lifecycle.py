@@ -2,14 +2,17 @@
 exits 0; a refused upstream is 502, a slow one 504; the admin API and the
 config commands answer per SPEC."""
 
+import os
 import signal
 import socket
 import threading
 import time
 
+import pytest
 import requests
 
-from gvtest import Echo, HOST, Node, Proc, free_port, port_is_free, run_cli, wait_until
+from gvtest import (Echo, HOST, Node, Proc, free_port, port_is_free, run_cli, sanitized,
+                    scaled, wait_until)
 
 
 def service_yaml(addresses, extra=""):
@@ -104,6 +107,24 @@ def test_sigterm_as_soon_as_the_ports_answer_is_a_clean_stop():
     node = Node(service_yaml([up.address]), node_extra="workers: 2", start=False)
     _sigterm_at_first_accept(node, node.port, 10)
     assert "stopped" in node.logs()
+
+
+def test_a_fatal_signal_prints_the_stack_first():
+    """A crash leaves its stack in stderr (common/crash.h), then the process
+    dies of the same signal as it would have (a core, where enabled)."""
+    if sanitized():
+        pytest.skip("AddressSanitizer prints its own report and is not replaced")
+    echo = Echo("e1")
+    node = Node(service_yaml([echo.address]))
+    assert node.get("/").status_code == 200
+    node.popen.send_signal(signal.SIGSEGV)  # to the main thread: Linux picks the leader first
+    rc = node.popen.wait(scaled(10))
+    node._record_exit(rc, by_us=True)
+    assert rc == -signal.SIGSEGV, rc
+    err = node.logs()
+    assert f"grapevine: fatal SIGSEGV sent by pid {os.getpid()} in thread" in err, err[-2000:]
+    # the main thread's frames, named: exported symbols and libuv's
+    assert "(node_cli_main+0x" in err and "(uv_run+0x" in err, err[-2000:]
 
 
 def test_refused_upstream_is_502_with_json_error():
