@@ -23,6 +23,7 @@
 #define FRAMES_MAX 64
 #define ALT_STACK  (64 * 1024) /* a stack overflow still gets its report */
 
+#ifndef GV_ASAN
 static const char *prog = "grapevine";
 
 static void put(const char *s)
@@ -88,6 +89,8 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
     /* SA_RESETHAND restored the default: the signal kills as it would have */
     raise(sig);
 }
+
+#endif
 
 void gv_crash_report_install(const char *program)
 {
