@@ -133,11 +133,14 @@ struct result {
     double susp_min, susp_max;
     uint64_t false_deaths, suspicions;
     double soak_s;
+    uint64_t lag_ms; /* the most the loop fell behind (sim_util.h), real ms */
+    int tries;
 };
 
 static int run_one(int n, double scale, double loss, double soak_s, uint64_t seed, struct result *r)
 {
     memset(&S, 0, sizeof(S));
+    sim_lag_max_ms = 0;
     memset(r, 0, sizeof(*r));
     r->n = n;
     S.n = n;
@@ -238,7 +241,20 @@ static int run_one(int n, double scale, double loss, double soak_s, uint64_t see
     uv_loop_close(&S.loop);
     free(S.nodes);
     free(S.dead_at);
+    r->lag_ms = sim_lag_max_ms;
     return 0;
+}
+
+/* The targets a run is judged by (b, f, d: broadcast, false deaths,
+ * detection). */
+static void judge(const struct result *r, bool *b_ok, bool *f_ok, bool *d_ok)
+{
+    *b_ok = r->n < 100 || (r->b_p99 <= 1000 && r->b_missed == 0);
+    *f_ok = r->false_deaths == 0;
+    /* detection: from the kill, a member is found by a probe within about
+     * one probe round, then the suspicion timeout runs; memberlist's
+     * timeout for N is between susp_min (all confirmations) and susp_max */
+    *d_ok = r->d_max <= r->susp_max;
 }
 
 static void usage(void)
@@ -296,36 +312,58 @@ int main(int argc, char **argv)
     printf("  in-memory network: latency 1-3 ms, loss %.0f%% after the join, soak %.0f s\n\n",
            loss * 100, soak);
 
-    int failed = 0;
+    /* A run during which the loop fell behind by half a probe timeout or
+     * more (the machine was busy) cannot judge the protocol: when it misses
+     * a target it is run again, at most RUNS times; one that missed while
+     * keeping up fails. */
+    enum { RUNS = 3 };
+    double lag_bound = t.probe_timeout_ms * scale / 2;
+    int failed = 0, unjudged = 0;
     struct result res[8];
     for (int i = 0; i < n_sizes; i++) {
-        if (sizes[i] < 3 || run_one(sizes[i], scale, loss, soak, seed + (uint64_t)i, &res[i]) < 0) {
-            fprintf(stderr, "N=%d: setup failed\n", sizes[i]);
-            return 1;
-        }
         struct result *r = &res[i];
-        fprintf(stderr, "N=%d done\n", r->n);
+        for (int run = 0; run < RUNS; run++) {
+            uint64_t s = seed + (uint64_t)i + 1000u * (uint64_t)run;
+            if (sizes[i] < 3 || run_one(sizes[i], scale, loss, soak, s, r) < 0) {
+                fprintf(stderr, "N=%d: setup failed\n", sizes[i]);
+                return 1;
+            }
+            r->tries = run + 1;
+            bool b_ok, f_ok, d_ok;
+            judge(r, &b_ok, &f_ok, &d_ok);
+            fprintf(stderr, "N=%d done (the loop fell behind by %llu ms at most)\n", r->n,
+                    (unsigned long long)r->lag_ms);
+            if ((b_ok && f_ok && d_ok) || (double)r->lag_ms < lag_bound)
+                break;
+        }
     }
-    printf("%5s %7s %10s %10s %7s %10s %10s %12s %12s %7s %6s\n", "N", "join_s", "bcast_p50",
+    printf("%5s %7s %10s %10s %7s %10s %10s %12s %12s %7s %6s %8s\n", "N", "join_s", "bcast_p50",
            "bcast_p99", "missed", "detect_p50", "detect_max", "susp_min(ms)", "susp_max(ms)",
-           "suspect", "false");
+           "suspect", "false", "lag(ms)");
     for (int i = 0; i < n_sizes; i++) {
         struct result *r = &res[i];
-        printf("%5d %7.2f %8.0fms %8.0fms %7d %8.0fms %8.0fms %12.0f %12.0f %7llu %6llu\n", r->n,
-               r->join_s, r->b_p50, r->b_p99, r->b_missed, r->d_p50, r->d_max, r->susp_min,
-               r->susp_max, (unsigned long long)r->suspicions, (unsigned long long)r->false_deaths);
+        printf("%5d %7.2f %8.0fms %8.0fms %7d %8.0fms %8.0fms %12.0f %12.0f %7llu %6llu %8llu\n",
+               r->n, r->join_s, r->b_p50, r->b_p99, r->b_missed, r->d_p50, r->d_max, r->susp_min,
+               r->susp_max, (unsigned long long)r->suspicions, (unsigned long long)r->false_deaths,
+               (unsigned long long)r->lag_ms);
     }
     printf("(suspect: alive->suspect transitions summed over all viewers; false: live members\n"
-           " declared dead by anyone; missed: broadcasts that did not reach every member)\n");
+           " declared dead by anyone; missed: broadcasts that did not reach every member;\n"
+           " lag: the most the loop fell behind, real ms: at %.0f or more the machine, not the\n"
+           " protocol, set the timings, and a missed target is not judged)\n",
+           lag_bound);
     printf("\ntargets:\n");
     for (int i = 0; i < n_sizes; i++) {
         struct result *r = &res[i];
-        bool b_ok = r->n < 100 || (r->b_p99 <= 1000 && r->b_missed == 0);
-        bool f_ok = r->false_deaths == 0;
-        /* detection: from the kill, a member is found by a probe within about
-         * one probe round, then the suspicion timeout runs; memberlist's
-         * timeout for N is between susp_min (all confirmations) and susp_max */
-        bool d_ok = r->d_max <= r->susp_max;
+        bool b_ok, f_ok, d_ok;
+        judge(r, &b_ok, &f_ok, &d_ok);
+        if (!(b_ok && f_ok && d_ok) && (double)r->lag_ms >= lag_bound) {
+            printf("  N=%-3d NOT JUDGED: in each of %d runs the loop fell behind by %llu ms or "
+                   "more (a busy machine); run it on an idle one\n",
+                   r->n, r->tries, (unsigned long long)r->lag_ms);
+            unjudged++;
+            continue;
+        }
         if (r->n >= 100)
             printf("  N=%-3d broadcast to all within 1 s at p99: %.0f ms %s\n", r->n, r->b_p99,
                    b_ok ? "PASS" : "FAIL");
@@ -336,5 +374,5 @@ int main(int argc, char **argv)
                r->n, r->susp_min, r->susp_max, r->d_max, d_ok ? "PASS" : "FAIL");
         failed += !b_ok + !f_ok + !d_ok;
     }
-    return failed ? 1 : 0;
+    return failed ? 1 : unjudged ? 77 : 0; /* 77: CTest's skipped (SKIP_RETURN_CODE) */
 }
