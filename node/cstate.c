@@ -210,7 +210,8 @@ int cs_apply_store(struct node_cstate *cs, struct node_state_error *err)
     cs_quarantine_restart(cs, &saved);
     for (int run = 0;; run++) {
         rv = try_apply(cs, err, &bad, reason, sizeof(reason));
-        if (rv == 0 || bad == NULL || run == QUARANTINE_RUNS || cs_quarantine(cs, bad, reason) != 0)
+        if (rv == 0 || bad == NULL || run == QUARANTINE_RUNS ||
+            cs_quarantine(cs, bad, reason, NULL) != 0)
             break;
         cs->quar_blamed++;
     }
@@ -529,6 +530,8 @@ json_t *node_cstate_stats_json(const struct node_cstate *cs)
     json_object_set_new(j, "remote_applies", json_integer((json_int_t)cs->remote_applies));
     json_object_set_new(j, "routes_compiled", json_integer((json_int_t)cs->routes_compiled));
     json_object_set_new(j, "routes_reused", json_integer((json_int_t)cs->routes_reused));
+    json_object_set_new(j, "routes_parsed_off_loop",
+                        json_integer((json_int_t)cs->routes_parsed_off_loop));
     json_object_set_new(j, "memory_trims", json_integer((json_int_t)cs->trims));
     json_object_set_new(j, "last_apply_ms", json_integer((json_int_t)cs->apply_cost_ms));
     json_object_set_new(j, "last_apply_loop_ms", json_integer((json_int_t)cs->loop_ms_last));

@@ -58,6 +58,9 @@ struct cs_quarantined {
     char name[CL_STORE_MAX_NAME + 1];
     char reason[CS_REASON_MAX];
     char key[CL_STORE_MAX_NAME + 2]; /* kind + 1 as a byte, then the name: the index's key */
+    /* a route left out for naming a service the view lacked: that name
+     * (else ""), so the next apply checks it again without parsing it */
+    char service[CL_STORE_MAX_NAME + 1];
 };
 
 struct cs_arrival {
@@ -125,6 +128,7 @@ struct node_cstate {
     uint64_t applied_local, applied_remote, states_rejected, saves, save_errors, refused_unsaved;
     uint64_t remote_applies; /* validations of the state for peers' changes (batches) */
     uint64_t routes_compiled, routes_reused; /* stored routes compiled / taken compiled */
+    uint64_t routes_parsed_off_loop;         /* routes new to a build's view, parsed by it */
     uint64_t
         last_delay_ms; /* the last batch of peers' changes: the oldest one's age when applied */
     uint64_t compactions;
@@ -194,6 +198,10 @@ struct cs_reuse {
      * (spec[k]) for it. */
     char **names;
     uint64_t *vids;
+    /* raw[k]: a route new to the view goes in as a placeholder (its name)
+     * too, unparsed: the build parses and checks it from the digest's input
+     * (cs_digest_input), unless the last apply left that version out. */
+    bool *raw;
 };
 /* The JSON the validator takes, from the view; lists[k] gets each kind's
  * entries in the order of the JSON arrays (free with cs_lists_free). A value
@@ -204,7 +212,25 @@ struct cs_reuse {
 json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct cl_entry **lists[],
                        int counts[], struct cs_reuse *ru, bool defer);
 void cs_lists_free(const struct cl_entry **lists[]);
+/* Whether a stored value cannot be an element of kind's list (why says
+ * why): not a JSON object (v NULL: je says why it did not parse), or naming
+ * another object than its own name. Any thread. */
+bool cs_value_problem(int kind, const char *name, const json_t *v, const json_error_t *je,
+                      char *why, size_t len);
+/* Whether a route naming service cannot be applied: services (their names)
+ * lacks it (why says so). Any thread. */
+bool cs_route_orphan(const char *service, const struct gv_strmap *services, char *why, size_t len);
 void cs_reuse_free(struct cs_reuse *ru);
+/* The digest's input for the view lists[] (kind, name, NUL, value, NUL per
+ * entry, in order) appended to out; route_rec, when not NULL, gets where
+ * each route's record starts, and [counts[routes]] where the last ends.
+ * 0 or GV_ENOMEM. */
+int cs_digest_input(const struct cl_entry **lists[], const int counts[], struct gv_buf *out,
+                    size_t *route_rec);
+/* The digest (hex SHA-256) of in, less the records of the routes i with
+ * drop[i] (drop NULL: all of it). Any thread. */
+void cs_digest_hex(const struct gv_buf *in, const size_t *route_rec, const bool *drop,
+                   size_t nroutes, char out[65]);
 /* A state was published: freed memory is given back to the system soon
  * (see cstate.c). */
 void cs_trim_later(struct node_cstate *cs);
@@ -212,8 +238,10 @@ const struct cs_quarantined *cs_quarantine_find(const struct node_cstate *cs, in
                                                 const char *name);
 bool cs_is_quarantined(const struct node_cstate *cs, const struct cl_entry *e);
 /* Quarantines e's version with reason (logged once per version, one per
- * line up to CS_LOG_EACH_MAX, then counted). 0 or GV_ENOMEM. */
-int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason);
+ * line up to CS_LOG_EACH_MAX, then counted); service: the one a route named
+ * that the view lacked, else NULL. 0 or GV_ENOMEM. */
+int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason,
+                  const char *service);
 /* Logs how many were quarantined beyond those said one per line; the count
  * starts again. At the end of an apply or a staging. */
 void cs_quarantine_said(struct node_cstate *cs);

@@ -148,7 +148,8 @@ static int index_quarantine(struct node_cstate *cs)
     return 0;
 }
 
-int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason)
+int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *reason,
+                  const char *service)
 {
     char kind[16];
     const struct cs_quarantined *held = cs_quarantine_find(cs, e->kind, e->name);
@@ -171,6 +172,9 @@ int cs_quarantine(struct node_cstate *cs, const struct cl_entry *e, const char *
     q->stamp = e->stamp;
     cs_copy_str(q->name, sizeof(q->name), e->name);
     cs_copy_str(q->reason, sizeof(q->reason), reason);
+    /* a longer name is no object's: such a route is parsed again each time */
+    bool fits = service != NULL && strlen(service) < sizeof(q->service);
+    cs_copy_str(q->service, sizeof(q->service), fits ? service : "");
     if (held == NULL) {
         size_t klen = quar_key(q->key, e->kind, e->name);
         if (gv_strmap_put(&cs->quar_index, q->key, klen, (uint32_t)cs->nquar) != 0)
@@ -212,23 +216,29 @@ void cs_lists_free(const struct cl_entry **lists[])
     }
 }
 
-/* Whether a stored value cannot be an element of its kind's list (why
- * says why): not a JSON object, or naming another object than its entry (which
- * would put two objects under one name). */
-static bool value_problem(const struct cl_entry *e, const json_t *v, const json_error_t *je,
-                          char *why, size_t len)
+bool cs_value_problem(int kind, const char *name, const json_t *v, const json_error_t *je,
+                      char *why, size_t len)
 {
     if (!json_is_object(v)) {
         snprintf(why, len, "the stored value is not a JSON object (%s)",
                  v ? "another JSON type" : je->text);
         return true;
     }
-    const char *name = cs_element_name(e->kind, v);
-    if (name != NULL && strcmp(name, e->name) != 0) {
-        snprintf(why, len, "the stored value names \"%.64s\", not its own name", name);
+    const char *named = cs_element_name(kind, v);
+    if (named != NULL && strcmp(named, name) != 0) {
+        snprintf(why, len, "the stored value names \"%.64s\", not its own name", named);
         return true;
     }
     return false;
+}
+
+bool cs_route_orphan(const char *service, const struct gv_strmap *services, char *why, size_t len)
+{
+    if (services == NULL || service == NULL ||
+        gv_strmap_get(services, service, strlen(service)) >= 0)
+        return false;
+    snprintf(why, len, "service: no service named \"%.128s\"", service);
+    return true;
 }
 
 /* ---- routes compiled once per version ------------------------------------------- */
@@ -254,7 +264,8 @@ static int reuse_init(struct cs_reuse *ru, size_t n)
     ru->spec = calloc(n, sizeof(*ru->spec));
     ru->names = calloc(n, sizeof(*ru->names));
     ru->vids = calloc(n, sizeof(*ru->vids));
-    return ru->elems && ru->spec && ru->names && ru->vids ? 0 : GV_ENOMEM;
+    ru->raw = calloc(n, sizeof(*ru->raw));
+    return ru->elems && ru->spec && ru->names && ru->vids && ru->raw ? 0 : GV_ENOMEM;
 }
 
 void cs_reuse_free(struct cs_reuse *ru)
@@ -265,9 +276,31 @@ void cs_reuse_free(struct cs_reuse *ru)
         free(ru->names[k]);
     free(ru->names);
     free(ru->vids);
+    free(ru->raw);
     free(ru->elems);
     free(ru->spec);
     memset(ru, 0, sizeof(*ru));
+}
+
+/* How the view takes route e, new to it, for a build (cs_materialize with
+ * defer): raw (TAKE_RAW: the build parses and checks it), or when the last
+ * apply left this version out (the set put aside by cs_quarantine_restart),
+ * left out again for the same missing service without a parse (TAKE_NONE:
+ * not said again), or parsed and checked here (TAKE_PARSED). */
+enum take { TAKE_RAW, TAKE_NONE, TAKE_PARSED };
+
+static enum take take_new_route(struct node_cstate *cs, const struct cl_entry *e,
+                                const struct gv_strmap *services, int *rv)
+{
+    const struct cs_quarantined *q = find_in(cs->quar_prev, cs->quar_prev_index, e->kind, e->name);
+    if (q == NULL || q->stamp != e->stamp)
+        return TAKE_RAW;
+    if (q->service[0] == '\0' || services == NULL)
+        return TAKE_PARSED;
+    if (gv_strmap_get(services, q->service, strlen(q->service)) >= 0)
+        return TAKE_RAW; /* its service came: released, the build checks the rest */
+    *rv = cs_quarantine(cs, e, q->reason, q->service);
+    return TAKE_NONE;
 }
 
 /* e's route compiled on its own from v and kept for its version, or NULL
@@ -295,11 +328,9 @@ static bool orphan(struct node_cstate *cs, const struct cl_entry *e, const char 
                    const struct gv_strmap *services, int *rv)
 {
     char reason[CS_REASON_MAX];
-    if (services == NULL || service == NULL ||
-        gv_strmap_get(services, service, strlen(service)) >= 0)
+    if (!cs_route_orphan(service, services, reason, sizeof(reason)))
         return false;
-    snprintf(reason, sizeof(reason), "service: no service named \"%.128s\"", service);
-    *rv = cs_quarantine(cs, e, reason);
+    *rv = cs_quarantine(cs, e, reason, service);
     return true;
 }
 
@@ -323,8 +354,20 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
     for (int i = 0; arr != NULL && i < *n; i++) {
         const struct gw_route_spec *was = reuse ? cs_jcache_route(cs->jcache, list[i]) : NULL;
         json_t *v = NULL;
+        bool raw = false;
+        enum take take;
+        int rv = 0;
         if (was != NULL) {
             cs->routes_reused++;
+        } else if (reuse && defer &&
+                   (take = take_new_route(cs, list[i], services, &rv)) != TAKE_PARSED) {
+            if (rv != 0) {
+                json_decref(arr);
+                return NULL;
+            }
+            if (take == TAKE_NONE)
+                continue;
+            raw = true;
         } else {
             json_error_t je;
             v = reuse ? json_loadb((const char *)list[i]->value, list[i]->value_len,
@@ -335,9 +378,9 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
                 return NULL;
             }
             char reason[CS_REASON_MAX];
-            if (value_problem(list[i], v, &je, reason, sizeof(reason))) {
+            if (cs_value_problem(list[i]->kind, list[i]->name, v, &je, reason, sizeof(reason))) {
                 json_decref(v);
-                if (cs_quarantine(cs, list[i], reason) != 0) {
+                if (cs_quarantine(cs, list[i], reason, NULL) != 0) {
                     json_decref(arr);
                     return NULL;
                 }
@@ -348,10 +391,9 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
                 v = NULL;
             }
         }
-        int rv = 0;
-        const char *service = was     ? was->service
-                              : reuse ? json_string_value(json_object_get(v, "service"))
-                                      : NULL;
+        const char *service = was             ? was->service
+                              : reuse && !raw ? json_string_value(json_object_get(v, "service"))
+                                              : NULL;
         if (orphan(cs, list[i], service, services, &rv)) {
             json_decref(v);
             if (rv == 0)
@@ -359,13 +401,14 @@ static json_t *kind_array(struct node_cstate *cs, int k, const struct cl_entry *
             json_decref(arr);
             return NULL;
         }
-        if (was != NULL && (v = json_string(list[i]->name)) == NULL) {
+        if ((was != NULL || raw) && (v = json_string(list[i]->name)) == NULL) {
             json_decref(arr);
             return NULL;
         }
         if (reuse) {
             ru->elems[kept] = v;
             ru->spec[kept] = was;
+            ru->raw[kept] = raw;
             ru->n = (size_t)kept + 1;
             if (was == NULL && defer) { /* for the build to compile */
                 ru->vids[kept] = cs_jcache_value_id(list[i]);
@@ -427,27 +470,58 @@ json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct c
  * kind, name and the stored value (the object's minimal canonical JSON).
  * Two nodes that apply the same objects show the same digest whatever
  * defaults their versions know, and it costs one pass over the stored
- * bytes, not a dump of the state. */
-void cs_digest(const struct cl_entry **lists[], const int counts[], char out[65])
+ * bytes, not a dump of the state. The input is copied out first, so that a
+ * build off the loop can hash it (cstate_build.c). */
+int cs_digest_input(const struct cl_entry **lists[], const int counts[], struct gv_buf *out,
+                    size_t *route_rec)
+{
+    int rv = 0;
+    for (int k = 0; rv == 0 && k < GV_KIND_COUNT; k++)
+        for (int i = 0; rv == 0 && i < counts[k]; i++) {
+            const struct cl_entry *e = lists[k][i];
+            unsigned char kind = (unsigned char)k;
+            if (route_rec != NULL && k == GV_KIND_ROUTES)
+                route_rec[i] = out->len;
+            rv = gv_buf_append(out, &kind, 1);
+            rv = rv ? rv : gv_buf_append(out, e->name, strlen(e->name) + 1);
+            rv = rv ? rv : gv_buf_append(out, e->value, e->value_len);
+            rv = rv ? rv : gv_buf_append(out, "", 1);
+        }
+    if (route_rec != NULL)
+        route_rec[counts[GV_KIND_ROUTES]] = out->len;
+    return rv;
+}
+
+void cs_digest_hex(const struct gv_buf *in, const size_t *route_rec, const bool *drop,
+                   size_t nroutes, char out[65])
 {
     unsigned char md[32];
     unsigned int len = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-    for (int k = 0; ok && k < GV_KIND_COUNT; k++)
-        for (int i = 0; ok && i < counts[k]; i++) {
-            const struct cl_entry *e = lists[k][i];
-            unsigned char kind = (unsigned char)k;
-            ok = EVP_DigestUpdate(ctx, &kind, 1) == 1 &&
-                 EVP_DigestUpdate(ctx, e->name, strlen(e->name) + 1) == 1 &&
-                 EVP_DigestUpdate(ctx, e->value, e->value_len) == 1 &&
-                 EVP_DigestUpdate(ctx, "", 1) == 1;
-        }
+    size_t at = 0; /* hashed up to */
+    for (size_t i = 0; ok && drop != NULL && i < nroutes; i++) {
+        if (!drop[i])
+            continue;
+        ok = EVP_DigestUpdate(ctx, in->data + at, route_rec[i] - at) == 1;
+        at = route_rec[i + 1];
+    }
+    ok = ok && EVP_DigestUpdate(ctx, in->data + at, in->len - at) == 1;
     ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1;
     EVP_MD_CTX_free(ctx);
     out[0] = '\0';
     for (unsigned i = 0; ok && i < len; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+void cs_digest(const struct cl_entry **lists[], const int counts[], char out[65])
+{
+    struct gv_buf in;
+    gv_buf_init(&in);
+    out[0] = '\0';
+    if (cs_digest_input(lists, counts, &in, NULL) == 0)
+        cs_digest_hex(&in, NULL, NULL, 0, out);
+    gv_buf_free(&in);
 }
 
 int cs_store_digest(const struct node_cstate *cs, char out[65])
