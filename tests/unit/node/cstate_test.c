@@ -149,6 +149,15 @@ static void remove_dir(void)
 #define SVC              "{" TARGETS "}"
 #define ROUTE(path, svc) "{\"match\":{\"paths\":[\"" path "\"]},\"service\":\"" svc "\"}"
 
+/* A node on a fresh data_dir whose file holds service s, its cstate open. */
+static struct node *open_with_service_s(void)
+{
+    fresh_dir();
+    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
+    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    return n;
+}
+
 /* Two changes made before the loop runs: the second (a route) names the
  * service the first creates, still on its way to disk; nothing is applied
  * before it is written; both answered in order; both reload. */
@@ -185,9 +194,7 @@ static void test_quarantine_and_replace(void)
     struct answers a = {0};
     struct ticket t1 = {&a, 1}, t2 = {&a, 2};
     struct node_state_error err;
-    fresh_dir();
-    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
-    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    struct node *n = open_with_service_s();
     static const char bad[] = "{\"match\":{\"paths\":[\"/x\"]},\"name\":\"orphan\","
                               "\"service\":\"nope\"}";
     CHECK_INT(merge_peer_route(n, "orphan", bad, 1ULL << 40), 1);
@@ -258,9 +265,7 @@ static void test_routes_are_compiled_once_per_version(void)
     struct ticket t[8] = {{&a, 1}, {&a, 2}, {&a, 3}, {&a, 4}, {&a, 5}, {&a, 6}, {&a, 7}, {&a, 8}};
     struct node_state_error err;
     char names[256];
-    fresh_dir();
-    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
-    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    struct node *n = open_with_service_s();
     static const char *const rn[] = {"r1", "r2", "r3", "r4"};
     for (int i = 0; i < 4; i++) {
         CHECK_INT(put(n, GV_KIND_ROUTES, rn[i], ROUTE("/p", "s"), &t[i]), 0);
@@ -314,9 +319,7 @@ static void test_routes_before_their_service_are_left_out_in_one_pass(void)
 {
     struct node_state_error err;
     char name[16], value[160];
-    fresh_dir();
-    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
-    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    struct node *n = open_with_service_s();
     for (int i = 0; i < 40; i++) {
         snprintf(name, sizeof(name), "w%d", i);
         snprintf(value, sizeof(value),
@@ -355,15 +358,21 @@ static void run_while_building(struct node *n)
     CHECK(n->cstate->build == NULL);
 }
 
+/* One apply of peers' changes, built off the loop, to its end. */
+static void build_once(struct node *n)
+{
+    note_peer_change(n);
+    CHECK_INT(cs_build_start(n->cstate), 0);
+    run_while_building(n);
+}
+
 /* Peers' changes are built off the loop and published by it; a build that
  * another publish overtook is dropped and its changes applied again from the
  * store (none skipped); a node closes with a build in flight. */
 static void test_peers_changes_are_built_off_the_loop(void)
 {
     struct node_state_error err;
-    fresh_dir();
-    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
-    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    struct node *n = open_with_service_s();
     static const char r1[] = "{\"match\":{\"paths\":[\"/1\"]},\"name\":\"r1\",\"service\":\"s\"}";
     static const char r2[] = "{\"match\":{\"paths\":[\"/2\"]},\"name\":\"r2\",\"service\":\"s\"}";
     static const char r3[] = "{\"match\":{\"paths\":[\"/3\"]},\"name\":\"r3\",\"service\":\"s\"}";
@@ -381,9 +390,7 @@ static void test_peers_changes_are_built_off_the_loop(void)
     /* the build compiled r1 and the loop kept it: the next build takes it */
     CHECK_INT(n->cstate->routes_compiled - compiled, 1);
     uint64_t reused = n->cstate->routes_reused;
-    note_peer_change(n);
-    CHECK_INT(cs_build_start(n->cstate), 0);
-    run_while_building(n);
+    build_once(n);
     CHECK_INT(n->cstate->routes_compiled - compiled, 1);
     CHECK_INT(n->cstate->routes_reused - reused, 1);
     CHECK_INT(n->cstate->remote_applies, 2);
@@ -442,9 +449,7 @@ static void test_builds_parse_new_routes_off_the_loop(void)
 {
     struct node_state_error err;
     char digest[65];
-    fresh_dir();
-    struct node *n = node_new("gw1", "{\"services\":[{\"name\":\"s\"," TARGETS "}]}");
-    CHECK_INT(node_cstate_open(n, &n->cstate), 0);
+    struct node *n = open_with_service_s();
     static const char ok[] = "{\"match\":{\"paths\":[\"/ok\"]},\"name\":\"ok\",\"service\":\"s\"}";
     static const char w[] = "{\"match\":{\"paths\":[\"/w\"]},\"name\":\"w\",\"service\":\"later\"}";
     static const char y[] = "{\"match\":{\"paths\":[\"/y\"]},\"name\":\"z\",\"service\":\"s\"}";
@@ -453,9 +458,7 @@ static void test_builds_parse_new_routes_off_the_loop(void)
     CHECK_INT(merge_peer_route(n, "x", "[1,", 1ULL << 40), 1);
     CHECK_INT(merge_peer_route(n, "y", y, 1ULL << 40), 1);
     uint64_t parsed = n->cstate->routes_parsed_off_loop;
-    note_peer_change(n);
-    CHECK_INT(cs_build_start(n->cstate), 0);
-    run_while_building(n);
+    build_once(n);
     CHECK_INT(n->cstate->routes_parsed_off_loop - parsed, 4);
     CHECK(has(n, GV_KIND_ROUTES, "ok") && !has(n, GV_KIND_ROUTES, "w"));
     CHECK(n->cstate->nquar == 3 && n->cstate->quar_blamed == 0);
@@ -470,18 +473,14 @@ static void test_builds_parse_new_routes_off_the_loop(void)
 
     /* again: w is not parsed (its service is still missing), the values
      * that do not parse are checked on the loop; nothing changes */
-    note_peer_change(n);
-    CHECK_INT(cs_build_start(n->cstate), 0);
-    run_while_building(n);
+    build_once(n);
     CHECK_INT(n->cstate->routes_parsed_off_loop - parsed, 4);
     CHECK_INT(n->cstate->nquar, 3);
     CHECK_STR(node_cstate_digest(n->cstate), digest);
 
     static const char later[] = "{\"name\":\"later\"," TARGETS "}";
     CHECK_INT(merge_peer(n, GV_KIND_SERVICES, "later", later, 1ULL << 41), 1);
-    note_peer_change(n);
-    CHECK_INT(cs_build_start(n->cstate), 0);
-    run_while_building(n);
+    build_once(n);
     CHECK_INT(n->cstate->routes_parsed_off_loop - parsed, 5);
     CHECK(n->cstate->nquar == 2 && has(n, GV_KIND_ROUTES, "w"));
     CHECK_INT(cs_store_digest(n->cstate, digest), 0);
