@@ -486,9 +486,9 @@ int cs_digest_input(const struct cl_entry **lists[], const int counts[], struct 
             rv = rv ? rv : gv_buf_append(out, e->name, strlen(e->name) + 1);
             rv = rv ? rv : gv_buf_append(out, e->value, e->value_len);
             rv = rv ? rv : gv_buf_append(out, "", 1);
+            if (route_rec != NULL && k == GV_KIND_ROUTES)
+                route_rec[i + 1] = out->len; /* the next one's start, or the routes' end */
         }
-    if (route_rec != NULL)
-        route_rec[counts[GV_KIND_ROUTES]] = out->len;
     return rv;
 }
 

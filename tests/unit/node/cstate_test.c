@@ -457,10 +457,14 @@ static void test_builds_parse_new_routes_off_the_loop(void)
     CHECK_INT(merge_peer_route(n, "w", w, 1ULL << 40), 1);
     CHECK_INT(merge_peer_route(n, "x", "[1,", 1ULL << 40), 1);
     CHECK_INT(merge_peer_route(n, "y", y, 1ULL << 40), 1);
+    /* a kind after routes in the digest's input: a raw route's bytes end
+     * where the routes end, not the input */
+    CHECK_INT(merge_peer(n, GV_KIND_CONSUMERS, "zoe", "{\"name\":\"zoe\"}", 1ULL << 40), 1);
     uint64_t parsed = n->cstate->routes_parsed_off_loop;
     build_once(n);
     CHECK_INT(n->cstate->routes_parsed_off_loop - parsed, 4);
     CHECK(has(n, GV_KIND_ROUTES, "ok") && !has(n, GV_KIND_ROUTES, "w"));
+    CHECK(has(n, GV_KIND_CONSUMERS, "zoe"));
     CHECK(n->cstate->nquar == 3 && n->cstate->quar_blamed == 0);
     const struct cs_quarantined *q = cs_quarantine_find(n->cstate, GV_KIND_ROUTES, "w");
     CHECK(q != NULL && strcmp(q->service, "later") == 0 && strstr(q->reason, "later") != NULL);
