@@ -470,10 +470,14 @@ json_t *cs_materialize(struct node_cstate *cs, bool with_pending, const struct c
  * kind, name and the stored value (the object's minimal canonical JSON).
  * Two nodes that apply the same objects show the same digest whatever
  * defaults their versions know, and it costs one pass over the stored
- * bytes, not a dump of the state. The input is copied out first, so that a
- * build off the loop can hash it (cstate_build.c). */
-int cs_digest_input(const struct cl_entry **lists[], const int counts[], struct gv_buf *out,
-                    size_t *route_rec)
+ * bytes, not a dump of the state. A build off the loop hashes a copy of
+ * the same records (cs_digest_input); the loop hashes them in place. */
+
+/* Feeds each record of lists[] to put (kind byte, name, NUL, value, NUL);
+ * stops at put's first error and returns it. */
+static int digest_records(const struct cl_entry **lists[], const int counts[],
+                          int (*put)(void *arg, const void *p, size_t n), void *arg,
+                          struct gv_buf *rec_of, size_t *route_rec)
 {
     int rv = 0;
     for (int k = 0; rv == 0 && k < GV_KIND_COUNT; k++)
@@ -481,22 +485,48 @@ int cs_digest_input(const struct cl_entry **lists[], const int counts[], struct 
             const struct cl_entry *e = lists[k][i];
             unsigned char kind = (unsigned char)k;
             if (route_rec != NULL && k == GV_KIND_ROUTES)
-                route_rec[i] = out->len;
-            rv = gv_buf_append(out, &kind, 1);
-            rv = rv ? rv : gv_buf_append(out, e->name, strlen(e->name) + 1);
-            rv = rv ? rv : gv_buf_append(out, e->value, e->value_len);
-            rv = rv ? rv : gv_buf_append(out, "", 1);
+                route_rec[i] = rec_of->len;
+            rv = put(arg, &kind, 1);
+            rv = rv ? rv : put(arg, e->name, strlen(e->name) + 1);
+            rv = rv ? rv : put(arg, e->value, e->value_len);
+            rv = rv ? rv : put(arg, "", 1);
             if (route_rec != NULL && k == GV_KIND_ROUTES)
-                route_rec[i + 1] = out->len; /* the next one's start, or the routes' end */
+                route_rec[i + 1] = rec_of->len; /* the next one's start, or the routes' end */
         }
     return rv;
+}
+
+static int put_buf(void *arg, const void *p, size_t n)
+{
+    return gv_buf_append(arg, p, n);
+}
+
+static int put_hash(void *arg, const void *p, size_t n)
+{
+    return EVP_DigestUpdate(arg, p, n) == 1 ? 0 : GV_ENOMEM;
+}
+
+int cs_digest_input(const struct cl_entry **lists[], const int counts[], struct gv_buf *out,
+                    size_t *route_rec)
+{
+    return digest_records(lists, counts, put_buf, out, out, route_rec);
+}
+
+/* The hex of ctx's digest ("" when ok is false or it fails); frees ctx. */
+static void digest_end(EVP_MD_CTX *ctx, bool ok, char out[65])
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1;
+    EVP_MD_CTX_free(ctx);
+    out[0] = '\0';
+    for (unsigned i = 0; ok && i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 void cs_digest_hex(const struct gv_buf *in, const size_t *route_rec, const bool *drop,
                    size_t nroutes, char out[65])
 {
-    unsigned char md[32];
-    unsigned int len = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
     size_t at = 0; /* hashed up to */
@@ -507,21 +537,15 @@ void cs_digest_hex(const struct gv_buf *in, const size_t *route_rec, const bool 
         at = route_rec[i + 1];
     }
     ok = ok && EVP_DigestUpdate(ctx, in->data + at, in->len - at) == 1;
-    ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1;
-    EVP_MD_CTX_free(ctx);
-    out[0] = '\0';
-    for (unsigned i = 0; ok && i < len; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    digest_end(ctx, ok, out);
 }
 
 void cs_digest(const struct cl_entry **lists[], const int counts[], char out[65])
 {
-    struct gv_buf in;
-    gv_buf_init(&in);
-    out[0] = '\0';
-    if (cs_digest_input(lists, counts, &in, NULL) == 0)
-        cs_digest_hex(&in, NULL, NULL, 0, out);
-    gv_buf_free(&in);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    ok = ok && digest_records(lists, counts, put_hash, ctx, NULL, NULL) == 0;
+    digest_end(ctx, ok, out);
 }
 
 int cs_store_digest(const struct node_cstate *cs, char out[65])
