@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* ---- signals and shutdown ------------------------------------------------ */
@@ -331,6 +332,22 @@ static int sticky_key(struct node *n)
 
 /* Log level and sticky key from the config: 0, or 2 (the exit status) on a
  * bad value. */
+/* Takes the open-files limit up to its hard limit, as Go's runtime and
+ * HAProxy do: each client, upstream and member connection is a descriptor
+ * (two per member: one each way), and a shell's default soft limit of 1,024
+ * would refuse connections long before memory runs short. */
+static void raise_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        gv_debug("open files limit raised from %llu to %llu", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_max);
+}
+
 static int configure_process(struct node *n)
 {
     enum gv_log_level lvl = GV_LOG_INFO;
@@ -343,6 +360,7 @@ static int configure_process(struct node *n)
     /* A peer that hangs up mid-write is an error on that connection, not
      * the end of the process. */
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files();
     return sticky_key(n) != 0 ? 2 : 0;
 }
 

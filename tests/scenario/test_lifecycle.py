@@ -3,6 +3,7 @@ exits 0; a refused upstream is 502, a slow one 504; the admin API and the
 config commands answer per SPEC."""
 
 import os
+import resource
 import signal
 import socket
 import threading
@@ -125,6 +126,31 @@ def test_a_fatal_signal_prints_the_stack_first():
     assert f"grapevine: fatal SIGSEGV sent by pid {os.getpid()} in thread" in err, err[-2000:]
     # the main thread's frames, named: exported symbols and libuv's
     assert "(node_cli_main+0x" in err and "(uv_run+0x" in err, err[-2000:]
+
+
+def _open_files_limits(pid):
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError(f"no open files line in /proc/{pid}/limits")
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit():
+    """A node started from a shell with the usual soft limit of 1,024 open
+    files takes it up to the hard limit: every connection is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(1024, hard)
+    if low == hard:
+        pytest.skip(f"the hard limit is {hard}: nothing to raise")
+    echo = Echo("e1")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))  # inherited by the node
+    try:
+        node = Node(service_yaml([echo.address]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert node.get("/").status_code == 200
+    assert _open_files_limits(node.popen.pid) == (hard, hard)
 
 
 def test_refused_upstream_is_502_with_json_error():
