@@ -25,6 +25,7 @@ struct node {
     struct node_config cfg;
     uv_loop_t loop;
     uv_signal_t sig_term, sig_int, sig_hup;
+    uv_work_t pool_start; /* starts libuv's thread pool with the node */
     struct lb_registry *registry;
     struct gw_snapshot_slot slot;
     struct node_gen *gen;         /* the served config (snapshot.c), one reference */
