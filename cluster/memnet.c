@@ -15,6 +15,8 @@ struct cl_memnet_ep {
     void *arg;
     bool down;
     int group;
+    char **kept; /* addresses the transport was asked to keep (until forget) */
+    size_t nkept;
 };
 
 struct pkt {
@@ -190,7 +192,45 @@ static int mem_send(void *impl, const char *addr, const uint8_t *data, size_t le
     return 0;
 }
 
-static const struct cl_transport_ops mem_ops = {.name = "memnet", .send = mem_send};
+static size_t kept_at(const struct cl_memnet_ep *ep, const char *addr)
+{
+    size_t i = 0;
+    while (i < ep->nkept && strcmp(ep->kept[i], addr) != 0)
+        i++;
+    return i;
+}
+
+/* Nothing to connect in memory: the calls are only recorded, for tests. */
+static void mem_keep(void *impl, const char *addr)
+{
+    struct cl_memnet_ep *ep = impl;
+    if (kept_at(ep, addr) < ep->nkept)
+        return;
+    char **v = realloc(ep->kept, (ep->nkept + 1) * sizeof(*v));
+    if (v == NULL)
+        return;
+    ep->kept = v;
+    if ((v[ep->nkept] = strdup(addr)) != NULL)
+        ep->nkept++;
+}
+
+static void mem_forget(void *impl, const char *addr)
+{
+    struct cl_memnet_ep *ep = impl;
+    size_t i = kept_at(ep, addr);
+    if (i == ep->nkept)
+        return;
+    free(ep->kept[i]);
+    ep->kept[i] = ep->kept[--ep->nkept];
+}
+
+bool cl_memnet_keeps(const struct cl_memnet_ep *ep, const char *addr)
+{
+    return kept_at(ep, addr) < ep->nkept;
+}
+
+static const struct cl_transport_ops mem_ops = {
+    .name = "memnet", .send = mem_send, .forget = mem_forget, .keep = mem_keep};
 
 int cl_memnet_new(uv_loop_t *loop, uint64_t seed, struct cl_memnet **out)
 {
@@ -217,6 +257,9 @@ static void on_closed(uv_handle_t *h)
         free(net->heap[i].data);
     free(net->heap);
     for (size_t i = 0; i < net->n_eps; i++) {
+        for (size_t k = 0; k < net->eps[i]->nkept; k++)
+            free(net->eps[i]->kept[k]);
+        free(net->eps[i]->kept);
         free(net->eps[i]->addr);
         free(net->eps[i]);
     }

@@ -45,6 +45,9 @@ int cl_memnet_attach(struct cl_memnet *net, const char *addr, struct cl_memnet_e
 /* The transport that sends from this endpoint. */
 struct cl_transport *cl_memnet_transport(struct cl_memnet_ep *ep);
 void cl_memnet_set_receiver(struct cl_memnet_ep *ep, cl_receive_fn fn, void *arg);
+/* Whether ep's transport was asked to keep a connection to addr (and has not
+ * been told to forget it since). */
+bool cl_memnet_keeps(const struct cl_memnet_ep *ep, const char *addr);
 /* A down endpoint neither sends nor receives (a killed process). */
 void cl_memnet_set_down(struct cl_memnet_ep *ep, bool down);
 /* Messages between endpoints of different groups are dropped (default 0). */

@@ -18,6 +18,7 @@
 #include "common/util.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct cl_nng_peer {
     struct cl_nng_peer *next;
     nng_socket sock;
     uint64_t last_used_ms;
+    bool kept; /* a live member's: not closed for being idle */
     char addr[];
 };
 
@@ -404,8 +406,19 @@ static void sweep_cb(uv_timer_t *timer)
     struct cl_nng_transport *t = GV_CONTAINER_OF(timer, struct cl_nng_transport, sweep);
     uint64_t now = uv_now(t->loop);
 
-    while (t->oldest && now - t->oldest->last_used_ms >= CL_NNG_PEER_IDLE_MS)
-        peer_close(t, t->oldest);
+    /* kept peers go back to the head as if used now, so the walk goes on */
+    size_t kept = 0;
+    while (t->oldest && now - t->oldest->last_used_ms >= CL_NNG_PEER_IDLE_MS && kept < t->npeers) {
+        struct cl_nng_peer *p = t->oldest;
+        if (!p->kept) {
+            peer_close(t, p);
+            continue;
+        }
+        p->last_used_ms = now;
+        recent_unlink(t, p);
+        recent_push(t, p);
+        kept++;
+    }
 }
 
 /* ---- send (loop thread) ---- */
@@ -503,10 +516,21 @@ static void ops_forget(void *impl, const char *addr)
         peer_close(t, p);
 }
 
+/* Dials addr now (in the background) unless a socket to it is open. */
+static void ops_keep(void *impl, const char *addr)
+{
+    struct cl_nng_transport *t = impl;
+    struct cl_nng_peer *p;
+    if (t->stopping || is_blocked(t, addr, strlen(addr)) || peer_use(t, addr, &p) < 0)
+        return;
+    p->kept = true;
+}
+
 const struct cl_transport_ops cl_nng_transport_ops = {
     .name = "nng",
     .send = ops_send,
     .forget = ops_forget,
+    .keep = ops_keep,
 };
 
 struct cl_transport cl_nng_transport_iface(struct cl_nng_transport *t)

@@ -15,10 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-#define RAW_CAP    (CL_MAX_MESSAGE - 1024)
-#define MAX_RELAYS 256
-#define MAX_REAPED 256
-#define PP_LIMIT   (CL_MAX_MESSAGE - 1024)
+#define RAW_CAP        (CL_MAX_MESSAGE - 1024)
+#define MAX_RELAYS     256
+#define MAX_REAPED     256
+#define KEEP_PER_ROUND 4 /* members connected ahead per gossip round */
+#define PP_LIMIT       (CL_MAX_MESSAGE - 1024)
 /* Addresses of one seed name contacted per lookup (as addrset's cap), and
  * seed lookups in flight past which a refresh waits its next turn (a DNS
  * server that does not answer must not pile them up). */
@@ -253,8 +254,10 @@ static void set_state(struct cl_swim *s, struct cl_member *m, enum cl_member_sta
     if (m->state != st) {
         m->change_ms = now_ms(s);
         m->change_unix_ms = unix_ms();
-        if (st >= CL_STATE_DEAD && m != s->self)
+        if (st >= CL_STATE_DEAD && m != s->self) {
             cl_transport_forget(s->tr, m->addr);
+            m->kept = false;
+        }
     }
     m->state = st;
 }
@@ -565,6 +568,10 @@ static void apply_alive(struct cl_swim *s, const char *name, const char *addr, u
         return;
     enum cl_member_state old = m->state;
     clear_suspicion(m);
+    if (m->kept && strcmp(m->addr, addr) != 0) { /* moved: not the old address's */
+        cl_transport_forget(s->tr, m->addr);
+        m->kept = false;
+    }
     snprintf(m->addr, sizeof(m->addr), "%s", addr);
     copy_meta(m, meta, meta_len);
     m->incarnation = inc;
@@ -1151,12 +1158,30 @@ int cl_swim_join(struct cl_swim *s, const char *const *addrs, size_t n)
 
 /* ---- periodic work ---- */
 
+/* Asks the transport to connect ahead to a few more live members (at most
+ * KEEP_PER_ROUND a gossip round: 99 members in 5 s with the lan profile, so a
+ * hundred nodes starting together do not dial each other all at once). */
+static void keep_some(struct cl_swim *s)
+{
+    size_t asked = 0;
+    for (size_t seen = 0; seen < s->n_members && asked < KEEP_PER_ROUND; seen++) {
+        struct cl_member *m = s->members[s->keep_index++ % s->n_members];
+        if (m == s->self || m->kept || m->state > CL_STATE_SUSPECT)
+            continue;
+        cl_transport_keep(s->tr, m->addr);
+        m->kept = true;
+        asked++;
+    }
+}
+
 static void on_gossip_timer(uv_timer_t *h)
 {
     struct cl_swim *s = h->data;
     s->last_gossip_ms = now_ms(s);
     if (cl_bq_len(&s->q) > 0)
         send_gossip(s, s->t.gossip_nodes);
+    if (!s->leaving && !s->stopping)
+        keep_some(s);
 }
 
 void cl_swim_gossip_soon(struct cl_swim *s)

@@ -22,6 +22,7 @@ struct cl_member {
     uint64_t change_ms, change_unix_ms;
     uint64_t next_retry_ms; /* dead: when to try its address again */
     struct cl_suspicion *susp;
+    bool kept; /* the transport was asked to keep a connection to addr */
     struct cl_member *hnext;
     size_t idx; /* position in swim->members */
 };
@@ -61,6 +62,7 @@ struct cl_swim {
     struct cl_member **buckets;
     size_t n_buckets;
     size_t probe_index;
+    size_t keep_index; /* where keep_some goes on */
 
     struct cl_bqueue q;
     struct cl_seen seen;

@@ -344,6 +344,105 @@ static void test_peer_comes_up(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+/* A raw TCP listener standing in for a peer: it answers nng's handshake as
+ * a pull socket would and counts connections opened and closed. */
+struct raw_peer {
+    uv_tcp_t server;
+    uv_tcp_t conn[4];
+    int accepted, closed;
+};
+
+static void raw_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    static char scratch[256];
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct raw_peer *rp = s->data;
+    if (n < 0) {
+        rp->closed++;
+        uv_read_stop(s);
+    }
+}
+
+static void raw_written(uv_write_t *w, int status)
+{
+    free(w);
+}
+
+static void raw_accept(uv_stream_t *server, int status)
+{
+    static const char pull_header[8] = {0, 'S', 'P', 0, 0, 0x51, 0, 0}; /* SP: pull0 */
+    struct raw_peer *rp = server->data;
+    if (status != 0 || rp->accepted == 4)
+        return;
+    uv_tcp_t *c = &rp->conn[rp->accepted++];
+    uv_tcp_init(server->loop, c);
+    c->data = rp;
+    CHECK_INT(uv_accept(server, (uv_stream_t *)c), 0);
+    uv_write_t *w = malloc(sizeof(*w));
+    uv_buf_t b = uv_buf_init((char *)pull_header, sizeof(pull_header));
+    CHECK_INT(uv_write(w, (uv_stream_t *)c, &b, 1, raw_written), 0);
+    uv_read_start((uv_stream_t *)c, raw_alloc, raw_read);
+}
+
+static int raw_accepted(void *arg)
+{
+    return ((struct raw_peer *)arg)->accepted > 0;
+}
+
+static int raw_closed(void *arg)
+{
+    return ((struct raw_peer *)arg)->closed > 0;
+}
+
+/* keep dials a live member before anything is sent to it, and forget
+ * closes that connection. */
+static void test_keep_connects_ahead(void)
+{
+    uv_loop_t loop;
+    struct inbox ia = {0};
+    struct raw_peer rp = {0};
+    struct sockaddr_in sin;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char addr[64];
+
+    uv_loop_init(&loop);
+    uv_ip4_addr("127.0.0.1", 0, &sin);
+    uv_tcp_init(&loop, &rp.server);
+    rp.server.data = &rp;
+    CHECK_INT(uv_tcp_bind(&rp.server, (const struct sockaddr *)&sin, 0), 0);
+    CHECK_INT(uv_listen((uv_stream_t *)&rp.server, 8, raw_accept), 0);
+    CHECK_INT(uv_tcp_getsockname(&rp.server, (struct sockaddr *)&ss, &len), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u",
+             (unsigned)ntohs(((struct sockaddr_in *)&ss)->sin_port));
+
+    struct cl_nng_transport *a = start(&loop, NULL, &ia);
+    struct cl_transport tr = cl_nng_transport_iface(a);
+    struct cl_nng_stats st;
+    cl_transport_keep(&tr, addr);
+    cl_transport_keep(&tr, addr); /* once is enough: the same socket */
+    CHECK(run_until(&loop, raw_accepted, &rp, DEADLINE_MS));
+    cl_nng_transport_stats(a, &st);
+    CHECK_INT(st.peers, 1);
+    CHECK_INT(st.out.messages, 0);
+    CHECK_INT(rp.closed, 0);
+    cl_transport_forget(&tr, addr);
+    CHECK(run_until(&loop, raw_closed, &rp, DEADLINE_MS));
+    cl_nng_transport_stats(a, &st);
+    CHECK_INT(st.peers, 0);
+
+    stop_and_wait(&loop, a);
+    for (int i = 0; i < rp.accepted; i++)
+        uv_close((uv_handle_t *)&rp.conn[i], NULL);
+    uv_close((uv_handle_t *)&rp.server, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(uv_loop_close(&loop), 0);
+}
+
 /* The peer cache is capped: the least recently used peer makes room. */
 static void test_peer_cap(void)
 {
@@ -681,6 +780,6 @@ static void test_frame_codec(void)
 }
 
 TEST_MAIN(TEST(test_exchange), TEST(test_burst), TEST(test_host_name), TEST(test_unreachable),
-          TEST(test_peer_comes_up), TEST(test_peer_cap), TEST(test_sealed),
-          TEST(test_hostile_input), TEST(test_blocked), TEST(test_lifecycle),
+          TEST(test_keep_connects_ahead), TEST(test_peer_comes_up), TEST(test_peer_cap),
+          TEST(test_sealed), TEST(test_hostile_input), TEST(test_blocked), TEST(test_lifecycle),
           TEST(test_frame_codec))

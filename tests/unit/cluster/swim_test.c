@@ -217,6 +217,39 @@ static void test_join_and_detect(void)
     teardown();
 }
 
+/* Whether every running node's transport keeps a connection to every other
+ * running node (arg: the node none may keep, or -1). */
+static bool all_kept(void *arg)
+{
+    int gone = (int)(intptr_t)arg;
+    for (int i = 0; i < C.n; i++)
+        for (int j = 0; C.nodes[i].s != NULL && j < C.n; j++) {
+            bool want = j != i && j != gone && C.nodes[j].s != NULL;
+            if (cl_memnet_keeps(C.nodes[i].ep, C.nodes[j].addr) != want)
+                return false;
+        }
+    return true;
+}
+
+/* A node asks its transport to connect ahead to each live member (a config
+ * change goes to all at once), forgets a dead one, and keeps it again when
+ * it comes back. */
+static void test_connects_ahead_to_members(void)
+{
+    setup(5);
+    CHECK(run_until(all_alive, (void *)(intptr_t)5, 3000));
+    CHECK(run_until(all_kept, (void *)(intptr_t)-1, 3000));
+    cl_memnet_set_down(C.nodes[4].ep, true);
+    struct want w = {4, CL_STATE_DEAD, -1};
+    CHECK(run_until(all_see, &w, 3000));
+    stop_node(4);
+    CHECK(all_kept((void *)(intptr_t)4)); /* forgotten with its death */
+    CHECK_INT(start_node(4, "10.0.0.1:7946", 100), 0);
+    CHECK(run_until(all_alive, (void *)(intptr_t)5, 3000));
+    CHECK(run_until(all_kept, (void *)(intptr_t)-1, 3000));
+    teardown();
+}
+
 /* n1 tells n0 that n2 (at incarnation inc) is suspect: a false suspicion. */
 static void suspect_n2_at_n0(uint64_t inc)
 {
@@ -586,7 +619,8 @@ static void test_held_up_is_not_a_verdict(void)
     teardown();
 }
 
-TEST_MAIN(TEST(test_join_and_detect), TEST(test_held_up_is_not_a_verdict), TEST(test_refute),
-          TEST(test_leave), TEST(test_partition_heals), TEST(test_restart),
-          TEST(test_broadcast_and_push_pull), TEST(test_meta_and_garbage),
-          TEST(test_seed_late_and_by_name), TEST(test_config_errors), TEST(test_early_push_pull))
+TEST_MAIN(TEST(test_join_and_detect), TEST(test_connects_ahead_to_members),
+          TEST(test_held_up_is_not_a_verdict), TEST(test_refute), TEST(test_leave),
+          TEST(test_partition_heals), TEST(test_restart), TEST(test_broadcast_and_push_pull),
+          TEST(test_meta_and_garbage), TEST(test_seed_late_and_by_name), TEST(test_config_errors),
+          TEST(test_early_push_pull))
