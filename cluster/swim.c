@@ -1160,7 +1160,9 @@ int cl_swim_join(struct cl_swim *s, const char *const *addrs, size_t n)
 
 /* Asks the transport to connect ahead to a few more live members (at most
  * KEEP_PER_ROUND a gossip round: 99 members in 5 s with the lan profile, so a
- * hundred nodes starting together do not dial each other all at once). */
+ * hundred nodes starting together do not dial each other all at once). A
+ * member is asked once while it lives: should the transport not keep it (a
+ * test's fault switch, its peer cap), the first send connects, as before. */
 static void keep_some(struct cl_swim *s)
 {
     size_t asked = 0;

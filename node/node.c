@@ -330,8 +330,6 @@ static int sticky_key(struct node *n)
     return ok ? 0 : GV_EIO;
 }
 
-/* Log level and sticky key from the config: 0, or 2 (the exit status) on a
- * bad value. */
 /* Takes the open-files limit up to its hard limit, as Go's runtime and
  * HAProxy do: each client, upstream and member connection is a descriptor
  * (two per member: one each way), and a shell's default soft limit of 1,024
@@ -348,6 +346,8 @@ static void raise_open_files(void)
                  (unsigned long long)rl.rlim_max);
 }
 
+/* Log level and sticky key from the config: 0, or 2 (the exit status) on a
+ * bad value. */
 static int configure_process(struct node *n)
 {
     enum gv_log_level lvl = GV_LOG_INFO;
